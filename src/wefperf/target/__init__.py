@@ -1,0 +1,1 @@
+"""The reference WEF collector and its embedded S3 server."""
