@@ -54,12 +54,21 @@ def _profiles(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `docker compose run SERVICE -e NAME=VALUE` hands the -e flags to us as the command:
+    # with no sub-command they mean `run` with those settings (profile from PERF_TEST_PROFILE).
+    if argv and (argv[0] in ("-e", "--env") or argv[0].startswith(("-e", "--env="))):
+        argv = ["run", *argv]
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`wefperf profiles | head`): not an error worth a traceback.
+        sys.stderr.close()
+        return EXIT_PASS
 
 
 def entry() -> None:

@@ -1,11 +1,145 @@
-"""`wefperf run`: placeholder, being written (issue 2)."""
+"""`wefperf run`: settings from flags, -e NAME=VALUE, the environment and a profile; then the runner."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from typing import Any
+
+from .settings import ENV_NAMES, ConfigError, Settings, load_settings
+
+PROFILE_ENV = "PERF_TEST_PROFILE"
+_SECRET_FIELDS = {"aws_access_key_id", "aws_secret_access_key"}
+_BOOL_FIELDS = {"verify_s3"}
 
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    p = sub.add_parser("run", help="run a load test")
-    p.add_argument("--profile")
-    p.set_defaults(handler=lambda args: 2)
+    p = sub.add_parser(
+        "run",
+        help="run a load test",
+        description="Run a load test. Precedence: flag > -e NAME=VALUE / environment > profile > default.",
+    )
+    add_run_arguments(p)
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default=None, help=f"built-in profile name or a .toml path (env {PROFILE_ENV})")
+    p.add_argument("--results", default=None, metavar="PATH", help="results JSON (default /tmp/performance_test_results.json)")
+    p.add_argument("--embedded", action="store_true", help="start the reference collector and an embedded S3, run against them")
+    p.add_argument("-e", "--env", action="append", default=[], metavar="NAME=VALUE", help="set a setting by its environment name")
+    for field in Settings.model_fields:
+        if field in _SECRET_FIELDS or field == "results_path":
+            continue
+        flag = "--" + field.replace("_", "-")
+        if field in _BOOL_FIELDS:
+            p.add_argument(flag, dest=f"set_{field}", action=argparse.BooleanOptionalAction, default=None,
+                           help=f"({ENV_NAMES[field]})")
+        else:
+            p.add_argument(flag, dest=f"set_{field}", default=None, metavar="V", help=f"({ENV_NAMES[field]})")
+    p.set_defaults(handler=handle_run)
+
+
+def _environment(pairs: list[str]) -> dict[str, str] | None:
+    if not pairs:
+        return None
+    known = {name.upper() for name in ENV_NAMES.values()} | {PROFILE_ENV}
+    env = dict(os.environ)
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"-e {pair!r}: expected NAME=VALUE")
+        if name.upper() not in known:
+            raise ConfigError(f"-e {name}: not a setting wefperf reads (see `wefperf run --help`)")
+        env[name.upper()] = value
+    return env
+
+
+def settings_from_args(args: argparse.Namespace) -> tuple[Settings, str | None]:
+    environ = _environment(args.env)
+    profile = args.profile or (environ or os.environ).get(PROFILE_ENV) or None
+    flags: dict[str, Any] = {
+        key.removeprefix("set_"): value for key, value in vars(args).items() if key.startswith("set_") and value is not None
+    }
+    if args.results:
+        flags["results_path"] = args.results
+    return load_settings(profile, flags, environ), profile
+
+
+def handle_run(args: argparse.Namespace) -> int:
+    try:
+        settings, profile = settings_from_args(args)
+    except ConfigError as exc:
+        print(f"wefperf: configuration error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        import uvloop
+
+        return uvloop.run(_main(settings, profile, args.embedded))
+    except ImportError:
+        return asyncio.run(_main(settings, profile, args.embedded))
+
+
+async def _main(settings: Settings, profile: str | None, embedded: bool) -> int:
+    from .report.console import ConsoleReporter
+    from .report.results_json import write_results
+    from .runner import run_test
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    main_task = asyncio.current_task()
+
+    def on_signal() -> None:
+        if stop.is_set() and main_task is not None:
+            main_task.cancel()  # a second Ctrl-C: give up on the drain
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, on_signal)
+
+    reporter = ConsoleReporter()
+    async with contextlib.AsyncExitStack() as stack:
+        if embedded:
+            settings = await _embedded(stack, settings, reporter)
+            if settings is None:
+                return 2
+        try:
+            result = await run_test(settings, reporter=reporter, stop=stop, profile=profile)
+        except asyncio.CancelledError:
+            print("wefperf: interrupted twice; no results written", file=sys.stderr)
+            return 130
+    try:
+        path = write_results(result, settings.results_path)
+        print(f"\nResults written to {path}")
+    except OSError as exc:
+        print(f"wefperf: could not write results to {settings.results_path}: {exc.strerror or exc}", file=sys.stderr)
+    return result.exit_code if not stop.is_set() else 130
+
+
+async def _embedded(stack: contextlib.AsyncExitStack, settings: Settings, reporter: Any) -> Settings | None:
+    from .target.embedded import embedded_stack
+
+    try:
+        ends = await stack.enter_async_context(
+            embedded_stack(
+                flush_interval_secs=settings.flush_interval_secs,
+                max_file_size_mb=settings.max_file_size_mb,
+                bucket=settings.s3_bucket,
+            )
+        )
+    except (RuntimeError, OSError) as exc:
+        print(f"wefperf: could not start the embedded collector: {exc}", file=sys.stderr)
+        return None
+    reporter.line(f"Embedded reference collector at {ends.wef_endpoint}, S3 at {ends.s3_endpoint}")
+    return settings.model_copy(
+        update={
+            "wef_endpoint": ends.wef_endpoint,
+            "wef_stats_endpoint": ends.wef_endpoint.rstrip("/") + "/stats/throughput",
+            "s3_endpoint": ends.s3_endpoint,
+            "s3_bucket": ends.bucket,
+        }
+    )

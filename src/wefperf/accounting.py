@@ -1,0 +1,168 @@
+"""Exact per-event accounting: which acknowledged events of a run the stored rows hold.
+
+One byte per sequence number (a saturating copy count) keeps memory at one byte per
+expected event, and `bytes.count` / `re.finditer` over it find missing and duplicated
+ranges at C speed instead of walking millions of Python ints.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Iterable, Sequence
+
+# A run without known expectations grows its table up to this many sequence numbers.
+MAX_DYNAMIC_SPAN = 200_000_000
+MAX_RANGES = 1000
+
+_ZEROS = re.compile(rb"\x00+")
+_REPEATS = re.compile(rb"[\x02-\xff]+")
+
+
+@dataclass
+class Accounting:
+    """This run's rows against the events the collector acknowledged."""
+
+    run_id: str
+    batch_size: int
+    expected: int | None  # acknowledged events; None when the run's extent is unknown
+    found: int  # distinct acknowledged events stored
+    rows: int  # rows carrying this run's id
+    missing: int
+    duplicated: int  # extra copies beyond the first
+    missing_ranges: list[tuple[int, int]] = field(default_factory=list)  # inclusive seq ranges
+    duplicate_ranges: list[tuple[int, int]] = field(default_factory=list)
+    missing_range_count: int = 0
+    duplicate_range_count: int = 0
+    not_acknowledged_found: int = 0  # events of failed batches that were stored anyway
+    failed_batches: int = 0
+    unexpected: int = 0  # rows of this run whose sequence number was never sent
+    other_rows: int = 0  # rows carrying another run's id
+    unmarked_rows: int = 0  # rows without any wefperf marker
+
+    @property
+    def ok(self) -> bool:
+        return self.missing == 0 and self.duplicated == 0 and self.unexpected == 0
+
+    def to_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data["missing_ranges"] = [list(r) for r in self.missing_ranges]
+        data["duplicate_ranges"] = [list(r) for r in self.duplicate_ranges]
+        data["ok"] = self.ok
+        return data
+
+
+class SeqCounter:
+    """Copy counts per sequence number of one run; `add` may be called from worker threads."""
+
+    def __init__(self, span: int | None) -> None:
+        self.fixed = span is not None
+        self.counts = bytearray(span or 0)
+        self.rows = 0
+        self.unexpected = 0
+        self.overflow = 0  # copies past the 255 a byte can count
+        self.other_rows = 0
+        self.unmarked_rows = 0
+        self._lock = threading.Lock()
+
+    def add(self, seqs: Sequence[int], max_seq: int = -1, *, bad: int = 0, other: int = 0, unmarked: int = 0) -> None:
+        """Count this run's sequence numbers; `bad` rows had an impossible index."""
+        with self._lock:
+            self.rows += len(seqs) + bad
+            self.unexpected += bad
+            self.other_rows += other
+            self.unmarked_rows += unmarked
+            counts = self.counts
+            if not self.fixed and max_seq >= len(counts):
+                counts.extend(bytes(min(max_seq + 1, MAX_DYNAMIC_SPAN) - len(counts)))
+            n = len(counts)
+            for s in seqs:
+                if s < n:
+                    c = counts[s]
+                    if c < 255:
+                        counts[s] = c + 1
+                    else:
+                        self.overflow += 1
+                else:
+                    self.unexpected += 1
+
+
+def expected_span(batch_size: int, sent_batches: int | None, total_events: int | None) -> int | None:
+    """Sequence numbers 0..span-1 were sent; in count mode the last batch may be short."""
+    if sent_batches is None:
+        return None
+    span = sent_batches * batch_size
+    if total_events is not None:
+        span = min(span, total_events)
+    return span
+
+
+def _ranges(pattern: re.Pattern[bytes], data: bytes | bytearray, limit: int) -> tuple[list[tuple[int, int]], int]:
+    ranges: list[tuple[int, int]] = []
+    count = 0
+    for m in pattern.finditer(data):
+        if count < limit:
+            ranges.append((m.start(), m.end() - 1))
+        count += 1
+    return ranges, count
+
+
+def summarize(
+    counter: SeqCounter,
+    *,
+    run_id: str,
+    batch_size: int,
+    sent_batches: int | None,
+    total_events: int | None,
+    failed_batches: Iterable[int] = (),
+    max_ranges: int = MAX_RANGES,
+) -> Accounting:
+    """Turn the copy counts into found / missing / duplicated with their sequence ranges."""
+    span = expected_span(batch_size, sent_batches, total_events)
+    view = bytearray(counter.counts if span is None else counter.counts[:span])
+    known = span is not None
+    failed = sorted({b for b in failed_batches if b >= 0 and b * batch_size < len(view)})
+    not_ack = failed_len = 0
+    for b in failed:
+        lo, hi = b * batch_size, min((b + 1) * batch_size, len(view))
+        region = view[lo:hi]
+        not_ack += len(region) - region.count(0)
+        failed_len += hi - lo
+        view[lo:hi] = b"\x01" * (hi - lo)  # neither missing nor duplicated: not acknowledged
+    zeros = view.count(0)
+    distinct = len(view) - zeros - failed_len
+    ack_rows = sum(view) - failed_len + counter.overflow
+    missing_ranges, missing_count = _ranges(_ZEROS, view, max_ranges) if known else ([], 0)
+    dup_ranges, dup_count = _ranges(_REPEATS, view, max_ranges)
+    return Accounting(
+        run_id=run_id,
+        batch_size=batch_size,
+        expected=(len(view) - failed_len) if known else None,
+        found=distinct,
+        rows=counter.rows,
+        missing=zeros if known else 0,
+        duplicated=ack_rows - distinct,
+        missing_ranges=missing_ranges,
+        duplicate_ranges=dup_ranges,
+        missing_range_count=missing_count,
+        duplicate_range_count=dup_count,
+        not_acknowledged_found=not_ack,
+        failed_batches=len(failed),
+        unexpected=counter.unexpected,
+        other_rows=counter.other_rows,
+        unmarked_rows=counter.unmarked_rows,
+    )
+
+
+def format_ranges(ranges: Sequence[tuple[int, int]], total: int, batch_size: int, limit: int = 8) -> str:
+    """`seq 1000-1999 (batch 1), seq 5003 (batch 5), ... (+3 more ranges)`."""
+    parts = []
+    for lo, hi in ranges[:limit]:
+        seq = f"seq {lo}" if lo == hi else f"seq {lo}-{hi}"
+        b_lo, b_hi = lo // batch_size, hi // batch_size
+        batch = f"batch {b_lo}" if b_lo == b_hi else f"batches {b_lo}-{b_hi}"
+        parts.append(f"{seq} ({batch})")
+    if total > len(parts):
+        parts.append(f"... (+{total - len(parts)} more ranges)")
+    return ", ".join(parts)

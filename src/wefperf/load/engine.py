@@ -1,0 +1,189 @@
+"""The sender pool: each sender claims the next due batch, waits for its time, sends, records."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+from ..metrics import LoadSummary, Recorder
+from ..payload import PayloadPool
+from . import errors
+from .scheduler import Schedule, Scheduler
+
+log = logging.getLogger("wefperf.load")
+
+PROGRESS_EVERY_BATCHES = 100
+# A batch due within this much is sent at once: the event loop's timers are not finer.
+_SPIN_S = 0.0005
+# After a connection-level failure in unlimited mode, pause so a dead server is not hammered.
+_FAILURE_PAUSE_S = 0.01
+
+
+class Channel(Protocol):
+    async def send(self, batch: int) -> int: ...
+
+
+class Senders(Protocol):
+    name: str
+
+    async def open(self) -> None: ...
+    def channel(self) -> Channel: ...
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ProgressInfo:
+    events_sent: int
+    batches_sent: int
+    elapsed_s: float
+    rate_eps: float
+    remaining_s: float | None
+
+
+def make_senders(kind: str, url: str, pool: PayloadPool, timeout_s: float, concurrency: int) -> Senders:
+    """`auto` picks the raw fast path for http:// and aiohttp for https://."""
+    if kind == "auto":
+        kind = "fast" if url.startswith("http://") else "aiohttp"
+    if kind == "fast":
+        from .fast_sender import FastSenders
+
+        return FastSenders(url, pool, timeout_s)
+    from .aiohttp_sender import AiohttpSenders
+
+    return AiohttpSenders(url, pool, timeout_s, concurrency)
+
+
+class LoadEngine:
+    """Runs the load phase. `stop()` ends scheduling; in-flight requests drain for a bounded time."""
+
+    def __init__(
+        self,
+        *,
+        pool: PayloadPool,
+        senders: Senders,
+        schedule: Schedule,
+        concurrency: int,
+        drain_timeout_s: float = 10.0,
+        progress: Callable[[ProgressInfo], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.pool, self.senders, self.schedule = pool, senders, schedule
+        self.concurrency = concurrency
+        self.drain_timeout_s = drain_timeout_s
+        self.progress, self.on_error, self.clock = progress, on_error, clock
+        self.scheduler: Scheduler | None = None
+        self.recorder: Recorder | None = None
+        self._sleeping: set[asyncio.Task[None]] = set()
+        self._interrupted = False
+        self._stopped = asyncio.Event()
+
+    @property
+    def start_time(self) -> float:
+        assert self.scheduler is not None
+        return self.scheduler.start
+
+    def stop(self, interrupted: bool = True) -> None:
+        """Stop handing out batches; senders waiting for their slot give it up at once."""
+        self._interrupted = self._interrupted or interrupted
+        if self.scheduler is not None:
+            self.scheduler.stop()
+        for task in list(self._sleeping):
+            task.cancel()
+        self._stopped.set()
+
+    async def run(self) -> LoadSummary:
+        await self.senders.open()
+        start = self.clock()
+        self.scheduler = Scheduler(self.schedule, start)
+        self.recorder = Recorder(start)
+        workers = [asyncio.create_task(self._worker()) for _ in range(self.concurrency)]
+        try:
+            all_done = asyncio.ensure_future(asyncio.gather(*workers, return_exceptions=True))
+            stop_wait = asyncio.ensure_future(self._stopped.wait())
+            await asyncio.wait({all_done, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+            if not all_done.done():
+                # Interrupted: give in-flight requests a bounded time to finish.
+                _, pending = await asyncio.wait({all_done}, timeout=self.drain_timeout_s)
+                if pending:
+                    for w in workers:
+                        w.cancel()
+                    await asyncio.gather(*workers, return_exceptions=True)
+            stop_wait.cancel()
+            for result in all_done.result() if all_done.done() and not all_done.cancelled() else []:
+                if isinstance(result, Exception):
+                    raise result
+        finally:
+            await self.senders.close()
+        end = self.clock()
+        return self.recorder.summary(
+            end, timed_out=self.scheduler.timed_out, interrupted=self._interrupted
+        )
+
+    async def _worker(self) -> None:
+        sched, rec, pool, clock = self.scheduler, self.recorder, self.pool, self.clock
+        assert sched is not None and rec is not None
+        channel = self.senders.channel()
+        me = asyncio.current_task()
+        assert me is not None
+        unlimited = self.schedule.interval_s == 0
+        while True:
+            claim = sched.claim(clock())
+            if claim is None:
+                return
+            batch, intended = claim
+            delay = intended - clock()
+            if delay > _SPIN_S:
+                self._sleeping.add(me)
+                try:
+                    await asyncio.sleep(delay)
+                except asyncio.CancelledError:
+                    return
+                finally:
+                    self._sleeping.discard(me)
+                if not sched.still_due(intended, clock()):
+                    return
+            events = pool.events_in(batch)
+            sent = clock()
+            if unlimited:
+                intended = sent
+            rec.sent(events, intended, sent)
+            if self.progress is not None and rec.batches_sent % PROGRESS_EVERY_BATCHES == 0:
+                self._report_progress(sent)
+            try:
+                status = await channel.send(batch)
+            except asyncio.CancelledError:
+                rec.failed(batch, events, "interrupted", "cancelled while in flight", clock())
+                raise
+            except Exception as exc:  # every transport failure is counted, the run goes on
+                cls = errors.classify(exc)
+                if rec.failed(batch, events, cls, errors.describe(exc), clock()) and self.on_error:
+                    self.on_error(f"Batch {batch} failed: {cls}: {errors.describe(exc)}")
+                if unlimited and cls in (errors.CONNECTION_REFUSED, errors.CONNECTION_RESET, errors.TIMEOUT):
+                    await asyncio.sleep(_FAILURE_PAUSE_S)
+                continue
+            done = clock()
+            if 200 <= status < 300:
+                rec.ok(events, intended, sent, done)
+            else:
+                cls = errors.http_status(status)
+                if rec.failed(batch, events, cls, f"HTTP {status}", done) and self.on_error:
+                    self.on_error(f"Batch {batch} failed: HTTP {status}")
+
+    def _report_progress(self, now: float) -> None:
+        rec, sched = self.recorder, self.scheduler
+        assert rec is not None and sched is not None and self.progress is not None
+        elapsed = max(now - sched.start, 1e-9)
+        rate = rec.events_sent / elapsed
+        remaining: float | None
+        if sched.end_time is not None:
+            remaining = max(sched.end_time - now, 0.0)
+        elif self.schedule.total_batches is not None and rate > 0:
+            left = max(self.schedule.total_batches * self.pool.batch_size - rec.events_sent, 0)
+            remaining = left / rate
+        else:
+            remaining = None
+        self.progress(ProgressInfo(rec.events_sent, rec.batches_sent, elapsed, rate, remaining))

@@ -1,0 +1,59 @@
+"""Error classes a failed batch is counted under; the report groups by these names."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ssl
+
+CONNECTION_REFUSED = "connection_refused"
+CONNECTION_RESET = "connection_reset"
+TIMEOUT = "timeout"
+PROTOCOL = "protocol_error"
+TLS = "tls_error"
+OTHER = "other"
+
+
+def http_status(status: int) -> str:
+    return f"http_{status}"
+
+
+def classify(exc: BaseException) -> str:
+    """Map an exception from either sender to one class name."""
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return TIMEOUT
+    if isinstance(exc, ssl.SSLError):
+        return TLS
+    try:
+        import aiohttp
+
+        if isinstance(exc, aiohttp.ServerTimeoutError):
+            return TIMEOUT
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            inner = exc.os_error
+            return classify(inner) if inner is not exc else OTHER
+        if isinstance(exc, aiohttp.ServerDisconnectedError):
+            return CONNECTION_RESET
+        if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientResponseError):
+            return PROTOCOL
+    except ImportError:  # pragma: no cover - aiohttp is a dependency
+        pass
+    if isinstance(exc, ConnectionRefusedError):
+        return CONNECTION_REFUSED
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
+        return CONNECTION_RESET
+    if isinstance(exc, OSError):
+        if exc.errno == errno.ECONNREFUSED:
+            return CONNECTION_REFUSED
+        if exc.errno in (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED):
+            return CONNECTION_RESET
+        if exc.errno == errno.ETIMEDOUT:
+            return TIMEOUT
+    if type(exc).__name__ == "HttpParserError" or isinstance(exc, ValueError):
+        return PROTOCOL
+    return OTHER
+
+
+def describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

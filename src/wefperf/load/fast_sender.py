@@ -1,0 +1,129 @@
+"""A raw asyncio protocol that writes pre-framed requests and parses replies with httptools.
+
+Chosen for plain HTTP at high rates: aiohttp's per-request machinery costs more CPU than
+the server it measures (see docs/benchmarks.md). One keep-alive connection per sender.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlsplit
+
+import httptools
+
+from ..payload import PayloadPool
+from ..payload.wire import request_head
+
+
+class _ReplyProtocol(asyncio.Protocol):
+    """Resolves one waiter per HTTP response; the body is read and dropped."""
+
+    def __init__(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.waiter: asyncio.Future[int] | None = None
+        self.closed = False
+        self.keep_alive = True
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(exc)
+            if self.transport is not None:
+                self.transport.close()
+
+    def on_message_complete(self) -> None:
+        self.keep_alive = self.parser.should_keep_alive()
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(self.parser.get_status_code())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._fail(exc or ConnectionResetError("server closed the connection"))
+
+    def _fail(self, exc: BaseException) -> None:
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+
+
+def _expire(waiter: asyncio.Future[int], seconds: float) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError(f"no response within {seconds:g} s"))
+
+
+class FastChannel:
+    """One connection, one request at a time; reconnects after a failure."""
+
+    def __init__(self, host: str, port: int, pool: PayloadPool, timeout_s: float) -> None:
+        self._host, self._port, self._pool, self._timeout = host, port, pool, timeout_s
+        self._proto: _ReplyProtocol | None = None
+
+    async def _connect(self) -> _ReplyProtocol:
+        loop = asyncio.get_running_loop()
+        _, proto = await asyncio.wait_for(
+            loop.create_connection(_ReplyProtocol, self._host, self._port), self._timeout
+        )
+        return proto
+
+    async def send(self, batch: int) -> int:
+        proto = self._proto
+        if proto is None or proto.closed:
+            proto = self._proto = await self._connect()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[int] = loop.create_future()
+        proto.waiter = waiter
+        assert proto.transport is not None
+        proto.transport.write(self._pool.request(batch))
+        timer = loop.call_later(self._timeout, _expire, waiter, self._timeout)
+        try:
+            status = await waiter
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            timer.cancel()
+        if not proto.keep_alive:
+            self.close()
+        return status
+
+    def close(self) -> None:
+        if self._proto is not None and self._proto.transport is not None:
+            self._proto.transport.close()
+        self._proto = None
+
+
+class FastSenders:
+    """Makes FastChannels for one URL; frames the pool's bodies with a request head once."""
+
+    name = "fast"
+
+    def __init__(self, url: str, pool: PayloadPool, timeout_s: float) -> None:
+        parts = urlsplit(url)
+        if parts.scheme != "http":
+            raise ValueError("the fast sender speaks plain HTTP only; use the aiohttp sender for https")
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port or 80
+        host_header = parts.netloc
+        path = parts.path or "/"
+        pool.frame(lambda length: request_head(host_header, path, length))
+        self._pool, self._timeout = pool, timeout_s
+        self._channels: list[FastChannel] = []
+
+    async def open(self) -> None:
+        return None
+
+    def channel(self) -> FastChannel:
+        ch = FastChannel(self._host, self._port, self._pool, self._timeout)
+        self._channels.append(ch)
+        return ch
+
+    async def close(self) -> None:
+        for ch in self._channels:
+            ch.close()
+        await asyncio.sleep(0)

@@ -1,0 +1,194 @@
+"""Counters, HDR histograms and the per-second timeline.
+
+Memory is fixed: three full-run histograms, one per-second histogram that is reset
+each second, a timeline row per second and a capped list of failed batch numbers.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+from hdrh.histogram import HdrHistogram
+
+# Microseconds, from 1 µs to one hour, three significant figures.
+_LOWEST_US, _HIGHEST_US, _DIGITS = 1, 3_600_000_000, 3
+PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+LATE_THRESHOLD_S = 0.010  # a batch sent more than 10 ms after its intended time is late
+ERROR_SAMPLES_PER_CLASS = 3
+FAILED_BATCHES_KEPT = 100_000
+
+
+def _histogram() -> HdrHistogram:
+    return HdrHistogram(_LOWEST_US, _HIGHEST_US, _DIGITS)
+
+
+def _us(seconds: float) -> int:
+    return min(max(int(seconds * 1e6), _LOWEST_US), _HIGHEST_US)
+
+
+@dataclass(frozen=True)
+class Percentiles:
+    """Milliseconds; what the report and the results JSON show for one histogram."""
+
+    count: int
+    p50: float
+    p90: float
+    p99: float
+    p999: float
+    max: float
+    mean: float
+
+    @classmethod
+    def of(cls, h: HdrHistogram) -> "Percentiles":
+        if h.get_total_count() == 0:
+            return cls(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        p = [h.get_value_at_percentile(q) / 1000 for q in PERCENTILES]
+        return cls(h.get_total_count(), p[0], p[1], p[2], p[3], h.get_max_value() / 1000, h.get_mean_value() / 1000)
+
+
+@dataclass
+class Second:
+    """One timeline row: what happened in one second of the load phase."""
+
+    t: int
+    sent_events: int = 0
+    acked_events: int = 0
+    failed_events: int = 0
+    p99_ms: float = 0.0
+    server_events: int | None = None  # stats delta the sampler saw in this second
+
+
+@dataclass
+class ErrorClass:
+    batches: int = 0
+    events: int = 0
+    samples: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LoadSummary:
+    """Everything the load phase measured; crosses into verdict and reports."""
+
+    elapsed_s: float
+    batches_sent: int
+    events_sent: int
+    batches_ok: int
+    events_ok: int
+    batches_failed: int
+    events_failed: int
+    late_batches: int
+    latency: Percentiles
+    service: Percentiles
+    schedule_lag: Percentiles
+    errors: dict[str, ErrorClass]
+    failed_batches: list[int]
+    failed_batches_truncated: bool
+    timeline: list[Second]
+    timed_out: bool
+    interrupted: bool
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class Recorder:
+    """Takes one call per batch from the senders; cheap enough for 50k batches/s."""
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.latency = _histogram()
+        self.service = _histogram()
+        self.lag = _histogram()
+        self._second = _histogram()
+        self._second_index = 0
+        self.timeline: list[Second] = [Second(0)]
+        self.batches_sent = self.events_sent = 0
+        self.batches_ok = self.events_ok = 0
+        self.batches_failed = self.events_failed = 0
+        self.late_batches = 0
+        self.errors: dict[str, ErrorClass] = {}
+        self.failed_batches: list[int] = []
+        self.failed_truncated = False
+
+    def _row(self, when: float) -> Second:
+        index = int(when - self.start)
+        if index < 0:
+            index = 0
+        if index != self._second_index and index > self._second_index:
+            self._close_second()
+            while len(self.timeline) <= index:
+                self.timeline.append(Second(len(self.timeline)))
+            self._second_index = index
+        return self.timeline[min(index, len(self.timeline) - 1)]
+
+    def _close_second(self) -> None:
+        row = self.timeline[self._second_index]
+        if self._second.get_total_count():
+            row.p99_ms = self._second.get_value_at_percentile(99.0) / 1000
+            self._second.reset()
+
+    def sent(self, events: int, intended: float, actual: float) -> None:
+        self.batches_sent += 1
+        self.events_sent += events
+        lag = actual - intended
+        self.lag.record_value(_us(lag))
+        if lag > LATE_THRESHOLD_S:
+            self.late_batches += 1
+        self._row(actual).sent_events += events
+
+    def ok(self, events: int, intended: float, actual: float, done: float) -> None:
+        self.batches_ok += 1
+        self.events_ok += events
+        latency = _us(done - intended)
+        self.latency.record_value(latency)
+        self.service.record_value(_us(done - actual))
+        self._second.record_value(latency)
+        self._row(done).acked_events += events
+
+    def failed(self, batch: int, events: int, error_class: str, detail: str, done: float) -> bool:
+        """Count a failed batch; True when its detail is among the first few of its class."""
+        self.batches_failed += 1
+        self.events_failed += events
+        self._row(done).failed_events += events
+        if len(self.failed_batches) < FAILED_BATCHES_KEPT:
+            self.failed_batches.append(batch)
+        else:
+            self.failed_truncated = True
+        cls = self.errors.setdefault(error_class, ErrorClass())
+        cls.batches += 1
+        cls.events += events
+        if len(cls.samples) < ERROR_SAMPLES_PER_CLASS:
+            cls.samples.append(f"batch {batch}: {detail}")
+            return True
+        return False
+
+    def server_sample(self, when: float, delta_events: int) -> None:
+        row = self._row(when)
+        row.server_events = (row.server_events or 0) + delta_events
+
+    def summary(self, end: float, *, timed_out: bool = False, interrupted: bool = False) -> LoadSummary:
+        self._close_second()
+        return LoadSummary(
+            elapsed_s=max(end - self.start, 1e-9),
+            batches_sent=self.batches_sent,
+            events_sent=self.events_sent,
+            batches_ok=self.batches_ok,
+            events_ok=self.events_ok,
+            batches_failed=self.batches_failed,
+            events_failed=self.events_failed,
+            late_batches=self.late_batches,
+            latency=Percentiles.of(self.latency),
+            service=Percentiles.of(self.service),
+            schedule_lag=Percentiles.of(self.lag),
+            errors=dict(self.errors),
+            failed_batches=sorted(self.failed_batches),
+            failed_batches_truncated=self.failed_truncated,
+            timeline=list(self.timeline),
+            timed_out=timed_out,
+            interrupted=interrupted,
+        )
+
+
+def error_totals(errors: dict[str, ErrorClass]) -> Counter[str]:
+    return Counter({name: cls.batches for name, cls in errors.items()})

@@ -1,0 +1,1 @@
+"""Console, JSON and S3 result rendering."""

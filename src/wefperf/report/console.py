@@ -1,0 +1,166 @@
+"""The seed's console output, line for line, plus latency, errors and the server's per-type delta."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Callable, TextIO
+
+from ..load import ProgressInfo
+from ..metrics import Percentiles
+
+if TYPE_CHECKING:
+    from ..result import RunResult
+    from ..settings import Settings
+
+RULE = "=" * 70
+
+
+class Reporter:
+    """What the runner tells the user as it goes. The base class says nothing (the API's default)."""
+
+    def banner(self, settings: "Settings", run_id: str) -> None: ...
+    def line(self, text: str = "") -> None: ...
+    def progress(self, info: ProgressInfo) -> None: ...
+    def error(self, text: str) -> None: ...
+    def results(self, result: "RunResult") -> None: ...
+
+
+class ConsoleReporter(Reporter):
+    """Plain lines: what a container log, a CI log and a terminal all show the same way."""
+
+    def __init__(self, out: TextIO | None = None, err: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+
+    def _print(self, text: str = "") -> None:
+        print(text, file=self.out, flush=True)
+
+    def line(self, text: str = "") -> None:
+        self._print(text)
+
+    def error(self, text: str) -> None:
+        print(text, file=self.err, flush=True)
+
+    def banner(self, settings: "Settings", run_id: str) -> None:
+        for text in banner_lines(settings, run_id):
+            self._print(text)
+
+    def progress(self, info: ProgressInfo) -> None:
+        self._print(progress_line(info))
+
+    def results(self, result: "RunResult") -> None:
+        for text in result_lines(result):
+            self._print(text)
+
+
+def banner_lines(settings: "Settings", run_id: str) -> list[str]:
+    lines = [RULE, f"PERFORMANCE TEST: {settings.test_name}", RULE]
+    if settings.duration_mode:
+        lines.append(f"Test duration: {settings.duration_secs:g} seconds")
+        if settings.target_eps:
+            lines.append(f"Expected events: ~{settings.duration_secs * settings.target_eps:,.0f}")
+    else:
+        lines.append(f"Total events: {settings.total_events:,}")
+        lines.append(f"Timeout: {settings.timeout_secs:g} seconds")
+    lines.append(f"Batch size: {settings.batch_size}")
+    lines.append(
+        f"Target rate: {settings.target_eps:,.0f} events/second" if settings.target_eps else "Target rate: unlimited"
+    )
+    if settings.event_type:
+        lines.append(f"Event type: {settings.event_type} (single type)")
+    else:
+        lines.append("Event type: weighted mix of 4624, 4634, 4672, 4688, 4625")
+    lines.append(f"S3 verification: {'Enabled' if settings.verify_s3 else 'Disabled'}")
+    lines.append(f"Endpoint: {settings.events_url}")
+    lines.append(f"Run id: {run_id}")
+    lines.append("")
+    return lines
+
+
+def progress_line(info: ProgressInfo) -> str:
+    remaining = f"{info.remaining_s:.0f}s" if info.remaining_s is not None else "unknown"
+    return (
+        f"  Progress: {info.events_sent:,} events sent - Current rate: {info.rate_eps:.1f} events/sec"
+        f" - Remaining: {remaining}"
+    )
+
+
+def _pct_line(label: str, p: Percentiles) -> str:
+    return (
+        f"  {label:<26} p50 {p.p50:9.2f}  p90 {p.p90:9.2f}  p99 {p.p99:9.2f}"
+        f"  p99.9 {p.p999:9.2f}  max {p.max:9.2f}"
+    )
+
+
+def result_lines(result: "RunResult", s3_block: Callable[[object], list[str]] | None = None) -> list[str]:
+    load, server, verdict = result.load, result.server, result.verdict
+    received = server.events_received
+    elapsed = load.elapsed_s
+    lines = [
+        "",
+        RULE,
+        "PERFORMANCE TEST RESULTS",
+        RULE,
+        f"Total time: {elapsed:.2f} seconds",
+        f"Events sent: {load.events_sent:,}",
+        f"Events received (by server): {received:,}" if received is not None else "Events received (by server): unknown (stats unavailable)",
+        f"Successful batches: {load.batches_ok:,}",
+        f"Failed batches: {load.batches_failed:,}",
+        "",
+        f"Overall ingestion rate: {load.events_sent / elapsed:.2f} events/second",
+        (
+            f"Server processing rate: {received / elapsed:.2f} events/second"
+            if received is not None
+            else "Server processing rate: unknown"
+        ),
+        "",
+        f"Latency (ms, {load.latency.count:,} acknowledged batches):",
+        _pct_line("from intended send time", load.latency),
+        _pct_line("service time", load.service),
+        _pct_line("schedule lag", load.schedule_lag),
+        f"  Late batches (sent > 10 ms after their time): {load.late_batches:,}",
+    ]
+    if load.errors:
+        lines.append("")
+        lines.append("Errors by class:")
+        for name, cls in sorted(load.errors.items(), key=lambda kv: -kv[1].batches):
+            lines.append(f"  {name:<22} {cls.batches:>8,} batches  {cls.events:>10,} events")
+            for sample in cls.samples:
+                lines.append(f"      e.g. {sample}")
+    if server.per_type_delta or server.expected_per_type:
+        lines.append("")
+        lines.append("Server per-type delta (counted / sent and acknowledged):")
+        keys = sorted(set(server.per_type_delta) | set(server.expected_per_type),
+                      key=lambda k: -server.per_type_delta.get(k, 0))
+        for key in keys:
+            got = server.per_type_delta.get(key, 0)
+            want = server.expected_per_type.get(key)
+            tail = f" / {want:,}" if want is not None else " / - (not sent by this run)"
+            lines.append(f"  {key:<48} {got:>10,}{tail}")
+    for note in server.notes:
+        lines.append(f"Note: {note}")
+    if result.s3 is not None:
+        lines.append("")
+        if s3_block is None:
+            from .s3 import s3_block as default_block
+
+            s3_block = default_block  # type: ignore[assignment]
+        lines.extend(s3_block(result.s3))  # type: ignore[misc]
+    else:
+        lines.append(RULE)
+    lines.append("")
+    cfg = result.configuration
+    if verdict.passed:
+        lines.append("✓ Performance test completed successfully")
+    elif verdict.exit_code == 130:
+        lines.append("✗ Performance test interrupted (partial results)")
+    else:
+        lines.append("✗ Performance test failed")
+    if cfg.get("duration_secs"):
+        lines.append(f"  Duration: {cfg['duration_secs']:g} seconds")
+    lines.append(f"  Events sent: {load.events_sent:,}")
+    if verdict.target_ratio is not None:
+        lines.append(f"  Target rate maintained: {verdict.target_ratio * 100:.1f}%")
+    for reason in verdict.reasons:
+        lines.append(f"  - {reason}")
+    return lines

@@ -1,0 +1,214 @@
+"""The phases of a run, in order. The only module that knows the order.
+
+health → baseline stats → load (sampler beside it) → drain → wait for processing
+→ wait for the flush window → final stats → S3 verification → verdict → reports
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import aiohttp
+
+from .load.engine import LoadEngine, make_senders
+from .load.scheduler import Schedule
+from .metrics import LoadSummary, Recorder
+from .observe import ServerUnavailable, StatsSampler, StatsSnapshot, try_fetch_stats, wait_for_health
+from .payload import PayloadPool, build_pool, new_run_id
+from .report.console import Reporter
+from .result import RunResult, ServerStats
+from .settings import Settings
+from .verdict import judge
+
+# S3 files appear one flush interval after the last event; allow for upload time on top.
+_FLUSH_MARGIN_S = 15.0
+
+
+async def run_test(
+    settings: Settings,
+    *,
+    reporter: Reporter | None = None,
+    stop: asyncio.Event | None = None,
+    profile: str | None = None,
+    run_id: str | None = None,
+) -> RunResult:
+    """Run one test and return its result; set `stop` to end the load early (partial result)."""
+    rep = reporter or Reporter()
+    run_id = run_id or new_run_id()
+    rep.banner(settings, run_id)
+    pool = await asyncio.to_thread(
+        build_pool,
+        run_id=run_id,
+        batch_size=settings.batch_size,
+        event_type=settings.event_type,
+        total_events=None if settings.duration_mode else settings.total_events,
+        variants=settings.payload_variants,
+    )
+    started_at = datetime.now(timezone.utc)
+    server = ServerStats()
+    connector = aiohttp.TCPConnector(limit=4)
+    async with aiohttp.ClientSession(connector=connector, trust_env=True) as obs:
+        try:
+            await wait_for_health(obs, settings.health_url, settings.health_timeout_secs)
+        except ServerUnavailable as exc:
+            rep.error(str(exc))
+            return _result(settings, profile, run_id, started_at, pool, _empty_load(), server, None, "", str(exc), rep)
+        rep.line("WEF server is healthy")
+        baseline, note = await try_fetch_stats(obs, settings.wef_stats_endpoint)
+        if baseline is not None:
+            server.baseline_total = baseline.total
+            rep.line(f"Baseline event count: {baseline.total:,}")
+        elif note:
+            server.notes.append(note)
+            rep.error(f"Warning: {note}; the server-side counts will be missing")
+        rep.line("")
+        rep.line("Sending events...")
+
+        senders = make_senders(
+            settings.sender, settings.events_url, pool, settings.request_timeout_secs, settings.concurrency
+        )
+        engine = LoadEngine(
+            pool=pool,
+            senders=senders,
+            schedule=Schedule.for_run(
+                target_eps=settings.target_eps,
+                batch_size=settings.batch_size,
+                total_events=settings.total_events,
+                duration_s=settings.duration_secs,
+                timeout_s=settings.timeout_secs,
+            ),
+            concurrency=settings.concurrency,
+            drain_timeout_s=settings.drain_timeout_secs,
+            progress=rep.progress,
+            on_error=rep.error,
+        )
+
+        def to_timeline(when: float, delta: int) -> None:
+            if engine.recorder is not None:
+                engine.recorder.server_sample(when, delta)
+
+        sampler = StatsSampler(obs, settings.wef_stats_endpoint, settings.stats_interval_secs, to_timeline)
+        sampler_task = asyncio.create_task(sampler.run(baseline))
+        watcher = asyncio.create_task(_watch(stop, engine)) if stop is not None else None
+        try:
+            load = await engine.run()
+        finally:
+            sampler_task.cancel()
+            if watcher is not None:
+                watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler_task
+        ended_at = datetime.now(timezone.utc)
+        server.sampler_samples = sampler.samples
+        rep.line("")
+        if load.interrupted:
+            rep.line(f"Interrupted after {load.elapsed_s:.1f} seconds: in-flight batches drained, writing partial results")
+        elif load.timed_out:
+            rep.line(f"Timeout reached after {settings.timeout_secs:g} seconds")
+        elif settings.duration_mode:
+            rep.line(f"Duration completed: {settings.duration_secs:g} seconds")
+        else:
+            rep.line(f"All {load.events_sent:,} events sent")
+
+        s3 = None
+        if not load.interrupted:
+            rep.line("")
+            rep.line("Waiting for event processing to complete...")
+            final = await _wait_for_processing(obs, settings, baseline, load.events_ok)
+            if settings.verify_s3:
+                rep.line("Waiting for S3 parquet file flush (parquet files may take time to write)...")
+                s3 = await _verify(settings, pool, load, started_at, ended_at, rep)
+                final, _ = await try_fetch_stats(obs, settings.wef_stats_endpoint)
+        else:
+            final, _ = await try_fetch_stats(obs, settings.wef_stats_endpoint)
+        if final is not None:
+            server.final_total = final.total
+            if baseline is not None:
+                server.per_type_delta = final.delta(baseline)
+        server.expected_per_type = dict(pool.expected_types(load.batches_sent, load.failed_batches))
+    return _result(settings, profile, run_id, started_at, pool, load, server, s3, senders.name, None, rep)
+
+
+async def _watch(stop: asyncio.Event, engine: LoadEngine) -> None:
+    await stop.wait()
+    engine.stop(interrupted=True)
+
+
+async def _wait_for_processing(
+    obs: aiohttp.ClientSession, settings: Settings, baseline: StatsSnapshot | None, acked: int
+) -> StatsSnapshot | None:
+    """Poll the stats until the server counted every acknowledged event, or the wait runs out."""
+    deadline = time.monotonic() + settings.processing_wait_secs
+    final: StatsSnapshot | None = None
+    while True:
+        final, _ = await try_fetch_stats(obs, settings.wef_stats_endpoint)
+        if baseline is None or final is None:
+            return final
+        if final.total - baseline.total >= acked or time.monotonic() >= deadline:
+            return final
+        await asyncio.sleep(min(settings.stats_interval_secs, 1.0))
+
+
+async def _verify(
+    settings: Settings, pool: PayloadPool, load: LoadSummary, started: datetime, ended: datetime, rep: Reporter
+) -> Any:
+    from .verify import VerifyOptions, dates_covered, verify_s3
+
+    event_types = sorted({key.rsplit(":", 1)[-1] for v in pool.variants for key in v.type_counts})
+    options = VerifyOptions(
+        endpoint=settings.s3_endpoint,
+        bucket=settings.s3_bucket,
+        access_key=settings.aws_access_key_id.get_secret_value(),
+        secret_key=settings.aws_secret_access_key.get_secret_value(),
+        event_types=event_types,
+        dates=dates_covered(started, datetime.now(timezone.utc)),
+        max_file_size_bytes=int(settings.max_file_size_mb * 1024 * 1024),
+        run_id=pool.run_id,
+        batch_size=settings.batch_size,
+        sent_batches=load.batches_sent,
+        total_events=None if settings.duration_mode else settings.total_events,
+        failed_batches=list(load.failed_batches),
+        wait_secs=settings.flush_interval_secs * 2 + _FLUSH_MARGIN_S,
+    )
+    return await verify_s3(options)
+
+
+def _empty_load() -> LoadSummary:
+    now = time.perf_counter()
+    return Recorder(now).summary(now)
+
+
+def _result(
+    settings: Settings,
+    profile: str | None,
+    run_id: str,
+    started: datetime,
+    pool: PayloadPool,
+    load: LoadSummary,
+    server: ServerStats,
+    s3: Any,
+    sender: str,
+    unavailable: str | None,
+    rep: Reporter,
+) -> RunResult:
+    verdict = judge(settings, load, None if s3 is None else bool(s3.passed), unavailable=unavailable)
+    result = RunResult(
+        run_id=run_id,
+        test_name=settings.test_name,
+        timestamp=started.isoformat(),
+        profile=profile,
+        configuration=settings.public_dict(),
+        load=load,
+        server=server,
+        verdict=verdict,
+        s3=s3,
+        sender=sender,
+        payload_build_s=pool.build_seconds,
+    )
+    if unavailable is None:
+        rep.results(result)
+    return result

@@ -1,0 +1,95 @@
+"""A small contract-shaped collector for the runner's tests: counts requests and events,
+answers /health and /stats/throughput, and fails chosen batches on purpose."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+_TYPE_RE = re.compile(rb'<Provider Name="([^"]*)"[^>]*/><EventID>(\d+)</EventID>')
+
+
+@dataclass
+class FakeCollector:
+    """Runs an aiohttp server on 127.0.0.1 in a thread with its own loop."""
+
+    fail_every: int = 0  # answer 500 to every Nth events request (1-based count)
+    fail_status: int = 500
+    delay_s: float = 0.0
+    health_ok: bool = True
+    requests: int = 0
+    ok_requests: int = 0
+    events: Counter[str] = field(default_factory=Counter)
+    port: int = 0
+
+    def __post_init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def _events(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        with self._lock:
+            self.requests += 1
+            n = self.requests
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        if self.fail_every and n % self.fail_every == 0:
+            return web.Response(status=self.fail_status, text="injected failure")
+        with self._lock:
+            self.ok_requests += 1
+            for provider, event_id in _TYPE_RE.findall(body):
+                self.events[f"{provider.decode()}:{event_id.decode()}"] += 1
+        return web.Response(text="OK")
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.Response(text="OK") if self.health_ok else web.Response(status=503)
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        with self._lock:
+            rows = [
+                {"event_type": k, "total_events": v, "last_minute": v, "last_five_minutes": v,
+                 "average_per_second_last_minute": v / 60}
+                for k, v in self.events.items()
+            ]
+        rows.sort(key=lambda r: r["last_minute"], reverse=True)
+        return web.json_response(rows)
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        app = web.Application(client_max_size=256 * 1024 * 1024)
+        app.router.add_post("/wsman/events", self._events)
+        app.router.add_get("/health", self._health)
+        app.router.add_get("/stats/throughput", self._stats)
+        self._runner = web.AppRunner(app, access_log=None)
+        self._loop.run_until_complete(self._runner.setup())
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        self._loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._ready.set()
+        self._loop.run_forever()
+
+    def start(self) -> "FakeCollector":
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        async def _cleanup() -> None:
+            if self._runner is not None:
+                await self._runner.cleanup()
+
+        asyncio.run_coroutine_threadsafe(_cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
