@@ -122,6 +122,7 @@ def summarize(
     span = expected_span(batch_size, sent_batches, total_events)
     view = bytearray(counter.counts if span is None else counter.counts[:span])
     known = span is not None
+    beyond = sum(counter.counts[span:]) if span is not None else 0  # counted, but never sent
     failed = sorted({b for b in failed_batches if b >= 0 and b * batch_size < len(view)})
     not_ack = failed_len = 0
     for b in failed:
@@ -149,7 +150,7 @@ def summarize(
         duplicate_range_count=dup_count,
         not_acknowledged_found=not_ack,
         failed_batches=len(failed),
-        unexpected=counter.unexpected,
+        unexpected=counter.unexpected + beyond,
         other_rows=counter.other_rows,
         unmarked_rows=counter.unmarked_rows,
     )

@@ -87,6 +87,8 @@ class LoadSummary:
     timeline: list[Second]
     timed_out: bool
     interrupted: bool
+    # Due within the plan but never sent because every sender was busy: the run fell behind.
+    due_not_sent: int = 0
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -167,7 +169,9 @@ class Recorder:
         row = self._row(when)
         row.server_events = (row.server_events or 0) + delta_events
 
-    def summary(self, end: float, *, timed_out: bool = False, interrupted: bool = False) -> LoadSummary:
+    def summary(
+        self, end: float, *, timed_out: bool = False, interrupted: bool = False, due_not_sent: int = 0
+    ) -> LoadSummary:
         self._close_second()
         return LoadSummary(
             elapsed_s=max(end - self.start, 1e-9),
@@ -187,6 +191,7 @@ class Recorder:
             timeline=list(self.timeline),
             timed_out=timed_out,
             interrupted=interrupted,
+            due_not_sent=due_not_sent,
         )
 
 

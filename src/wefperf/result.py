@@ -75,6 +75,7 @@ class RunResult:
                 ),
                 "events_acknowledged": load.events_ok,
                 "late_batches": load.late_batches,
+                "due_not_sent": load.due_not_sent,
                 "timed_out": load.timed_out,
                 "interrupted": load.interrupted,
             },

@@ -121,6 +121,11 @@ class Settings(BaseSettings):
     )
     results_path: str = Field(DEFAULT_RESULTS_PATH, validation_alias="PERF_TEST_RESULTS")
 
+    def __init__(self, **values: Any) -> None:
+        # Field names and environment names both work; translating first lets a keyword
+        # argument win over the same setting in the environment.
+        super().__init__(**_by_alias(values))
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -230,7 +235,12 @@ class _ProfileSource(PydanticBaseSettingsSource):
         return layer.get(field_name), field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        return dict(_profile_layer.get())
+        return _by_alias(_profile_layer.get())
+
+
+def _by_alias(values: dict[str, Any]) -> dict[str, Any]:
+    """Key by environment name, so that layers merge by name and a higher layer wins."""
+    return {ENV_NAMES.get(k, k): v for k, v in values.items()}
 
 
 def builtin_profiles() -> list[str]:
@@ -282,7 +292,7 @@ def load_settings(
     token = _profile_layer.set(layer)
     env_token = _environ_layer.set(environ)
     try:
-        return Settings(**flags)
+        return Settings(**_by_alias(flags))
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc)) from None
     finally:

@@ -1,10 +1,146 @@
-"""`wefperf verify`: placeholder until the S3 verifier lands (issue 4)."""
+"""`wefperf verify`: check what a collector stored in S3, on its own, after any run.
+
+Connection from S3_ENDPOINT, S3_BUCKET, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (the
+seed's names and defaults); `--s3-endpoint` and `--bucket` override the first two.
+Exit 0 when the checks hold, 1 when they don't, 2 for bad arguments.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import sys
+from urllib.parse import urlsplit
+
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+DEFAULT_ENDPOINT = "http://minio:9000"
+DEFAULT_BUCKET = "wef-events"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text.replace(",", "").replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def _event_types(text: str) -> list[str]:
+    ids = [t.strip() for t in text.split(",") if t.strip()]
+    if not ids:
+        raise argparse.ArgumentTypeError("expected an event ID such as 4624")
+    for t in ids:
+        if not (t.isdigit() and 0 < int(t) <= 65535):
+            raise argparse.ArgumentTypeError(f"{t!r} is not a Windows event ID (1..65535)")
+    return ids
+
+
+def _run_id(text: str) -> str:
+    if not text or not text.isalnum() or text.lower() != text:
+        raise argparse.ArgumentTypeError(f"expected a run id of lowercase letters and digits, got {text!r}")
+    return text
 
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    p = sub.add_parser("verify", help="check the parquet files a collector wrote to S3")
-    p.set_defaults(handler=lambda args: 2)
+    p = sub.add_parser(
+        "verify",
+        help="check the parquet files a collector wrote to S3",
+        description="List, size-check and footer-check the parquet files under event_type=<id>/ and, "
+        "with --run-id, count that run's events exactly. Connection from S3_ENDPOINT, S3_BUCKET, "
+        "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.",
+    )
+    p.add_argument("--event-type", dest="event_types", action="append", type=_event_types, required=True,
+                   metavar="ID", help="event ID partition to check; repeat it or give a comma list")
+    p.add_argument("--run-id", type=_run_id, default=None, help="count this run's events exactly (its marker)")
+    p.add_argument("--expect-events", type=_positive_int, default=None, metavar="N",
+                   help="events the run sent and the collector acknowledged (all rows if no --run-id)")
+    p.add_argument("--batch-size", type=_positive_int, default=1000, metavar="N",
+                   help="the run's batch size, to turn markers into sequence numbers (default 1000)")
+    p.add_argument("--max-size-mb", type=_positive_float, default=100.0, metavar="N",
+                   help="largest allowed file size in MB (default 100)")
+    p.add_argument("--date", dest="dates", action="append", type=_date, default=None, metavar="YYYY-MM-DD",
+                   help="UTC date partition to check; repeatable (default: every date)")
+    p.add_argument("--wait-secs", type=_non_negative_float, default=0.0, metavar="S",
+                   help="poll until the expected rows are there or S seconds pass (default 0)")
+    p.add_argument("--json", default=None, metavar="PATH", help="write the verification as JSON to PATH")
+    p.add_argument("--s3-endpoint", default=None, help=f"S3 endpoint URL (env S3_ENDPOINT, default {DEFAULT_ENDPOINT})")
+    p.add_argument("--bucket", default=None, help=f"bucket (env S3_BUCKET, default {DEFAULT_BUCKET})")
+    p.set_defaults(handler=run)
+
+
+def _usage(message: str) -> int:
+    print(f"wefperf verify: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def run(args: argparse.Namespace) -> int:
+    from .report.s3 import s3_block
+    from .verify import VerifyOptions, verify_s3
+
+    endpoint = (args.s3_endpoint or os.environ.get("S3_ENDPOINT") or DEFAULT_ENDPOINT).strip()
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return _usage(f"S3 endpoint {endpoint!r} is not an http(s)://host:port URL (S3_ENDPOINT / --s3-endpoint)")
+    bucket = (args.bucket or os.environ.get("S3_BUCKET") or DEFAULT_BUCKET).strip()
+    if not 3 <= len(bucket) <= 63:
+        return _usage(f"bucket name {bucket!r} must be 3 to 63 characters (S3_BUCKET / --bucket)")
+    event_types = sorted({t for group in args.event_types for t in group}, key=int)
+    opts = VerifyOptions(
+        endpoint=endpoint,
+        bucket=bucket,
+        access_key=os.environ.get("AWS_ACCESS_KEY_ID", "miniouser"),
+        secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "miniopassword"),
+        event_types=event_types,
+        dates=sorted(set(args.dates)) if args.dates else None,
+        max_file_size_bytes=int(args.max_size_mb * 1024 * 1024),
+        run_id=args.run_id,
+        batch_size=args.batch_size,
+        expect_events=args.expect_events,
+        wait_secs=args.wait_secs,
+    )
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    result = asyncio.run(verify_s3(opts, progress=progress))
+    print("\n".join(s3_block(result)), flush=True)
+    if result.error:
+        print(f"wefperf verify: {result.error}", file=sys.stderr)
+    if args.json:
+        try:
+            with open(args.json, "w", encoding="utf-8") as fh:
+                json.dump(result.to_dict(), fh, indent=2)
+                fh.write("\n")
+        except OSError as exc:
+            print(f"wefperf verify: could not write {args.json}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_USAGE
+    return EXIT_PASS if result.passed else EXIT_FAIL

@@ -120,7 +120,10 @@ class LoadEngine:
             await self.senders.close()
         end = self.clock()
         return self.recorder.summary(
-            end, timed_out=self.scheduler.timed_out, interrupted=self._interrupted
+            end,
+            timed_out=self.scheduler.timed_out,
+            interrupted=self._interrupted,
+            due_not_sent=0 if self._interrupted else self.scheduler.due_not_claimed(end),
         )
 
     async def _worker(self) -> None:
@@ -145,6 +148,7 @@ class LoadEngine:
                 finally:
                     self._sleeping.discard(me)
                 if not sched.still_due(intended, clock()):
+                    sched.unclaim(batch)
                     return
             events = pool.events_in(batch)
             sent = clock()

@@ -36,6 +36,7 @@ class Scheduler:
         self.schedule = schedule
         self.start = start
         self._next = 0
+        self._abandoned = 0
         self.stopped = False
         self.timed_out = False
         self._deadline = start + schedule.timeout_s
@@ -49,6 +50,8 @@ class Scheduler:
             self.timed_out = self.schedule.total_batches is not None
             self.stopped = True
             return None
+        if self._end is not None and now >= self._end:
+            return None  # the window is over: what is still due was not sent, and says so
         k = self._next
         if self.schedule.total_batches is not None and k >= self.schedule.total_batches:
             return None
@@ -73,6 +76,22 @@ class Scheduler:
 
     def stop(self) -> None:
         self.stopped = True
+
+    def unclaim(self, batch: int) -> None:
+        """A claimed batch that was not sent after all (the run ended while it waited)."""
+        self._abandoned += 1
+
+    def due_not_claimed(self, now: float) -> int:
+        """Batches whose time had come by `now` (within the plan) but that no sender took."""
+        if self.schedule.interval_s <= 0:
+            return 0
+        until = min(now, self._end) if self._end is not None else now
+        due = int((until - self.start) / self.schedule.interval_s) + 1
+        if self._end is not None:
+            due = min(due, int(-(-(self._end - self.start) // self.schedule.interval_s)))
+        if self.schedule.total_batches is not None:
+            due = min(due, self.schedule.total_batches)
+        return max(due - (self._next - self._abandoned), 0)
 
     @property
     def claimed(self) -> int:

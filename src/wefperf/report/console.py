@@ -120,6 +120,11 @@ def result_lines(result: "RunResult", s3_block: Callable[[object], list[str]] | 
         _pct_line("schedule lag", load.schedule_lag),
         f"  Late batches (sent > 10 ms after their time): {load.late_batches:,}",
     ]
+    if load.due_not_sent:
+        lines.append(
+            f"  Behind schedule: {load.due_not_sent:,} batches were due but never sent (every sender was busy;"
+            " raise PERF_TEST_CONCURRENCY or the server is too slow)"
+        )
     if load.errors:
         lines.append("")
         lines.append("Errors by class:")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -23,6 +24,8 @@ class MotoServer:
 
     host: str = "127.0.0.1"
     port: int = 0
+    # Extra environment for the moto process, e.g. {"INITIAL_NO_AUTH_ACTION_COUNT": "0"} to enforce credentials.
+    env: dict[str, str] | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -42,6 +45,7 @@ class MotoServer:
             [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env={**os.environ, **self.env} if self.env else None,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

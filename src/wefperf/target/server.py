@@ -1,0 +1,109 @@
+"""The collector's HTTP routes (aiohttp): CONTRACT.md's surface plus `/stats/target`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from .parse import is_events_batch, parse_batch
+from .sink import Sink
+from .stats import ThroughputStats
+from .upload import Uploader
+
+
+class Collector:
+    """Counts and stores what arrives; the routes below are thin wrappers around `ingest`."""
+
+    def __init__(self, stats: ThroughputStats, sink: Sink, uploader: Uploader, bucket: str) -> None:
+        self.stats = stats
+        self.sink = sink
+        self.uploader = uploader
+        self.bucket = bucket
+        self.requests = 0
+        self.rejected = 0
+        self.unknown_events = 0
+        self.truncated_bodies = 0
+
+    def ingest(self, body: bytes, source_host: str) -> bool:
+        """Count and buffer an events batch; False when the body is not one (answer 400)."""
+        if not is_events_batch(body):
+            self.rejected += 1
+            return False
+        self.requests += 1
+        parsed = parse_batch(body)
+        self.stats.add(parsed.type_counts)
+        self.unknown_events += parsed.unknown
+        self.truncated_bodies += parsed.truncated
+        self.sink.add(parsed.by_event_id, body, source_host)
+        return True
+
+    def summary(self) -> dict[str, Any]:
+        up = self.uploader.counters
+        return {
+            "bucket": self.bucket,
+            "requests": self.requests,
+            "rejected_requests": self.rejected,
+            "received_events": self.stats.total(),
+            "unknown_events": self.unknown_events,
+            "truncated_bodies": self.truncated_bodies,
+            "buffered_events": self.sink.buffered_events,
+            "pending_upload_files": self.uploader.pending_files,
+            "pending_upload_events": self.uploader.pending_events,
+            "pending_upload_bytes": self.uploader.pending_bytes,
+            "uploaded_files": up.uploaded_files,
+            "uploaded_events": up.uploaded_events,
+            "uploaded_bytes": up.uploaded_bytes,
+            "upload_retries": up.upload_retries,
+            "last_upload_error": up.last_error,
+            "dropped_files": up.dropped_files,
+            "dropped_events": up.dropped_events,
+            "build_failures": self.sink.build_failures,
+        }
+
+
+COLLECTOR = web.AppKey("collector", Collector)
+
+
+def _client_host(request: web.Request, forwarded: bool) -> str:
+    if forwarded and (xff := request.headers.get("X-Forwarded-For")):
+        return xff.split(",")[0].strip()
+    return request.remote or ""
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.Response(text="OK")
+
+
+async def throughput(request: web.Request) -> web.Response:
+    return web.json_response(request.app[COLLECTOR].stats.snapshot())
+
+
+async def target_stats(request: web.Request) -> web.Response:
+    return web.json_response(request.app[COLLECTOR].summary())
+
+
+async def wsman_events(request: web.Request) -> web.Response:
+    body = await request.read()
+    if not request.app[COLLECTOR].ingest(body, _client_host(request, forwarded=False)):
+        return web.Response(status=400, text="Bad Request: not an events batch")
+    return web.Response(text="OK")
+
+
+async def wsman(request: web.Request) -> web.Response:
+    body = await request.read()
+    if not request.app[COLLECTOR].ingest(body, _client_host(request, forwarded=True)):
+        return web.Response(status=400, text="Bad Request: unknown WS-Management message")
+    return web.Response(text="Events received")
+
+
+def make_app(collector: Collector, *, max_body_bytes: int) -> web.Application:
+    """`client_max_size` makes aiohttp answer 413 for a larger body."""
+    app = web.Application(client_max_size=max_body_bytes)
+    app[COLLECTOR] = collector
+    app.router.add_get("/health", health)
+    app.router.add_get("/stats/throughput", throughput)
+    app.router.add_get("/stats/target", target_stats)
+    app.router.add_post("/wsman/events", wsman_events)
+    app.router.add_post("/wsman", wsman)
+    return app

@@ -1,0 +1,123 @@
+"""The collector's life: S3 check, serve, and a flush of every buffer on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import signal
+import sys
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from .s3server import MotoServer
+from .server import Collector, make_app
+from .sink import Sink
+from .stats import ThroughputStats
+from .upload import S3ConfigError, S3Target, Uploader, check_bucket, s3_client
+
+log = logging.getLogger("wefperf.target")
+
+READY_PREFIX = "wefperf target listening on "
+
+
+class TargetError(Exception):
+    """A start-up problem the user can fix: printed as one line, exit code 2."""
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    host: str = "127.0.0.1"
+    port: int = 5985
+    s3_endpoint: str = ""  # empty: start the embedded moto S3
+    bucket: str = "wef-events"
+    access_key: str = "miniouser"
+    secret_key: str = "miniopassword"
+    flush_interval_secs: float = 5.0
+    max_file_bytes: int = 100 * 1024 * 1024
+    max_body_bytes: int = 64 * 1024 * 1024
+    max_pending_bytes: int = 512 * 1024 * 1024
+    shutdown_timeout_secs: float = 30.0
+
+
+async def serve(cfg: TargetConfig) -> int:
+    """Run until SIGINT/SIGTERM; 0 when every event reached S3, 1 when some were dropped."""
+    moto: MotoServer | None = None
+    endpoint = cfg.s3_endpoint
+    if not endpoint:
+        try:
+            moto = await asyncio.to_thread(MotoServer().start)
+        except RuntimeError as exc:
+            raise TargetError(str(exc)) from None
+        endpoint = moto.endpoint
+        log.info("embedded S3 (moto) at %s, bucket %s; its contents vanish when the target stops", endpoint, cfg.bucket)
+    try:
+        target = S3Target(endpoint, cfg.bucket, cfg.access_key, cfg.secret_key)
+        async with s3_client(target) as client:
+            if moto is not None:
+                await client.create_bucket(Bucket=cfg.bucket)
+            try:
+                await check_bucket(client, target)
+            except S3ConfigError as exc:
+                raise TargetError(str(exc)) from None
+            return await _serve_http(cfg, client, target)
+    finally:
+        if moto is not None:
+            await asyncio.to_thread(moto.stop)
+
+
+async def _serve_http(cfg: TargetConfig, client: object, target: S3Target) -> int:
+    uploader = Uploader(client, target.bucket, max_pending_bytes=cfg.max_pending_bytes)
+    sink = Sink(uploader, flush_interval=cfg.flush_interval_secs, max_file_bytes=cfg.max_file_bytes)
+    collector = Collector(ThroughputStats(), sink, uploader, target.bucket)
+    runner = web.AppRunner(make_app(collector, max_body_bytes=cfg.max_body_bytes), access_log=None, shutdown_timeout=5)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, cfg.host, cfg.port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        await uploader.close(0)
+        if exc.errno == errno.EADDRINUSE:
+            raise TargetError(f"port {cfg.port} on {cfg.host} is already in use: stop what uses it or pass another --port") from None
+        raise TargetError(f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror or exc}") from None
+    sink.start()
+    port = runner.addresses[0][1]
+    print(f"{READY_PREFIX}http://{cfg.host}:{port}", flush=True)
+    log.info("writing parquet to s3://%s at %s (flush every %g s, files up to %d bytes)",
+             target.bucket, target.endpoint, cfg.flush_interval_secs, cfg.max_file_bytes)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping: flushing every buffer to S3")
+    await runner.cleanup()  # no new requests; in-flight ones finish first
+    await sink.close()
+    await uploader.close(cfg.shutdown_timeout_secs)
+    s = collector.summary()
+    log.info(
+        "stopped: received %d events (%d unknown) in %d requests; uploaded %d files with %d events to s3://%s;"
+        " %d upload retries; dropped %d events",
+        s["received_events"], s["unknown_events"], s["requests"], s["uploaded_files"], s["uploaded_events"],
+        target.bucket, s["upload_retries"], s["dropped_events"],
+    )
+    return 1 if s["dropped_events"] else 0
+
+
+def run(cfg: TargetConfig) -> int:
+    """Run `serve` under uvloop when it is importable; user errors become one line and exit code 2."""
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="wefperf target: %(message)s")
+    try:
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is a declared dependency off Windows
+        factory = None
+    try:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            return runner.run(serve(cfg))
+    except TargetError as exc:
+        sys.stderr.write(f"wefperf target: error: {exc}\n")
+        return 2

@@ -1,0 +1,290 @@
+"""Partition buffers, the flush policy and the parquet writer.
+
+A buffer per `event_type` partition holds references into request bodies (no per-event copy).
+It becomes a file when its flush interval passes, or before adding to it would make the file
+larger than the maximum size. Rows are built column-wise in a worker thread: orjson escapes all
+raw XML in one call, pyarrow's kernels extract the parsed fields and join the JSON, and pyarrow
+releases the GIL, so request handling keeps the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .parse import EventSlices
+from .upload import PendingFile, Uploader
+
+log = logging.getLogger("wefperf.target")
+
+SCHEMA = pa.schema(
+    [
+        pa.field("event_id", pa.uint32(), nullable=False),
+        pa.field("timestamp", pa.string(), nullable=False),
+        pa.field("source_host", pa.string(), nullable=False),
+        pa.field("subscription_id", pa.string(), nullable=True),
+        pa.field("event_data", pa.string(), nullable=False),
+    ]
+)
+
+# Upper bound of a row's parquet bytes beyond its raw XML: JSON escaping, parsed fields, columns.
+ROW_OVERHEAD = 512
+
+
+def estimate_bytes(xml_bytes: int, events: int) -> int:
+    """What `events` rows with `xml_bytes` of raw XML can take in a file, at most (before compression)."""
+    return xml_bytes + xml_bytes // 4 + events * ROW_OVERHEAD
+
+
+def rfc3339_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class Chunk:
+    """Events of one partition from one request: spans into the shared body."""
+
+    body: bytes
+    events: EventSlices
+    received: str
+    source_host: str
+    subscription_id: str | None
+    xml_bytes: int
+
+    def split(self, per_piece: int) -> list["Chunk"]:
+        ev = self.events
+        pieces = []
+        for i in range(0, len(ev), per_piece):
+            part = EventSlices(ev.starts[i : i + per_piece], ev.ends[i : i + per_piece], ev.providers[i : i + per_piece])
+            pieces.append(Chunk(self.body, part, self.received, self.source_host, self.subscription_id, part.xml_bytes()))
+        return pieces
+
+
+@dataclass
+class _Partition:
+    chunks: list[Chunk] = field(default_factory=list)
+    events: int = 0
+    xml_bytes: int = 0
+    opened: float = 0.0
+
+    @property
+    def estimate(self) -> int:
+        return estimate_bytes(self.xml_bytes, self.events)
+
+
+# --- building a file (runs in a worker thread) -------------------------------------------------
+
+# Matched against the JSON-escaped XML, so string values come out already escaped.
+_FIELDS_STR = {
+    "computer": r"<Computer>(?P<v>[^<]*)</Computer>",
+    "channel": r"<Channel>(?P<v>[^<]*)</Channel>",
+    "time_created": r"<TimeCreated\s[^>]*?SystemTime\s*=\s*\\?[\"'](?P<v>[^\"'\\]*)",
+}
+_FIELDS_NUM = {
+    "event_record_id": r"<EventRecordID>\s*(?P<v>\d{1,19})\s*</EventRecordID>",
+    "level": r"<Level>\s*(?P<v>\d{1,5})\s*</Level>",
+}
+
+
+def _json_string(arr: pa.Array) -> pa.Array:
+    """JSON string literals (or `null`) for a column of short strings."""
+    for old, new in (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t")):
+        arr = pc.replace_substring(arr, old, new)
+    return _quoted(arr)
+
+
+def _extract(escaped: pa.Array, pattern: str) -> pa.Array:
+    return pc.struct_field(pc.extract_regex(escaped, pattern), "v")
+
+
+def _quoted(escaped_values: pa.Array) -> pa.Array:
+    return pc.fill_null(pc.binary_join_element_wise('"', escaped_values, '"', ""), "null")
+
+
+def build_table(chunks: list[Chunk], event_id: int) -> pa.Table:
+    """The CONTRACT.md rows for one partition's chunks."""
+    raws: list[str] = []
+    providers: list[str] = []
+    stamps: list[str] = []
+    hosts: list[str] = []
+    subs: list[str | None] = []
+    for chunk in chunks:
+        body, ev = chunk.body, chunk.events
+        if body.isascii():
+            text = body.decode("ascii")
+            raws.extend([text[s:e] for s, e in zip(ev.starts, ev.ends)])
+        else:
+            raws.extend([body[s:e].decode("utf-8", "replace") for s, e in zip(ev.starts, ev.ends)])
+        n = len(ev)
+        providers.extend(ev.providers)
+        stamps.extend([chunk.received] * n)
+        hosts.extend([chunk.source_host] * n)
+        subs.extend([chunk.subscription_id] * n)
+    rows = len(raws)
+    # orjson escapes every event at once; `","` can only occur between two escaped strings.
+    listed = orjson.dumps(raws).decode()[2:-2]
+    escaped = pc.list_flatten(pc.split_pattern(pa.array([listed], pa.string()), '","'))
+    parsed: list[object] = ['","parsed":{"provider":', _json_string(pa.array(providers, pa.string())),
+                            ',"event_id":', str(event_id)]
+    for name, pattern in _FIELDS_NUM.items():
+        number = pc.cast(pc.cast(_extract(escaped, pattern), pa.uint64()), pa.string())
+        parsed += [f',"{name}":', pc.fill_null(number, "null")]
+    for name, pattern in _FIELDS_STR.items():
+        parsed += [f',"{name}":', _quoted(_extract(escaped, pattern))]
+    event_data = pc.binary_join_element_wise('{"raw_xml":"', escaped, *parsed, "}}", "")
+    return pa.Table.from_arrays(
+        [
+            pa.array([event_id] * rows, pa.uint32()),
+            pa.array(stamps, pa.string()),
+            pa.array(hosts, pa.string()),
+            pa.array(subs, pa.string()),
+            event_data,
+        ],
+        schema=SCHEMA,
+    )
+
+
+def write_parquet(table: pa.Table) -> bytes:
+    out = pa.BufferOutputStream()
+    pq.write_table(table, out, compression="snappy")
+    return out.getvalue().to_pybytes()
+
+
+def build_files(chunks: list[Chunk], event_id: int, max_bytes: int) -> list[tuple[bytes, int]]:
+    """Parquet files of at most `max_bytes` each (halved until they fit; a single huge event is kept whole)."""
+    pending = [build_table(chunks, event_id)]
+    files: list[tuple[bytes, int]] = []
+    while pending:
+        table = pending.pop(0)
+        data = write_parquet(table)
+        if len(data) > max_bytes and table.num_rows > 1:
+            half = table.num_rows // 2
+            pending[:0] = [table.slice(0, half), table.slice(half)]
+            continue
+        files.append((data, table.num_rows))
+    return files
+
+
+# --- the sink -----------------------------------------------------------------------------------
+
+
+class KeyNamer:
+    """`event_type=<id>/year=YYYY/month=MM/day=DD/events_<id>_<YYYYMMDD>_<HHMMSS>.parquet`, `_<n>` only on collision."""
+
+    def __init__(self) -> None:
+        self._second = ""
+        self._used: dict[str, int] = {}
+
+    def key(self, event_id: int, when: datetime) -> str:
+        second = when.strftime("%Y%m%d_%H%M%S")
+        if second != self._second:
+            self._second, self._used = second, {}
+        base = (
+            f"event_type={event_id}/year={when:%Y}/month={when:%m}/day={when:%d}/"
+            f"events_{event_id}_{second}"
+        )
+        n = self._used.get(base, 0)
+        self._used[base] = n + 1
+        return f"{base}.parquet" if n == 0 else f"{base}_{n}.parquet"
+
+
+class Sink:
+    """Buffers per partition, seals them by time or size, builds files off the loop, hands them to the uploader."""
+
+    def __init__(
+        self, uploader: Uploader, *, flush_interval: float, max_file_bytes: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._uploader = uploader
+        self._interval = flush_interval
+        self._max_bytes = max_file_bytes
+        self._clock = clock
+        self._parts: dict[int, _Partition] = {}
+        self._namer = KeyNamer()
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet")
+        self._builds: set[asyncio.Task[None]] = set()
+        self._building_events = 0
+        self.build_failures = 0
+        self._timer: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._timer = asyncio.create_task(self._tick())
+
+    @property
+    def buffered_events(self) -> int:
+        return sum(p.events for p in self._parts.values()) + self._building_events
+
+    def add(self, by_event_id: dict[int, EventSlices], body: bytes, source_host: str,
+            subscription_id: str | None = None) -> None:
+        received = rfc3339_now()
+        for event_id, slices in by_event_id.items():
+            chunk = Chunk(body, slices, received, source_host, subscription_id, slices.xml_bytes())
+            self._add_chunk(event_id, chunk)
+
+    def _add_chunk(self, event_id: int, chunk: Chunk) -> None:
+        n = len(chunk.events)
+        if estimate_bytes(chunk.xml_bytes, n) > self._max_bytes and n > 1:
+            per_event = estimate_bytes(chunk.xml_bytes, n) / n
+            for piece in chunk.split(max(1, int(self._max_bytes // per_event))):
+                self._add_chunk(event_id, piece)
+            return
+        part = self._parts.get(event_id)
+        if part is not None and part.estimate + estimate_bytes(chunk.xml_bytes, n) > self._max_bytes:
+            self._seal(event_id)
+            part = None
+        if part is None:
+            part = self._parts[event_id] = _Partition(opened=self._clock())
+        part.chunks.append(chunk)
+        part.events += n
+        part.xml_bytes += chunk.xml_bytes
+
+    def _seal(self, event_id: int) -> None:
+        part = self._parts.pop(event_id, None)
+        if part is None or not part.chunks:
+            return
+        self._building_events += part.events
+        task = asyncio.create_task(self._build(event_id, part))
+        self._builds.add(task)
+        task.add_done_callback(self._builds.discard)
+
+    async def _build(self, event_id: int, part: _Partition) -> None:
+        when = datetime.now(timezone.utc)
+        loop = asyncio.get_running_loop()
+        try:
+            files = await loop.run_in_executor(self._pool, build_files, part.chunks, event_id, self._max_bytes)
+        except Exception as exc:  # a bug or undecodable input must still be counted, not lost
+            self.build_failures += 1
+            self._uploader.record_drop(f"event_type={event_id}", part.events, f"parquet build failed: {exc!r}")
+            return
+        finally:
+            self._building_events -= part.events
+        for data, rows in files:
+            self._uploader.submit(PendingFile(self._namer.key(event_id, when), data, rows))
+
+    async def _tick(self) -> None:
+        step = max(0.05, min(0.5, self._interval / 5))
+        while True:
+            await asyncio.sleep(step)
+            now = self._clock()
+            for event_id in [e for e, p in self._parts.items() if now - p.opened >= self._interval]:
+                self._seal(event_id)
+
+    async def close(self) -> None:
+        """Seal every buffer and wait until each file is built and queued for upload."""
+        if self._timer is not None:
+            self._timer.cancel()
+        for event_id in list(self._parts):
+            self._seal(event_id)
+        while self._builds:
+            await asyncio.gather(*list(self._builds), return_exceptions=True)
+        self._pool.shutdown(wait=True)

@@ -1,0 +1,48 @@
+"""The open model: intended times come from the rate alone."""
+
+from __future__ import annotations
+
+from wefperf.load.scheduler import Schedule, Scheduler
+
+
+def test_intended_times_follow_the_rate_not_the_clock() -> None:
+    sched = Scheduler(Schedule.for_run(target_eps=10_000, batch_size=1000, total_events=5000, duration_s=0, timeout_s=60), 100.0)
+    # however late the claims come, batch k is due at start + k * 0.1 s
+    claims = [sched.claim(now) for now in (100.0, 100.5, 103.0, 103.0, 110.0)]
+    assert [c[0] for c in claims] == [0, 1, 2, 3, 4]
+    assert [round(c[1], 6) for c in claims] == [100.0, 100.1, 100.2, 100.3, 100.4]
+    assert sched.claim(110.0) is None  # 5 batches: done
+
+
+def test_duration_mode_stops_at_the_end_of_the_window() -> None:
+    sched = Scheduler(Schedule.for_run(target_eps=1000, batch_size=100, total_events=0, duration_s=2, timeout_s=60), 0.0)
+    count = 0
+    while sched.claim(0.0) is not None:
+        count += 1
+    assert count == 20  # 2 s x 10 batches/s
+
+
+def test_timeout_ends_count_mode_and_is_reported() -> None:
+    sched = Scheduler(Schedule.for_run(target_eps=0, batch_size=10, total_events=10**9, duration_s=0, timeout_s=5), 0.0)
+    assert sched.claim(1.0) is not None
+    assert sched.claim(5.0) is None
+    assert sched.timed_out
+
+
+def test_unlimited_batches_are_due_now() -> None:
+    sched = Scheduler(Schedule.for_run(target_eps=0, batch_size=10, total_events=30, duration_s=0, timeout_s=5), 0.0)
+    assert sched.claim(1.25) == (0, 1.25)
+
+
+def test_stop_ends_claims() -> None:
+    sched = Scheduler(Schedule.for_run(target_eps=0, batch_size=10, total_events=30, duration_s=0, timeout_s=5), 0.0)
+    sched.stop()
+    assert sched.claim(0.1) is None
+
+
+def test_duration_mode_sends_nothing_after_the_window_and_counts_what_was_due() -> None:
+    sched = Scheduler(Schedule.for_run(target_eps=1000, batch_size=100, total_events=0, duration_s=2, timeout_s=60), 0.0)
+    for _ in range(5):
+        assert sched.claim(0.0) is not None
+    assert sched.claim(2.0) is None  # the window is over
+    assert sched.due_not_claimed(2.5) == 15  # 20 were due in 2 s, 5 were taken

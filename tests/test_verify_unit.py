@@ -1,0 +1,119 @@
+"""The verifier's pure parts: accounting, dates, ranged parquet decoding and the console block."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from verify_data import hand_event, parquet_bytes, run_events
+
+from wefperf.accounting import SeqCounter, format_ranges, summarize
+from wefperf.payload import find_markers
+from wefperf.report.s3 import s3_block
+from wefperf.s3parquet import FOOTER_PROBE, CorruptParquet, count_markers, footer_length, parse_footer
+from wefperf.verify import VerifyResult, dates_covered
+
+
+def _count(span: int | None, seqs: list[int], **kw: int) -> SeqCounter:
+    c = SeqCounter(span)
+    c.add(seqs, max(seqs, default=-1), **kw)
+    return c
+
+
+def test_accounting_counts_missing_duplicates_and_failed_batches() -> None:
+    # 20 batches of 10, count mode with 195 events (last batch short); batch 7 was not acknowledged.
+    seqs = [s for s in range(195) if not 30 <= s <= 39 and s not in (55, 56, 57) and not 75 <= s <= 79]
+    seqs += list(range(120, 130)) + [150, 150] + [195]  # duplicates, and one beyond what was sent
+    acct = summarize(_count(200, seqs), run_id="r1", batch_size=10, sent_batches=20, total_events=195,
+                     failed_batches=[7])
+    assert acct.expected == 185
+    assert acct.missing == 13
+    assert acct.missing_ranges == [(30, 39), (55, 57)]
+    assert acct.duplicated == 12
+    assert acct.duplicate_ranges == [(120, 129), (150, 150)]
+    assert acct.not_acknowledged_found == 5
+    assert acct.found == 185 - 13
+    assert acct.unexpected == 1
+    assert not acct.ok
+
+
+def test_accounting_clean_run_is_ok_and_unknown_extent_reports_no_missing() -> None:
+    acct = summarize(_count(100, list(range(100))), run_id="r", batch_size=10, sent_batches=10, total_events=None)
+    assert (acct.expected, acct.found, acct.missing, acct.duplicated, acct.ok) == (100, 100, 0, 0, True)
+    grown = summarize(_count(None, [0, 1, 5, 5]), run_id="r", batch_size=10, sent_batches=None, total_events=None)
+    assert grown.expected is None and grown.missing == 0 and grown.found == 3 and grown.duplicated == 1
+
+
+def test_format_ranges_names_batches_and_truncates() -> None:
+    text = format_ranges([(1000, 1999), (5003, 5003)], 12, 1000, limit=2)
+    assert text == "seq 1000-1999 (batch 1), seq 5003 (batch 5), ... (+10 more ranges)"
+
+
+def test_dates_covered_crosses_midnight_in_utc() -> None:
+    start = dt.datetime(2026, 2, 8, 23, 59, 50, tzinfo=dt.timezone.utc)
+    assert dates_covered(start, start + dt.timedelta(seconds=40)) == [dt.date(2026, 2, 8), dt.date(2026, 2, 9)]
+    # 01:00 at UTC+2 on the 9th is still the 8th in UTC.
+    local = dt.datetime(2026, 2, 9, 1, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    assert dates_covered(local, local) == [dt.date(2026, 2, 8)]
+
+
+def _ranged(data: bytes) -> tuple[int, int, bytes]:
+    size = len(data)
+    tail = data[-FOOTER_PROBE:]
+    return size, size - len(tail), tail
+
+
+def test_footer_and_column_ranges_decode_from_sparse_bytes() -> None:
+    events = run_events("abc123", 50, 6)
+    data = parquet_bytes(events, row_group_size=64, compression="none", pad=1500)
+    size, tail_at, tail = _ranged(data)
+    assert footer_length(tail, size) > 0
+    footer = parse_footer(size, tail_at, tail)
+    assert footer.rows == 300 and not footer.missing_columns and footer.event_ids == (4624, 4624)
+    assert len(footer.data_ranges) == 5  # one event_data chunk per row group
+    ranges = {o: data[o : o + n] for o, n in footer.data_ranges}
+    ranges[tail_at] = tail
+    fetched = sum(map(len, ranges.values()))
+    assert fetched < size / 2  # the padded column was never needed
+    counts = count_markers(size, ranges, "abc123", 50)
+    assert sorted(counts.seqs) == list(range(300))
+    assert (counts.bad_index, counts.other, counts.unmarked) == (0, 0, 0)
+    # The vectorised pattern agrees with the marker module on the stored JSON text.
+    assert [m.seq(50) for m in find_markers(str(__import__("json").dumps({"raw_xml": events[7]})))] == [7]
+
+
+def test_markers_of_other_runs_bad_indexes_and_unmarked_rows() -> None:
+    rows = [hand_event("r1", 0, 1), hand_event("r1", 0, 12), hand_event("zz9", 0, 1), "<Event/>"]
+    data = parquet_bytes(rows)
+    size, tail_at, tail = _ranged(data)
+    counts = count_markers(size, {tail_at: tail}, "r1", 10)
+    assert list(counts.seqs) == [1]
+    assert (counts.bad_index, counts.other, counts.unmarked) == (1, 1, 1)
+
+
+@pytest.mark.parametrize("blob", [b"not parquet at all", b"PAR1" + b"\x00" * 40 + b"\x10\x00\x00\x00PAR1", b"PAR1"])
+def test_corrupt_bytes_raise_a_readable_error(blob: bytes) -> None:
+    size, tail_at, tail = _ranged(blob)
+    with pytest.raises(CorruptParquet):
+        footer_length(tail, size)
+        parse_footer(size, tail_at, tail)
+
+
+def test_missing_column_is_reported_by_the_footer() -> None:
+    data = parquet_bytes([hand_event("r1", 0, 0)], drop="source_host")
+    size, tail_at, tail = _ranged(data)
+    assert parse_footer(size, tail_at, tail).missing_columns == ["source_host"]
+
+
+def test_s3_block_matches_the_seed_layout() -> None:
+    ok = VerifyResult(passed=True, files=12, total_bytes=int(20.93 * 1024 * 1024), rows=570_000,
+                      sample_keys=[f"event_type=4624/year=2026/month=02/day=08/{i}.parquet" for i in range(5)],
+                      problems=[])
+    lines = s3_block(ok)
+    assert lines[:4] == ["=" * 70, "S3 VERIFICATION", "=" * 70, "✓ S3 files verified successfully"]
+    assert "  Files found: 12" in lines and "  Total size: 20.93 MB" in lines
+    assert any(line.startswith("  Sample files: event_type=4624/") and line.endswith(", ...") for line in lines)
+    assert lines[-1] == "=" * 70
+    bad = VerifyResult(passed=False, files=0, total_bytes=0, rows=0, sample_keys=[], problems=[],
+                       reasons=["No files found"])
+    assert "✗ S3 verification failed: No files found" in s3_block(bad)
