@@ -36,3 +36,59 @@ def bucket(s3_client) -> str:
     name = f"t-{uuid.uuid4().hex[:12]}"
     s3_client.create_bucket(Bucket=name)
     return name
+
+
+# --- `wefperf target` as a child process (added for issue 3: tests/test_target_*.py) -------------
+
+import os as _os
+import signal as _signal
+import subprocess as _subprocess
+import sys as _sys
+from dataclasses import dataclass as _dataclass
+
+
+@_dataclass
+class TargetProcess:
+    """A running `python -m wefperf target`; `base` is its http://127.0.0.1:PORT."""
+
+    proc: _subprocess.Popen
+    base: str
+
+    def stop(self, sig: int = _signal.SIGTERM, timeout: float = 60) -> tuple[int, str]:
+        """Signal it, wait, and return (exit code, stderr)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        _, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, err
+
+
+def start_target(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> TargetProcess:
+    """Start the collector and wait for its `listening on` line; fail the test with its stderr if it dies."""
+    full_env = {**_os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", **(env or {})}
+    proc = _subprocess.Popen(
+        [_sys.executable, "-m", "wefperf", "target", "--port", "0", *args],
+        stdout=_subprocess.PIPE, stderr=_subprocess.PIPE, text=True, env=full_env,
+    )
+    line = proc.stdout.readline()  # type: ignore[union-attr]
+    if "listening on " not in line:
+        proc.kill()
+        _, err = proc.communicate(timeout=timeout)
+        raise AssertionError(f"wefperf target did not start: {line!r} {err}")
+    return TargetProcess(proc, line.split("listening on ", 1)[1].strip())
+
+
+@pytest.fixture
+def wef_target(moto_endpoint: str, bucket: str):
+    """Factory: `wef_target(*extra_args)` starts a collector writing to this test's bucket; killed at teardown."""
+    started: list[TargetProcess] = []
+
+    def factory(*args: str, **kw) -> TargetProcess:
+        t = start_target("--s3-endpoint", moto_endpoint, "--bucket", bucket, *args, **kw)
+        started.append(t)
+        return t
+
+    yield factory
+    for t in started:
+        if t.proc.poll() is None:
+            t.proc.kill()
+            t.proc.communicate()

@@ -15,7 +15,10 @@ from .scheduler import Schedule, Scheduler
 
 log = logging.getLogger("wefperf.load")
 
+# The seed's cadence: a progress line every 100 batches (100,000 events at 1,000 per batch);
+# small batches report every 100,000 events instead of flooding the log.
 PROGRESS_EVERY_BATCHES = 100
+PROGRESS_EVERY_EVENTS = 100_000
 # A batch due within this much is sent at once: the event loop's timers are not finer.
 _SPIN_S = 0.0005
 # After a connection-level failure in unlimited mode, pause so a dead server is not hammered.
@@ -133,6 +136,7 @@ class LoadEngine:
         me = asyncio.current_task()
         assert me is not None
         unlimited = self.schedule.interval_s == 0
+        every = max(PROGRESS_EVERY_BATCHES, -(-PROGRESS_EVERY_EVENTS // pool.batch_size))
         while True:
             claim = sched.claim(clock())
             if claim is None:
@@ -155,7 +159,7 @@ class LoadEngine:
             if unlimited:
                 intended = sent
             rec.sent(events, intended, sent)
-            if self.progress is not None and rec.batches_sent % PROGRESS_EVERY_BATCHES == 0:
+            if self.progress is not None and rec.batches_sent % every == 0:
                 self._report_progress(sent)
             try:
                 status = await channel.send(batch)

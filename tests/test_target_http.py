@@ -1,0 +1,147 @@
+"""`wefperf target` end to end: real sockets, a real child process, the real moto S3 server."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import signal
+import time
+
+import pyarrow.parquet as pq
+import pytest
+import requests
+
+from wefperf.payload import build_pool, find_markers
+from wefperf.target.sink import SCHEMA
+
+from test_target_units import batch, event
+
+KEY_RE = re.compile(
+    r"^event_type=(\d+)/year=(\d{4})/month=(\d{2})/day=(\d{2})/events_(\d+)_(\d{8})_(\d{6})(?:_\d+)?\.parquet$"
+)
+
+
+def objects(s3_client, bucket: str) -> list[dict]:
+    pages = s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return [o for page in pages for o in page.get("Contents", [])]
+
+
+def read_rows(s3_client, bucket: str) -> list[dict]:
+    rows = []
+    for obj in objects(s3_client, bucket):
+        data = s3_client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+        table = pq.read_table(io.BytesIO(data))
+        assert table.schema == SCHEMA
+        rows += [dict(r, _key=obj["Key"]) for r in table.to_pylist()]
+    return rows
+
+
+def wait_for(predicate, timeout: float = 15, step: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"not true within {timeout} s")
+
+
+def post(base: str, body: bytes, path: str = "/wsman/events", **headers: str) -> requests.Response:
+    return requests.post(base + path, data=body, headers={"Content-Type": "application/soap+xml", **headers}, timeout=10)
+
+
+def test_health_stats_shape_and_counting_rules(wef_target):
+    t = wef_target()
+    assert requests.get(t.base + "/health", timeout=5).text == "OK"
+    assert requests.get(t.base + "/stats/throughput", timeout=5).json() == []
+    r = post(t.base, batch(event(), event(), event(), event("4625"), event("9", provider=""), "<Event>x</Event>"))
+    assert (r.status_code, r.text) == (200, "OK")
+    r = post(t.base, batch(event("4625")), path="/wsman")
+    assert (r.status_code, r.text) == (200, "Events received")
+    rows = requests.get(t.base + "/stats/throughput", timeout=5).json()
+    assert [(row["event_type"], row["total_events"]) for row in rows] == [
+        ("Microsoft-Windows-Security-Auditing:4624", 3),
+        ("Microsoft-Windows-Security-Auditing:4625", 2),
+        ("EventID 9", 1),
+        ("unknown", 1),
+    ]
+    for row in rows:
+        assert set(row) == {"event_type", "total_events", "last_minute", "last_five_minutes",
+                            "average_per_second_last_minute"}
+        assert row["last_minute"] == row["last_five_minutes"] == row["total_events"]
+        assert row["average_per_second_last_minute"] == pytest.approx(row["last_minute"] / 60, abs=1e-3)
+
+
+def test_not_an_events_batch_is_400_and_too_large_is_413(wef_target):
+    t = wef_target("--max-body-mb", "0.01")
+    for path in ("/wsman/events", "/wsman"):
+        assert post(t.base, b"<Envelope><Body><Subscribe/></Body></Envelope>", path=path).status_code == 400
+    assert post(t.base, b"<m:Events><m:Event></m:Event></m:Events>").status_code == 400
+    big = batch(*[event()] * 40)
+    assert len(big) > 0.01 * 1024 * 1024
+    assert post(t.base, big).status_code == 413
+    assert requests.get(t.base + "/stats/throughput", timeout=5).json() == []
+
+
+def test_partitions_keys_rows_and_flush_by_time(wef_target, s3_client, bucket):
+    t = wef_target("--flush-interval-secs", "1")
+    pool = build_pool(run_id="feedbeef0001", batch_size=200, variants=2)
+    for b in range(3):
+        assert post(t.base, pool.body(b)).status_code == 200
+    assert post(t.base, batch(event("9", provider="")), path="/wsman", **{"X-Forwarded-For": "10.1.2.3"}).status_code == 200
+    # flushed by the timer while the collector keeps running
+    wait_for(lambda: sum(r["rows"] for r in [requests.get(t.base + "/stats/target", timeout=5).json()]
+                         for r in [{"rows": r["uploaded_events"]}]) == 601)
+    rows = read_rows(s3_client, bucket)
+    assert len(rows) == 601
+    expected = pool.expected_types(3)
+    for row in rows:
+        m = KEY_RE.match(row["_key"])
+        assert m, row["_key"]
+        assert int(m.group(1)) == int(m.group(5)) == row["event_id"]
+        assert m.group(6) == m.group(2) + m.group(3) + m.group(4)
+    by_type: dict[str, int] = {}
+    for row in rows:
+        data = json.loads(row["event_data"])
+        key = f"{data['parsed']['provider']}:{row['event_id']}" if data["parsed"]["provider"] else f"EventID {row['event_id']}"
+        by_type[key] = by_type.get(key, 0) + 1
+    assert by_type == {**expected, "EventID 9": 1}
+    markers = {m.seq(200) for row in rows for m in find_markers(row["event_data"])}
+    assert markers == set(range(600))
+    hosts = {row["source_host"] for row in rows}
+    assert hosts == {"127.0.0.1", "10.1.2.3"}
+    assert len({row["_key"] for row in rows}) == len(objects(s3_client, bucket))
+
+
+def test_flush_by_size_respects_the_maximum(wef_target, s3_client, bucket):
+    max_mb = 0.05
+    t = wef_target("--flush-interval-secs", "60", "--max-file-size-mb", str(max_mb))
+    pool = build_pool(run_id="feedbeef0002", batch_size=500, event_type="4624")
+    assert post(t.base, pool.body(0)).status_code == 200
+    # no timer flush within 60 s: the files come from the size rule alone
+    wait_for(lambda: requests.get(t.base + "/stats/target", timeout=5).json()["uploaded_events"] >= 400)
+    files = objects(s3_client, bucket)
+    assert len(files) >= 2
+    assert all(f["Size"] <= max_mb * 1024 * 1024 for f in files)
+    assert len({f["Key"] for f in files}) == len(files)
+    code, err = t.stop()
+    assert code == 0, err
+    rows = read_rows(s3_client, bucket)
+    assert sorted(m.index for r in rows for m in find_markers(r["event_data"])) == list(range(500))
+    assert all(f["Size"] <= max_mb * 1024 * 1024 for f in objects(s3_client, bucket))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_shutdown_flushes_every_buffer(wef_target, s3_client, bucket, sig):
+    t = wef_target("--flush-interval-secs", "600")
+    pool = build_pool(run_id="feedbeef0003", batch_size=100)
+    for b in range(4):
+        assert post(t.base, pool.body(b)).status_code == 200
+    assert objects(s3_client, bucket) == []
+    code, err = t.stop(sig)
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert "received 400 events" in err and "dropped 0 events" in err
+    rows = read_rows(s3_client, bucket)
+    assert sorted(m.seq(100) for r in rows for m in find_markers(r["event_data"])) == list(range(400))
