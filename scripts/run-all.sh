@@ -15,7 +15,9 @@
 # written as the calling user (`--user uid:gid`), so the files are yours to
 # keep. The verdict is each run's exit code (0 pass, 1 fail, 2 configuration
 # error, 130 interrupted), recorded in DIR/exit-codes.tsv; the other columns
-# are read from DIR/<profile>.json.
+# are read from DIR/<profile>.json: results.events_sent,
+# results.events_per_second_overall, verdict.target_ratio (else the rate over
+# configuration.target_eps) and s3_verification.files_found.
 #
 # Exit code: 0 when every run passed, else 130 if interrupted, 2 if any run
 # had a configuration error, 1 otherwise. Set COMPOSE to choose the compose
@@ -123,26 +125,12 @@ from pathlib import Path
 
 d = Path(sys.argv[1])
 VERDICTS = {"0": "PASS", "1": "FAIL", "2": "CONFIG ERROR", "130": "INTERRUPTED"}
-SENT = ("events_sent", "sent_events", "total_sent")
-RATE = ("ingestion_rate_eps", "achieved_eps", "actual_eps", "overall_rate_eps", "rate_eps", "events_per_sec")
-TARGET = ("target_eps",)
-FILES = ("files_found", "s3_files", "file_count", "files")
 
-def find(obj, names):
-    """The shallowest value under any of names: tolerant of how the JSON is nested."""
-    level = [obj]
-    while level:
-        nxt = []
-        for cur in level:
-            if isinstance(cur, dict):
-                for n in names:
-                    if cur.get(n) is not None and not isinstance(cur[n], dict):
-                        return cur[n]
-                nxt.extend(v for v in cur.values() if isinstance(v, (dict, list)))
-            elif isinstance(cur, list):
-                nxt.extend(v for v in cur if isinstance(v, (dict, list)))
-        level = nxt
-    return None
+def get(data, dotted):
+    """data["a"]["b"] for "a.b", or None where any part is missing."""
+    for key in dotted.split("."):
+        data = data.get(key) if isinstance(data, dict) else None
+    return data
 
 def num(v, fmt):
     return format(v, fmt) if isinstance(v, (int, float)) and not isinstance(v, bool) else "-"
@@ -159,12 +147,15 @@ for line in (d / "exit-codes.tsv").read_text().splitlines():
             data = json.loads(path.read_text())
         except ValueError:
             data = {}
-    sent, rate, target = find(data, SENT), find(data, RATE), find(data, TARGET)
-    files = find(data, FILES)
-    if isinstance(files, list):
-        files = len(files)
+    sent = get(data, "results.events_sent")
+    rate = get(data, "results.events_per_second_overall")
+    target = get(data, "configuration.target_eps")
+    ratio = get(data, "verdict.target_ratio")
+    files = get(data, "s3_verification.files_found")
     pct = "-"
-    if isinstance(rate, (int, float)) and isinstance(target, (int, float)) and target > 0:
+    if isinstance(ratio, (int, float)):
+        pct = f"{100 * ratio:.1f}%"
+    elif isinstance(rate, (int, float)) and isinstance(target, (int, float)) and target > 0:
         pct = f"{100 * rate / target:.1f}%"
     elif target == 0 and rate is not None:
         pct = "unlimited"
@@ -177,7 +168,8 @@ head = ("profile", "events sent", "rate (ev/s)", "target %", "S3 files", "verdic
 widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
 right = {1, 2, 3, 4}
 def fmt(r):
-    return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    cells = (c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    return "  ".join(cells).rstrip()
 print(fmt(head))
 print("  ".join("-" * w for w in widths))
 for r in rows:

@@ -488,13 +488,15 @@ if args[:2] == ["compose", "run"]:
     inner = next(v.split("=", 1)[1] for k, v in pairs if k == "-e" and v.startswith("PERF_TEST_RESULTS="))
     profile = os.path.basename(inner)[: -len(".json")]
     rc = json.loads(os.environ.get("FAKE_RC", "{{}}")).get(profile, 0)
-    if rc != 2:
+    if rc != 2:  # a configuration error writes no results file
         target = json.loads(os.environ["FAKE_TARGETS"])[profile]
         rate = 47000.0 if target == 0 else target * (0.95 if rc == 0 else 0.5)
-        result = {{
-            "settings": {{"target_eps": target, "aws_access_key_id": None}},
-            "load": {{"events_sent": 50000, "ingestion_rate_eps": rate}},
-            "s3": {{"files_found": 12}} if "sustained" in profile or "max" in profile else None,
+        s3 = "sustained" in profile or "max" in profile
+        result = {{  # the shape wefperf's results JSON has
+            "configuration": {{"target_eps": target}},
+            "results": {{"events_sent": 50000, "events_per_second_overall": rate}},
+            "verdict": {{"passed": rc == 0, "target_ratio": 0.95 if rc == 0 and target else None}},
+            "s3_verification": {{"files_found": 12, "success": True}} if s3 else None,
         }}
         with open(os.path.join(host, os.path.basename(inner)), "w") as out:
             json.dump(result, out)
@@ -593,6 +595,30 @@ def test_run_all_rejects_an_unknown_profile_before_touching_docker(tmp_path: Pat
     assert done.stderr.strip().count("\n") == 0 and "unknown profile target-1m" in done.stderr
 
 
+def test_run_all_reads_keys_the_real_results_json_has(tmp_path: Path) -> None:
+    """The summary's key paths, checked against a results file the real runner writes."""
+    import re
+
+    paths = re.findall(r'get\(data, "([\w.]+)"\)', RUN_ALL.read_text())
+    assert len(paths) == 5
+    out = tmp_path / "r.json"
+    env = {**os.environ, **_down_server_env(out)}
+    done = subprocess.run(
+        [sys.executable, "-m", "wefperf", "run", "--profile", "sustained-10k"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 1, done.stderr
+    data = json.loads(out.read_text())
+    for dotted in paths:
+        parent, _, leaf = dotted.rpartition(".")
+        node = data
+        for key in parent.split("."):
+            assert isinstance(node, dict) and key in node, f"results JSON has no {dotted}"
+            node = node[key]
+        if node is not None:  # s3_verification is null when the run stopped before S3
+            assert leaf in node, f"results JSON has no {dotted}"
+
+
 # --------------------------------------------------------------------------- the image's command, from a wheel
 
 
@@ -658,13 +684,15 @@ def _has_runner(venv: Path) -> bool:
     return probe.stdout.strip() == "True"
 
 
-def _down_server_env() -> dict[str, str]:
+def _down_server_env(results: Path) -> dict[str, str]:
+    """A closed port and a 1 s health wait. Results go to a real file: wefperf writes
+    them atomically (rename over the target), which would replace /dev/null itself."""
     port = _closed_port()
     return {
         "WEF_ENDPOINT": f"http://127.0.0.1:{port}",
         "WEF_STATS_ENDPOINT": f"http://127.0.0.1:{port}/stats/throughput",
         "PERF_TEST_HEALTH_TIMEOUT_SECS": "1",
-        "PERF_TEST_RESULTS": "/dev/null",
+        "PERF_TEST_RESULTS": str(results),
     }
 
 
@@ -676,12 +704,12 @@ def _one_clean_line(done: subprocess.CompletedProcess[str]) -> str:
 
 
 @pytest.mark.slow
-def test_wheel_default_command_fails_cleanly_when_the_server_is_down(wheel_venv: Path) -> None:
+def test_wheel_default_command_fails_cleanly_when_the_server_is_down(wheel_venv: Path, tmp_path: Path) -> None:
     if not _has_runner(wheel_venv):
         pytest.skip("wefperf.runner is not in the tree yet: `wefperf run` is a placeholder")
     final = dict(_final_stage())
     argv = json.loads(final["ENTRYPOINT"]) + json.loads(final["CMD"])
-    env = _down_server_env()
+    env = _down_server_env(tmp_path / "results.json")
     done = _in_venv(wheel_venv, argv, env=env, timeout=60)
     assert done.returncode not in (0, 130)
     line = _one_clean_line(done)
@@ -689,11 +717,11 @@ def test_wheel_default_command_fails_cleanly_when_the_server_is_down(wheel_venv:
 
 
 @pytest.mark.slow
-def test_wheel_seed_custom_parameter_form_means_run(wheel_venv: Path) -> None:
+def test_wheel_seed_custom_parameter_form_means_run(wheel_venv: Path, tmp_path: Path) -> None:
     """`docker compose run --rm SERVICE -e K=V ...` runs `wefperf -e K=V ...` with PERF_TEST_PROFILE set."""
     if not _has_runner(wheel_venv):
         pytest.skip("wefperf.runner is not in the tree yet: `wefperf run` is a placeholder")
-    env = {**_down_server_env(), "PERF_TEST_PROFILE": "sustained-10k"}
+    env = {**_down_server_env(tmp_path / "results.json"), "PERF_TEST_PROFILE": "sustained-10k"}
     health = env.pop("PERF_TEST_HEALTH_TIMEOUT_SECS")
     seed_form = _in_venv(
         wheel_venv,

@@ -22,18 +22,22 @@ def _opts(endpoint: str, bucket: str, **kw) -> VerifyOptions:
 
 @pytest.mark.slow
 async def test_pagination_counts_2500_objects(moto_endpoint: str, s3_client, bucket: str) -> None:
-    blob = parquet_bytes([hand_event("p1", 0, i) for i in range(2)])
-    objects = {key(f"{i:05d}", DAY if i < 2000 else NEXT_DAY): blob for i in range(2500)}
-    objects[key("elsewhere", NEXT_DAY.replace(day=10))] = blob  # a date the run did not cover
+    # 50 distinct files of 1..50 rows, each stored 50 times: 2,500 objects over two days.
+    blobs = [parquet_bytes([hand_event("p1", b, i) for i in range(b + 1)]) for b in range(50)]
+    objects = {key(f"{i:05d}", DAY if i < 2000 else NEXT_DAY): blobs[i % 50] for i in range(2500)}
+    objects[key("elsewhere", NEXT_DAY.replace(day=10))] = blobs[0]  # a date the run did not cover
     put_all(s3_client, bucket, objects)
-    res = await verify_s3(_opts(moto_endpoint, bucket, dates=[DAY, NEXT_DAY], expect_events=5000))
+    rows = 50 * sum(range(1, 51))
+    res = await verify_s3(_opts(moto_endpoint, bucket, dates=[DAY, NEXT_DAY], expect_events=rows))
     assert res.error is None and res.problems == []
     assert res.files == 2500
-    assert res.rows == 5000
-    assert res.total_bytes == 2500 * len(blob)
+    assert res.rows == rows
+    assert res.total_bytes == 50 * sum(map(len, blobs))
     assert res.passed
-    # Footers only: one ranged GET per (small) object, never more than the objects hold.
-    assert res.bytes_fetched == res.total_bytes
+    # Footers only, with ranged GETs: each distinct file (same ETag and size) is read once.
+    assert res.bytes_fetched == sum(map(len, blobs))
+    res = await verify_s3(_opts(moto_endpoint, bucket, dates=[DAY, NEXT_DAY], expect_events=rows + 1))
+    assert not res.passed and res.reason == f"expected {rows + 1:,} rows, found {rows:,}"
 
 
 async def test_oversize_corrupt_and_misplaced_objects_are_each_reported(

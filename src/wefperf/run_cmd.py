@@ -10,6 +10,8 @@ import signal
 import sys
 from typing import Any
 
+from pydantic import SecretStr
+
 from .settings import ENV_NAMES, ConfigError, Settings, load_settings
 
 PROFILE_ENV = "PERF_TEST_PROFILE"
@@ -138,8 +140,17 @@ async def _embedded(stack: contextlib.AsyncExitStack, settings: Settings, report
     return settings.model_copy(
         update={
             "wef_endpoint": ends.wef_endpoint,
-            "wef_stats_endpoint": ends.wef_endpoint.rstrip("/") + "/stats/throughput",
+            "wef_stats_endpoint": _base(ends.wef_endpoint) + "/stats/throughput",
             "s3_endpoint": ends.s3_endpoint,
             "s3_bucket": ends.bucket,
+            "aws_access_key_id": SecretStr(ends.access_key),
+            "aws_secret_access_key": SecretStr(ends.secret_key),
         }
     )
+
+
+def _base(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"

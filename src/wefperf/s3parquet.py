@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import bisect
 import io
+from array import array
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -153,41 +155,56 @@ class MarkerCounts:
     unmarked: int  # rows without a marker
 
 
-def count_markers(size: int, ranges: dict[int, bytes], run_id: str, batch_size: int) -> MarkerCounts:
-    """Decode `event_data` from the fetched ranges and pick out this run's sequence numbers."""
+DECODE_ROWS = 8_192  # rows decoded at a time: memory follows this, not the file size
+
+
+def iter_markers(size: int, ranges: dict[int, bytes], run_id: str, batch_size: int) -> Iterator[MarkerCounts]:
+    """Decode `event_data` from the fetched ranges, a slice of rows at a time, and pick out this run's
+    sequence numbers with a vectorised regex (RE2 in pyarrow), not a Python loop over rows."""
     try:
-        table = pq.ParquetFile(SparseFile(size, ranges), pre_buffer=False).read(columns=[DATA_COLUMN])
-    except (pa.ArrowException, OSError, ValueError) as exc:
+        reader = pq.ParquetFile(SparseFile(size, ranges), pre_buffer=False)
+        batches = reader.iter_batches(batch_size=DECODE_ROWS, columns=[DATA_COLUMN], use_threads=False)
+        for batch in batches:
+            yield _markers(batch.column(0), run_id, batch_size)
+    except (pa.ArrowException, OSError) as exc:
         raise CorruptParquet(f"unreadable {DATA_COLUMN} column: {_short(exc)}") from None
-    column = table.column(0)
+
+
+def count_markers(size: int, ranges: dict[int, bytes], run_id: str, batch_size: int) -> MarkerCounts:
+    """All of a file's markers at once (small files, tests)."""
+    parts = list(iter_markers(size, ranges, run_id, batch_size))
+    seqs = array("q")
+    for p in parts:
+        seqs.extend(p.seqs)
+    return MarkerCounts(
+        seqs=memoryview(seqs),
+        max_seq=max((p.max_seq for p in parts), default=-1),
+        bad_index=sum(p.bad_index for p in parts),
+        other=sum(p.other for p in parts),
+        unmarked=sum(p.unmarked for p in parts),
+    )
+
+
+def _markers(column: pa.Array, run_id: str, batch_size: int) -> MarkerCounts:
     if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
         raise CorruptParquet(f"{DATA_COLUMN} is {column.type}, not utf8")
     found = pc.extract_regex(column, MARKER_PATTERN)
     marked = pc.is_valid(found)
     n_marked = pc.sum(marked).as_py() or 0
-    mine = pc.and_(marked, pc.equal(pc.struct_field(found, "run"), run_id))
-    mine = pc.fill_null(mine, False)
+    mine = pc.fill_null(pc.and_(marked, pc.equal(pc.struct_field(found, "run"), run_id)), False)
     n_mine = pc.sum(mine).as_py() or 0
     ours = pc.filter(found, mine)
     batch = pc.cast(pc.struct_field(ours, "batch"), pa.int64())
     index = pc.cast(pc.struct_field(ours, "idx"), pa.int64())
-    fits = pc.less(index, batch_size)
-    seq = pc.filter(pc.add(pc.multiply(batch, batch_size), index), fits)
-    arr = seq.combine_chunks() if isinstance(seq, pa.ChunkedArray) else seq
-    arr = arr.cast(pa.int64())
+    arr = pc.filter(pc.add(pc.multiply(batch, batch_size), index), pc.less(index, batch_size))
     if len(arr):
         buf = arr.buffers()[1]
         seqs = memoryview(buf).cast("q")[arr.offset : arr.offset + len(arr)]
         max_seq = int(pc.max(arr).as_py())
     else:
-        seqs, max_seq = memoryview(b"").cast("q"), -1
-    return MarkerCounts(
-        seqs=seqs,
-        max_seq=max_seq,
-        bad_index=n_mine - len(arr),
-        other=n_marked - n_mine,
-        unmarked=len(column) - n_marked,
-    )
+        seqs, max_seq = memoryview(array("q")), -1
+    return MarkerCounts(seqs=seqs, max_seq=max_seq, bad_index=n_mine - len(arr), other=n_marked - n_mine,
+                        unmarked=len(column) - n_marked)
 
 
 def _short(exc: BaseException) -> str:

@@ -15,10 +15,10 @@ import math
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Coroutine, TypeVar
 
 from .accounting import Accounting, SeqCounter, expected_span, summarize
-from .s3parquet import FOOTER_PROBE, CorruptParquet, count_markers, footer_length, parse_footer
+from .s3parquet import FOOTER_PROBE, CorruptParquet, Footer, footer_length, iter_markers, parse_footer
 
 MIB = 1024 * 1024
 IO_CONCURRENCY = 16  # ranged GETs and listings in flight
@@ -27,6 +27,7 @@ SAMPLE_KEYS = 5
 MAX_PROBLEMS = 1000
 
 Progress = Callable[[str], None]
+T = TypeVar("T")
 
 
 @dataclass
@@ -137,6 +138,18 @@ class _Outcome:
 
 
 _LEVELS = (("year", r"\d{4}"), ("month", r"\d{2}"), ("day", r"\d{2}"))
+_SHAPES = {"year": "YYYY", "month": "MM", "day": "DD"}
+
+
+async def _all(coros: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """Run together; the first failure cancels the rest and is raised as itself (S3Failure first)."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(c) for c in coros]
+    except* Exception as failures:
+        errors = list(failures.exceptions)
+        raise next((e for e in errors if isinstance(e, S3Failure)), errors[0]) from None
+    return [t.result() for t in tasks]
 
 
 class _Verifier:
@@ -154,6 +167,7 @@ class _Verifier:
             self.total_events = opts.expect_events
         self.wanted = {(d.year, d.month, d.day) for d in opts.dates} if opts.dates is not None else None
         self.bytes_fetched = 0
+        self.footers: dict[tuple[str, int], asyncio.Future[Footer]] = {}
         self._reset()
 
     def _reset(self) -> None:
@@ -209,19 +223,18 @@ class _Verifier:
             elif value is not None and depth == 1 and not 1 <= value <= 12:
                 value = None
             if value is None:
-                problems.append(f"{sub}: outside the partition layout (expected {level}={'Y' * 4 if depth == 0 else 'DD' if depth == 2 else 'MM'})")
+                problems.append(f"{sub}: outside the partition layout (expected {level}={_SHAPES[level]})")
                 continue
             here = parts + (value,)
             if self.wanted is not None and not any(w[: len(here)] == here for w in self.wanted):
                 continue
             subtasks.append(self._walk(sub, depth + 1, here, et, objects, problems))
-        await asyncio.gather(*subtasks)
+        await _all(subtasks)
 
     async def list_objects(self) -> tuple[list[_Object], list[str]]:
         objects: list[_Object] = []
         problems: list[str] = []
-        await asyncio.gather(*(self._walk(f"event_type={et}/", 0, (), et, objects, problems)
-                               for et in self.opts.event_types))
+        await _all([self._walk(f"event_type={et}/", 0, (), et, objects, problems) for et in self.opts.event_types])
         objects.sort(key=lambda o: o.key)
         return objects, sorted(problems)
 
@@ -270,7 +283,8 @@ class _Verifier:
             out.problems.append(f"{obj.key}: could not be read ({type(exc).__name__}: {str(exc)[:200]})")
         return out
 
-    async def _read(self, obj: _Object, out: _Outcome) -> None:
+    async def _fetch_footer(self, obj: _Object) -> tuple[int, bytes, Footer]:
+        """The object's last bytes (from `tail_at`) and its decoded footer: one GET, two if it is large."""
         size = obj.size
         if size < 12:
             footer_length(b"", size)  # raises with the reason
@@ -280,7 +294,43 @@ class _Verifier:
         if flen + 8 > len(tail):
             tail_at = size - flen - 8
             tail = await self._get(obj.key, tail_at, size - 1)
-        footer = await asyncio.to_thread(parse_footer, size, tail_at, tail)
+        return tail_at, tail, await asyncio.to_thread(parse_footer, size, tail_at, tail)
+
+    async def _footer_only(self, obj: _Object) -> Footer:
+        return (await self._fetch_footer(obj))[2]
+
+    async def _read(self, obj: _Object, out: _Outcome) -> None:
+        if self.counter is None:
+            # Without accounting only the footer matters, and objects with the same ETag and
+            # size hold the same bytes (a re-uploaded file): read that footer once.
+            same = (obj.etag, obj.size)
+            job = self.footers.get(same) if obj.etag else None
+            if job is None:
+                job = asyncio.ensure_future(self._footer_only(obj))
+                if obj.etag:
+                    self.footers[same] = job
+            self._check_footer(obj, out, await job)
+            return
+        tail_at, tail, footer = await self._fetch_footer(obj)
+        size = obj.size
+        self._check_footer(obj, out, footer)
+        if self.counter is None or footer.missing_columns or not footer.rows:
+            return
+        async with self.data:
+            ranges = {tail_at: tail}
+            needed = [(o, n) for o, n in footer.data_ranges if n > 0 and (o < tail_at or o + n > size)]
+            chunks = await _all([self._get(obj.key, o, o + n - 1) for o, n in needed])
+            ranges.update({o: c for (o, _), c in zip(needed, chunks)})
+            await asyncio.to_thread(self._count, size, ranges)
+
+    def _count(self, size: int, ranges: dict[int, bytes]) -> None:
+        """In a worker thread: decode a slice of rows, count its markers, go on."""
+        assert self.counter is not None
+        for part in iter_markers(size, ranges, self.opts.run_id or "", self.batch_size):
+            self.counter.add(part.seqs, part.max_seq, bad=part.bad_index, other=part.other, unmarked=part.unmarked)
+
+    @staticmethod
+    def _check_footer(obj: _Object, out: _Outcome, footer: Footer) -> None:
         out.rows = footer.rows
         if footer.missing_columns:
             out.problems.append(f"{obj.key}: missing column(s) {', '.join(footer.missing_columns)} "
@@ -291,16 +341,6 @@ class _Verifier:
                 held = f"{lo}" if lo == hi else f"{lo}..{hi}"
                 out.problems.append(f"{obj.key}: holds rows of event {held} under event_type="
                                     f"{obj.event_type} (wrong partition)")
-        if self.counter is None or footer.missing_columns or not footer.rows:
-            return
-        async with self.data:
-            ranges = {tail_at: tail}
-            needed = [(o, n) for o, n in footer.data_ranges if o < tail_at or o + n > size]
-            chunks = await asyncio.gather(*(self._get(obj.key, o, o + n - 1) for o, n in needed if n > 0))
-            ranges.update({o: c for (o, _), c in zip(needed, chunks)})
-            counts = await asyncio.to_thread(count_markers, size, ranges, self.opts.run_id or "", self.batch_size)
-            await asyncio.to_thread(self.counter.add, counts.seqs, counts.max_seq, bad=counts.bad_index,
-                                    other=counts.other, unmarked=counts.unmarked)
 
     # -- one poll ------------------------------------------------------------------------
 
@@ -311,7 +351,7 @@ class _Verifier:
                for k, o in self.outcomes.items()):
             self._reset()  # an object changed or vanished: count everything again
         fresh = [o for o in objects if o.key not in self.outcomes]
-        outcomes = await asyncio.gather(*(self.inspect(o) for o in fresh))
+        outcomes = await _all([self.inspect(o) for o in fresh])
         self.outcomes.update({o.key: r for o, r in zip(fresh, outcomes)})
         return objects, problems
 

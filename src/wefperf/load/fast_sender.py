@@ -52,20 +52,19 @@ class _ReplyProtocol(asyncio.Protocol):
             waiter.set_exception(exc)
 
 
-def _expire(waiter: asyncio.Future[int], seconds: float) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError(f"no response within {seconds:g} s"))
-
-
 class FastChannel:
     """One connection, one request at a time; reconnects after a failure."""
 
     def __init__(self, host: str, port: int, pool: PayloadPool, timeout_s: float) -> None:
         self._host, self._port, self._pool, self._timeout = host, port, pool, timeout_s
         self._proto: _ReplyProtocol | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Loop time by which the pending reply must arrive (0: none pending). A watchdog
+        # checks it, so the hot path arms no timer per request.
+        self.deadline = 0.0
 
     async def _connect(self) -> _ReplyProtocol:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         _, proto = await asyncio.wait_for(
             loop.create_connection(_ReplyProtocol, self._host, self._port), self._timeout
         )
@@ -75,22 +74,27 @@ class FastChannel:
         proto = self._proto
         if proto is None or proto.closed:
             proto = self._proto = await self._connect()
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        assert loop is not None and proto.transport is not None
         waiter: asyncio.Future[int] = loop.create_future()
         proto.waiter = waiter
-        assert proto.transport is not None
+        self.deadline = loop.time() + self._timeout
         proto.transport.write(self._pool.request(batch))
-        timer = loop.call_later(self._timeout, _expire, waiter, self._timeout)
         try:
             status = await waiter
         except BaseException:
             self.close()
             raise
         finally:
-            timer.cancel()
+            self.deadline = 0.0
         if not proto.keep_alive:
             self.close()
         return status
+
+    def expire(self, now: float) -> None:
+        """Fail the pending request if its reply is overdue."""
+        if self.deadline and now >= self.deadline and self._proto is not None:
+            self._proto._fail(TimeoutError(f"no response within {self._timeout:g} s"))
 
     def close(self) -> None:
         if self._proto is not None and self._proto.transport is not None:
@@ -114,16 +118,35 @@ class FastSenders:
         pool.frame(lambda length: request_head(host_header, path, length))
         self._pool, self._timeout = pool, timeout_s
         self._channels: list[FastChannel] = []
+        self._watchdog: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
-        return None
+        self._ensure_watchdog()
 
     def channel(self) -> FastChannel:
+        self._ensure_watchdog()
         ch = FastChannel(self._host, self._port, self._pool, self._timeout)
         self._channels.append(ch)
         return ch
 
+    def _ensure_watchdog(self) -> None:
+        if self._watchdog is None or self._watchdog.done():
+            self._watchdog = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        """Expires overdue requests; a timeout fires up to one tick late."""
+        loop = asyncio.get_running_loop()
+        tick = min(max(self._timeout / 10, 0.005), 0.5)
+        while True:
+            await asyncio.sleep(tick)
+            now = loop.time()
+            for ch in self._channels:
+                ch.expire(now)
+
     async def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         for ch in self._channels:
             ch.close()
         await asyncio.sleep(0)

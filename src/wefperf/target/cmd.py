@@ -39,11 +39,6 @@ def _fail(message: str) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    try:
-        from .service import TargetConfig, run
-    except ImportError as exc:
-        return _fail(f"the reference collector needs {exc.name}: pip install 'wefperf[target]'")
-
     env = os.environ
     endpoint = (args.s3_endpoint if args.s3_endpoint is not None else env.get("S3_ENDPOINT", "")).strip()
     bucket = (args.bucket if args.bucket is not None else env.get("S3_BUCKET", "")).strip() or "wef-events"
@@ -65,6 +60,10 @@ def _run(args: argparse.Namespace) -> int:
             return _fail(f"--{name.replace('_', '-')} must be more than 0")
     if not 3 <= len(bucket) <= 63:
         return _fail(f"--bucket / S3_BUCKET must be 3 to 63 characters (got {bucket!r})")
+    try:
+        from .service import TargetConfig, run
+    except ImportError as exc:
+        return _fail(f"the reference collector needs {exc.name}: pip install 'wefperf[target]'")
     cfg = TargetConfig(
         host=args.host,
         port=args.port,
