@@ -31,7 +31,8 @@ FROM ${PYTHON_IMAGE}
 ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/wefperf/bin:$PATH
 COPY --from=build /opt/wefperf /opt/wefperf
-RUN useradd --create-home --uid 10001 --user-group --shell /usr/sbin/nologin wefperf
+RUN groupadd --gid 10001 wefperf \
+ && useradd --create-home --uid 10001 --gid 10001 --shell /usr/sbin/nologin wefperf
 # Numeric, so runtimes that check runAsNonRoot can tell it is not root.
 USER 10001:10001
 WORKDIR /home/wefperf

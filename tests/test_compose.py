@@ -622,13 +622,17 @@ def test_run_all_reads_keys_the_real_results_json_has(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- the image's command, from a wheel
 
 
+WHEELHOUSE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "wefperf-tests" / "wheelhouse"
+
+
 @pytest.fixture(scope="module")
 def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """wefperf[target] (as the image installs it) from a wheel, in a fresh venv.
 
     The wheel is built from exactly the files the Dockerfile copies, so a
-    missing COPY fails here too. Dependencies come from PyPI through pip's
-    normal cache, so only the first run on a machine downloads them.
+    missing COPY fails here too. Dependencies come from PyPI the first time and
+    are kept in a wheelhouse under ~/.cache (pip's own cache is not used here),
+    so later runs install offline; --no-compile skips byte-compiling them.
     """
     base = tmp_path_factory.mktemp("wheel")
     context = base / "context"
@@ -646,12 +650,22 @@ def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert built.returncode == 0, built.stderr
     (wheel,) = wheels.glob("wefperf-*.whl")
+    requirement = f"wefperf[target] @ {wheel.as_uri()}"
     venv = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
-    installed = subprocess.run(
-        [*pip, "--python", str(venv / "bin" / "python"), "install", "-q", f"wefperf[target] @ {wheel.as_uri()}"],
-        capture_output=True, text=True, timeout=900,
-    )
+    install = [*pip, "--python", str(venv / "bin" / "python"), "install", "-q", "--no-compile",
+               "--no-index", "--find-links", str(WHEELHOUSE), requirement]
+    WHEELHOUSE.mkdir(parents=True, exist_ok=True)
+    installed = subprocess.run(install, capture_output=True, text=True, timeout=600)
+    if installed.returncode != 0:  # first run, or the dependencies changed: fetch them once
+        fetched = subprocess.run(
+            [*pip, "download", "-q", "-d", str(WHEELHOUSE), requirement],
+            capture_output=True, text=True, timeout=900,
+        )
+        assert fetched.returncode == 0, fetched.stderr
+        for stale in WHEELHOUSE.glob("wefperf-*.whl"):
+            stale.unlink()
+        installed = subprocess.run(install, capture_output=True, text=True, timeout=600)
     assert installed.returncode == 0, installed.stderr
     return venv
 

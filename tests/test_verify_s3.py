@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from verify_data import DAY, NEXT_DAY, hand_event, key, parquet_bytes, put_all, run_events
+from verify_data import DAY, NEXT_DAY, hand_event, key, parquet_bytes, put_all, put_bulk, run_events
 
 from wefperf.report.s3 import s3_block
 from wefperf.verify import VerifyOptions, verify_s3
@@ -26,7 +26,8 @@ async def test_pagination_counts_2500_objects(moto_endpoint: str, s3_client, buc
     blobs = [parquet_bytes([hand_event("p1", b, i) for i in range(b + 1)]) for b in range(50)]
     objects = {key(f"{i:05d}", DAY if i < 2000 else NEXT_DAY): blobs[i % 50] for i in range(2500)}
     objects[key("elsewhere", NEXT_DAY.replace(day=10))] = blobs[0]  # a date the run did not cover
-    put_all(s3_client, bucket, objects)
+    put_bulk(moto_endpoint, bucket, objects)
+    assert s3_client.head_object(Bucket=bucket, Key=key("02499", NEXT_DAY))["ContentLength"] == len(blobs[2499 % 50])
     rows = 50 * sum(range(1, 51))
     res = await verify_s3(_opts(moto_endpoint, bucket, dates=[DAY, NEXT_DAY], expect_events=rows))
     assert res.error is None and res.problems == []

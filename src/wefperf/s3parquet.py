@@ -69,7 +69,7 @@ class SparseFile(io.RawIOBase):
             return b""
         self._pos = end
         i = bisect.bisect_right(self._starts, start) - 1
-        if i >= 0 and start + 0 >= self._starts[i] and end <= self._starts[i] + len(self._data[i]):
+        if i >= 0 and start >= self._starts[i] and end <= self._starts[i] + len(self._data[i]):
             off = start - self._starts[i]  # the usual case: inside one fetched range
             return bytes(memoryview(self._data[i])[off : off + end - start])
         out = bytearray(end - start)
@@ -155,14 +155,15 @@ class MarkerCounts:
     unmarked: int  # rows without a marker
 
 
-DECODE_ROWS = 8_192  # rows decoded at a time: memory follows this, not the file size
+DECODE_ROWS = 2_048  # rows decoded at a time: memory follows this, not the file size
+READ_BUFFER = 1 << 20  # column chunk bytes pyarrow reads at a time (streamed, not the whole chunk)
 
 
 def iter_markers(size: int, ranges: dict[int, bytes], run_id: str, batch_size: int) -> Iterator[MarkerCounts]:
     """Decode `event_data` from the fetched ranges, a slice of rows at a time, and pick out this run's
     sequence numbers with a vectorised regex (RE2 in pyarrow), not a Python loop over rows."""
     try:
-        reader = pq.ParquetFile(SparseFile(size, ranges), pre_buffer=False)
+        reader = pq.ParquetFile(SparseFile(size, ranges), pre_buffer=False, buffer_size=READ_BUFFER)
         batches = reader.iter_batches(batch_size=DECODE_ROWS, columns=[DATA_COLUMN], use_threads=False)
         for batch in batches:
             yield _markers(batch.column(0), run_id, batch_size)

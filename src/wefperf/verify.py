@@ -22,7 +22,7 @@ from .s3parquet import FOOTER_PROBE, CorruptParquet, Footer, footer_length, iter
 
 MIB = 1024 * 1024
 IO_CONCURRENCY = 16  # ranged GETs and listings in flight
-DATA_CONCURRENCY = 4  # files whose event_data is held in memory and decoded at once
+DATA_CONCURRENCY = 3  # files whose event_data is held in memory and decoded at once
 SAMPLE_KEYS = 5
 MAX_PROBLEMS = 1000
 
@@ -424,7 +424,7 @@ async def verify_s3(opts: VerifyOptions, progress: Progress | None = None) -> Ve
     except S3Failure as exc:
         result.error = str(exc)
     except Exception as exc:  # noqa: BLE001 - a client that cannot even be built (bad endpoint)
-        result.error = describe_error(exc, opts, "connecting")
+        result.error = describe_error(exc, opts, "verifying")
     if verifier is not None:
         result.bytes_fetched = verifier.bytes_fetched
     result.reasons = _reasons(opts, result, hint)
@@ -449,7 +449,7 @@ def _waiting_line(result: VerifyResult, remaining: float) -> str:
         have = f"{acct.found:,}/{acct.expected:,} events of run {acct.run_id}"
     else:
         have = f"{result.rows:,} rows"
-    return f"  Waiting for S3: {result.files:,} files, {have} so far; up to {remaining:.0f} s more"
+    return f"  Waiting for S3: {result.files:,} files, {have} so far; up to {remaining:.1f} s more"
 
 
 class _client:

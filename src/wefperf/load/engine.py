@@ -19,8 +19,9 @@ log = logging.getLogger("wefperf.load")
 # small batches report every 100,000 events instead of flooding the log.
 PROGRESS_EVERY_BATCHES = 100
 PROGRESS_EVERY_EVENTS = 100_000
-# A batch due within this much is sent at once: the event loop's timers are not finer.
-_SPIN_S = 0.0005
+# The loop's timers are only good to about a millisecond (libuv counts whole ms), so a
+# sender sleeps until this much before its batch is due, then yields to the loop until it is.
+_EARLY_S = 0.0015
 # After a connection-level failure in unlimited mode, pause so a dead server is not hammered.
 _FAILURE_PAUSE_S = 0.01
 
@@ -143,10 +144,13 @@ class LoadEngine:
                 return
             batch, intended = claim
             delay = intended - clock()
-            if delay > _SPIN_S:
+            if delay > 0:
                 self._sleeping.add(me)
                 try:
-                    await asyncio.sleep(delay)
+                    if delay > _EARLY_S:
+                        await asyncio.sleep(delay - _EARLY_S)
+                    while clock() < intended:
+                        await asyncio.sleep(0)
                 except asyncio.CancelledError:
                     return
                 finally:

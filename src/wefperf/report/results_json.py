@@ -15,8 +15,13 @@ if TYPE_CHECKING:
 def write_results(result: "RunResult", path: str | os.PathLike[str]) -> Path:
     """Written whole or not at all, so a reader never sees half a file."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(result.to_dict(), indent=2, default=str)
+    if target.exists() and not target.is_file():
+        # /dev/null, a FIFO, /dev/stdout: write through it, never rename over it.
+        with open(target, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".wefperf-", suffix=".json", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
