@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import aiohttp
@@ -158,6 +158,7 @@ async def _verify(
 ) -> Any:
     from .verify import VerifyOptions, dates_covered, verify_s3
 
+    wait_secs = settings.flush_interval_secs * 2 + _FLUSH_MARGIN_S
     event_types = sorted({key.rsplit(":", 1)[-1] for v in pool.variants for key in v.type_counts})
     options = VerifyOptions(
         endpoint=settings.s3_endpoint,
@@ -165,16 +166,17 @@ async def _verify(
         access_key=settings.aws_access_key_id.get_secret_value(),
         secret_key=settings.aws_secret_access_key.get_secret_value(),
         event_types=event_types,
-        dates=dates_covered(started, datetime.now(timezone.utc)),
+        # Files flushed during the wait may land after midnight UTC: cover the wait too.
+        dates=dates_covered(started, datetime.now(timezone.utc) + timedelta(seconds=wait_secs)),
         max_file_size_bytes=int(settings.max_file_size_mb * 1024 * 1024),
         run_id=pool.run_id,
         batch_size=settings.batch_size,
         sent_batches=load.batches_sent,
         total_events=None if settings.duration_mode else settings.total_events,
         failed_batches=list(load.failed_batches),
-        wait_secs=settings.flush_interval_secs * 2 + _FLUSH_MARGIN_S,
+        wait_secs=wait_secs,
     )
-    return await verify_s3(options)
+    return await verify_s3(options, progress=rep.line)
 
 
 def _empty_load() -> LoadSummary:
