@@ -155,7 +155,7 @@ class LoadEngine:
                     return
                 finally:
                     self._sleeping.discard(me)
-                if not sched.still_due(intended, clock()):
+                if not sched.still_due(clock()):
                     sched.unclaim(batch)
                     return
             events = pool.events_in(batch)

@@ -44,11 +44,7 @@ class Scheduler:
 
     def claim(self, now: float) -> tuple[int, float] | None:
         """The next batch and its intended time, or None when the run is over."""
-        if self.stopped:
-            return None
-        if now >= self._deadline:
-            self.timed_out = self.schedule.total_batches is not None
-            self.stopped = True
+        if not self.still_due(now):
             return None
         if self._end is not None and now >= self._end:
             return None  # the window is over: what is still due was not sent, and says so
@@ -64,8 +60,8 @@ class Scheduler:
         self._next = k + 1
         return k, intended
 
-    def still_due(self, intended: float, now: float) -> bool:
-        """After a wait: may a claimed batch still go out?"""
+    def still_due(self, now: float) -> bool:
+        """May a batch go out now? False once stopped or past the timeout (which ends the run)."""
         if self.stopped:
             return False
         if now >= self._deadline:
