@@ -426,7 +426,7 @@ def profile_wefperf(nginx: Nginx, workdir: Path, batch_size: int, conns: int, se
     for line in raw.read_text().splitlines():
         stack, _, n = line.rpartition(" ")
         frames = stack.split(";")
-        hot = any(k in f for f in frames for k in ("wefperf/load/", "wefperf/metrics.py", "wefperf/payload/pool.py"))
+        hot = any(k in f for f in frames for k in ("wefperf/load/", "wefperf/metrics.py", "PayloadPool.request"))
         if not hot and "Runner.run" not in frames[-1]:
             continue  # start-up, imports and idle threads are not the hot path
         total += int(n)
