@@ -119,6 +119,7 @@ class Recorder:
         self._service_us: array[int] = array("q")
         self._second_index = 0
         self.timeline: list[Second] = [Second(0)]
+        self._row_now = self.timeline[0]
         self.batches_sent = self.events_sent = 0
         self.batches_ok = self.events_ok = 0
         self.batches_failed = self.events_failed = 0
@@ -129,14 +130,15 @@ class Recorder:
 
     def _row(self, when: float) -> Second:
         index = int(when - self.start)
-        if index < 0:
-            index = 0
-        if index != self._second_index and index > self._second_index:
-            self._close_second()
-            while len(self.timeline) <= index:
-                self.timeline.append(Second(len(self.timeline)))
-            self._second_index = index
-        return self.timeline[min(index, len(self.timeline) - 1)]
+        if index <= self._second_index:
+            # The common case: still this second (or a late sample from an earlier one).
+            return self._row_now if index == self._second_index else self.timeline[max(index, 0)]
+        self._close_second()
+        while len(self.timeline) <= index:
+            self.timeline.append(Second(len(self.timeline)))
+        self._second_index = index
+        self._row_now = self.timeline[index]
+        return self._row_now
 
     def _flush(self) -> None:
         _record_grouped(self._lag_us, self.lag)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from dataclasses import dataclass
@@ -104,6 +105,9 @@ class LoadEngine:
         start = self.clock()
         self.scheduler = Scheduler(self.schedule, start)
         self.recorder = Recorder(start)
+        # Everything built so far (pool, modules, sessions) lives for the whole run: keep the
+        # cyclic GC from rescanning it while the senders allocate a future per request.
+        gc.freeze()
         workers = [asyncio.create_task(self._worker()) for _ in range(self.concurrency)]
         try:
             all_done = asyncio.ensure_future(asyncio.gather(*workers, return_exceptions=True))
@@ -121,6 +125,7 @@ class LoadEngine:
                 if isinstance(result, Exception):
                     raise result
         finally:
+            gc.unfreeze()
             await self.senders.close()
         end = self.clock()
         return self.recorder.summary(
@@ -138,12 +143,14 @@ class LoadEngine:
         assert me is not None
         unlimited = self.schedule.interval_s == 0
         every = max(PROGRESS_EVERY_BATCHES, -(-PROGRESS_EVERY_EVENTS // pool.batch_size))
+        progress = self.progress
         while True:
-            claim = sched.claim(clock())
+            now = clock()
+            claim = sched.claim(now)
             if claim is None:
                 return
             batch, intended = claim
-            delay = intended - clock()
+            delay = intended - now
             if delay > 0:
                 self._sleeping.add(me)
                 try:
@@ -159,11 +166,12 @@ class LoadEngine:
                     sched.unclaim(batch)
                     return
             events = pool.events_in(batch)
-            sent = clock()
             if unlimited:
-                intended = sent
+                sent = intended = now
+            else:
+                sent = clock()
             rec.sent(events, intended, sent)
-            if self.progress is not None and rec.batches_sent % every == 0:
+            if progress is not None and rec.batches_sent % every == 0:
                 self._report_progress(sent)
             try:
                 status = await channel.send(batch)

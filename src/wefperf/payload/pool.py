@@ -44,9 +44,10 @@ class PayloadPool:
     _framed: bool = field(default=False, repr=False)
 
     def variant(self, batch: int) -> Variant:
-        if self.last is not None and batch == (self.total_batches or 0) - 1:
+        if self.last is not None and batch == self.total_batches - 1:  # type: ignore[operator]
             return self.last
-        return self.variants[batch % len(self.variants)]
+        variants = self.variants
+        return variants[batch % len(variants)] if len(variants) > 1 else variants[0]
 
     def events_in(self, batch: int) -> int:
         return self.variant(batch).events
