@@ -218,3 +218,26 @@ def test_both_senders_run_the_profile(collector: FakeCollector, tmp_path: Path, 
     assert done.code == 0, done.err
     data = json.loads(results.read_text())
     assert data["sender"] == sender and data["results"]["successful_batches"] == collector.requests == 5
+
+
+async def test_stop_during_the_s3_wait_ends_promptly_with_partial_results(moto_endpoint: str, bucket: str) -> None:
+    """The collector here writes nothing to S3, so the verifier would wait out the flush window;
+    a stop request must end that wait at once, not after it."""
+    c = FakeCollector().start()
+    try:
+        settings = wefperf.load_settings(None, {
+            "wef_endpoint": c.url, "total_events": 2000, "event_type": "4624", "verify_s3": True,
+            "s3_endpoint": moto_endpoint, "s3_bucket": bucket, "flush_interval_secs": 30,
+            "processing_wait_secs": 1,
+        }, environ={})
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(3.0, stop.set)
+        started = time.monotonic()
+        result = await wefperf.run(settings, stop=stop)
+        took = time.monotonic() - started
+    finally:
+        c.stop()
+    assert took < 15  # the verifier alone would have waited 75 s
+    assert result.exit_code == 130 and result.load.interrupted
+    assert result.s3 is None
+    assert result.load.events_ok == 2000 and result.server.events_received == 2000

@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Coroutine, TypeVar
 
 import aiohttp
 
@@ -23,6 +24,8 @@ from .report.console import Reporter
 from .result import RunResult, ServerStats
 from .settings import Settings
 from .verdict import judge
+
+T = TypeVar("T")
 
 # S3 files appear one flush interval after the last event; allow for upload time on top.
 _FLUSH_MARGIN_S = 15.0
@@ -115,15 +118,20 @@ async def run_test(
             rep.line(f"All {load.events_sent:,} events sent")
 
         s3 = None
+        final: StatsSnapshot | None = None
         if not load.interrupted:
             rep.line("")
             rep.line("Waiting for event processing to complete...")
-            final = await _wait_for_processing(obs, settings, baseline, load.events_ok)
-            if settings.verify_s3:
+            final = await _unless_stopped(_wait_for_processing(obs, settings, baseline, load.events_ok), stop)
+            if settings.verify_s3 and not _is_set(stop):
                 rep.line("Waiting for S3 parquet file flush (parquet files may take time to write)...")
-                s3 = await _verify(settings, pool, load, started_at, ended_at, rep)
-                final, _ = await try_fetch_stats(obs, settings.wef_stats_endpoint)
-        else:
+                s3 = await _unless_stopped(_verify(settings, pool, load, started_at, ended_at, rep), stop)
+            if _is_set(stop):
+                # Ctrl-C while waiting: the load is complete, the checks after it are not.
+                rep.line("Interrupted while waiting: S3 verification skipped, writing partial results")
+                load = replace(load, interrupted=True)
+                s3 = None
+        if final is None or s3 is not None or load.interrupted:
             final, _ = await try_fetch_stats(obs, settings.wef_stats_endpoint)
         if final is not None:
             server.final_total = final.total
@@ -131,6 +139,28 @@ async def run_test(
                 server.per_type_delta = final.delta(baseline)
         server.expected_per_type = dict(pool.expected_types(load.batches_sent, load.failed_batches))
     return _result(settings, profile, run_id, started_at, pool, load, server, s3, senders.name, None, rep)
+
+
+def _is_set(stop: asyncio.Event | None) -> bool:
+    return stop is not None and stop.is_set()
+
+
+async def _unless_stopped(work: Coroutine[Any, Any, T], stop: asyncio.Event | None) -> T | None:
+    """Run a wait after the load, but give it up as soon as the user asks to stop."""
+    task = asyncio.ensure_future(work)
+    if stop is None:
+        return await task
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return None
 
 
 async def _watch(stop: asyncio.Event, engine: LoadEngine) -> None:
