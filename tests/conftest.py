@@ -1,8 +1,13 @@
-"""Shared fixtures: a real moto S3 server process on 127.0.0.1."""
+"""Shared fixtures: a real moto S3 server process on 127.0.0.1, and `wefperf target` as a child process."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import uuid
+from dataclasses import dataclass
 from typing import Iterator
 
 import pytest
@@ -40,21 +45,15 @@ def bucket(s3_client) -> str:
 
 # --- `wefperf target` as a child process (added for issue 3: tests/test_target_*.py) -------------
 
-import os as _os
-import signal as _signal
-import subprocess as _subprocess
-import sys as _sys
-from dataclasses import dataclass as _dataclass
 
-
-@_dataclass
+@dataclass
 class TargetProcess:
     """A running `python -m wefperf target`; `base` is its http://127.0.0.1:PORT."""
 
-    proc: _subprocess.Popen
+    proc: subprocess.Popen
     base: str
 
-    def stop(self, sig: int = _signal.SIGTERM, timeout: float = 60) -> tuple[int, str]:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> tuple[int, str]:
         """Signal it, wait, and return (exit code, stderr)."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
@@ -64,10 +63,10 @@ class TargetProcess:
 
 def start_target(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> TargetProcess:
     """Start the collector and wait for its `listening on` line; fail the test with its stderr if it dies."""
-    full_env = {**_os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", **(env or {})}
-    proc = _subprocess.Popen(
-        [_sys.executable, "-m", "wefperf", "target", "--port", "0", *args],
-        stdout=_subprocess.PIPE, stderr=_subprocess.PIPE, text=True, env=full_env,
+    full_env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", **(env or {})}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wefperf", "target", "--port", "0", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env,
     )
     line = proc.stdout.readline()  # type: ignore[union-attr]
     if "listening on " not in line:

@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-
-import wefperf
 from fake_collector import FakeCollector
 from helpers import wefperf as run_cli
+
+import wefperf
 
 SECRET = "s3cr3t-never-printed"
 

@@ -13,8 +13,8 @@ from contextlib import asynccontextmanager
 
 import pytest
 from aiohttp import web
-
 from fake_collector import FakeCollector
+
 from wefperf.load import errors
 from wefperf.load.engine import LoadEngine, make_senders
 from wefperf.load.scheduler import Schedule

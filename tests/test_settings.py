@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from helpers import wefperf
+
 from wefperf.settings import ConfigError, load_settings
 
 SEED_DEFAULTS = {

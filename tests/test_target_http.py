@@ -11,11 +11,10 @@ import time
 import pyarrow.parquet as pq
 import pytest
 import requests
+from test_target_units import batch, event
 
 from wefperf.payload import build_pool, find_markers
 from wefperf.target.sink import SCHEMA
-
-from test_target_units import batch, event
 
 KEY_RE = re.compile(
     r"^event_type=(\d+)/year=(\d{4})/month=(\d{2})/day=(\d{2})/events_(\d+)_(\d{8})_(\d{6})(?:_\d+)?\.parquet$"

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 import requests
+from conftest import start_target
+from test_target_http import post, read_rows, wait_for
 
 from wefperf.payload import build_pool, find_markers
 from wefperf.target.s3server import MotoServer
-
-from conftest import start_target
-from test_target_http import post, read_rows, wait_for
 
 
 def s3(endpoint: str):

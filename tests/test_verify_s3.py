@@ -7,7 +7,16 @@ import threading
 import time
 
 import pytest
-from verify_data import DAY, NEXT_DAY, hand_event, key, parquet_bytes, put_all, put_bulk, run_events
+from verify_data import (
+    DAY,
+    NEXT_DAY,
+    hand_event,
+    key,
+    parquet_bytes,
+    put_all,
+    put_bulk,
+    run_events,
+)
 
 from wefperf.report.s3 import s3_block
 from wefperf.verify import VerifyOptions, verify_s3

@@ -10,7 +10,13 @@ from verify_data import hand_event, parquet_bytes, run_events
 from wefperf.accounting import SeqCounter, format_ranges, summarize
 from wefperf.payload import find_markers
 from wefperf.report.s3 import s3_block
-from wefperf.s3parquet import FOOTER_PROBE, CorruptParquet, count_markers, footer_length, parse_footer
+from wefperf.s3parquet import (
+    FOOTER_PROBE,
+    CorruptParquet,
+    count_markers,
+    footer_length,
+    parse_footer,
+)
 from wefperf.verify import VerifyResult, dates_covered
 
 

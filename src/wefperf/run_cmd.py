@@ -19,7 +19,7 @@ _SECRET_FIELDS = {"aws_access_key_id", "aws_secret_access_key"}
 _BOOL_FIELDS = {"verify_s3"}
 
 
-def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def add_parser(sub: "argparse._SubParsersAction[Any]") -> None:
     p = sub.add_parser(
         "run",
         help="run a load test",
@@ -106,9 +106,10 @@ async def _main(settings: Settings, profile: str | None, embedded: bool) -> int:
     reporter = ConsoleReporter()
     async with contextlib.AsyncExitStack() as stack:
         if embedded:
-            settings = await _embedded(stack, settings, reporter)
-            if settings is None:
+            against = await _embedded(stack, settings, reporter)
+            if against is None:
                 return 2
+            settings = against
         try:
             result = await run_test(settings, reporter=reporter, stop=stop, profile=profile)
         except asyncio.CancelledError:

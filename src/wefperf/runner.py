@@ -18,7 +18,13 @@ import aiohttp
 from .load.engine import LoadEngine, make_senders
 from .load.scheduler import Schedule
 from .metrics import LoadSummary, Recorder
-from .observe import ServerUnavailable, StatsSampler, StatsSnapshot, try_fetch_stats, wait_for_health
+from .observe import (
+    ServerUnavailable,
+    StatsSampler,
+    StatsSnapshot,
+    try_fetch_stats,
+    wait_for_health,
+)
 from .payload import PayloadPool, build_pool, new_run_id
 from .report.console import Reporter
 from .result import RunResult, ServerStats

@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Coroutine, TypeVar
 
 from .accounting import Accounting, SeqCounter, expected_span, summarize
-from .s3parquet import FOOTER_PROBE, CorruptParquet, Footer, footer_length, iter_markers, parse_footer
+from .s3parquet import (
+    FOOTER_PROBE,
+    CorruptParquet,
+    Footer,
+    footer_length,
+    iter_markers,
+    parse_footer,
+)
 
 MIB = 1024 * 1024
 IO_CONCURRENCY = 16  # ranged GETs and listings in flight

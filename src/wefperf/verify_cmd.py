@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import os
 import sys
+from typing import Any
 from urllib.parse import urlsplit
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -70,7 +71,7 @@ def _run_id(text: str) -> str:
     return text
 
 
-def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def add_parser(sub: "argparse._SubParsersAction[Any]") -> None:
     p = sub.add_parser(
         "verify",
         help="check the parquet files a collector wrote to S3",

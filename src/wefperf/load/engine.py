@@ -7,7 +7,7 @@ import gc
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 from ..metrics import LoadSummary, Recorder
 from ..payload import PayloadPool
@@ -112,7 +112,8 @@ class LoadEngine:
         try:
             all_done = asyncio.ensure_future(asyncio.gather(*workers, return_exceptions=True))
             stop_wait = asyncio.ensure_future(self._stopped.wait())
-            await asyncio.wait({all_done, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+            first: set[asyncio.Future[Any]] = {all_done, stop_wait}
+            await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
             if not all_done.done():
                 # Interrupted: give in-flight requests a bounded time to finish.
                 _, pending = await asyncio.wait({all_done}, timeout=self.drain_timeout_s)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
 from urllib.parse import urlsplit
 
 MB = 1024 * 1024
 
 
-def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def add_parser(sub: "argparse._SubParsersAction[Any]") -> None:
     p = sub.add_parser(
         "target", help="run the reference WEF collector (embedded S3 unless --s3-endpoint)",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,

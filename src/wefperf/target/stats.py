@@ -55,7 +55,7 @@ class ThroughputStats:
     def snapshot(self) -> list[dict[str, Any]]:
         """CONTRACT.md's JSON rows, sorted by `last_minute` descending (then by name, for stability)."""
         second = int(self._clock())
-        rows = []
+        rows: list[dict[str, Any]] = []
         for key, counter in self._types.items():
             last_minute = counter.since(second, MINUTE)
             rows.append(
