@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import ssl
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ class FakeCollector:
     ok_requests: int = 0
     events: Counter[str] = field(default_factory=Counter)
     port: int = 0
+    ssl_context: "ssl.SSLContext | None" = None  # set: serve https
 
     def __post_init__(self) -> None:
         self._loop = asyncio.new_event_loop()
@@ -36,7 +38,8 @@ class FakeCollector:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     async def _events(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -74,7 +77,7 @@ class FakeCollector:
         app.router.add_get("/stats/throughput", self._stats)
         self._runner = web.AppRunner(app, access_log=None)
         self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=self.ssl_context)
         self._loop.run_until_complete(site.start())
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self._ready.set()

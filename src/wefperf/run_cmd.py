@@ -16,7 +16,7 @@ from .settings import ENV_NAMES, ConfigError, Settings, load_settings
 
 PROFILE_ENV = "PERF_TEST_PROFILE"
 _SECRET_FIELDS = {"aws_access_key_id", "aws_secret_access_key"}
-_BOOL_FIELDS = {"verify_s3"}
+_BOOL_FIELDS = {name for name, field in Settings.model_fields.items() if field.annotation is bool}
 
 
 def add_parser(sub: "argparse._SubParsersAction[Any]") -> None:

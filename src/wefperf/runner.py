@@ -59,7 +59,7 @@ async def run_test(
     )
     started_at = datetime.now(timezone.utc)
     server = ServerStats()
-    connector = aiohttp.TCPConnector(limit=4)
+    connector = aiohttp.TCPConnector(limit=4, ssl=settings.tls_verify)
     async with aiohttp.ClientSession(connector=connector, trust_env=True) as obs:
         try:
             await wait_for_health(obs, settings.health_url, settings.health_timeout_secs)
@@ -78,7 +78,8 @@ async def run_test(
         rep.line("Sending events...")
 
         senders = make_senders(
-            settings.sender, settings.events_url, pool, settings.request_timeout_secs, settings.concurrency
+            settings.sender, settings.events_url, pool, settings.request_timeout_secs, settings.concurrency,
+            settings.tls_verify,
         )
         engine = LoadEngine(
             pool=pool,

@@ -48,6 +48,7 @@ ENV_NAMES: dict[str, str] = {
     "test_name": "PERF_TEST_NAME",
     "concurrency": "PERF_TEST_CONCURRENCY",
     "sender": "PERF_TEST_SENDER",
+    "tls_verify": "PERF_TEST_TLS_VERIFY",
     "request_timeout_secs": "PERF_TEST_REQUEST_TIMEOUT_SECS",
     "health_timeout_secs": "PERF_TEST_HEALTH_TIMEOUT_SECS",
     "stats_interval_secs": "PERF_TEST_STATS_INTERVAL_SECS",
@@ -99,6 +100,7 @@ class Settings(BaseSettings):
     sender: Literal["auto", "fast", "aiohttp"] = Field(
         "auto", validation_alias="PERF_TEST_SENDER"
     )
+    tls_verify: bool = Field(True, validation_alias="PERF_TEST_TLS_VERIFY")
     request_timeout_secs: float = Field(
         30, gt=0, validation_alias="PERF_TEST_REQUEST_TIMEOUT_SECS"
     )
@@ -169,6 +171,10 @@ class Settings(BaseSettings):
     def _derived(self) -> "Settings":
         if not self.wef_stats_endpoint:
             self.wef_stats_endpoint = self.server_base + "/stats/throughput"
+        if self.sender == "fast" and not self.events_url.startswith("http://"):
+            raise ValueError(
+                "PERF_TEST_SENDER: the fast sender speaks plain http:// only; use aiohttp (or auto) for https://"
+            )
         if self.duration_secs == 0 and self.total_events == 0:
             raise ValueError(
                 "PERF_TEST_TOTAL_EVENTS and PERF_TEST_DURATION_SECS are both 0: set one of them"

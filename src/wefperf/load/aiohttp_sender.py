@@ -22,15 +22,19 @@ class AiohttpChannel:
 class AiohttpSenders:
     name = "aiohttp"
 
-    def __init__(self, url: str, pool: PayloadPool, timeout_s: float, concurrency: int) -> None:
+    def __init__(
+        self, url: str, pool: PayloadPool, timeout_s: float, concurrency: int, tls_verify: bool = True
+    ) -> None:
         self.url, self.pool = url, pool
         self.headers = {"Content-Type": CONTENT_TYPE}
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._limit = concurrency
+        # False: accept any certificate (a collector on 5986 with a self-signed or internal-CA cert).
+        self._ssl: bool = tls_verify
         self.session: aiohttp.ClientSession | None = None
 
     async def open(self) -> None:
-        connector = aiohttp.TCPConnector(limit=self._limit, force_close=False)
+        connector = aiohttp.TCPConnector(limit=self._limit, force_close=False, ssl=self._ssl)
         self.session = aiohttp.ClientSession(
             connector=connector, timeout=self._timeout, trust_env=True, skip_auto_headers=("User-Agent",)
         )

@@ -48,7 +48,9 @@ class ProgressInfo:
     remaining_s: float | None
 
 
-def make_senders(kind: str, url: str, pool: PayloadPool, timeout_s: float, concurrency: int) -> Senders:
+def make_senders(
+    kind: str, url: str, pool: PayloadPool, timeout_s: float, concurrency: int, tls_verify: bool = True
+) -> Senders:
     """`auto` picks the raw fast path for http:// and aiohttp for https://."""
     if kind == "auto":
         kind = "fast" if url.startswith("http://") else "aiohttp"
@@ -58,7 +60,7 @@ def make_senders(kind: str, url: str, pool: PayloadPool, timeout_s: float, concu
         return FastSenders(url, pool, timeout_s)
     from .aiohttp_sender import AiohttpSenders
 
-    return AiohttpSenders(url, pool, timeout_s, concurrency)
+    return AiohttpSenders(url, pool, timeout_s, concurrency, tls_verify)
 
 
 class LoadEngine:
