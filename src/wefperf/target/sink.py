@@ -39,6 +39,8 @@ SCHEMA = pa.schema(
 
 # Upper bound of a row's parquet bytes beyond its raw XML: JSON escaping, parsed fields, columns.
 ROW_OVERHEAD = 512
+_RATIO_MARGIN = 1.5
+_RATIO_FLOOR = 0.02
 
 
 def estimate_bytes(xml_bytes: int, events: int) -> int:
@@ -216,6 +218,11 @@ class Sink:
         self._building_events = 0
         self.build_failures = 0
         self._timer: asyncio.Task[None] | None = None
+        # File size ÷ uncompressed estimate seen last time, per partition (with a margin): parquet
+        # compresses event XML several-fold, so sealing on the raw estimate alone would cut files
+        # far below the limit and ahead of the flush interval. build_files halves any file that
+        # still comes out too large, so a ratio that is too optimistic cannot break the limit.
+        self._ratio: dict[int, float] = {}
 
     def start(self) -> None:
         self._timer = asyncio.create_task(self._tick())
@@ -239,7 +246,8 @@ class Sink:
                 self._add_chunk(event_id, piece)
             return
         part = self._parts.get(event_id)
-        if part is not None and part.estimate + estimate_bytes(chunk.xml_bytes, n) > self._max_bytes:
+        projected = (part.estimate + estimate_bytes(chunk.xml_bytes, n)) if part is not None else 0
+        if part is not None and projected * self._ratio.get(event_id, 1.0) > self._max_bytes:
             self._seal(event_id)
             part = None
         if part is None:
@@ -268,6 +276,9 @@ class Sink:
             return
         finally:
             self._building_events -= part.events
+        if part.estimate > 0:
+            seen = sum(len(data) for data, _ in files) / part.estimate
+            self._ratio[event_id] = min(1.0, max(seen * _RATIO_MARGIN, _RATIO_FLOOR))
         for data, rows in files:
             self._uploader.submit(PendingFile(self._namer.key(event_id, when), data, rows))
 
