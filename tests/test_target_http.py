@@ -136,8 +136,8 @@ def test_size_rule_learns_compression_and_still_respects_the_maximum(wef_target,
     max_mb = 0.2
     t = wef_target("--flush-interval-secs", "60", "--max-file-size-mb", str(max_mb))
     pool = build_pool(run_id="feedbeef0004", batch_size=500, event_type="4624")
-    for batch in range(6):
-        assert post(t.base, pool.body(batch)).status_code == 200
+    for number in range(6):
+        assert post(t.base, pool.body(number)).status_code == 200
         time.sleep(0.3)  # let a sealed buffer build, so the next seals use what it learned
     code, err = t.stop()
     assert code == 0, err

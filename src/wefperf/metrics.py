@@ -218,7 +218,3 @@ class Recorder:
             interrupted=interrupted,
             due_not_sent=due_not_sent,
         )
-
-
-def error_totals(errors: dict[str, ErrorClass]) -> Counter[str]:
-    return Counter({name: cls.batches for name, cls in errors.items()})

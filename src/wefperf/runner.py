@@ -112,7 +112,6 @@ async def run_test(
                 watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sampler_task
-        ended_at = datetime.now(timezone.utc)
         server.sampler_samples = sampler.samples
         rep.line("")
         if load.interrupted:
@@ -132,7 +131,7 @@ async def run_test(
             final = await _unless_stopped(_wait_for_processing(obs, settings, baseline, load.events_ok), stop)
             if settings.verify_s3 and not _is_set(stop):
                 rep.line("Waiting for S3 parquet file flush (parquet files may take time to write)...")
-                s3 = await _unless_stopped(_verify(settings, pool, load, started_at, ended_at, rep), stop)
+                s3 = await _unless_stopped(_verify(settings, pool, load, started_at, rep), stop)
             if _is_set(stop):
                 # Ctrl-C while waiting: the load is complete, the checks after it are not.
                 rep.line("Interrupted while waiting: S3 verification skipped, writing partial results")
@@ -191,7 +190,7 @@ async def _wait_for_processing(
 
 
 async def _verify(
-    settings: Settings, pool: PayloadPool, load: LoadSummary, started: datetime, ended: datetime, rep: Reporter
+    settings: Settings, pool: PayloadPool, load: LoadSummary, started: datetime, rep: Reporter
 ) -> Any:
     from .verify import VerifyOptions, dates_covered, verify_s3
 

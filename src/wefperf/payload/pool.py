@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Iterable
 
@@ -41,7 +41,6 @@ class PayloadPool:
     total_batches: int | None = None
     last: Variant | None = None
     build_seconds: float = 0.0
-    _framed: bool = field(default=False, repr=False)
 
     def variant(self, batch: int) -> Variant:
         if self.last is not None and batch == self.total_batches - 1:  # type: ignore[operator]
@@ -65,7 +64,6 @@ class PayloadPool:
         self.variants = [framed(v) for v in self.variants]
         if self.last is not None:
             self.last = framed(self.last)
-        self._framed = True
 
     def request(self, batch: int) -> bytes:
         """Head and body in one buffer; needs `frame` first."""
