@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from .settings import ENV_NAMES, ConfigError, Settings, load_settings
+from .settings import ENV_NAMES, ConfigError, Settings, base_url, load_settings
 
 PROFILE_ENV = "PERF_TEST_PROFILE"
 _SECRET_FIELDS = {"aws_access_key_id", "aws_secret_access_key"}
@@ -141,17 +141,10 @@ async def _embedded(stack: contextlib.AsyncExitStack, settings: Settings, report
     return settings.model_copy(
         update={
             "wef_endpoint": ends.wef_endpoint,
-            "wef_stats_endpoint": _base(ends.wef_endpoint) + "/stats/throughput",
+            "wef_stats_endpoint": base_url(ends.wef_endpoint) + "/stats/throughput",
             "s3_endpoint": ends.s3_endpoint,
             "s3_bucket": ends.bucket,
             "aws_access_key_id": SecretStr(ends.access_key),
             "aws_secret_access_key": SecretStr(ends.secret_key),
         }
     )
-
-
-def _base(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"

@@ -184,8 +184,7 @@ class Settings(BaseSettings):
     # Derived values the runner uses; kept here so every stage agrees on them.
     @property
     def server_base(self) -> str:
-        parts = urlsplit(self.wef_endpoint)
-        return f"{parts.scheme}://{parts.netloc}"
+        return base_url(self.wef_endpoint)
 
     @property
     def events_url(self) -> str:
@@ -209,6 +208,12 @@ class Settings(BaseSettings):
         """Settings as they may be shown or stored: credentials are never included."""
         data = self.model_dump(mode="json", exclude={"aws_access_key_id", "aws_secret_access_key"})
         return data
+
+
+def base_url(url: str) -> str:
+    """scheme://host:port of a URL: where /health and /stats/throughput live."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _check_url(v: str) -> str:
