@@ -20,10 +20,10 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
-# [target] brings the reference collector's embedded S3 (moto), so
-# `wefperf target` works in every mode, not only against MinIO.
+# [collector] brings the reference collector's embedded S3 (moto), so
+# `wefperf collector` works in every mode, not only against MinIO.
 RUN python -m venv /opt/wefperf \
- && /opt/wefperf/bin/pip install ".[target]"
+ && /opt/wefperf/bin/pip install ".[collector]"
 
 # Runtime stage: the venv only (same base image, so same interpreter path),
 # run as an unprivileged user. No build tools, no source, no pip cache.
@@ -36,7 +36,7 @@ RUN groupadd --gid 10001 wefperf \
 # Numeric, so runtimes that check runAsNonRoot can tell it is not root.
 USER 10001:10001
 WORKDIR /home/wefperf
-# The reference collector's port (`wefperf target`); load tests listen on nothing.
+# The reference collector's port (`wefperf collector`); load tests listen on nothing.
 EXPOSE 5985
 # wefperf turns SIGINT into a clean stop with a partial report (exit 130), so
 # `docker stop` sends that instead of SIGTERM.

@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[target,test]'
+	$(BIN)/python -m pip install -q -e '.[collector,test]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -1,4 +1,4 @@
-"""Shared fixtures: a real moto S3 server process on 127.0.0.1, and `wefperf target` as a child process."""
+"""Shared fixtures: a real moto S3 server process on 127.0.0.1, and `wefperf collector` as a child process."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Iterator
 
 import pytest
 
-from wefperf.target.s3server import MotoServer
+from wefperf.collector.s3server import MotoServer
 
 
 @pytest.fixture(scope="session")
@@ -43,12 +43,12 @@ def bucket(s3_client) -> str:
     return name
 
 
-# --- `wefperf target` as a child process (added for issue 3: tests/test_target_*.py) -------------
+# --- `wefperf collector` as a child process (added for issue 3: tests/test_collector_*.py) -------------
 
 
 @dataclass
 class TargetProcess:
-    """A running `python -m wefperf target`; `base` is its http://127.0.0.1:PORT."""
+    """A running `python -m wefperf collector`; `base` is its http://127.0.0.1:PORT."""
 
     proc: subprocess.Popen
     base: str
@@ -65,14 +65,14 @@ def start_target(*args: str, env: dict[str, str] | None = None, timeout: float =
     """Start the collector and wait for its `listening on` line; fail the test with its stderr if it dies."""
     full_env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", **(env or {})}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "wefperf", "target", "--port", "0", *args],
+        [sys.executable, "-m", "wefperf", "collector", "--port", "0", *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env,
     )
     line = proc.stdout.readline()  # type: ignore[union-attr]
     if "listening on " not in line:
         proc.kill()
         _, err = proc.communicate(timeout=timeout)
-        raise AssertionError(f"wefperf target did not start: {line!r} {err}")
+        raise AssertionError(f"wefperf collector did not start: {line!r} {err}")
     return TargetProcess(proc, line.split("listening on ", 1)[1].strip())
 
 

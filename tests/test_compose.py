@@ -230,7 +230,7 @@ def test_wefperf_services_set_only_variables_wefperf_reads(services: dict[str, A
 def test_reference_collector_serves_on_5985_and_writes_to_minio(services: dict[str, Any]) -> None:
     ref = services["wef-reference"]
     cmd = ref["command"]
-    assert cmd[0] == "target"
+    assert cmd[0] == "collector"
     opts = dict(zip(cmd[1::2], cmd[2::2]))
     assert opts == {
         "--host": "0.0.0.0", "--port": "5985",
@@ -627,7 +627,7 @@ WHEELHOUSE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / 
 
 @pytest.fixture(scope="module")
 def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """wefperf[target] (as the image installs it) from a wheel, in a fresh venv.
+    """wefperf[collector] (as the image installs it) from a wheel, in a fresh venv.
 
     The wheel is built from exactly the files the Dockerfile copies, so a
     missing COPY fails here too. Dependencies come from PyPI the first time and
@@ -650,7 +650,7 @@ def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert built.returncode == 0, built.stderr
     (wheel,) = wheels.glob("wefperf-*.whl")
-    requirement = f"wefperf[target] @ {wheel.as_uri()}"
+    requirement = f"wefperf[collector] @ {wheel.as_uri()}"
     venv = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     install = [*pip, "--python", str(venv / "bin" / "python"), "install", "-q", "--no-compile",

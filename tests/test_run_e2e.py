@@ -83,7 +83,7 @@ def test_failed_batches_are_counted_by_class_and_fail_the_run(tmp_path: Path) ->
 
 
 def test_nothing_listening_ends_with_one_line(tmp_path: Path) -> None:
-    from wefperf.target.s3server import free_port
+    from wefperf.collector.s3server import free_port
 
     port = free_port()
     done = run_cli("run", "--profile", "baseline", "--results", str(tmp_path / "r.json"),

@@ -15,7 +15,7 @@ from helpers import wefperf
 from verify_data import hand_event, key, parquet_bytes, put_all
 
 from wefperf.cli import main
-from wefperf.target.s3server import MotoServer, free_port
+from wefperf.collector.s3server import MotoServer, free_port
 from wefperf.verify import VerifyOptions, verify_s3
 
 SECRET = "s3cr3t-do-not-print"

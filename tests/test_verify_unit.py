@@ -7,16 +7,11 @@ import datetime as dt
 import pytest
 from verify_data import hand_event, parquet_bytes, run_events
 
-from wefperf.accounting import SeqCounter, format_ranges, summarize
+from wefperf.verify.accounting import SeqCounter, format_ranges, summarize
 from wefperf.payload import find_markers
 from wefperf.report.s3 import s3_block
-from wefperf.s3parquet import (
-    FOOTER_PROBE,
-    CorruptParquet,
-    count_markers,
-    footer_length,
-    parse_footer,
-)
+from wefperf.verify.accounting import count_markers
+from wefperf.verify.footer import FOOTER_PROBE, CorruptParquet, footer_length, parse_footer
 from wefperf.verify import VerifyResult, dates_covered
 
 

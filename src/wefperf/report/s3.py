@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..accounting import format_ranges
-from ..verify import VerifyResult
+from ..verify.accounting import format_ranges
+from ..verify.model import VerifyResult
 
 RULE = "=" * 70
 MAX_PROBLEM_LINES = 20

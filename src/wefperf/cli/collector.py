@@ -1,4 +1,4 @@
-"""`wefperf target`: the reference WEF collector (CONTRACT.md), writing parquet to S3.
+"""`wefperf collector`: the reference WEF collector (docs/contract.md), writing parquet to S3.
 
 Without an S3 endpoint it starts moto's S3 server mode on a free 127.0.0.1 port.
 Flags win over the environment (S3_ENDPOINT, S3_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).
@@ -17,9 +17,17 @@ MB = 1024 * 1024
 
 def add_parser(sub: "argparse._SubParsersAction[Any]") -> None:
     p = sub.add_parser(
-        "target", help="run the reference WEF collector (embedded S3 unless --s3-endpoint)",
+        "collector", help="run the reference WEF collector (embedded S3 unless --s3-endpoint)",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _add_arguments(p)
+    # `target` was this command's name before 0.2; kept, unlisted, so old compose files still work.
+    old = sub.add_parser("target", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_arguments(old)
+    old.set_defaults(renamed=True)
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 in compose)")
     p.add_argument("--port", type=int, default=5985, help="port to listen on; 0 picks a free one (default 5985)")
     p.add_argument("--s3-endpoint", default=None, help="S3/MinIO URL (env S3_ENDPOINT); none: embedded moto S3")
@@ -35,11 +43,13 @@ def add_parser(sub: "argparse._SubParsersAction[Any]") -> None:
 
 
 def _fail(message: str) -> int:
-    sys.stderr.write(f"wefperf target: error: {message}\n")
+    sys.stderr.write(f"wefperf collector: error: {message}\n")
     return 2
 
 
 def _run(args: argparse.Namespace) -> int:
+    if getattr(args, "renamed", False):
+        sys.stderr.write("wefperf: `wefperf target` is now `wefperf collector`; the old name goes in a later release\n")
     env = os.environ
     endpoint = (args.s3_endpoint if args.s3_endpoint is not None else env.get("S3_ENDPOINT", "")).strip()
     bucket = (args.bucket if args.bucket is not None else env.get("S3_BUCKET", "")).strip() or "wef-events"
@@ -62,9 +72,9 @@ def _run(args: argparse.Namespace) -> int:
     if not 3 <= len(bucket) <= 63:
         return _fail(f"--bucket / S3_BUCKET must be 3 to 63 characters (got {bucket!r})")
     try:
-        from .service import TargetConfig, run
+        from ..collector.service import TargetConfig, run
     except ImportError as exc:
-        return _fail(f"the reference collector needs {exc.name}: pip install 'wefperf[target]'")
+        return _fail(f"the reference collector needs {exc.name}: pip install 'wefperf[collector]'")
     cfg = TargetConfig(
         host=args.host,
         port=args.port,

@@ -1,7 +1,7 @@
-"""Parquet from byte ranges: the footer and the `event_data` column chunks, never whole files.
+"""Parquet footers from byte ranges: row counts, columns, event-ID statistics, column chunk ranges.
 
-The verifier fetches the last bytes of an object (footer), then only the byte ranges of
-the column it needs, and hands pyarrow a sparse file where just those ranges exist.
+The verifier fetches the last bytes of an object, then (for accounting) only the byte ranges
+of the column it needs, and hands pyarrow a sparse file where just those ranges exist.
 """
 
 from __future__ import annotations
@@ -16,20 +16,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .payload.marker import BATCH_DIGITS, MARKER_FIELD
 
 MAGIC = b"PAR1"
 # pyarrow itself reads the last 64 KiB first; one GET of that size usually holds the footer.
 FOOTER_PROBE = 64 * 1024
 REQUIRED_COLUMNS = ("event_id", "timestamp", "source_host", "subscription_id", "event_data")
 DATA_COLUMN = "event_data"
-
-# RE2 (pyarrow.compute) form of wefperf.payload.marker.MARKER_RE: same text, named groups.
-MARKER_PATTERN = (
-    r'Name=\\?"' + MARKER_FIELD + r'\\?">(?P<run>[0-9a-z]+):(?P<batch>\d{' + str(BATCH_DIGITS) + r"})"
-    r":(?P<idx>\d+)<"
-)
-
 
 class CorruptParquet(ValueError):
     """The object is not a readable parquet file; the message says why."""
@@ -113,7 +105,7 @@ def parse_footer(size: int, tail_offset: int, tail: bytes) -> Footer:
     try:
         meta = pq.ParquetFile(SparseFile(size, {tail_offset: tail})).metadata
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise CorruptParquet(f"unreadable footer: {_short(exc)}") from None
+        raise CorruptParquet(f"unreadable footer: {short_error(exc)}") from None
     columns = [meta.schema.column(i).path for i in range(meta.num_columns)]
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     ids: tuple[int, int] | None = None
@@ -144,70 +136,6 @@ def parse_footer(size: int, tail_offset: int, tail: bytes) -> Footer:
     return Footer(rows=meta.num_rows, columns=columns, missing_columns=missing, event_ids=ids, data_ranges=ranges)
 
 
-@dataclass
-class MarkerCounts:
-    """This run's sequence numbers in one file, and the rows that are not this run's."""
-
-    seqs: memoryview  # int64 sequence numbers, zero-copy over an arrow buffer
-    max_seq: int
-    bad_index: int  # this run's rows whose index does not fit the batch size
-    other: int  # rows of another run
-    unmarked: int  # rows without a marker
-
-
-DECODE_ROWS = 2_048  # rows decoded at a time: memory follows this, not the file size
-READ_BUFFER = 1 << 20  # column chunk bytes pyarrow reads at a time (streamed, not the whole chunk)
-
-
-def iter_markers(size: int, ranges: dict[int, bytes], run_id: str, batch_size: int) -> Iterator[MarkerCounts]:
-    """Decode `event_data` from the fetched ranges, a slice of rows at a time, and pick out this run's
-    sequence numbers with a vectorised regex (RE2 in pyarrow), not a Python loop over rows."""
-    try:
-        reader = pq.ParquetFile(SparseFile(size, ranges), pre_buffer=False, buffer_size=READ_BUFFER)
-        batches = reader.iter_batches(batch_size=DECODE_ROWS, columns=[DATA_COLUMN], use_threads=False)
-        for batch in batches:
-            yield _markers(batch.column(0), run_id, batch_size)
-    except (pa.ArrowException, OSError) as exc:
-        raise CorruptParquet(f"unreadable {DATA_COLUMN} column: {_short(exc)}") from None
-
-
-def count_markers(size: int, ranges: dict[int, bytes], run_id: str, batch_size: int) -> MarkerCounts:
-    """All of a file's markers at once (small files, tests)."""
-    parts = list(iter_markers(size, ranges, run_id, batch_size))
-    seqs = array("q")
-    for p in parts:
-        seqs.extend(p.seqs)
-    return MarkerCounts(
-        seqs=memoryview(seqs),
-        max_seq=max((p.max_seq for p in parts), default=-1),
-        bad_index=sum(p.bad_index for p in parts),
-        other=sum(p.other for p in parts),
-        unmarked=sum(p.unmarked for p in parts),
-    )
-
-
-def _markers(column: pa.Array, run_id: str, batch_size: int) -> MarkerCounts:
-    if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
-        raise CorruptParquet(f"{DATA_COLUMN} is {column.type}, not utf8")
-    found = pc.extract_regex(column, MARKER_PATTERN)
-    marked = pc.is_valid(found)
-    n_marked = pc.sum(marked).as_py() or 0
-    mine = pc.fill_null(pc.and_(marked, pc.equal(pc.struct_field(found, "run"), run_id)), False)
-    n_mine = pc.sum(mine).as_py() or 0
-    ours = pc.filter(found, mine)
-    batch = pc.cast(pc.struct_field(ours, "batch"), pa.int64())
-    index = pc.cast(pc.struct_field(ours, "idx"), pa.int64())
-    arr = pc.filter(pc.add(pc.multiply(batch, batch_size), index), pc.less(index, batch_size))
-    if len(arr):
-        buf = arr.buffers()[1]
-        seqs = memoryview(buf).cast("q")[arr.offset : arr.offset + len(arr)]
-        max_seq = int(pc.max(arr).as_py())
-    else:
-        seqs, max_seq = memoryview(array("q")), -1
-    return MarkerCounts(seqs=seqs, max_seq=max_seq, bad_index=n_mine - len(arr), other=n_marked - n_mine,
-                        unmarked=len(column) - n_marked)
-
-
-def _short(exc: BaseException) -> str:
+def short_error(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:200]

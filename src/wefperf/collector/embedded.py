@@ -1,4 +1,4 @@
-"""An embedded stack for runs without Docker: moto S3 and `wefperf target`, each its own process.
+"""An embedded stack for runs without Docker: moto S3 and `wefperf collector`, each its own process.
 
 The collector runs in a child process so it has its own core and GIL, as a real collector
 would; moto runs apart from it so its objects survive the collector's shutdown flush and the
@@ -94,7 +94,7 @@ async def embedded_stack(
             await client.create_bucket(Bucket=bucket)
         env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "wefperf", "target", "--host", "127.0.0.1", "--port", "0",
+            sys.executable, "-m", "wefperf", "collector", "--host", "127.0.0.1", "--port", "0",
             "--s3-endpoint", moto.endpoint, "--bucket", bucket,
             "--flush-interval-secs", str(flush_interval_secs), "--max-file-size-mb", str(max_file_size_mb),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,

@@ -1,4 +1,4 @@
-"""User-caused start-up errors of `wefperf target`: one line on stderr, exit code 2, no traceback."""
+"""User-caused start-up errors of `wefperf collector`: one line on stderr, exit code 2, no traceback."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import sys
 
 import pytest
 
-from wefperf.target.s3server import MotoServer, free_port
+from wefperf.collector.s3server import MotoServer, free_port
 
 
 def run_target(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "wefperf", "target", *args],
+    return subprocess.run([sys.executable, "-m", "wefperf", "collector", *args],
                           capture_output=True, text=True, timeout=60, env=full_env)
 
 
@@ -23,7 +23,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *words: str)
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("wefperf target: error: ")
+    assert lines[0].startswith("wefperf collector: error: ")
     for word in words:
         assert word in lines[0]
     assert result.stdout == ""  # never announced as listening
@@ -69,3 +69,22 @@ def test_wrong_credentials():
 ])
 def test_bad_arguments(args, words):
     assert_one_line_error(run_target(*args), *words)
+
+
+def test_collector_help_lists_its_options_and_hides_the_old_name():
+    helped = subprocess.run([sys.executable, "-m", "wefperf", "collector", "--help"],
+                            capture_output=True, text=True, timeout=60)
+    assert helped.returncode == 0, helped.stderr
+    assert "--flush-interval-secs" in helped.stdout and "--max-file-size-mb" in helped.stdout
+    top = subprocess.run([sys.executable, "-m", "wefperf", "--help"], capture_output=True, text=True, timeout=60)
+    assert "collector" in top.stdout
+    assert "target" not in top.stdout  # the old name is an unlisted alias
+
+
+def test_old_target_name_still_runs_the_collector_and_says_it_was_renamed():
+    old = subprocess.run([sys.executable, "-m", "wefperf", "target", "--port", "70000"],
+                         capture_output=True, text=True, timeout=60)
+    assert old.returncode == 2
+    lines = old.stderr.strip().splitlines()
+    assert "now `wefperf collector`" in lines[0]
+    assert lines[1].startswith("wefperf collector: error: --port must be between 0 and 65535")

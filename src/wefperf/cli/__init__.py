@@ -1,15 +1,20 @@
-"""`wefperf run --profile NAME` and the other sub-commands.
+"""The `wefperf` command: one module per sub-command in this package, wired together here.
 
-Exit codes (DESIGN.md): 0 passed, 1 test failed, 2 usage or configuration error, 130 interrupted.
+Adding a command is one module with `add_parser(sub)` and one line in `COMMANDS`.
+Exit codes (docs/design.md): 0 passed, 1 test failed, 2 usage or configuration error, 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from typing import Sequence
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+# Sub-command modules, in the order `wefperf --help` lists them.
+COMMANDS = ("run", "profiles", "verify", "collector")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,33 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="wefperf", description="Open-model load tester for WEF collectors.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-
-    from . import run_cmd
-
-    run_cmd.add_parser(sub)
-
-    profiles = sub.add_parser("profiles", help="list the built-in profiles and their settings")
-    profiles.set_defaults(handler=_profiles)
-
-    from . import verify_cmd
-
-    verify_cmd.add_parser(sub)
-
-    from .target import cmd as target_cmd
-
-    target_cmd.add_parser(sub)
+    for name in COMMANDS:
+        importlib.import_module(f"{__name__}.{name}").add_parser(sub)
     return parser
-
-
-def _profiles(args: argparse.Namespace) -> int:
-    from .settings import builtin_profiles, env_name, read_profile
-
-    for name in builtin_profiles():
-        prof = read_profile(name)
-        print(f"{name}: {prof.get('description', '')}")
-        for key, value in prof["settings"].items():
-            print(f"    {env_name(key):<34} {value}")
-    return EXIT_PASS
 
 
 def main(argv: Sequence[str] | None = None) -> int:

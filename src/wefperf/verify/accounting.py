@@ -9,12 +9,27 @@ from __future__ import annotations
 
 import re
 import threading
+from array import array
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ..payload.marker import BATCH_DIGITS, MARKER_FIELD
+from .footer import DATA_COLUMN, CorruptParquet, SparseFile, short_error
 
 # A run without known expectations grows its table up to this many sequence numbers.
 MAX_DYNAMIC_SPAN = 200_000_000
 MAX_RANGES = 1000
+
+# RE2 (pyarrow.compute) form of wefperf.payload.marker.MARKER_RE: same text, named groups.
+MARKER_PATTERN = (
+    r'Name=\\?"' + MARKER_FIELD + r'\\?">(?P<run>[0-9a-z]+):(?P<batch>\d{' + str(BATCH_DIGITS) + r"})"
+    r":(?P<idx>\d+)<"
+)
+
 
 _ZEROS = re.compile(rb"\x00+")
 _REPEATS = re.compile(rb"[\x02-\xff]+")
@@ -167,3 +182,70 @@ def format_ranges(ranges: Sequence[tuple[int, int]], total: int, batch_size: int
     if total > len(parts):
         parts.append(f"... (+{total - len(parts)} more ranges)")
     return ", ".join(parts)
+
+
+# --- this run's markers in the stored rows -------------------------------------------------
+
+
+@dataclass
+class MarkerCounts:
+    """This run's sequence numbers in one file, and the rows that are not this run's."""
+
+    seqs: memoryview  # int64 sequence numbers, zero-copy over an arrow buffer
+    max_seq: int
+    bad_index: int  # this run's rows whose index does not fit the batch size
+    other: int  # rows of another run
+    unmarked: int  # rows without a marker
+
+
+DECODE_ROWS = 2_048  # rows decoded at a time: memory follows this, not the file size
+READ_BUFFER = 1 << 20  # column chunk bytes pyarrow reads at a time (streamed, not the whole chunk)
+
+
+def iter_markers(size: int, ranges: dict[int, bytes], run_id: str, batch_size: int) -> Iterator[MarkerCounts]:
+    """Decode `event_data` from the fetched ranges, a slice of rows at a time, and pick out this run's
+    sequence numbers with a vectorised regex (RE2 in pyarrow), not a Python loop over rows."""
+    try:
+        reader = pq.ParquetFile(SparseFile(size, ranges), pre_buffer=False, buffer_size=READ_BUFFER)
+        batches = reader.iter_batches(batch_size=DECODE_ROWS, columns=[DATA_COLUMN], use_threads=False)
+        for batch in batches:
+            yield _markers(batch.column(0), run_id, batch_size)
+    except (pa.ArrowException, OSError) as exc:
+        raise CorruptParquet(f"unreadable {DATA_COLUMN} column: {short_error(exc)}") from None
+
+
+def count_markers(size: int, ranges: dict[int, bytes], run_id: str, batch_size: int) -> MarkerCounts:
+    """All of a file's markers at once (small files, tests)."""
+    parts = list(iter_markers(size, ranges, run_id, batch_size))
+    seqs = array("q")
+    for p in parts:
+        seqs.extend(p.seqs)
+    return MarkerCounts(
+        seqs=memoryview(seqs),
+        max_seq=max((p.max_seq for p in parts), default=-1),
+        bad_index=sum(p.bad_index for p in parts),
+        other=sum(p.other for p in parts),
+        unmarked=sum(p.unmarked for p in parts),
+    )
+
+
+def _markers(column: pa.Array, run_id: str, batch_size: int) -> MarkerCounts:
+    if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
+        raise CorruptParquet(f"{DATA_COLUMN} is {column.type}, not utf8")
+    found = pc.extract_regex(column, MARKER_PATTERN)
+    marked = pc.is_valid(found)
+    n_marked = pc.sum(marked).as_py() or 0
+    mine = pc.fill_null(pc.and_(marked, pc.equal(pc.struct_field(found, "run"), run_id)), False)
+    n_mine = pc.sum(mine).as_py() or 0
+    ours = pc.filter(found, mine)
+    batch = pc.cast(pc.struct_field(ours, "batch"), pa.int64())
+    index = pc.cast(pc.struct_field(ours, "idx"), pa.int64())
+    arr = pc.filter(pc.add(pc.multiply(batch, batch_size), index), pc.less(index, batch_size))
+    if len(arr):
+        buf = arr.buffers()[1]
+        seqs = memoryview(buf).cast("q")[arr.offset : arr.offset + len(arr)]
+        max_seq = int(pc.max(arr).as_py())
+    else:
+        seqs, max_seq = memoryview(array("q")), -1
+    return MarkerCounts(seqs=seqs, max_seq=max_seq, bad_index=n_mine - len(arr), other=n_marked - n_mine,
+                        unmarked=len(column) - n_marked)

@@ -104,8 +104,8 @@ def _usage(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .report.s3 import s3_block
-    from .verify import VerifyOptions, verify_s3
+    from ..report.s3 import s3_block
+    from ..verify import VerifyOptions, verify_s3
 
     endpoint = (args.s3_endpoint or os.environ.get("S3_ENDPOINT") or DEFAULT_ENDPOINT).strip()
     parts = urlsplit(endpoint)

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from .parse import EventSlices
 from .upload import PendingFile, Uploader
 
-log = logging.getLogger("wefperf.target")
+log = logging.getLogger("wefperf.collector")
 
 SCHEMA = pa.schema(
     [

@@ -8,8 +8,8 @@ import aiohttp
 import pytest
 
 from wefperf.payload import build_pool
-from wefperf.target.embedded import embedded_stack
-from wefperf.target.upload import S3Target, s3_client
+from wefperf.collector.embedded import embedded_stack
+from wefperf.collector.upload import S3Target, s3_client
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from .settings import ENV_NAMES, ConfigError, Settings, base_url, load_settings
+from ..settings import ENV_NAMES, ConfigError, Settings, base_url, load_settings
 
 PROFILE_ENV = "PERF_TEST_PROFILE"
 _SECRET_FIELDS = {"aws_access_key_id", "aws_secret_access_key"}
@@ -86,9 +86,9 @@ def handle_run(args: argparse.Namespace) -> int:
 
 
 async def _main(settings: Settings, profile: str | None, embedded: bool) -> int:
-    from .report.console import ConsoleReporter
-    from .report.results_json import write_results
-    from .runner import run_test
+    from ..report.console import ConsoleReporter
+    from ..report.results_json import write_results
+    from ..runner import run_test
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -124,7 +124,7 @@ async def _main(settings: Settings, profile: str | None, embedded: bool) -> int:
 
 
 async def _embedded(stack: contextlib.AsyncExitStack, settings: Settings, reporter: Any) -> Settings | None:
-    from .target.embedded import embedded_stack
+    from ..collector.embedded import embedded_stack
 
     try:
         ends = await stack.enter_async_context(

@@ -37,7 +37,7 @@ class MotoServer:
             import moto.server  # noqa: F401
         except ImportError:
             raise RuntimeError(
-                "the embedded S3 needs moto's server mode: pip install 'wefperf[target]'"
+                "the embedded S3 needs moto's server mode: pip install 'wefperf[collector]'"
             ) from None
         if not self.port:
             self.port = free_port(self.host)

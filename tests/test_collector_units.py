@@ -6,9 +6,9 @@ import json
 import os
 from datetime import datetime, timezone
 
-from wefperf.target.parse import is_events_batch, parse_batch, type_key
-from wefperf.target.sink import SCHEMA, Chunk, KeyNamer, build_files, build_table
-from wefperf.target.stats import ThroughputStats
+from wefperf.collector.parse import is_events_batch, parse_batch, type_key
+from wefperf.collector.sink import SCHEMA, Chunk, KeyNamer, build_files, build_table
+from wefperf.collector.stats import ThroughputStats
 
 NS = 'xmlns="http://schemas.microsoft.com/win/2004/08/events/event"'
 

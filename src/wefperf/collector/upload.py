@@ -19,7 +19,7 @@ from aiobotocore.session import get_session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-log = logging.getLogger("wefperf.target")
+log = logging.getLogger("wefperf.collector")
 
 
 class S3ConfigError(Exception):

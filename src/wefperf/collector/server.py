@@ -1,4 +1,4 @@
-"""The collector's HTTP routes (aiohttp): CONTRACT.md's surface plus `/stats/target`."""
+"""The collector's HTTP routes (aiohttp): the contract's surface plus `/stats/collector`."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ async def throughput(request: web.Request) -> web.Response:
     return web.json_response(request.app[COLLECTOR].stats.snapshot())
 
 
-async def target_stats(request: web.Request) -> web.Response:
+async def collector_stats(request: web.Request) -> web.Response:
     return web.json_response(request.app[COLLECTOR].summary())
 
 
@@ -103,7 +103,8 @@ def make_app(collector: Collector, *, max_body_bytes: int) -> web.Application:
     app[COLLECTOR] = collector
     app.router.add_get("/health", health)
     app.router.add_get("/stats/throughput", throughput)
-    app.router.add_get("/stats/target", target_stats)
+    app.router.add_get("/stats/collector", collector_stats)
+    app.router.add_get("/stats/target", collector_stats)  # its name before 0.2
     app.router.add_post("/wsman/events", wsman_events)
     app.router.add_post("/wsman", wsman)
     return app

@@ -1,4 +1,4 @@
-"""`wefperf target` end to end: real sockets, a real child process, the real moto S3 server."""
+"""`wefperf collector` end to end: real sockets, a real child process, the real moto S3 server."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import time
 import pyarrow.parquet as pq
 import pytest
 import requests
-from test_target_units import batch, event
+from test_collector_units import batch, event
 
 from wefperf.payload import build_pool, find_markers
-from wefperf.target.sink import SCHEMA
+from wefperf.collector.sink import SCHEMA
 
 KEY_RE = re.compile(
     r"^event_type=(\d+)/year=(\d{4})/month=(\d{2})/day=(\d{2})/events_(\d+)_(\d{8})_(\d{6})(?:_\d+)?\.parquet$"
@@ -90,7 +90,7 @@ def test_partitions_keys_rows_and_flush_by_time(wef_target, s3_client, bucket):
         assert post(t.base, pool.body(b)).status_code == 200
     assert post(t.base, batch(event("9", provider="")), path="/wsman", **{"X-Forwarded-For": "10.1.2.3"}).status_code == 200
     # flushed by the timer while the collector keeps running
-    wait_for(lambda: requests.get(t.base + "/stats/target", timeout=5).json()["uploaded_events"] == 601)
+    wait_for(lambda: requests.get(t.base + "/stats/collector", timeout=5).json()["uploaded_events"] == 601)
     rows = read_rows(s3_client, bucket)
     assert len(rows) == 601
     expected = pool.expected_types(3)
@@ -119,7 +119,7 @@ def test_flush_by_size_respects_the_maximum(wef_target, s3_client, bucket):
     pool = build_pool(run_id="feedbeef0002", batch_size=500, event_type="4624")
     assert post(t.base, pool.body(0)).status_code == 200
     # no timer flush within 60 s: the files come from the size rule alone
-    wait_for(lambda: requests.get(t.base + "/stats/target", timeout=5).json()["uploaded_events"] >= 400)
+    wait_for(lambda: requests.get(t.base + "/stats/collector", timeout=5).json()["uploaded_events"] >= 400)
     files = objects(s3_client, bucket)
     assert len(files) >= 2
     assert all(f["Size"] <= max_mb * 1024 * 1024 for f in files)

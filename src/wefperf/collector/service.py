@@ -17,9 +17,9 @@ from .sink import Sink
 from .stats import ThroughputStats
 from .upload import S3ConfigError, S3Target, Uploader, check_bucket, s3_client
 
-log = logging.getLogger("wefperf.target")
+log = logging.getLogger("wefperf.collector")
 
-READY_PREFIX = "wefperf target listening on "
+READY_PREFIX = "wefperf collector listening on "
 
 
 class TargetError(Exception):
@@ -51,7 +51,7 @@ async def serve(cfg: TargetConfig) -> int:
         except RuntimeError as exc:
             raise TargetError(str(exc)) from None
         endpoint = moto.endpoint
-        log.info("embedded S3 (moto) at %s, bucket %s; its contents vanish when the target stops", endpoint, cfg.bucket)
+        log.info("embedded S3 (moto) at %s, bucket %s; its contents vanish when the collector stops", endpoint, cfg.bucket)
     try:
         target = S3Target(endpoint, cfg.bucket, cfg.access_key, cfg.secret_key)
         async with s3_client(target) as client:
@@ -108,7 +108,7 @@ async def _serve_http(cfg: TargetConfig, client: object, target: S3Target) -> in
 
 def run(cfg: TargetConfig) -> int:
     """Run `serve` under uvloop when it is importable; user errors become one line and exit code 2."""
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="wefperf target: %(message)s")
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="wefperf collector: %(message)s")
     try:
         import uvloop
 
@@ -119,5 +119,5 @@ def run(cfg: TargetConfig) -> int:
         with asyncio.Runner(loop_factory=factory) as runner:
             return runner.run(serve(cfg))
     except TargetError as exc:
-        sys.stderr.write(f"wefperf target: error: {exc}\n")
+        sys.stderr.write(f"wefperf collector: error: {exc}\n")
         return 2

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import requests
 from conftest import start_target
-from test_target_http import post, read_rows, wait_for
+from test_collector_http import post, read_rows, wait_for
 
 from wefperf.payload import build_pool, find_markers
-from wefperf.target.s3server import MotoServer
+from wefperf.collector.s3server import MotoServer
 
 
 def s3(endpoint: str):
@@ -21,7 +21,7 @@ def s3(endpoint: str):
 
 
 def target_stats(base: str) -> dict:
-    return requests.get(base + "/stats/target", timeout=5).json()
+    return requests.get(base + "/stats/collector", timeout=5).json()
 
 
 @pytest.mark.slow

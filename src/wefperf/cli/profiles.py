@@ -1,0 +1,22 @@
+"""`wefperf profiles`: the built-in profiles and what each one sets."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_parser(sub: "argparse._SubParsersAction[Any]") -> None:
+    p = sub.add_parser("profiles", help="list the built-in profiles and their settings")
+    p.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from ..settings import builtin_profiles, env_name, read_profile
+
+    for name in builtin_profiles():
+        prof = read_profile(name)
+        print(f"{name}: {prof.get('description', '')}")
+        for key, value in prof["settings"].items():
+            print(f"    {env_name(key):<34} {value}")
+    return 0
