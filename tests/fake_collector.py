@@ -15,6 +15,17 @@ from aiohttp import web
 _TYPE_RE = re.compile(rb'<Provider Name="([^"]*)"[^>]*/><EventID>(\d+)</EventID>')
 
 
+def _label(provider: str, event_id: str, labels: str, n: int) -> str:
+    """The type key a collector gives an event with a self-closing `<Provider Name=.../>`.
+
+    "real": as logthing v0.5.0 does (provider from the element's text, empty here) -> `EventID 4624`;
+    "attribute": from the Name attribute -> `Provider:4624`; "split": both, alternating per event.
+    """
+    if labels == "real" or (labels == "split" and n % 2):
+        return f"EventID {event_id}"
+    return f"{provider}:{event_id}"
+
+
 @dataclass
 class FakeCollector:
     """Runs an aiohttp server on 127.0.0.1 in a thread with its own loop."""
@@ -23,6 +34,8 @@ class FakeCollector:
     fail_status: int = 500
     delay_s: float = 0.0
     health_ok: bool = True
+    labels: str = "real"  # how /stats/throughput labels event types, see _label
+    stats_ok: bool = True
     requests: int = 0
     ok_requests: int = 0
     events: Counter[str] = field(default_factory=Counter)
@@ -52,14 +65,16 @@ class FakeCollector:
             return web.Response(status=self.fail_status, text="injected failure")
         with self._lock:
             self.ok_requests += 1
-            for provider, event_id in _TYPE_RE.findall(body):
-                self.events[f"{provider.decode()}:{event_id.decode()}"] += 1
+            for n, (provider, event_id) in enumerate(_TYPE_RE.findall(body)):
+                self.events[_label(provider.decode(), event_id.decode(), self.labels, n)] += 1
         return web.Response(text="OK")
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.Response(text="OK") if self.health_ok else web.Response(status=503)
 
     async def _stats(self, request: web.Request) -> web.Response:
+        if not self.stats_ok:
+            return web.Response(status=404, text="no stats here")
         with self._lock:
             rows = [
                 {"event_type": k, "total_events": v, "last_minute": v, "last_five_minutes": v,

@@ -79,14 +79,15 @@ def test_bodies_are_patched_not_rebuilt() -> None:
 
 def test_expected_types_match_what_was_sent() -> None:
     pool = build_pool(run_id="r0", batch_size=50, total_events=430, variants=3, seed=2)
-    sent: Counter[str] = Counter()
+    sent: Counter[int] = Counter()
     failed = [1, 8]
     for batch in range(pool.total_batches):
         if batch in failed:
             continue
         for e in _events(pool.body(batch)):
-            sent["Microsoft-Windows-Security-Auditing:" + e.find(f"{NS}System/{NS}EventID").text] += 1
+            sent[int(e.find(f"{NS}System/{NS}EventID").text)] += 1
     assert pool.expected_types(pool.total_batches, failed) == sent
+    assert pool.event_ids() == sorted(sent)
 
 
 def test_framed_request_carries_a_correct_content_length() -> None:

@@ -55,9 +55,12 @@ def test_baseline_profile_passes_against_a_contract_server(collector: FakeCollec
     assert data["server_stats"]["final_total"] - data["server_stats"]["baseline_total"] == 50_000
     assert data["latency_ms"]["from_intended_send"]["count"] == 50
     assert data["latency_ms"]["from_intended_send"]["p99"] >= data["latency_ms"]["from_intended_send"]["p50"] > 0
-    # per-type delta equals what the run's batches carried
-    assert data["server_stats"]["per_type_delta"] == data["server_stats"]["expected_per_type"]
-    assert len(data["server_stats"]["per_type_delta"]) == 5
+    # per EventID, what the server counted equals what the run's batches carried
+    rows = data["server_stats"]["per_event_id"]
+    assert len(rows) == 5 and all(r["counted"] == r["expected"] > 0 for r in rows)
+    assert {r["event_id"] for r in rows} == {4624, 4625, 4634, 4672, 4688}
+    # this server labels like logthing v0.5.0: Windows' self-closing <Provider/> gives `EventID <n>`
+    assert all(r["labels"] == [f"EventID {r['event_id']}"] for r in rows)
     # credentials never appear
     assert SECRET not in done.out + done.err + results.read_text()
     assert "AKIDSECRETID" not in done.out + done.err + results.read_text()
@@ -79,7 +82,7 @@ def test_failed_batches_are_counted_by_class_and_fail_the_run(tmp_path: Path) ->
     assert "http_500" in done.out and "10 batch(es) failed" in done.out
     # the first few are logged, the rest only counted
     assert 1 <= done.err.count("failed: HTTP 500") <= 3
-    assert data["server_stats"]["per_type_delta"] == data["server_stats"]["expected_per_type"]
+    assert all(r["counted"] == r["expected"] for r in data["server_stats"]["per_event_id"])
 
 
 def test_nothing_listening_ends_with_one_line(tmp_path: Path) -> None:
@@ -141,11 +144,20 @@ def test_sigint_drains_and_writes_partial_results(collector: FakeCollector, tmp_
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, out + err
-    assert "Interrupted after" in out and "PERFORMANCE TEST RESULTS" in out
+    assert "Interrupted after" in out and "the run was cut short" in out and "PERFORMANCE TEST RESULTS" in out
     data = json.loads(results.read_text())
-    assert data["results"]["interrupted"] is True
-    assert data["results"]["successful_batches"] == collector.ok_requests
-    assert data["results"]["events_sent"] < 60 * 2000
+    r = data["results"]
+    assert r["interrupted"] is True and r["cut_short"] is True
+    assert r["successful_batches"] == collector.ok_requests
+    assert r["events_sent"] < 60 * 2000
+    # judged on the window it ran: every batch due in it went out, so the rate was held
+    window = r["load_window_seconds"]
+    assert 0.5 < window < 30
+    assert abs(r["events_due_in_window"] - window * 2000) <= 200
+    assert data["verdict"]["target_ratio"] >= 0.95
+    duration = next(line for line in out.splitlines() if line.startswith("  Duration: "))
+    assert duration == f"  Duration: {window:.1f} of 60 seconds (cut short: interrupted)"
+    assert "of what was due in the" in out
 
 
 def test_count_mode_timeout_fails_with_its_reason(tmp_path: Path) -> None:
@@ -159,8 +171,9 @@ def test_count_mode_timeout_fails_with_its_reason(tmp_path: Path) -> None:
     assert done.code == 1
     assert "Timeout reached after 2 seconds" in done.out
     data = json.loads(results.read_text())
-    assert data["results"]["timed_out"] is True
+    assert data["results"]["timed_out"] is True and data["results"]["cut_short"] is True
     assert data["results"]["events_sent"] < 100_000
+    assert "(cut short: timeout reached)" in done.out
 
 
 async def test_slow_server_does_not_slow_the_schedule_latency_counts_the_wait() -> None:
@@ -241,3 +254,45 @@ async def test_stop_during_the_s3_wait_ends_promptly_with_partial_results(moto_e
     assert result.exit_code == 130 and result.load.interrupted
     assert result.s3 is None
     assert result.load.events_ok == 2000 and result.server.events_received == 2000
+
+
+@pytest.mark.parametrize("labels", ["real", "attribute", "split"])
+def test_per_type_counts_are_matched_by_event_id_whatever_the_server_labels(tmp_path: Path, labels: str) -> None:
+    """`Provider:4624`, `EventID 4624`, or both for the same ID: one row per EventID, counted = sent."""
+    c = FakeCollector(labels=labels).start()
+    try:
+        results = tmp_path / "r.json"
+        done = run_cli("run", "--total-events", "20000", "--results", str(results), env=_env(c))
+    finally:
+        c.stop()
+    assert done.code == 0, done.out + done.err
+    rows = json.loads(results.read_text())["server_stats"]["per_event_id"]
+    assert len(rows) == 5 and all(r["counted"] == r["expected"] > 0 for r in rows)
+    after = done.out.split("Server per-type delta by EventID")[1].splitlines()[1:]
+    table = [line for line in after[:len(rows) + 1] if line.startswith("  EventID ")]
+    assert len(table) == 5  # one line per EventID, never one per label
+    assert "not sent by this run" not in done.out
+    for line, row in zip(table, rows):
+        assert line.split()[:2] == ["EventID", str(row["event_id"])]
+        assert f"{row['counted']:,} / {row['expected']:,}" in line
+        expected_labels = {"real": [f"EventID {row['event_id']}"],
+                           "attribute": [f"Microsoft-Windows-Security-Auditing:{row['event_id']}"],
+                           "split": [f"EventID {row['event_id']}",
+                                     f"Microsoft-Windows-Security-Auditing:{row['event_id']}"]}[labels]
+        assert row["labels"] == expected_labels
+        assert line.rstrip().endswith(", ".join(expected_labels))
+
+
+def test_per_type_table_says_unavailable_when_the_stats_cannot_be_read(tmp_path: Path) -> None:
+    c = FakeCollector(stats_ok=False).start()
+    try:
+        results = tmp_path / "r.json"
+        done = run_cli("run", "--total-events", "5000", "--event-type", "4624", "--results", str(results),
+                       env=_env(c))
+    finally:
+        c.stop()
+    assert "Server per-type delta: unavailable" in done.out
+    assert " / 5,000" not in done.out  # never `0 / 5,000`
+    data = json.loads(results.read_text())["server_stats"]
+    assert data["counts_known"] is False
+    assert data["per_event_id"] == [{"event_id": 4624, "counted": None, "expected": 5000, "labels": []}]

@@ -46,3 +46,18 @@ def test_duration_mode_sends_nothing_after_the_window_and_counts_what_was_due() 
         assert sched.claim(0.0) is not None
     assert sched.claim(2.0) is None  # the window is over
     assert sched.due_not_claimed(2.5) == 15  # 20 were due in 2 s, 5 were taken
+
+
+def test_due_batches_counts_the_plan_up_to_a_time_within_its_bounds() -> None:
+    sched = Scheduler(Schedule.for_run(target_eps=1000, batch_size=100, total_events=0, duration_s=2,
+                                       timeout_s=300), start=10.0)
+    assert sched.due_batches(9.0) == 0  # before the start
+    assert sched.due_batches(10.0) == 1  # batch 0 is due at the start
+    assert sched.due_batches(10.55) == 6  # batches 0..5 (every 0.1 s)
+    assert sched.due_batches(99.0) == 20  # the 2 s window holds 20 batches, no more
+    counted = Scheduler(Schedule.for_run(target_eps=1000, batch_size=100, total_events=450, duration_s=0,
+                                         timeout_s=300), start=0.0)
+    assert counted.due_batches(99.0) == 5  # count mode: all 5 batches, the last one short
+    unlimited = Scheduler(Schedule.for_run(target_eps=0, batch_size=100, total_events=450, duration_s=0,
+                                           timeout_s=300), start=0.0)
+    assert unlimited.due_batches(99.0) == 0

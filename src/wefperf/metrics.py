@@ -99,6 +99,15 @@ class LoadSummary:
     interrupted: bool
     # Due within the plan but never sent because every sender was busy: the run fell behind.
     due_not_sent: int = 0
+    # The load window (from the plan's start until it ended, or was stopped or timed out), and the
+    # events the plan had due within it (None at unlimited rate): what a cut-short run is judged on.
+    window_s: float = 0.0
+    due_events: int | None = None
+
+    @property
+    def cut_short(self) -> bool:
+        """Interrupted, or out of time before the plan was sent."""
+        return self.interrupted or self.timed_out
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -195,7 +204,8 @@ class Recorder:
         row.server_events = (row.server_events or 0) + delta_events
 
     def summary(
-        self, end: float, *, timed_out: bool = False, interrupted: bool = False, due_not_sent: int = 0
+        self, end: float, *, timed_out: bool = False, interrupted: bool = False, due_not_sent: int = 0,
+        window_s: float | None = None, due_events: int | None = None,
     ) -> LoadSummary:
         self._close_second()
         return LoadSummary(
@@ -217,4 +227,6 @@ class Recorder:
             timed_out=timed_out,
             interrupted=interrupted,
             due_not_sent=due_not_sent,
+            window_s=max(end - self.start, 0.0) if window_s is None else window_s,
+            due_events=due_events,
         )

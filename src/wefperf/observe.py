@@ -29,6 +29,23 @@ class StatsSnapshot:
         return {k: v for k, v in sorted(out.items(), key=lambda kv: (-kv[1], kv[0])) if v}
 
 
+def event_id_of(label: str) -> int | None:
+    """The EventID in a server's type label: `Provider:4624` and `EventID 4624` both give 4624.
+
+    The real collector labels an event `Provider:ID` when it read a provider from the
+    `<Provider>` element's text and `EventID ID` otherwise (docs/contract.md), so one EventID
+    can appear under two labels; `unknown` and anything else give None.
+    """
+    if label.startswith("EventID "):
+        tail = label[len("EventID "):]
+    else:
+        _, sep, tail = label.rpartition(":")
+        if not sep:
+            return None
+    tail = tail.strip()
+    return int(tail) if tail.isdigit() else None
+
+
 def parse_stats(payload: object) -> StatsSnapshot:
     """The contract's JSON array; anything else is reported, not guessed at."""
     if not isinstance(payload, list):

@@ -15,14 +15,24 @@ class S3Outcome(Protocol):
     def to_dict(self) -> dict[str, Any]: ...
 
 
+@dataclass(frozen=True)
+class EventIdCount:
+    """One EventID: what the server counted (under any of its labels) against what the run expects."""
+
+    event_id: int | None  # None: labels that name no EventID (`unknown`)
+    counted: int
+    expected: int | None  # acknowledged events of this ID; None when the run sent none
+    labels: tuple[str, ...]
+
+
 @dataclass
 class ServerStats:
     """What the collector's own counters say, before and after the load."""
 
     baseline_total: int | None = None
     final_total: int | None = None
-    per_type_delta: dict[str, int] = field(default_factory=dict)
-    expected_per_type: dict[str, int] = field(default_factory=dict)
+    per_type_delta: dict[str, int] = field(default_factory=dict)  # by the server's own labels
+    expected_per_type: dict[int, int] = field(default_factory=dict)  # by EventID
     sampler_samples: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -31,6 +41,43 @@ class ServerStats:
         if self.baseline_total is None or self.final_total is None:
             return None
         return self.final_total - self.baseline_total
+
+    @property
+    def counts_known(self) -> bool:
+        """Both stats reads worked, so the per-type deltas mean something."""
+        return self.events_received is not None
+
+    def per_event_id(self) -> list[EventIdCount]:
+        """One row per EventID, the server's labels for it merged (most counted first)."""
+        from .observe import event_id_of
+
+        counted: dict[int | None, int] = {}
+        labels: dict[int | None, list[str]] = {}
+        for label, n in self.per_type_delta.items():
+            eid = event_id_of(label)
+            counted[eid] = counted.get(eid, 0) + n
+            labels.setdefault(eid, []).append(label)
+        rows = [
+            EventIdCount(eid, counted.get(eid, 0), self.expected_per_type.get(eid) if eid is not None else None,
+                         tuple(sorted(labels.get(eid, []))))
+            for eid in set(counted) | set(self.expected_per_type)
+        ]
+        return sorted(rows, key=lambda r: (r.event_id is None, -max(r.counted, r.expected or 0), r.event_id or 0))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "baseline_total": self.baseline_total,
+            "final_total": self.final_total,
+            "per_type_delta": self.per_type_delta,
+            "expected_per_type": {str(k): v for k, v in sorted(self.expected_per_type.items())},
+            "per_event_id": [
+                {"event_id": r.event_id, "counted": r.counted if self.counts_known else None,
+                 "expected": r.expected, "labels": list(r.labels)}
+                for r in self.per_event_id()
+            ],
+            "counts_known": self.counts_known,
+            "notes": self.notes,
+        }
 
 
 @dataclass
@@ -78,15 +125,12 @@ class RunResult:
                 "due_not_sent": load.due_not_sent,
                 "timed_out": load.timed_out,
                 "interrupted": load.interrupted,
+                "cut_short": load.cut_short,
+                "load_window_seconds": round(load.window_s, 3),
+                "events_due_in_window": load.due_events,
             },
             "s3_verification": self.s3.to_dict() if self.s3 is not None else None,
-            "server_stats": {
-                "baseline_total": self.server.baseline_total,
-                "final_total": self.server.final_total,
-                "per_type_delta": self.server.per_type_delta,
-                "expected_per_type": self.server.expected_per_type,
-                "notes": self.server.notes,
-            },
+            "server_stats": self.server.to_dict(),
             "run_id": self.run_id,
             "profile": self.profile,
             "sender": self.sender,

@@ -115,7 +115,8 @@ async def run_test(
         server.sampler_samples = sampler.samples
         rep.line("")
         if load.interrupted:
-            rep.line(f"Interrupted after {load.elapsed_s:.1f} seconds: in-flight batches drained, writing partial results")
+            rep.line(f"Interrupted after {load.window_s:.1f} seconds of load: the run was cut short;"
+                     " in-flight batches drained, writing partial results")
         elif load.timed_out:
             rep.line(f"Timeout reached after {settings.timeout_secs:g} seconds")
         elif settings.duration_mode:
@@ -195,7 +196,7 @@ async def _verify(
     from .verify import VerifyOptions, dates_covered, verify_s3
 
     wait_secs = settings.flush_interval_secs * 2 + _FLUSH_MARGIN_S
-    event_types = sorted({key.rsplit(":", 1)[-1] for v in pool.variants for key in v.type_counts})
+    event_types = [str(event_id) for event_id in pool.event_ids()]
     options = VerifyOptions(
         endpoint=settings.s3_endpoint,
         bucket=settings.s3_bucket,

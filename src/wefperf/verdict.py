@@ -22,7 +22,8 @@ class Verdict:
 
 def judge(settings: Settings, load: LoadSummary, s3_passed: bool | None, *, unavailable: str | None = None) -> Verdict:
     """Duration mode: sent ≥ ratio × duration × target. Count mode: ≥ ratio of the events
-    sent before the timeout and, with a target, achieved rate ≥ ratio × target.
+    sent before the timeout and, with a target, achieved rate ≥ ratio × target. A run cut
+    short (interrupted, timed out) is judged on what its plan had due in the window it ran.
     Always: no failed batch, and S3 verification passed when it ran."""
     reasons: list[str] = []
     ratio = settings.pass_ratio
@@ -30,29 +31,17 @@ def judge(settings: Settings, load: LoadSummary, s3_passed: bool | None, *, unav
     target_ratio: float | None = None
     if unavailable:
         reasons.append(unavailable)
-    elif settings.duration_mode:
-        if settings.target_eps > 0:
-            expected = settings.duration_secs * settings.target_eps
-            target_ratio = load.events_sent / expected
-            if target_ratio < ratio:
-                reasons.append(
-                    f"sent {load.events_sent:,} events, {target_ratio:.1%} of the {expected:,.0f} expected"
-                    f" ({settings.duration_secs:g} s x {settings.target_eps:,.0f}/s); {ratio:.0%} needed"
-                )
     else:
-        sent_share = load.events_sent / settings.total_events if settings.total_events else 1.0
-        if sent_share < ratio:
-            why = f"timeout reached after {settings.timeout_secs:g} seconds: " if load.timed_out else ""
-            reasons.append(
-                f"{why}sent {load.events_sent:,} of {settings.total_events:,} events ({sent_share:.1%}); {ratio:.0%} needed"
-            )
+        if not settings.duration_mode:
+            sent_share = load.events_sent / settings.total_events if settings.total_events else 1.0
+            if sent_share < ratio and not load.interrupted:
+                why = f"timeout reached after {settings.timeout_secs:g} seconds: " if load.timed_out else ""
+                reasons.append(f"{why}sent {load.events_sent:,} of {settings.total_events:,} events"
+                               f" ({sent_share:.1%}); {ratio:.0%} needed")
         if settings.target_eps > 0:
-            target_ratio = achieved / settings.target_eps
+            target_ratio, why_not = _rate(settings, load, achieved)
             if target_ratio < ratio:
-                reasons.append(
-                    f"achieved {achieved:,.0f} events/s, {target_ratio:.1%} of the {settings.target_eps:,.0f}/s target;"
-                    f" {ratio:.0%} needed"
-                )
+                reasons.append(f"{why_not}; {ratio:.0%} needed")
     if load.batches_failed:
         classes = ", ".join(f"{name} x{cls.batches}" for name, cls in sorted(load.errors.items()))
         reasons.append(f"{load.batches_failed:,} batch(es) failed ({classes})")
@@ -61,3 +50,18 @@ def judge(settings: Settings, load: LoadSummary, s3_passed: bool | None, *, unav
     if load.interrupted:
         return Verdict(False, EXIT_INTERRUPTED, ["interrupted"] + reasons, target_ratio, achieved)
     return Verdict(not reasons, EXIT_PASS if not reasons else EXIT_FAIL, reasons, target_ratio, achieved)
+
+
+def _rate(settings: Settings, load: LoadSummary, achieved: float) -> tuple[float, str]:
+    """The share of the target held, and how to say it when it falls short."""
+    if load.cut_short and load.due_events:
+        share = load.events_sent / load.due_events
+        return share, (f"sent {load.events_sent:,} events, {share:.1%} of the {load.due_events:,} due"
+                       f" in the {load.window_s:.1f} s the run lasted")
+    if settings.duration_mode:
+        expected = settings.duration_secs * settings.target_eps
+        share = load.events_sent / expected
+        return share, (f"sent {load.events_sent:,} events, {share:.1%} of the {expected:,.0f} expected"
+                       f" ({settings.duration_secs:g} s x {settings.target_eps:,.0f}/s)")
+    share = achieved / settings.target_eps
+    return share, (f"achieved {achieved:,.0f} events/s, {share:.1%} of the {settings.target_eps:,.0f}/s target")

@@ -86,6 +86,7 @@ class LoadEngine:
         self.recorder: Recorder | None = None
         self._sleeping: set[asyncio.Task[None]] = set()
         self._interrupted = False
+        self._stopped_at: float | None = None
         self._stopped = asyncio.Event()
 
     @property
@@ -96,6 +97,8 @@ class LoadEngine:
     def stop(self, interrupted: bool = True) -> None:
         """Stop handing out batches; senders waiting for their slot give it up at once."""
         self._interrupted = self._interrupted or interrupted
+        if self._stopped_at is None:
+            self._stopped_at = self.clock()
         if self.scheduler is not None:
             self.scheduler.stop()
         for task in list(self._sleeping):
@@ -131,12 +134,33 @@ class LoadEngine:
             gc.unfreeze()
             await self.senders.close()
         end = self.clock()
+        sched = self.scheduler
+        # The load window: until the stop request, the timeout, the planned duration, or the last reply.
+        window_end = end
+        if self._interrupted and self._stopped_at is not None:
+            window_end = min(end, self._stopped_at)
+        elif sched.timed_out:
+            window_end = min(end, sched.start + self.schedule.timeout_s)
+        elif sched.end_time is not None:
+            window_end = min(end, sched.end_time)
+        due = None
+        if self.schedule.interval_s > 0:
+            due = min(sched.due_batches(window_end) * self.pool.batch_size, self._planned_events())
         return self.recorder.summary(
             end,
-            timed_out=self.scheduler.timed_out,
+            timed_out=sched.timed_out,
             interrupted=self._interrupted,
-            due_not_sent=0 if self._interrupted else self.scheduler.due_not_claimed(end),
+            due_not_sent=0 if self._interrupted else sched.due_not_claimed(end),
+            window_s=window_end - sched.start,
+            due_events=due,
         )
+
+    def _planned_events(self) -> int:
+        """All events of a count-mode plan (the last batch may be short); unbounded in duration mode."""
+        total = self.schedule.total_batches
+        if total is None:
+            return 2**63
+        return (total - 1) * self.pool.batch_size + self.pool.events_in(total - 1)
 
     async def _worker(self) -> None:
         sched, rec, pool, clock = self.scheduler, self.recorder, self.pool, self.clock

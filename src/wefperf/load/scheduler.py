@@ -77,17 +77,23 @@ class Scheduler:
         """A claimed batch that was not sent after all (the run ended while it waited)."""
         self._abandoned += 1
 
-    def due_not_claimed(self, now: float) -> int:
-        """Batches whose time had come by `now` (within the plan) but that no sender took."""
+    def due_batches(self, until: float) -> int:
+        """Batches the plan had due by `until` (intended time at or before it); 0 when unlimited."""
         if self.schedule.interval_s <= 0:
             return 0
-        until = min(now, self._end) if self._end is not None else now
+        until = min(until, self._end) if self._end is not None else until
+        if until < self.start:
+            return 0
         due = int((until - self.start) / self.schedule.interval_s) + 1
         if self._end is not None:
             due = min(due, int(-(-(self._end - self.start) // self.schedule.interval_s)))
         if self.schedule.total_batches is not None:
             due = min(due, self.schedule.total_batches)
-        return max(due - (self._next - self._abandoned), 0)
+        return due
+
+    def due_not_claimed(self, now: float) -> int:
+        """Batches whose time had come by `now` (within the plan) but that no sender took."""
+        return max(self.due_batches(now) - (self._next - self._abandoned), 0)
 
     @property
     def claimed(self) -> int:

@@ -14,17 +14,17 @@ from datetime import datetime, timezone
 from typing import Callable, Iterable
 
 from .marker import BATCH_PLACEHOLDER, batch_token
-from .templates import PROVIDER, field_value, template_for, weighted_ids
+from .templates import field_value, template_for, weighted_ids
 from .wire import BATCH_HEAD, BATCH_TAIL, event_xml
 
 
 @dataclass(frozen=True)
 class Variant:
-    """One pre-built batch shape: its parts, size and event-type mix."""
+    """One pre-built batch shape: its parts, size and events per EventID."""
 
     parts: tuple[bytes, ...]
     events: int
-    type_counts: dict[str, int]
+    type_counts: dict[int, int]
     framed_parts: tuple[bytes, ...] = ()
 
     @property
@@ -69,9 +69,20 @@ class PayloadPool:
         """Head and body in one buffer; needs `frame` first."""
         return batch_token(batch).join(self.variant(batch).framed_parts)
 
-    def expected_types(self, sent_batches: int, failed: Iterable[int] = ()) -> Counter[str]:
-        """Events per server type key that the acknowledged batches carried."""
-        total: Counter[str] = Counter()
+    def event_ids(self) -> list[int]:
+        """Every EventID this run's batches carry."""
+        every = set(self.last.type_counts) if self.last is not None else set()
+        for v in self.variants:
+            every.update(v.type_counts)
+        return sorted(every)
+
+    def expected_types(self, sent_batches: int, failed: Iterable[int] = ()) -> Counter[int]:
+        """Events per EventID that the acknowledged batches carried.
+
+        By EventID, not by the server's label: collectors label the same event differently
+        (`Provider:4624`, or `EventID 4624` when they read no provider), see docs/contract.md.
+        """
+        total: Counter[int] = Counter()
         n = len(self.variants)
         plain = sent_batches
         if self.last is not None and self.total_batches is not None and sent_batches >= self.total_batches:
@@ -92,7 +103,7 @@ def _build_variant(
 ) -> Variant:
     ids = [int(event_type)] * events if event_type else weighted_ids(rng, events)
     chunks = [BATCH_HEAD]
-    counts: Counter[str] = Counter()
+    counts: Counter[int] = Counter()
     for index, event_id in enumerate(ids):
         template = template_for(event_id)
         values = {name: field_value(name, rng) for name in template.fields}
@@ -102,7 +113,7 @@ def _build_variant(
                 computer=f"WS-{rng.randint(1, 9999):04d}.corp.example.com", time_created=now,
             )
         )
-        counts[f"{PROVIDER}:{event_id}"] += 1
+        counts[event_id] += 1
     chunks.append(BATCH_TAIL)
     parts = tuple(b"".join(chunks).split(BATCH_PLACEHOLDER))
     return Variant(parts=parts, events=events, type_counts=dict(counts))

@@ -9,7 +9,7 @@ from ..load import ProgressInfo
 from ..metrics import Percentiles
 
 if TYPE_CHECKING:
-    from ..result import RunResult
+    from ..result import RunResult, ServerStats
     from ..settings import Settings
 
 RULE = "=" * 70
@@ -85,6 +85,22 @@ def progress_line(info: ProgressInfo) -> str:
     )
 
 
+def per_type_lines(server: "ServerStats") -> list[str]:
+    """The server's counts by EventID beside what the run sent, or why they are missing."""
+    if not server.expected_per_type and not server.per_type_delta:
+        return []
+    if not server.counts_known:
+        return ["", "Server per-type delta: unavailable (the server's /stats/throughput could not be read"
+                    " before and after the load; see the note below)"]
+    lines = ["", "Server per-type delta by EventID (counted / sent and acknowledged; the server's labels):"]
+    for row in server.per_event_id():
+        name = f"EventID {row.event_id}" if row.event_id is not None else "no EventID"
+        want = f"{row.expected:,}" if row.expected is not None else "- (not sent by this run)"
+        labels = ", ".join(row.labels) if row.labels else "(none counted)"
+        lines.append(f"  {name:<16} {row.counted:>12,} / {want:<26} {labels}")
+    return lines
+
+
 def _pct_line(label: str, p: Percentiles) -> str:
     return (
         f"  {label:<26} p50 {p.p50:9.2f}  p90 {p.p90:9.2f}  p99 {p.p99:9.2f}"
@@ -132,16 +148,7 @@ def result_lines(result: "RunResult", s3_block: Callable[[object], list[str]] | 
             lines.append(f"  {name:<22} {cls.batches:>8,} batches  {cls.events:>10,} events")
             for sample in cls.samples:
                 lines.append(f"      e.g. {sample}")
-    if server.per_type_delta or server.expected_per_type:
-        lines.append("")
-        lines.append("Server per-type delta (counted / sent and acknowledged):")
-        keys = sorted(set(server.per_type_delta) | set(server.expected_per_type),
-                      key=lambda k: -server.per_type_delta.get(k, 0))
-        for key in keys:
-            got = server.per_type_delta.get(key, 0)
-            want = server.expected_per_type.get(key)
-            tail = f" / {want:,}" if want is not None else " / - (not sent by this run)"
-            lines.append(f"  {key:<48} {got:>10,}{tail}")
+    lines.extend(per_type_lines(server))
     for note in server.notes:
         lines.append(f"Note: {note}")
     if result.s3 is not None:
@@ -161,11 +168,16 @@ def result_lines(result: "RunResult", s3_block: Callable[[object], list[str]] | 
         lines.append("✗ Performance test interrupted (partial results)")
     else:
         lines.append("✗ Performance test failed")
-    if cfg.get("duration_secs"):
+    if load.cut_short:
+        why = "interrupted" if load.interrupted else "timeout reached"
+        planned = f" of {cfg['duration_secs']:g}" if cfg.get("duration_secs") else ""
+        lines.append(f"  Duration: {load.window_s:.1f}{planned} seconds (cut short: {why})")
+    elif cfg.get("duration_secs"):
         lines.append(f"  Duration: {cfg['duration_secs']:g} seconds")
     lines.append(f"  Events sent: {load.events_sent:,}")
     if verdict.target_ratio is not None:
-        lines.append(f"  Target rate maintained: {verdict.target_ratio * 100:.1f}%")
+        of_what = f" of what was due in the {load.window_s:.1f} s it ran" if load.cut_short and load.due_events else ""
+        lines.append(f"  Target rate maintained: {verdict.target_ratio * 100:.1f}%{of_what}")
     for reason in verdict.reasons:
         lines.append(f"  - {reason}")
     return lines
