@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from fake_collector import FakeCollector
 from helpers import wefperf as run_cli
+from refusing_server import RefusingServer
 
 import wefperf
 
@@ -296,3 +297,29 @@ def test_per_type_table_says_unavailable_when_the_stats_cannot_be_read(tmp_path:
     data = json.loads(results.read_text())["server_stats"]
     assert data["counts_known"] is False
     assert data["per_event_id"] == [{"event_id": 4624, "counted": None, "expected": 5000, "labels": []}]
+
+
+@pytest.mark.slow
+def test_more_than_100k_failed_batches_keep_exact_expectations(tmp_path: Path, moto_endpoint: str,
+                                                              bucket: str) -> None:
+    """1-event batches against a server that answers 500 at once: every failure is kept, so the
+    server is expected to have counted nothing and S3 to hold nothing of this run."""
+    server = RefusingServer().start()
+    try:
+        results = tmp_path / "r.json"
+        done = run_cli("run", "--total-events", "120000", "--batch-size", "1", "--concurrency", "32",
+                       "--verify-s3", "--s3-endpoint", moto_endpoint, "--s3-bucket", bucket,
+                       "--flush-interval-secs", "0", "--processing-wait-secs", "0",
+                       "--results", str(results), env={"WEF_ENDPOINT": server.url}, timeout=180)
+    finally:
+        server.stop()
+    assert done.code == 1, done.out + done.err
+    data = json.loads(results.read_text())
+    assert data["results"]["failed_batches"] == 120_000 == server.refused
+    assert data["results"]["successful_batches"] == 0
+    assert data["failed_batch_ranges"] == [[0, 119_999]]  # ranges, not 120,000 numbers
+    assert data["server_stats"]["expected_per_type"] == {}
+    assert all(row["expected"] is None for row in data["server_stats"]["per_event_id"])
+    acct = data["s3_verification"]["accounting"]
+    assert acct["expected"] == 0 and acct["missing"] == 0
+    assert acct["failed_batches"] == 120_000

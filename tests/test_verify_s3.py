@@ -114,7 +114,7 @@ async def test_accounting_reports_missing_duplicated_and_unacknowledged_events(
         key("strays", NEXT_DAY): parquet_bytes(strays + beyond),
     })
     res = await verify_s3(_opts(moto_endpoint, bucket, dates=[DAY, NEXT_DAY], run_id=run, batch_size=bs,
-                                sent_batches=20, total_events=195, failed_batches=[7]))
+                                sent_batches=20, total_events=195, failed_ranges=[(7, 7)]))
     acct = res.accounting
     assert acct is not None
     assert acct.expected == 185

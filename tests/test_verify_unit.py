@@ -26,7 +26,7 @@ def test_accounting_counts_missing_duplicates_and_failed_batches() -> None:
     seqs = [s for s in range(195) if not 30 <= s <= 39 and s not in (55, 56, 57) and not 75 <= s <= 79]
     seqs += list(range(120, 130)) + [150, 150] + [195]  # duplicates, and one beyond what was sent
     acct = summarize(_count(200, seqs), run_id="r1", batch_size=10, sent_batches=20, total_events=195,
-                     failed_batches=[7])
+                     failed_ranges=[(7, 7)])
     assert acct.expected == 185
     assert acct.missing == 13
     assert acct.missing_ranges == [(30, 39), (55, 57)]

@@ -143,7 +143,7 @@ class RunResult:
                 name: {"batches": c.batches, "events": c.events, "samples": c.samples}
                 for name, c in sorted(load.errors.items())
             },
-            "failed_batch_numbers": load.failed_batches,
+            "failed_batch_ranges": [list(r) for r in load.failed_ranges],
             "timeline": [asdict(row) for row in load.timeline],
             "verdict": {
                 "passed": self.verdict.passed,

@@ -144,7 +144,7 @@ async def run_test(
             server.final_total = final.total
             if baseline is not None:
                 server.per_type_delta = final.delta(baseline)
-        server.expected_per_type = dict(pool.expected_types(load.batches_sent, load.failed_batches))
+        server.expected_per_type = dict(pool.expected_types(load.batches_sent, load.failed_ranges))
     return _result(settings, profile, run_id, started_at, pool, load, server, s3, senders.name, None, rep)
 
 
@@ -210,7 +210,7 @@ async def _verify(
         batch_size=settings.batch_size,
         sent_batches=load.batches_sent,
         total_events=None if settings.duration_mode else settings.total_events,
-        failed_batches=list(load.failed_batches),
+        failed_ranges=list(load.failed_ranges),
         wait_secs=wait_secs,
     )
     return await verify_s3(options, progress=rep.line)

@@ -11,7 +11,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Iterable
+from typing import Callable, Sequence
 
 from .marker import BATCH_PLACEHOLDER, batch_token
 from .templates import field_value, template_for, weighted_ids
@@ -76,26 +76,38 @@ class PayloadPool:
             every.update(v.type_counts)
         return sorted(every)
 
-    def expected_types(self, sent_batches: int, failed: Iterable[int] = ()) -> Counter[int]:
-        """Events per EventID that the acknowledged batches carried.
+    def expected_types(self, sent_batches: int, failed: Sequence[tuple[int, int]] = ()) -> Counter[int]:
+        """Events per EventID that the acknowledged batches carried; `failed` is inclusive batch ranges.
 
         By EventID, not by the server's label: collectors label the same event differently
         (`Provider:4624`, or `EventID 4624` when they read no provider), see docs/contract.md.
+        Arithmetic over ranges, so a million failed batches cost no more than one.
         """
-        total: Counter[int] = Counter()
-        n = len(self.variants)
+        # Batch b is variant b % n, except a short last batch in count mode.
         plain = sent_batches
-        if self.last is not None and self.total_batches is not None and sent_batches >= self.total_batches:
-            plain = self.total_batches - 1
-            total.update(self.last.type_counts)
-        for v_index, variant in enumerate(self.variants):
-            count = plain // n + (1 if v_index < plain % n else 0)
+        last_sent = self.last is not None and self.total_batches is not None and sent_batches >= self.total_batches
+        if last_sent:
+            plain = self.total_batches - 1  # type: ignore[operator]
+        n = len(self.variants)
+        per_variant = [plain // n + (1 if v < plain % n else 0) for v in range(n)]
+        for first, last in failed:
+            for v in range(n):
+                per_variant[v] -= _count_congruent(first, min(last, plain - 1), v, n)
+        last_failed = last_sent and any(first <= plain <= last for first, last in failed)
+        total: Counter[int] = Counter()
+        for variant, count in zip(self.variants, per_variant):
             for key, value in variant.type_counts.items():
                 total[key] += value * count
-        for batch in failed:
-            if batch < sent_batches:
-                total.subtract(self.variant(batch).type_counts)
+        if last_sent and not last_failed:
+            total.update(self.last.type_counts)  # type: ignore[union-attr]
         return +total
+
+
+def _count_congruent(first: int, last: int, v: int, n: int) -> int:
+    """How many k in first..last have k % n == v."""
+    if last < first:
+        return 0
+    return (last - v) // n - (first - 1 - v) // n
 
 
 def _build_variant(

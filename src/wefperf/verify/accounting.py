@@ -130,7 +130,7 @@ def summarize(
     batch_size: int,
     sent_batches: int | None,
     total_events: int | None,
-    failed_batches: Iterable[int] = (),
+    failed_ranges: Iterable[tuple[int, int]] = (),
     max_ranges: int = MAX_RANGES,
 ) -> Accounting:
     """Turn the copy counts into found / missing / duplicated with their sequence ranges."""
@@ -138,10 +138,14 @@ def summarize(
     view = bytearray(counter.counts if span is None else counter.counts[:span])
     known = span is not None
     beyond = sum(counter.counts[span:]) if span is not None else 0  # counted, but never sent
-    failed = sorted({b for b in failed_batches if b >= 0 and b * batch_size < len(view)})
-    not_ack = failed_len = 0
-    for b in failed:
-        lo, hi = b * batch_size, min((b + 1) * batch_size, len(view))
+    not_ack = failed_len = failed = 0
+    last_batch = (len(view) - 1) // batch_size  # the last batch with a sequence number in view
+    for first, last in failed_ranges:
+        first, last = max(first, 0), min(last, last_batch)
+        if first > last:
+            continue
+        failed += last - first + 1
+        lo, hi = first * batch_size, min((last + 1) * batch_size, len(view))
         region = view[lo:hi]
         not_ack += len(region) - region.count(0)
         failed_len += hi - lo
@@ -164,7 +168,7 @@ def summarize(
         missing_range_count=missing_count,
         duplicate_range_count=dup_count,
         not_acknowledged_found=not_ack,
-        failed_batches=len(failed),
+        failed_batches=failed,
         unexpected=counter.unexpected + beyond,
         other_rows=counter.other_rows,
         unmarked_rows=counter.unmarked_rows,

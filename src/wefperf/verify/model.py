@@ -26,7 +26,7 @@ class VerifyOptions:
     batch_size: int | None = None
     sent_batches: int | None = None
     total_events: int | None = None  # count mode: the last batch may be short
-    failed_batches: list[int] = field(default_factory=list)
+    failed_ranges: list[tuple[int, int]] = field(default_factory=list)  # inclusive batch ranges
     expect_events: int | None = None  # expected rows of this run (or all rows if no run id)
     wait_secs: float = 0.0  # poll until expectations hold or this deadline passes
     poll_interval_secs: float = 1.0
