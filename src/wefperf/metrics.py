@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from array import array
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from hdrh.histogram import HdrHistogram
 
@@ -141,9 +141,6 @@ class LoadSummary:
     def cut_short(self) -> bool:
         """Interrupted, or out of time before the plan was sent."""
         return self.interrupted or self.timed_out
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 class Recorder:

@@ -108,7 +108,6 @@ class StatsSampler:
     ) -> None:
         self.session, self.url, self.interval_s, self.sink, self.clock = session, url, interval_s, sink, clock
         self.samples = 0
-        self.failures = 0
         self.last: StatsSnapshot | None = None
 
     async def run(self, baseline: StatsSnapshot | None) -> None:
@@ -119,7 +118,6 @@ class StatsSampler:
             await asyncio.sleep(max(next_at - self.clock(), 0))
             snap, _ = await try_fetch_stats(self.session, self.url)
             if snap is None:
-                self.failures += 1
                 continue
             self.samples += 1
             if self.last is not None:

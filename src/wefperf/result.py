@@ -93,6 +93,7 @@ class RunResult:
     s3: S3Outcome | None = None
     sender: str = ""
     payload_build_s: float = 0.0
+    stopped_in: str | None = None  # the phase a stop request ended, if one did
 
     @property
     def passed(self) -> bool:
@@ -131,6 +132,7 @@ class RunResult:
             },
             "s3_verification": self.s3.to_dict() if self.s3 is not None else None,
             "server_stats": self.server.to_dict(),
+            "stopped_in": self.stopped_in,
             "run_id": self.run_id,
             "profile": self.profile,
             "sender": self.sender,

@@ -44,8 +44,12 @@ async def run_test(
     stop: asyncio.Event | None = None,
     profile: str | None = None,
     run_id: str | None = None,
+    freeze_gc: bool = False,
 ) -> RunResult:
-    """Run one test and return its result; set `stop` to end the load early (partial result)."""
+    """Run one test and return its result; set `stop` to end any phase early (partial result).
+
+    `freeze_gc` freezes the cyclic GC's view of the process during the load: for the CLI only.
+    """
     rep = reporter or Reporter()
     run_id = run_id or new_run_id()
     rep.banner(settings, run_id)
@@ -59,15 +63,28 @@ async def run_test(
     )
     started_at = datetime.now(timezone.utc)
     server = ServerStats()
+
+    def stopped_before_load(phase: str) -> RunResult:
+        rep.line(f"Interrupted while {phase}: nothing was sent, writing partial results")
+        load = replace(_empty_load(), interrupted=True)
+        return _result(settings, profile, run_id, started_at, pool, load, server, None, "", None, rep,
+                       stopped_in=phase, show=False)
+
     connector = aiohttp.TCPConnector(limit=4, ssl=settings.tls_verify)
     async with aiohttp.ClientSession(connector=connector, trust_env=True) as obs:
         try:
-            await wait_for_health(obs, settings.health_url, settings.health_timeout_secs)
+            waited = await _unless_stopped(wait_for_health(obs, settings.health_url, settings.health_timeout_secs), stop)
         except ServerUnavailable as exc:
             rep.error(str(exc))
-            return _result(settings, profile, run_id, started_at, pool, _empty_load(), server, None, "", str(exc), rep)
+            return _result(settings, profile, run_id, started_at, pool, _empty_load(), server, None, "", str(exc), rep,
+                           show=False)
+        if waited is None:
+            return stopped_before_load("waiting for the WEF server's /health")
         rep.line("WEF server is healthy")
-        baseline, note = await try_fetch_stats(obs, settings.wef_stats_endpoint)
+        read = await _unless_stopped(try_fetch_stats(obs, settings.wef_stats_endpoint), stop)
+        if read is None:
+            return stopped_before_load("reading the baseline stats")
+        baseline, note = read
         if baseline is not None:
             server.baseline_total = baseline.total
             rep.line(f"Baseline event count: {baseline.total:,}")
@@ -95,6 +112,7 @@ async def run_test(
             drain_timeout_s=settings.drain_timeout_secs,
             progress=rep.progress,
             on_error=rep.error,
+            freeze_gc=freeze_gc,
         )
 
         def to_timeline(when: float, delta: int) -> None:
@@ -102,16 +120,16 @@ async def run_test(
                 engine.recorder.server_sample(when, delta)
 
         sampler = StatsSampler(obs, settings.wef_stats_endpoint, settings.stats_interval_secs, to_timeline)
-        sampler_task = asyncio.create_task(sampler.run(baseline))
-        watcher = asyncio.create_task(_watch(stop, engine)) if stop is not None else None
-        try:
-            load = await engine.run()
-        finally:
-            sampler_task.cancel()
-            if watcher is not None:
-                watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sampler_task
+        async with asyncio.TaskGroup() as beside:
+            # The sampler and the stop watcher live exactly as long as the load phase.
+            sampling = beside.create_task(sampler.run(baseline))
+            watching = beside.create_task(_watch(stop, engine)) if stop is not None else None
+            try:
+                load = await engine.run()
+            finally:
+                sampling.cancel()
+                if watching is not None:
+                    watching.cancel()
         server.sampler_samples = sampler.samples
         rep.line("")
         if load.interrupted:
@@ -126,13 +144,16 @@ async def run_test(
 
         s3 = None
         final: StatsSnapshot | None = None
+        stopped_in = "load" if load.interrupted else None
         if not load.interrupted:
             rep.line("")
             rep.line("Waiting for event processing to complete...")
             final = await _unless_stopped(_wait_for_processing(obs, settings, baseline, load.events_ok), stop)
+            stopped_in = "waiting for the server's count" if _is_set(stop) else None
             if settings.verify_s3 and not _is_set(stop):
                 rep.line("Waiting for S3 parquet file flush (parquet files may take time to write)...")
                 s3 = await _unless_stopped(_verify(settings, pool, load, started_at, rep), stop)
+                stopped_in = "verifying S3" if _is_set(stop) else None
             if _is_set(stop):
                 # Ctrl-C while waiting: the load is complete, the checks after it are not.
                 rep.line("Interrupted while waiting: S3 verification skipped, writing partial results")
@@ -145,7 +166,8 @@ async def run_test(
             if baseline is not None:
                 server.per_type_delta = final.delta(baseline)
         server.expected_per_type = dict(pool.expected_types(load.batches_sent, load.failed_ranges))
-    return _result(settings, profile, run_id, started_at, pool, load, server, s3, senders.name, None, rep)
+    return _result(settings, profile, run_id, started_at, pool, load, server, s3, senders.name, None, rep,
+                   stopped_in=stopped_in)
 
 
 def _is_set(stop: asyncio.Event | None) -> bool:
@@ -153,21 +175,20 @@ def _is_set(stop: asyncio.Event | None) -> bool:
 
 
 async def _unless_stopped(work: Coroutine[Any, Any, T], stop: asyncio.Event | None) -> T | None:
-    """Run a wait after the load, but give it up as soon as the user asks to stop."""
-    task = asyncio.ensure_future(work)
+    """Run a phase, but give it up (None) as soon as the user asks to stop."""
     if stop is None:
-        return await task
+        return await work
+    task = asyncio.ensure_future(work)
     stopper = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        stopper.cancel()
-    if task.done():
-        return task.result()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    return None
+        for pending in (task, stopper):
+            if not pending.done():
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pending
+    return None if task.cancelled() else task.result()
 
 
 async def _watch(stop: asyncio.Event, engine: LoadEngine) -> None:
@@ -233,6 +254,9 @@ def _result(
     sender: str,
     unavailable: str | None,
     rep: Reporter,
+    *,
+    stopped_in: str | None = None,
+    show: bool = True,
 ) -> RunResult:
     verdict = judge(settings, load, None if s3 is None else bool(s3.passed), unavailable=unavailable)
     result = RunResult(
@@ -247,7 +271,8 @@ def _result(
         s3=s3,
         sender=sender,
         payload_build_s=pool.build_seconds,
+        stopped_in=stopped_in,
     )
-    if unavailable is None:
+    if show:
         rep.results(result)
     return result

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Callable, Protocol
 
 from ..metrics import LoadSummary, Recorder
 from ..payload import PayloadPool
 from . import errors
 from .scheduler import Schedule, Scheduler
-
-log = logging.getLogger("wefperf.load")
 
 # The seed's cadence: a progress line every 100 batches (100,000 events at 1,000 per batch);
 # small batches report every 100,000 events instead of flooding the log.
@@ -77,22 +74,22 @@ class LoadEngine:
         progress: Callable[[ProgressInfo], None] | None = None,
         on_error: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        freeze_gc: bool = False,
     ) -> None:
         self.pool, self.senders, self.schedule = pool, senders, schedule
         self.concurrency = concurrency
         self.drain_timeout_s = drain_timeout_s
         self.progress, self.on_error, self.clock = progress, on_error, clock
+        # gc.freeze() changes the whole process: only the CLI, which owns the process, asks for it.
+        self.freeze_gc = freeze_gc
         self.scheduler: Scheduler | None = None
         self.recorder: Recorder | None = None
         self._sleeping: set[asyncio.Task[None]] = set()
+        # Sleeping senders that stop() woke by cancelling them: their cancellation is ours, not a caller's.
+        self._released: set[asyncio.Task[None]] = set()
         self._interrupted = False
         self._stopped_at: float | None = None
         self._stopped = asyncio.Event()
-
-    @property
-    def start_time(self) -> float:
-        assert self.scheduler is not None
-        return self.scheduler.start
 
     def stop(self, interrupted: bool = True) -> None:
         """Stop handing out batches; senders waiting for their slot give it up at once."""
@@ -102,36 +99,35 @@ class LoadEngine:
         if self.scheduler is not None:
             self.scheduler.stop()
         for task in list(self._sleeping):
+            self._released.add(task)
             task.cancel()
         self._stopped.set()
 
     async def run(self) -> LoadSummary:
+        """The load phase. Cancelling it (a second Ctrl-C, a host program) cancels every sender."""
         await self.senders.open()
-        start = self.clock()
-        self.scheduler = Scheduler(self.schedule, start)
-        self.recorder = Recorder(start)
-        # Everything built so far (pool, modules, sessions) lives for the whole run: keep the
-        # cyclic GC from rescanning it while the senders allocate a future per request.
-        gc.freeze()
-        workers = [asyncio.create_task(self._worker()) for _ in range(self.concurrency)]
         try:
-            all_done = asyncio.ensure_future(asyncio.gather(*workers, return_exceptions=True))
-            stop_wait = asyncio.ensure_future(self._stopped.wait())
-            first: set[asyncio.Future[Any]] = {all_done, stop_wait}
-            await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
-            if not all_done.done():
-                # Interrupted: give in-flight requests a bounded time to finish.
-                _, pending = await asyncio.wait({all_done}, timeout=self.drain_timeout_s)
-                if pending:
-                    for w in workers:
-                        w.cancel()
-                    await asyncio.gather(*workers, return_exceptions=True)
-            stop_wait.cancel()
-            for result in all_done.result() if all_done.done() and not all_done.cancelled() else []:
-                if isinstance(result, Exception):
-                    raise result
+            start = self.clock()
+            self.scheduler = Scheduler(self.schedule, start)
+            self.recorder = Recorder(start)
+            if self._stopped.is_set():
+                self.scheduler.stop()
+            if self.freeze_gc:
+                # Everything built so far (pool, modules, sessions) lives for the whole run: keep the
+                # cyclic GC from rescanning it while the senders allocate a future per request.
+                gc.freeze()
+            try:
+                async with asyncio.TaskGroup() as group:
+                    workers = [group.create_task(self._worker()) for _ in range(self.concurrency)]
+                    guard = group.create_task(self._drain_guard(workers))
+                    await asyncio.wait(workers)
+                    guard.cancel()
+            except* Exception as failures:  # a sender's bug: the first one, as itself
+                raise failures.exceptions[0] from None
+            finally:
+                if self.freeze_gc:
+                    gc.unfreeze()
         finally:
-            gc.unfreeze()
             await self.senders.close()
         end = self.clock()
         sched = self.scheduler
@@ -162,6 +158,13 @@ class LoadEngine:
             return 2**63
         return (total - 1) * self.pool.batch_size + self.pool.events_in(total - 1)
 
+    async def _drain_guard(self, workers: list[asyncio.Task[None]]) -> None:
+        """After a stop, give in-flight requests `drain_timeout_s` to finish, then cancel them."""
+        await self._stopped.wait()
+        _, pending = await asyncio.wait(workers, timeout=self.drain_timeout_s)
+        for task in pending:
+            task.cancel()
+
     async def _worker(self) -> None:
         sched, rec, pool, clock = self.scheduler, self.recorder, self.pool, self.clock
         assert sched is not None and rec is not None
@@ -186,11 +189,14 @@ class LoadEngine:
                     while clock() < intended:
                         await asyncio.sleep(0)
                 except asyncio.CancelledError:
-                    return
+                    if me in self._released and me.cancelling() == 1:
+                        me.uncancel()  # stop() gave this slot up; any other cancel goes on up
+                        return
+                    raise
                 finally:
                     self._sleeping.discard(me)
                 if not sched.still_due(clock()):
-                    sched.unclaim(batch)
+                    sched.unclaim()
                     return
             events = pool.events_in(batch)
             if unlimited:

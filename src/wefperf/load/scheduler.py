@@ -73,7 +73,7 @@ class Scheduler:
     def stop(self) -> None:
         self.stopped = True
 
-    def unclaim(self, batch: int) -> None:
+    def unclaim(self) -> None:
         """A claimed batch that was not sent after all (the run ended while it waited)."""
         self._abandoned += 1
 
@@ -94,10 +94,6 @@ class Scheduler:
     def due_not_claimed(self, now: float) -> int:
         """Batches whose time had come by `now` (within the plan) but that no sender took."""
         return max(self.due_batches(now) - (self._next - self._abandoned), 0)
-
-    @property
-    def claimed(self) -> int:
-        return self._next
 
     @property
     def end_time(self) -> float | None:

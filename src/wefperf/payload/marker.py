@@ -39,13 +39,6 @@ def batch_token(batch: int) -> bytes:
     return b"%010d" % batch
 
 
-def find_marker(text: str) -> Marker | None:
-    """The marker in an event's raw XML, or in the JSON that embeds it (escaped quotes)."""
-    m = MARKER_RE.search(text)
-    if m is None:
-        return None
-    return Marker(m.group(1), int(m.group(2)), int(m.group(3)))
-
-
 def find_markers(text: str) -> list[Marker]:
+    """Every marker in raw XML, or in the JSON that embeds it (escaped quotes)."""
     return [Marker(m.group(1), int(m.group(2)), int(m.group(3))) for m in MARKER_RE.finditer(text)]

@@ -1,0 +1,92 @@
+"""Stopping and cancelling: every phase ends promptly, nothing is left running."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fake_collector import FakeCollector
+
+import wefperf
+from wefperf.collector.s3server import free_port
+
+
+def _settings(url: str, **extra: object) -> wefperf.Settings:
+    values: dict[str, object] = {"wef_endpoint": url, "duration_secs": 30, "target_eps": 2000, "batch_size": 100,
+                                 "event_type": "4624", "processing_wait_secs": 0}
+    values.update(extra)
+    return wefperf.load_settings(None, values, environ={})
+
+
+async def test_cancelling_the_api_mid_load_leaves_no_task_behind(caplog: pytest.LogCaptureFixture) -> None:
+    c = FakeCollector(delay_s=0.05).start()
+    try:
+        before = asyncio.all_tasks()
+        caplog.set_level(logging.ERROR, logger="asyncio")
+        run = asyncio.create_task(wefperf.run(_settings(c.url, concurrency=16)))
+        deadline = time.monotonic() + 20
+        while c.requests < 20 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert c.requests >= 20 and not run.done()  # mid-load
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+        await asyncio.sleep(0)  # let cancelled callbacks run
+        left = {t for t in asyncio.all_tasks() - before if not t.done()}
+        assert left == set(), [t.get_coro() for t in left]
+        gc.collect()
+        await asyncio.sleep(0.05)
+        assert "Task was destroyed but it is pending" not in caplog.text
+        sent = c.requests
+        await asyncio.sleep(0.5)
+        assert c.requests == sent  # no sender still running after the cancel
+    finally:
+        c.stop()
+
+
+async def test_drain_timeout_cancels_requests_still_in_flight_and_counts_them() -> None:
+    """The server holds each reply 5 s; a stop after ~1 s gives in-flight requests 0.5 s, then gives up."""
+    c = FakeCollector(delay_s=5.0).start()
+    try:
+        stop = asyncio.Event()
+        settings = _settings(c.url, concurrency=8, drain_timeout_secs=0.5, request_timeout_secs=30)
+        asyncio.get_running_loop().call_later(1.0, stop.set)
+        started = time.monotonic()
+        result = await wefperf.run(settings, stop=stop)
+        took = time.monotonic() - started
+    finally:
+        c.stop()
+    load = result.load
+    assert took < 5.0  # not the 5 s replies, not the 30 s request timeout
+    assert result.exit_code == 130 and load.interrupted
+    assert load.batches_ok == 0
+    assert load.errors["interrupted"].batches == load.batches_sent == 8  # every sender had one in flight
+    assert result.stopped_in == "load"
+
+
+def test_ctrl_c_while_waiting_for_health_ends_at_once_with_results(tmp_path: Path) -> None:
+    results = tmp_path / "r.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PERF_TEST_", "WEF_"))}
+    env.update({"WEF_ENDPOINT": f"http://127.0.0.1:{free_port()}", "PERF_TEST_HEALTH_TIMEOUT_SECS": "60"})
+    proc = subprocess.Popen([sys.executable, "-m", "wefperf", "run", "--results", str(results)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(3)  # start-up, then well inside the 60 s health wait
+    sent_at = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - sent_at < 5
+    assert proc.returncode == 130, out + err
+    assert "Interrupted while waiting for the WEF server's /health" in out
+    data = json.loads(results.read_text())
+    assert data["stopped_in"] == "waiting for the WEF server's /health"
+    assert data["results"]["interrupted"] is True and data["results"]["events_sent"] == 0
+    assert "Traceback" not in err
