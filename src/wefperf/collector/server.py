@@ -58,6 +58,7 @@ class Collector:
             "last_upload_error": up.last_error,
             "dropped_files": up.dropped_files,
             "dropped_events": up.dropped_events,
+            "unexpected_upload_errors": up.unexpected_errors,
             "build_failures": self.sink.build_failures,
         }
 

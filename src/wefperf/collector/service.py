@@ -69,6 +69,7 @@ async def serve(cfg: TargetConfig) -> int:
 
 async def _serve_http(cfg: TargetConfig, client: object, target: S3Target) -> int:
     uploader = Uploader(client, target.bucket, max_pending_bytes=cfg.max_pending_bytes)
+    uploader.start()
     sink = Sink(uploader, flush_interval=cfg.flush_interval_secs, max_file_bytes=cfg.max_file_bytes)
     collector = Collector(ThroughputStats(), sink, uploader, target.bucket)
     runner = web.AppRunner(make_app(collector, max_body_bytes=cfg.max_body_bytes), access_log=None, shutdown_timeout=5)

@@ -50,6 +50,7 @@ class UploadCounters:
     upload_retries: int = 0
     dropped_files: int = 0
     dropped_events: int = 0
+    unexpected_errors: int = 0  # failures that are not S3 or network trouble: a bug, shown, never silent
     last_error: str = ""
 
 
@@ -98,7 +99,10 @@ async def check_bucket(client: Any, target: S3Target) -> None:
 
 
 class Uploader:
-    """A bounded queue of parquet files and a few workers that put them to S3."""
+    """A bounded queue of parquet files and a few workers that put them to S3; `start` them first."""
+
+    # An error that is not S3 or network trouble is retried this often, then the file is dropped (counted).
+    UNEXPECTED_TRIES = 5
 
     def __init__(
         self, client: Any, bucket: str, *, max_pending_bytes: int, workers: int = 2,
@@ -114,7 +118,13 @@ class Uploader:
         self._closing = False
         self._failing_since: float | None = None
         self.counters = UploadCounters()
-        self._workers = [asyncio.create_task(self._work(i)) for i in range(workers)]
+        self._worker_count = workers
+        self._workers: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        """Start the upload workers (in the running loop; not in the constructor)."""
+        if not self._workers:
+            self._workers = [asyncio.create_task(self._work(i)) for i in range(self._worker_count)]
 
     @property
     def pending_bytes(self) -> int:
@@ -161,6 +171,7 @@ class Uploader:
 
     async def _put(self, item: PendingFile) -> None:
         delay = self._backoff[0]
+        unexpected = 0
         while True:
             try:
                 await self._client.put_object(Bucket=self._bucket, Key=item.key, Body=item.data)
@@ -170,16 +181,25 @@ class Uploader:
                 if self._failing_since is None:
                     self._failing_since = time.monotonic()
                     log.warning("S3 upload of %s failed (%s); retrying", item.key, type(exc).__name__)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._backoff[1])
-                continue
-            if self._failing_since is not None:
-                log.warning("S3 uploads recovered after %.1f s", time.monotonic() - self._failing_since)
-                self._failing_since = None
-            self.counters.uploaded_files += 1
-            self.counters.uploaded_events += item.rows
-            self.counters.uploaded_bytes += len(item.data)
-            return
+            except Exception as exc:  # not S3 trouble: a bug; logged, counted, never a silent stall
+                unexpected += 1
+                self.counters.unexpected_errors += 1
+                self.counters.last_error = f"{type(exc).__name__}: {exc}"[:200]
+                log.exception("unexpected error uploading %s (try %d of %d)", item.key, unexpected,
+                              self.UNEXPECTED_TRIES)
+                if unexpected >= self.UNEXPECTED_TRIES:
+                    self._drop(item, f"upload kept failing with an unexpected error: {self.counters.last_error}")
+                    return
+            else:
+                if self._failing_since is not None:
+                    log.warning("S3 uploads recovered after %.1f s", time.monotonic() - self._failing_since)
+                    self._failing_since = None
+                self.counters.uploaded_files += 1
+                self.counters.uploaded_events += item.rows
+                self.counters.uploaded_bytes += len(item.data)
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._backoff[1])
 
     async def close(self, timeout: float) -> None:
         """Upload what is queued within `timeout`; whatever is left then is counted as dropped."""
