@@ -80,7 +80,7 @@ def test_failed_batches_are_counted_by_class_and_fail_the_run(tmp_path: Path) ->
     assert data["results"]["successful_batches"] == 40
     assert data["errors"]["http_500"]["batches"] == 10
     assert data["errors"]["http_500"]["events"] == 10_000
-    assert "http_500" in done.out and "10 batch(es) failed" in done.out
+    assert "http_500" in done.out and "10 batches failed" in done.out
     # the first few are logged, the rest only counted
     assert 1 <= done.err.count("failed: HTTP 500") <= 3
     assert all(r["counted"] == r["expected"] for r in data["server_stats"]["per_event_id"])
@@ -108,7 +108,9 @@ def test_rate_10k_for_10s_is_held_and_every_request_accounted(collector: FakeCol
     data = json.loads(results.read_text())["results"]
     assert abs(data["events_sent"] - 100_000) <= 1_000
     assert collector.ok_requests == data["successful_batches"] == collector.requests
-    assert "Progress:" not in done.out or "events sent - Current rate:" in done.out
+    progress = [line for line in done.out.splitlines() if line.startswith("  Progress: ")]
+    assert progress, done.out  # 100 batches of 1,000: one line at the 100,000th event
+    assert "events sent - Current rate:" in progress[0] and "Acknowledged: " in progress[0]
     assert "Target rate maintained:" in done.out
 
 
@@ -323,3 +325,32 @@ def test_more_than_100k_failed_batches_keep_exact_expectations(tmp_path: Path, m
     acct = data["s3_verification"]["accounting"]
     assert acct["expected"] == 0 and acct["missing"] == 0
     assert acct["failed_batches"] == 120_000
+
+
+def test_a_collector_refusing_everything_ingests_nothing(tmp_path: Path) -> None:
+    server = RefusingServer().start()
+    try:
+        results = tmp_path / "r.json"
+        done = run_cli("run", "--duration-secs", "2", "--target-eps", "5000", "--batch-size", "100",
+                       "--results", str(results), env={"WEF_ENDPOINT": server.url,
+                                                       "PERF_TEST_PROCESSING_WAIT_SECS": "0"})
+    finally:
+        server.stop()
+    assert done.code == 1
+    assert "Events acknowledged (2xx): 0\n" in done.out
+    assert "Overall ingestion rate: 0.00 events/second (acknowledged;" in done.out
+    assert "Target rate maintained: 0.0%" in done.out
+    data = json.loads(results.read_text())
+    assert data["verdict"]["target_ratio"] == 0.0
+    assert data["results"]["events_per_second_overall"] == 0.0
+    assert data["results"]["events_sent"] == 10_000 == data["results"]["events_failed"]
+
+
+def test_a_host_that_does_not_resolve_is_named_with_the_compose_hint(tmp_path: Path) -> None:
+    done = run_cli("run", "--results", str(tmp_path / "r.json"),
+                   env={"WEF_ENDPOINT": "http://wef-server:5985", "PERF_TEST_HEALTH_TIMEOUT_SECS": "1"})
+    assert done.code == 1
+    line = [x for x in done.err.splitlines() if x.strip()][0]
+    assert "host wef-server did not resolve (DNS)" in line
+    assert "compose service name" in line and "WEF_ENDPOINT" in line
+    assert "other" not in line

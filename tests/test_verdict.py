@@ -64,4 +64,21 @@ def test_failed_batches_and_s3_failure_each_fail_the_run() -> None:
     s3 = judge(settings, load, False)
     assert s3.exit_code == EXIT_FAIL and s3.reasons == ["S3 verification failed"]
     failed = judge(settings, replace(load, batches_failed=2), None)
-    assert failed.exit_code == EXIT_FAIL and failed.reasons[0].startswith("2 batch(es) failed")
+    assert failed.exit_code == EXIT_FAIL and failed.reasons[0].startswith("2 batches failed")
+
+
+def test_refused_batches_do_not_count_as_ingested() -> None:
+    """A collector that dies mid-run: events sent but refused hold no part of the target rate."""
+    settings = load_settings(None, {"duration_secs": 10, "target_eps": 10_000}, environ={})
+    rec = Recorder(0.0)
+    for i in range(100):
+        rec.sent(1000, i * 0.1, i * 0.1)
+        if i < 43:
+            rec.ok(1000, i * 0.1, i * 0.1, i * 0.1 + 0.01)
+        else:
+            rec.failed(i, 1000, "connection_refused", "refused", i * 0.1)
+    verdict = judge(settings, rec.summary(10.0), None)
+    assert verdict.target_ratio == 0.43  # not 100 %: only acknowledged events were ingested
+    assert verdict.exit_code == EXIT_FAIL
+    assert any(r.startswith("43,000 events acknowledged, 43.0% of the 100,000 expected") for r in verdict.reasons)
+    assert any(r.startswith("57 batches failed") for r in verdict.reasons)

@@ -6,6 +6,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Callable
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -71,13 +72,25 @@ async def wait_for_health(session: aiohttp.ClientSession, url: str, timeout_s: f
                     return time.monotonic() - started
                 last = f"HTTP {resp.status}"
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            last = errors.classify(exc).replace("_", " ")
+            last = errors.classify(exc)
         if time.monotonic() >= deadline:
-            raise ServerUnavailable(
-                f"WEF server did not become healthy: GET {url} gave {last} for {timeout_s:g} s;"
-                " check that the collector is running and that WEF_ENDPOINT points at it"
-            )
+            raise ServerUnavailable(_unhealthy(url, last, timeout_s))
         await asyncio.sleep(min(0.5, max(deadline - time.monotonic(), 0.01)))
+
+
+# The seed's default endpoint: a compose service name, which resolves only inside compose.
+COMPOSE_HOST = "wef-server"
+
+
+def _unhealthy(url: str, last: str, timeout_s: float) -> str:
+    host = urlsplit(url).hostname or url
+    if last == errors.DNS:
+        hint = (f"; {host} is the compose service name of the default WEF_ENDPOINT: outside compose,"
+                " set WEF_ENDPOINT to your collector (e.g. http://127.0.0.1:5985)"
+                if host == COMPOSE_HOST else "; check WEF_ENDPOINT")
+        return f"WEF server did not become healthy: host {host} did not resolve (DNS) for {timeout_s:g} s{hint}"
+    return (f"WEF server did not become healthy: GET {url} gave {last.replace('_', ' ')} for {timeout_s:g} s;"
+            " check that the collector is running and that WEF_ENDPOINT points at it")
 
 
 async def fetch_stats(session: aiohttp.ClientSession, url: str) -> StatsSnapshot:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from .metrics import LoadSummary
 from .settings import Settings
+from .wording import plural
 
 EXIT_PASS, EXIT_FAIL, EXIT_INTERRUPTED = 0, 1, 130
 
@@ -27,7 +28,8 @@ def judge(settings: Settings, load: LoadSummary, s3_passed: bool | None, *, unav
     Always: no failed batch, and S3 verification passed when it ran."""
     reasons: list[str] = []
     ratio = settings.pass_ratio
-    achieved = load.events_sent / load.elapsed_s if load.elapsed_s > 0 else 0.0
+    # Ingested means acknowledged: a refused batch was sent, but it was not taken.
+    achieved = load.events_ok / load.elapsed_s if load.elapsed_s > 0 else 0.0
     target_ratio: float | None = None
     if unavailable:
         reasons.append(unavailable)
@@ -44,7 +46,7 @@ def judge(settings: Settings, load: LoadSummary, s3_passed: bool | None, *, unav
                 reasons.append(f"{why_not}; {ratio:.0%} needed")
     if load.batches_failed:
         classes = ", ".join(f"{name} x{cls.batches}" for name, cls in sorted(load.errors.items()))
-        reasons.append(f"{load.batches_failed:,} batch(es) failed ({classes})")
+        reasons.append(f"{plural(load.batches_failed, 'batch')} failed ({classes})")
     if s3_passed is False:
         reasons.append("S3 verification failed")
     if load.interrupted:
@@ -55,13 +57,13 @@ def judge(settings: Settings, load: LoadSummary, s3_passed: bool | None, *, unav
 def _rate(settings: Settings, load: LoadSummary, achieved: float) -> tuple[float, str]:
     """The share of the target held, and how to say it when it falls short."""
     if load.cut_short and load.due_events:
-        share = load.events_sent / load.due_events
-        return share, (f"sent {load.events_sent:,} events, {share:.1%} of the {load.due_events:,} due"
+        share = load.events_ok / load.due_events
+        return share, (f"{load.events_ok:,} events acknowledged, {share:.1%} of the {load.due_events:,} due"
                        f" in the {load.window_s:.1f} s the run lasted")
     if settings.duration_mode:
         expected = settings.duration_secs * settings.target_eps
-        share = load.events_sent / expected
-        return share, (f"sent {load.events_sent:,} events, {share:.1%} of the {expected:,.0f} expected"
+        share = load.events_ok / expected
+        return share, (f"{load.events_ok:,} events acknowledged, {share:.1%} of the {expected:,.0f} expected"
                        f" ({settings.duration_secs:g} s x {settings.target_eps:,.0f}/s)")
     share = achieved / settings.target_eps
     return share, (f"achieved {achieved:,.0f} events/s, {share:.1%} of the {settings.target_eps:,.0f}/s target")

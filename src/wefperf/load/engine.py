@@ -38,11 +38,15 @@ class Senders(Protocol):
 
 @dataclass(frozen=True)
 class ProgressInfo:
+    """Rates are averages since the load started, the same measure the summary uses at the end."""
+
     events_sent: int
     batches_sent: int
     elapsed_s: float
-    rate_eps: float
+    rate_eps: float  # events sent per second
     remaining_s: float | None
+    events_acked: int = 0
+    acked_rate_eps: float = 0.0  # events acknowledged (2xx) per second
 
 
 def make_senders(
@@ -239,4 +243,5 @@ class LoadEngine:
             remaining = left / rate
         else:
             remaining = None
-        self.progress(ProgressInfo(rec.events_sent, rec.batches_sent, elapsed, rate, remaining))
+        self.progress(ProgressInfo(rec.events_sent, rec.batches_sent, elapsed, rate, remaining,
+                                   rec.events_ok, rec.events_ok / elapsed))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import socket
 import ssl
 
+DNS = "dns_failure"  # the host name did not resolve
 CONNECTION_REFUSED = "connection_refused"
 CONNECTION_RESET = "connection_reset"
 TIMEOUT = "timeout"
@@ -38,6 +40,8 @@ def classify(exc: BaseException) -> str:
             return PROTOCOL
     except ImportError:  # pragma: no cover - aiohttp is a dependency
         pass
+    if isinstance(exc, socket.gaierror):
+        return DNS
     if isinstance(exc, ConnectionRefusedError):
         return CONNECTION_REFUSED
     if isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):

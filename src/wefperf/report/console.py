@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Callable, TextIO
 
 from ..load import ProgressInfo
 from ..metrics import Percentiles
+from ..wording import plural
 
 if TYPE_CHECKING:
     from ..result import RunResult, ServerStats
@@ -78,10 +79,11 @@ def banner_lines(settings: "Settings", run_id: str) -> list[str]:
 
 
 def progress_line(info: ProgressInfo) -> str:
+    """The seed's line (its rate is events sent per second since the start), then the acknowledged ones."""
     remaining = f"{info.remaining_s:.0f}s" if info.remaining_s is not None else "unknown"
     return (
         f"  Progress: {info.events_sent:,} events sent - Current rate: {info.rate_eps:.1f} events/sec"
-        f" - Remaining: {remaining}"
+        f" - Remaining: {remaining} - Acknowledged: {info.events_acked:,} ({info.acked_rate_eps:.1f}/sec)"
     )
 
 
@@ -119,18 +121,21 @@ def result_lines(result: "RunResult", s3_block: Callable[[object], list[str]] | 
         RULE,
         f"Total time: {elapsed:.2f} seconds",
         f"Events sent: {load.events_sent:,}",
+        f"Events acknowledged (2xx): {load.events_ok:,}",
+        f"Events failed: {load.events_failed:,}",
         f"Events received (by server): {received:,}" if received is not None else "Events received (by server): unknown (stats unavailable)",
         f"Successful batches: {load.batches_ok:,}",
         f"Failed batches: {load.batches_failed:,}",
         "",
-        f"Overall ingestion rate: {load.events_sent / elapsed:.2f} events/second",
+        f"Overall ingestion rate: {load.events_ok / elapsed:.2f} events/second (acknowledged;"
+        f" {load.events_sent / elapsed:.2f} sent)",
         (
             f"Server processing rate: {received / elapsed:.2f} events/second"
             if received is not None
             else "Server processing rate: unknown"
         ),
         "",
-        f"Latency (ms, {load.latency.count:,} acknowledged batches):",
+        f"Latency (ms, {plural(load.latency.count, 'acknowledged batch')}):",
         _pct_line("from intended send time", load.latency),
         _pct_line("service time", load.service),
         _pct_line("schedule lag", load.schedule_lag),
@@ -138,14 +143,14 @@ def result_lines(result: "RunResult", s3_block: Callable[[object], list[str]] | 
     ]
     if load.due_not_sent:
         lines.append(
-            f"  Behind schedule: {load.due_not_sent:,} batches were due but never sent (every sender was busy;"
+            f"  Behind schedule: {plural(load.due_not_sent, 'batch')} due but never sent (every sender was busy;"
             " raise PERF_TEST_CONCURRENCY or the server is too slow)"
         )
     if load.errors:
         lines.append("")
         lines.append("Errors by class:")
         for name, cls in sorted(load.errors.items(), key=lambda kv: -kv[1].batches):
-            lines.append(f"  {name:<22} {cls.batches:>8,} batches  {cls.events:>10,} events")
+            lines.append(f"  {name:<22} {plural(cls.batches, 'batch'):>14}  {plural(cls.events, 'event'):>16}")
             for sample in cls.samples:
                 lines.append(f"      e.g. {sample}")
     lines.extend(per_type_lines(server))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..verify.accounting import format_ranges
+from ..wording import plural
 from ..verify.model import VerifyResult
 
 RULE = "=" * 70
@@ -57,7 +58,7 @@ def _accounting_lines(result: VerifyResult) -> list[str]:
         lines.append(f"  Never sent: {acct.unexpected:,} rows of this run have sequence numbers it did not send")
     if acct.not_acknowledged_found:
         lines.append(f"  Stored although not acknowledged: {acct.not_acknowledged_found:,} events "
-                     f"of {acct.failed_batches:,} failed batches")
+                     f"of {plural(acct.failed_batches, 'failed batch')}")
     if acct.other_rows or acct.unmarked_rows:
         lines.append(f"  Other rows: {acct.other_rows:,} of other runs, {acct.unmarked_rows:,} without a marker")
     return lines
