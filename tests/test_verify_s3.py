@@ -129,7 +129,7 @@ async def test_accounting_reports_missing_duplicated_and_unacknowledged_events(
     block = "\n".join(s3_block(res))
     assert "  Missing: 13 events: seq 30-39 (batch 3), seq 55-57 (batch 5)" in block
     assert "  Duplicated: 12 extra copies: seq 120-129 (batch 12), seq 150 (batch 15)" in block
-    assert "Stored although not acknowledged: 5 events of 1 failed batches" in block
+    assert "Stored although not acknowledged: 5 events of 1 failed batch" in block
     data = res.to_dict()
     assert data["accounting"]["missing_ranges"] == [[30, 39], [55, 57]]
     assert data["success"] is False and data["files_found"] == 4
@@ -206,3 +206,59 @@ async def test_gives_up_at_the_deadline_and_reports_what_is_missing(
     assert 1.0 <= elapsed < 6
     assert not res.passed and res.accounting is not None
     assert res.accounting.missing == 5 and res.accounting.missing_ranges == [(25, 29)]
+
+
+def _mixed_run_results(run: str, batch_size: int, batches: int, seed: int, failed: list[list[int]]) -> dict:
+    return {"run_id": run, "configuration": {"batch_size": batch_size, "duration_secs": 10, "total_events": 0,
+                                             "event_type": "", "payload_variants": 3},
+            "payload": {"seed": seed, "batches_sent": batches}, "failed_batch_ranges": failed}
+
+
+async def test_one_type_of_a_mixed_run_is_checked_exactly_from_the_results(
+    moto_endpoint: str, s3_client, bucket: str
+) -> None:
+    """Five types in one run: the 4624 partition holds only the 4624 sequence numbers, and the
+    verifier, knowing the layout from the results, expects exactly those (no false losses)."""
+    import re as _re
+
+    from wefperf.payload import build_pool, find_markers
+    from wefperf.verify.from_results import options_from_results
+
+    run, bs, batches, seed = "c0ffee01", 20, 12, 77
+    pool = build_pool(run_id=run, batch_size=bs, variants=3, seed=seed)
+    by_type: dict[int, list[str]] = {}
+    for b in range(batches):
+        if b == 4:
+            continue  # failed: never stored
+        for i, xml in enumerate(_re.findall(r"<Event xmlns.*?</Event>", pool.body(b).decode(), _re.S)):
+            by_type.setdefault(pool.variant(b).event_ids[i], []).append(xml)
+    fours = by_type[4624]
+    lost = fours.pop(3)  # one 4624 event the collector lost
+    put_all(s3_client, bucket, {key("mixed", DAY, "4624"): parquet_bytes(fours, event_id=4624)})
+    results = _mixed_run_results(run, bs, batches, seed, [[4, 4]])
+    base = _opts(moto_endpoint, bucket, dates=[DAY])
+    res = await verify_s3(options_from_results(results, base, ["4624"]))
+    acct = res.accounting
+    assert acct is not None
+    expected = pool.expected_types(batches, [(4, 4)])[4624]
+    assert acct.expected == expected and acct.found == expected - 1
+    lost_seq = find_markers(lost)[0].seq(bs)
+    assert acct.missing == 1 and acct.missing_ranges == [(lost_seq, lost_seq)]
+    assert acct.unexpected == 0 and acct.duplicated == 0
+    assert res.reason == f"1 of {expected:,} acknowledged events missing"
+
+
+def test_results_without_a_seed_or_with_an_unsent_type_are_refused() -> None:
+    import pytest as _pytest
+
+    from wefperf.verify.from_results import ResultsFileError, options_from_results
+
+    base = _opts("http://127.0.0.1:9", "bkt")
+    old = _mixed_run_results("r1", 10, 2, 1, [])
+    old["payload"]["seed"] = None
+    with _pytest.raises(ResultsFileError, match="no payload seed"):
+        options_from_results(old, base, ["4624"])
+    with _pytest.raises(ResultsFileError, match="sent no events of type 1102"):
+        options_from_results(_mixed_run_results("r1", 10, 2, 1, []), base, ["1102"])
+    with _pytest.raises(ResultsFileError, match="missing"):
+        options_from_results({"run_id": "x"}, base, None)

@@ -94,6 +94,7 @@ class RunResult:
     sender: str = ""
     payload_build_s: float = 0.0
     stopped_in: str | None = None  # the phase a stop request ended, if one did
+    payload_seed: int | None = None
 
     @property
     def passed(self) -> bool:
@@ -149,6 +150,7 @@ class RunResult:
                 for name, c in sorted(load.errors.items())
             },
             "failed_batch_ranges": [list(r) for r in load.failed_ranges],
+            "payload": {"seed": self.payload_seed, "batches_sent": load.batches_sent},
             "timeline": [asdict(row) for row in load.timeline],
             "verdict": {
                 "passed": self.verdict.passed,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -53,8 +54,11 @@ async def run_test(
     rep = reporter or Reporter()
     run_id = run_id or new_run_id()
     rep.banner(settings, run_id)
+    # Recorded in the results, so `wefperf verify --results` can rebuild which event is which type.
+    seed = secrets.randbits(32)
     pool = await asyncio.to_thread(
         build_pool,
+        seed=seed,
         run_id=run_id,
         batch_size=settings.batch_size,
         event_type=settings.event_type,
@@ -271,6 +275,7 @@ def _result(
         s3=s3,
         sender=sender,
         payload_build_s=pool.build_seconds,
+        payload_seed=pool.seed,
         stopped_in=stopped_in,
     )
     if show:

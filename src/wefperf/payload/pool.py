@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Callable, Sequence
 
@@ -26,6 +26,7 @@ class Variant:
     events: int
     type_counts: dict[int, int]
     framed_parts: tuple[bytes, ...] = ()
+    event_ids: tuple[int, ...] = ()  # the EventID at each index of the batch
 
     @property
     def body_length(self) -> int:
@@ -41,6 +42,7 @@ class PayloadPool:
     total_batches: int | None = None
     last: Variant | None = None
     build_seconds: float = 0.0
+    seed: int | None = None  # the same seed and settings build the same batches again
 
     def variant(self, batch: int) -> Variant:
         if self.last is not None and batch == self.total_batches - 1:  # type: ignore[operator]
@@ -59,7 +61,7 @@ class PayloadPool:
         def framed(v: Variant) -> Variant:
             parts = list(v.parts)
             parts[0] = make_head(v.body_length) + parts[0]
-            return Variant(v.parts, v.events, v.type_counts, tuple(parts))
+            return replace(v, framed_parts=tuple(parts))
 
         self.variants = [framed(v) for v in self.variants]
         if self.last is not None:
@@ -103,6 +105,21 @@ class PayloadPool:
         return +total
 
 
+    def belongs(self, event_ids: set[int], sent_batches: int) -> bytes:
+        """One byte per sequence number of the sent batches: 1 where the event is one of `event_ids`.
+
+        Lets the S3 accounting check some event types of a mixed run: it then expects exactly
+        the sequence numbers of those types, not every one the run sent.
+        """
+        def pattern(v: Variant) -> bytes:
+            return bytes(1 if e in event_ids else 0 for e in v.event_ids)
+
+        shapes = {id(v): pattern(v) for v in self.variants}
+        if self.last is not None:
+            shapes[id(self.last)] = pattern(self.last)
+        return b"".join(shapes[id(self.variant(b))] for b in range(sent_batches))
+
+
 def _count_congruent(first: int, last: int, v: int, n: int) -> int:
     """How many k in first..last have k % n == v."""
     if last < first:
@@ -128,7 +145,7 @@ def _build_variant(
         counts[event_id] += 1
     chunks.append(BATCH_TAIL)
     parts = tuple(b"".join(chunks).split(BATCH_PLACEHOLDER))
-    return Variant(parts=parts, events=events, type_counts=dict(counts))
+    return Variant(parts=parts, events=events, type_counts=dict(counts), event_ids=tuple(ids))
 
 
 def build_pool(
@@ -152,7 +169,7 @@ def build_pool(
         full_batches = total_events // batch_size
         n = max(1, min(n, full_batches or 1))
     built = [_build_variant(rng, run_id, batch_size, event_type, 1 + i * batch_size, now) for i in range(n)]
-    pool = PayloadPool(run_id=run_id, batch_size=batch_size, variants=built)
+    pool = PayloadPool(run_id=run_id, batch_size=batch_size, variants=built, seed=seed)
     if total_events is not None:
         remainder = total_events % batch_size
         pool.total_batches = total_events // batch_size + (1 if remainder else 0)

@@ -123,6 +123,15 @@ def _ranges(pattern: re.Pattern[bytes], data: bytes | bytearray, limit: int) -> 
     return ranges, count
 
 
+def _u8(data: bytes | bytearray) -> pa.Array:
+    """A zero-copy uint8 arrow view of bytes, for element-wise work at C speed."""
+    return pa.Array.from_buffers(pa.uint8(), len(data), [None, pa.py_buffer(data)])
+
+
+def _count(mask: pa.Array) -> int:
+    return int(pc.sum(mask).as_py() or 0)
+
+
 def summarize(
     counter: SeqCounter,
     *,
@@ -131,34 +140,54 @@ def summarize(
     sent_batches: int | None,
     total_events: int | None,
     failed_ranges: Iterable[tuple[int, int]] = (),
+    here: bytes | None = None,
     max_ranges: int = MAX_RANGES,
 ) -> Accounting:
-    """Turn the copy counts into found / missing / duplicated with their sequence ranges."""
+    """Turn the copy counts into found / missing / duplicated with their sequence ranges.
+
+    `here` (one byte per sequence number, 1 = this event belongs in the partitions checked)
+    narrows the expectation to some event types of a mixed run; without it every sequence
+    number of the run is expected.
+    """
     span = expected_span(batch_size, sent_batches, total_events)
-    view = bytearray(counter.counts if span is None else counter.counts[:span])
+    view = bytes(counter.counts if span is None else counter.counts[:span])
+    n = len(view)
     known = span is not None
     beyond = sum(counter.counts[span:]) if span is not None else 0  # counted, but never sent
-    not_ack = failed_len = failed = 0
-    last_batch = (len(view) - 1) // batch_size  # the last batch with a sequence number in view
+    failed_flags = bytearray(n)
+    failed = 0
+    last_batch = (n - 1) // batch_size  # the last batch with a sequence number in view
     for first, last in failed_ranges:
         first, last = max(first, 0), min(last, last_batch)
         if first > last:
             continue
         failed += last - first + 1
-        lo, hi = first * batch_size, min((last + 1) * batch_size, len(view))
-        region = view[lo:hi]
-        not_ack += len(region) - region.count(0)
-        failed_len += hi - lo
-        view[lo:hi] = b"\x01" * (hi - lo)  # neither missing nor duplicated: not acknowledged
-    zeros = view.count(0)
-    distinct = len(view) - zeros - failed_len
-    ack_rows = sum(view) - failed_len + counter.overflow
-    missing_ranges, missing_count = _ranges(_ZEROS, view, max_ranges) if known else ([], 0)
-    dup_ranges, dup_count = _ranges(_REPEATS, view, max_ranges)
+        lo, hi = first * batch_size, min((last + 1) * batch_size, n)
+        failed_flags[lo:hi] = b"\x01" * (hi - lo)
+    counts = _u8(view)
+    stored = pc.greater(counts, 0)
+    was_failed = pc.equal(_u8(failed_flags), 1)
+    if here is not None:
+        belongs = pc.equal(_u8(here[:n].ljust(n, b"\x00")), 1)
+    else:
+        belongs = pc.greater_equal(counts, 0)  # all true
+    # Neither missing nor duplicated: not acknowledged, or an event of a type checked elsewhere.
+    neutral = pc.or_(was_failed, pc.invert(belongs))
+    not_ack = _count(pc.and_(pc.and_(was_failed, belongs), stored))
+    stored_elsewhere = pc.and_(pc.and_(pc.invert(belongs), pc.invert(was_failed)), stored)
+    misplaced = int(pc.sum(pc.if_else(stored_elsewhere, counts, pa.scalar(0, pa.uint8())).cast(pa.int64())).as_py() or 0)
+    judged = pc.if_else(neutral, pa.scalar(1, pa.uint8()), counts)
+    judged_bytes = judged.buffers()[1].to_pybytes()[judged.offset : judged.offset + n]
+    neutral_count = _count(neutral)
+    zeros = judged_bytes.count(0)
+    distinct = n - zeros - neutral_count
+    ack_rows = int(pc.sum(judged.cast(pa.int64())).as_py() or 0) - neutral_count + counter.overflow
+    missing_ranges, missing_count = _ranges(_ZEROS, judged_bytes, max_ranges) if known else ([], 0)
+    dup_ranges, dup_count = _ranges(_REPEATS, judged_bytes, max_ranges)
     return Accounting(
         run_id=run_id,
         batch_size=batch_size,
-        expected=(len(view) - failed_len) if known else None,
+        expected=(n - neutral_count) if known else None,
         found=distinct,
         rows=counter.rows,
         missing=zeros if known else 0,
@@ -169,7 +198,7 @@ def summarize(
         duplicate_range_count=dup_count,
         not_acknowledged_found=not_ack,
         failed_batches=failed,
-        unexpected=counter.unexpected + beyond,
+        unexpected=counter.unexpected + beyond + misplaced,
         other_rows=counter.other_rows,
         unmarked_rows=counter.unmarked_rows,
     )

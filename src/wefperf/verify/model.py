@@ -27,6 +27,9 @@ class VerifyOptions:
     sent_batches: int | None = None
     total_events: int | None = None  # count mode: the last batch may be short
     failed_ranges: list[tuple[int, int]] = field(default_factory=list)  # inclusive batch ranges
+    # One byte per sequence number, 1 = the event belongs in the partitions checked (some types of
+    # a mixed run); None = every sequence number of the run is expected.
+    here: bytes | None = field(default=None, repr=False)
     expect_events: int | None = None  # expected rows of this run (or all rows if no run id)
     wait_secs: float = 0.0  # poll until expectations hold or this deadline passes
     poll_interval_secs: float = 1.0

@@ -59,7 +59,7 @@ class _Verifier:
             return None
         return summarize(self.counter, run_id=self.opts.run_id, batch_size=self.batch_size,
                          sent_batches=self.sent_batches, total_events=self.total_events,
-                         failed_ranges=self.opts.failed_ranges)
+                         failed_ranges=self.opts.failed_ranges, here=self.opts.here)
 
     def satisfied(self, files: int, rows: int, acct: Accounting | None) -> bool:
         """Whether waiting longer could not change the outcome for the better."""

@@ -1,0 +1,49 @@
+"""Verification options rebuilt from a run's results JSON, for `wefperf verify --results`.
+
+The results carry the run id, the batch size, the batches sent and failed, and the payload
+seed; the same seed and settings build the same batches again, so the verifier knows which
+sequence number holds which event type and can check some types of a mixed run exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..payload import build_pool
+from .model import VerifyOptions
+
+
+class ResultsFileError(ValueError):
+    """The results file lacks what the verification needs; the message says what."""
+
+
+def options_from_results(data: dict[str, Any], base: VerifyOptions, event_types: list[str] | None) -> VerifyOptions:
+    """`base` carries the S3 connection and checks; the run's own facts come from `data`."""
+    try:
+        cfg = data["configuration"]
+        run_id = str(data["run_id"])
+        batch_size = int(cfg["batch_size"])
+        sent = int(data["payload"]["batches_sent"])
+        seed = data["payload"]["seed"]
+        failed = [(int(a), int(b)) for a, b in data.get("failed_batch_ranges", [])]
+        count_mode = not cfg.get("duration_secs")
+        total = int(cfg["total_events"]) if count_mode else None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ResultsFileError(f"not a wefperf results file with a payload section (missing {exc})") from None
+    if seed is None:
+        raise ResultsFileError("the results file has no payload seed (written by wefperf before 0.2)")
+    pool = build_pool(run_id=run_id, batch_size=batch_size, event_type=str(cfg.get("event_type") or ""),
+                      total_events=total, variants=int(cfg.get("payload_variants", 8)), seed=int(seed))
+    sent_ids = [str(e) for e in pool.event_ids()]
+    chosen = sent_ids if not event_types else event_types
+    unknown = sorted(set(chosen) - set(sent_ids), key=int)
+    if unknown:
+        raise ResultsFileError(f"run {run_id} sent no events of type {', '.join(unknown)} (it sent {', '.join(sent_ids)})")
+    here = None if set(chosen) == set(sent_ids) else pool.belongs({int(e) for e in chosen}, sent)
+    return VerifyOptions(
+        endpoint=base.endpoint, bucket=base.bucket, access_key=base.access_key, secret_key=base.secret_key,
+        region=base.region, event_types=sorted(chosen, key=int), dates=base.dates,
+        max_file_size_bytes=base.max_file_size_bytes, run_id=run_id, batch_size=batch_size,
+        sent_batches=sent, total_events=total, failed_ranges=failed, here=here,
+        wait_secs=base.wait_secs, poll_interval_secs=base.poll_interval_secs,
+    )
