@@ -92,11 +92,19 @@ def test_markers_of_other_runs_bad_indexes_and_unmarked_rows() -> None:
     assert (counts.bad_index, counts.other, counts.unmarked) == (1, 1, 1)
 
 
-@pytest.mark.parametrize("blob", [b"not parquet at all", b"PAR1" + b"\x00" * 40 + b"\x10\x00\x00\x00PAR1", b"PAR1"])
-def test_corrupt_bytes_raise_a_readable_error(blob: bytes) -> None:
-    size, tail_at, tail = _ranged(blob)
-    with pytest.raises(CorruptParquet):
+@pytest.mark.parametrize(("blob", "why"), [(b"not parquet at all", "no parquet magic"),
+                                           (b"PAR1", "too small to be a parquet file")])
+def test_bytes_that_are_not_parquet_are_refused_by_their_last_bytes(blob: bytes, why: str) -> None:
+    size, _, tail = _ranged(blob)
+    with pytest.raises(CorruptParquet, match=why):
         footer_length(tail, size)
+
+
+def test_a_footer_of_garbage_is_refused_when_decoded() -> None:
+    blob = b"PAR1" + b"\x00" * 40 + b"\x10\x00\x00\x00PAR1"  # magic and a plausible length, no footer
+    size, tail_at, tail = _ranged(blob)
+    assert footer_length(tail, size) == 16
+    with pytest.raises(CorruptParquet, match="unreadable footer"):
         parse_footer(size, tail_at, tail)
 
 
