@@ -52,7 +52,7 @@ def parquet_bytes(
     pad: int = 0,
     drop: str | None = None,
 ) -> bytes:
-    """The collector's five-column schema (CONTRACT.md); `pad` random bytes per row bloat another column."""
+    """The collector's five-column schema (docs/contract.md); `pad` random bytes per row bloat another column."""
     xml = list(events)
     n = len(xml)
     data: dict[str, Any] = {

@@ -1,4 +1,4 @@
-"""Events-batch detection and parsing, with CONTRACT.md's counting rules.
+"""Events-batch detection and parsing, with the counting rules of docs/contract.md.
 
 Bytes-level regex and `bytes.find` over the whole body: no element tree, no per-event copy.
 The request path only needs each event's span, provider and EventID (to count it and pick
@@ -23,7 +23,7 @@ _EVENT_ID = re.compile(rb"EventID\b[^>]*>\s*(\d+)\s*<")
 
 
 def is_events_batch(body: bytes) -> bool:
-    """CONTRACT.md: an events batch when the first 2,000 characters contain `<Events>` or `<Event>`."""
+    """docs/contract.md: an events batch when the first 2,000 characters contain `<Events>` or `<Event>`."""
     head = body[: DETECT_CHARS * 4].decode("utf-8", "replace")[:DETECT_CHARS]
     return "<Events>" in head or "<Event>" in head
 

@@ -114,7 +114,7 @@ def _quoted(escaped_values: pa.Array) -> pa.Array:
 
 
 def build_table(chunks: list[Chunk], event_id: int) -> pa.Table:
-    """The CONTRACT.md rows for one partition's chunks."""
+    """The docs/contract.md rows for one partition's chunks."""
     raws: list[str] = []
     providers: list[str] = []
     stamps: list[str] = []

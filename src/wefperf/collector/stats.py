@@ -53,7 +53,7 @@ class ThroughputStats:
         return sum(c.total for c in self._types.values())
 
     def snapshot(self) -> list[dict[str, Any]]:
-        """CONTRACT.md's JSON rows, sorted by `last_minute` descending (then by name, for stability)."""
+        """The JSON rows of docs/contract.md, sorted by `last_minute` descending (then by name, for stability)."""
         second = int(self._clock())
         rows: list[dict[str, Any]] = []
         for key, counter in self._types.items():

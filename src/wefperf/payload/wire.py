@@ -1,4 +1,4 @@
-"""The events batch wire format of CONTRACT.md, and an HTTP/1.1 request head for raw senders."""
+"""The events batch wire format of docs/contract.md, and an HTTP/1.1 request head for raw senders."""
 
 from __future__ import annotations
 
