@@ -1,7 +1,8 @@
 """The phases of a run, in order. The only module that knows the order.
 
-health → baseline stats → load (sampler beside it) → drain → wait for processing
-→ wait for the flush window → final stats → S3 verification → verdict → reports
+health → baseline stats → load (sampler beside it) → drain → wait for the server's count
+→ S3 verification (polls through the flush window) → final stats → verdict → reports.
+A stop request ends whichever phase is running; the result says which (`stopped_in`).
 """
 
 from __future__ import annotations
