@@ -61,3 +61,21 @@ def test_due_batches_counts_the_plan_up_to_a_time_within_its_bounds() -> None:
     unlimited = Scheduler(Schedule.for_run(target_eps=0, batch_size=100, total_events=450, duration_s=0,
                                            timeout_s=300), start=0.0)
     assert unlimited.due_batches(99.0) == 0
+
+
+def test_stages_plan_the_integral_of_the_rate_and_batches_follow_the_curve() -> None:
+    from wefperf.load.shapes import parse_stages
+
+    schedule = Schedule.for_run(target_eps=0, batch_size=1000, total_events=0, duration_s=0, timeout_s=5,
+                                stages=parse_stages("5:5000,5:20000"))
+    assert schedule.duration_s == 10 and schedule.timeout_s == 10
+    sched = Scheduler(schedule, 0.0)
+    claims = []
+    while (c := sched.claim(0.0)) is not None:
+        claims.append(c)
+    assert len(claims) == 75  # 12,500 + 62,500 events in 1,000-event batches
+    times = [t for _, t in claims]
+    assert times == sorted(times) and times[-1] < 10
+    # 12 full batches are due in the first 5 s ramp (12,500 events), the 13th starts at 12,000
+    assert sum(1 for t in times if t < 5) == 13
+    assert sched.due_batches(5.0) == 13 and sched.due_batches(99.0) == 75

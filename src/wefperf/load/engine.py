@@ -144,7 +144,7 @@ class LoadEngine:
         elif sched.end_time is not None:
             window_end = min(end, sched.end_time)
         due = None
-        if self.schedule.interval_s > 0:
+        if not self.schedule.unlimited:
             due = min(sched.due_batches(window_end) * self.pool.batch_size, self._planned_events())
         return self.recorder.summary(
             end,
@@ -175,7 +175,7 @@ class LoadEngine:
         channel = self.senders.channel()
         me = asyncio.current_task()
         assert me is not None
-        unlimited = self.schedule.interval_s == 0
+        unlimited = self.schedule.unlimited
         every = max(PROGRESS_EVERY_BATCHES, -(-PROGRESS_EVERY_EVENTS // pool.batch_size))
         progress = self.progress
         while True:

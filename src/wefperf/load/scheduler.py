@@ -1,28 +1,68 @@
-"""When each batch is due. The target rate alone decides: a slow server never moves the plan."""
+"""When each batch is due. The load shape alone decides: a slow server never moves the plan."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from .shapes import RateCurve, Stage
 
 
 @dataclass(frozen=True)
 class Schedule:
     """The plan for one run, independent of how the server behaves."""
 
-    interval_s: float  # between intended send times; 0 = unlimited
+    curve: RateCurve | None  # the target rate over time; None = unlimited
+    batch_size: int
     total_batches: int | None  # count mode
-    duration_s: float | None  # duration mode
+    duration_s: float | None  # duration mode (a constant rate's window, or the stages' total)
     timeout_s: float
 
     @classmethod
     def for_run(
-        cls, *, target_eps: float, batch_size: int, total_events: int, duration_s: float, timeout_s: float
+        cls, *, target_eps: float, batch_size: int, total_events: int, duration_s: float, timeout_s: float,
+        stages: list[Stage] | None = None,
     ) -> "Schedule":
-        interval = batch_size / target_eps if target_eps > 0 else 0.0
+        if stages:
+            curve = RateCurve.from_stages(stages)
+            length = curve.duration_s or 0.0
+            return cls(curve, batch_size, None, length, max(timeout_s, length))
         if duration_s > 0:
-            return cls(interval, None, duration_s, max(timeout_s, duration_s))
-        batches = -(-total_events // batch_size)
-        return cls(interval, batches, None, timeout_s)
+            curve = RateCurve.constant(target_eps, duration_s) if target_eps > 0 else None
+            return cls(curve, batch_size, None, duration_s, max(timeout_s, duration_s))
+        curve = RateCurve.constant(target_eps, None) if target_eps > 0 else None
+        return cls(curve, batch_size, -(-total_events // batch_size), None, timeout_s)
+
+    @property
+    def unlimited(self) -> bool:
+        return self.curve is None
+
+    @property
+    def interval_s(self) -> float:
+        """Seconds between batches at a constant rate; 0 when unlimited. (Shaped plans vary.)"""
+        if self.curve is None:
+            return 0.0
+        return self.batch_size / self.curve.peak_eps
+
+    def intended(self, batch: int) -> float | None:
+        """Seconds after the start when `batch` is due; None when the plan has no such batch."""
+        assert self.curve is not None
+        return self.curve.time_at(batch * self.batch_size)
+
+    def due_by(self, elapsed: float) -> int:
+        """Batches of the plan due within `elapsed` seconds of the start (intended time at or before)."""
+        if self.curve is None or elapsed < 0:
+            return 0
+        if self.duration_s is not None:
+            elapsed = min(elapsed, self.duration_s)
+        events = self.curve.events_by(elapsed)
+        due = int(events // self.batch_size) + 1
+        # Batch k exists when its first event lies inside the plan.
+        planned = self.curve.total_events
+        if planned != float("inf"):
+            due = min(due, -(-int(round(planned)) // self.batch_size))
+        if self.total_batches is not None:
+            due = min(due, self.total_batches)
+        return due
 
 
 class Scheduler:
@@ -51,8 +91,11 @@ class Scheduler:
         k = self._next
         if self.schedule.total_batches is not None and k >= self.schedule.total_batches:
             return None
-        if self.schedule.interval_s > 0:
-            intended = self.start + k * self.schedule.interval_s
+        if self.schedule.curve is not None:
+            offset = self.schedule.intended(k)
+            if offset is None:
+                return None  # the shape's events are all planned
+            intended = self.start + offset
         else:
             intended = now
         if self._end is not None and intended >= self._end:
@@ -79,17 +122,7 @@ class Scheduler:
 
     def due_batches(self, until: float) -> int:
         """Batches the plan had due by `until` (intended time at or before it); 0 when unlimited."""
-        if self.schedule.interval_s <= 0:
-            return 0
-        until = min(until, self._end) if self._end is not None else until
-        if until < self.start:
-            return 0
-        due = int((until - self.start) / self.schedule.interval_s) + 1
-        if self._end is not None:
-            due = min(due, int(-(-(self._end - self.start) // self.schedule.interval_s)))
-        if self.schedule.total_batches is not None:
-            due = min(due, self.schedule.total_batches)
-        return due
+        return self.schedule.due_by(until - self.start)
 
     def due_not_claimed(self, now: float) -> int:
         """Batches whose time had come by `now` (within the plan) but that no sender took."""
