@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import wefperf
 
+from helpers import wefperf
 from wefperf.settings import ConfigError, load_settings
 
 SEED_DEFAULTS = {
@@ -178,3 +178,163 @@ def test_builtin_profiles(name: str, expected: dict) -> None:
     s = load_settings(name, environ={})
     for field, value in expected.items():
         assert getattr(s, field) == value, (name, field)
+
+
+# -- issue 14 §3: one configuration source ---------------------------------------------------
+
+
+def test_every_setting_has_its_environment_name_as_alias_and_a_description() -> None:
+    # ENV_NAMES and env_name() are read off the aliases, so a name is written once.
+    from wefperf.settings import ENV_NAMES, S3Settings, Settings, env_name
+
+    assert issubclass(Settings, S3Settings)  # the S3 part is the one verify and collector use
+    for name, field in Settings.model_fields.items():
+        assert isinstance(field.validation_alias, str), name
+        assert ENV_NAMES[name] == field.validation_alias == env_name(name)
+        assert field.description, f"{name} has no description for --help"
+    assert set(ENV_NAMES) == set(Settings.model_fields)
+    assert {ENV_NAMES[f] for f in S3Settings.model_fields} == {
+        "S3_ENDPOINT", "S3_BUCKET", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+
+
+def test_no_private_pydantic_settings_method_is_overridden_and_no_context_state() -> None:
+    import contextvars
+    import importlib
+    import inspect
+
+    import wefperf
+
+    src = Path(wefperf.__file__).parent
+    names = sorted(
+        "wefperf." + ".".join(p.relative_to(src).with_suffix("").parts)
+        for p in src.rglob("*.py")
+        if "pydantic_settings" in p.read_text() and p.name != "__main__.py"
+    )
+    assert "wefperf.settings" in names
+    for module in map(importlib.import_module, names):
+        assert not [v for v in vars(module).values() if isinstance(v, contextvars.ContextVar)], module.__name__
+        for cls in [c for c in vars(module).values() if inspect.isclass(c) and c.__module__ == module.__name__]:
+            assert "_load_env_vars" not in vars(cls), cls
+            library = [b for b in cls.__mro__ if b.__module__.startswith("pydantic_settings")]
+            for attr, value in vars(cls).items():
+                method = inspect.isfunction(value) or isinstance(value, (classmethod, staticmethod, property))
+                if method and attr.startswith("_") and not attr.startswith("__"):
+                    overridden = [b.__name__ for b in library if attr in vars(b)]
+                    assert not overridden, f"{cls.__name__}.{attr} overrides private {overridden}"
+
+
+def test_environ_mappings_do_not_leak_between_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def load(n: int) -> int:
+        return load_settings(environ={"PERF_TEST_BATCH_SIZE": str(n)}).batch_size
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(load, range(1, 201))) == list(range(1, 201))
+
+
+def test_direct_construction_reads_keywords_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wefperf.settings import Settings
+
+    monkeypatch.setenv("PERF_TEST_BATCH_SIZE", "7")
+    monkeypatch.setenv("BATCH_SIZE", "9")
+    assert Settings().batch_size == 7
+    assert Settings(batch_size=5).batch_size == 5
+
+
+def test_s3_settings_know_whether_an_endpoint_was_given() -> None:
+    from wefperf.settings import load_s3_settings
+
+    assert "s3_endpoint" not in load_s3_settings(environ={}).model_fields_set  # the collector starts moto
+    # set to the default value is still "given": the collector must not start moto then
+    assert "s3_endpoint" in load_s3_settings(environ={"S3_ENDPOINT": "http://minio:9000"}).model_fields_set
+    given = load_s3_settings({"s3_endpoint": "http://127.0.0.1:9"}, environ={"S3_ENDPOINT": "http://x:1"})
+    assert given.s3_endpoint == "http://127.0.0.1:9"
+    assert (given.access_key, given.secret_key) == ("miniouser", "miniopassword")
+
+
+# One rule each, the same verdict from all three commands (exit 2, one line).
+_RUN_FAST = ["--wef-endpoint", "http://127.0.0.1:9", "--health-timeout-secs", "0", "--total-events", "10",
+             "--batch-size", "10"]
+_COMMANDS = {
+    "run": ["run", *_RUN_FAST],
+    "verify": ["verify", "--event-type", "4624"],
+    "collector": ["collector", "--port", "0"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(_COMMANDS))
+@pytest.mark.parametrize("bucket", ["ab", "b" * 64])
+def test_one_bucket_rule_for_every_command(command: str, bucket: str, tmp_path: Path) -> None:
+    done = wefperf(*_COMMANDS[command], env={"S3_BUCKET": bucket, "PERF_TEST_RESULTS": str(tmp_path / "r.json")})
+    _one_line_exit_2(done, "S3_BUCKET", "3 to 63 characters", repr(bucket))
+
+
+@pytest.mark.parametrize("command", sorted(_COMMANDS))
+def test_one_url_rule_for_every_command(command: str, tmp_path: Path) -> None:
+    done = wefperf(*_COMMANDS[command],
+                   env={"S3_ENDPOINT": "http://minio:99999", "PERF_TEST_RESULTS": str(tmp_path / "r.json")})
+    _one_line_exit_2(done, "S3_ENDPOINT", "invalid port")
+
+
+def test_one_event_id_rule_for_run_and_verify() -> None:
+    from wefperf.settings import check_event_id
+
+    ran = wefperf("run", "--event-type", "0")
+    verified = wefperf("verify", "--event-type", "0")
+    _one_line_exit_2(ran, "PERF_TEST_EVENT_TYPE")
+    _one_line_exit_2(verified, "--event-type")
+    with pytest.raises(ValueError) as rule:
+        check_event_id("0")
+    assert str(rule.value) in ran.err and str(rule.value) in verified.err
+    assert load_settings(environ={"PERF_TEST_EVENT_TYPE": " 4625 "}).event_type == "4625"
+    with pytest.raises(ConfigError):
+        load_settings(environ={"PERF_TEST_EVENT_TYPE": "٤٦٢٤"})  # digits, but not ASCII ones
+
+
+def test_exit_codes_are_one_enum_and_no_command_returns_a_bare_number() -> None:
+    import re
+
+    import wefperf
+    from wefperf.exitcodes import ExitCode
+
+    assert [(c.name, int(c)) for c in ExitCode] == [("PASSED", 0), ("FAILED", 1), ("USAGE", 2), ("INTERRUPTED", 130)]
+    src = Path(wefperf.__file__).parent
+    bare = re.compile(r"\bEXIT_[A-Z]+\b|return (?:1|2|130)\b|SystemExit\((?:0|1|2|130)\)|exit_code == \d")
+    found = [f"{p.relative_to(src)}:{n}: {line.strip()}"
+             for p in [*src.glob("cli/*.py"), src / "verdict.py", src / "collector" / "service.py",
+                       src / "report" / "console.py"]
+             for n, line in enumerate(p.read_text().splitlines(), 1) if bare.search(line)]
+    assert not found, found
+
+
+# -- issue 15 item 11: help that says what each flag means -----------------------
+
+
+def test_run_help_gives_each_flag_its_meaning_variable_and_default() -> None:
+    import re
+
+    from wefperf.settings import ENV_NAMES, SECRET_FIELDS
+
+    done = wefperf("run", "--help")
+    assert done.code == 0, done.err
+    text = re.sub(r"\s+", " ", done.out)
+    assert "--batch-size N events per batch (request) (env PERF_TEST_BATCH_SIZE, default 1,000)" in text
+    assert "(env PERF_TEST_RESULTS, default /tmp/performance_test_results.json)" in text
+    for field, env in ENV_NAMES.items():
+        if field not in SECRET_FIELDS:
+            assert re.search(rf"\(env {env}, default [^)]+\)", text), field
+    for secret in ("miniouser", "miniopassword", "AWS_SECRET_ACCESS_KEY"):
+        assert secret not in text
+
+
+@pytest.mark.parametrize("command", ["verify", "collector"])
+def test_s3_flag_help_comes_from_the_model_and_hides_secrets(command: str) -> None:
+    import re
+
+    done = wefperf(command, "--help")
+    assert done.code == 0, done.err
+    text = re.sub(r"\s+", " ", done.out)
+    assert "--bucket NAME bucket holding the parquet files (env S3_BUCKET, default wef-events)" in text
+    assert "(env S3_ENDPOINT," in text
+    assert "miniopassword" not in text and "miniouser" not in text
