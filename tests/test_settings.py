@@ -308,7 +308,18 @@ def test_exit_codes_are_one_enum_and_no_command_returns_a_bare_number() -> None:
     assert not found, found
 
 
-# -- issue 15 item 11: help that says what each flag means -----------------------
+# -- issue 15 item 11: --version, and help that says what each flag means -----------------------
+
+
+def test_version_comes_from_the_installed_metadata() -> None:
+    from importlib import metadata
+
+    import wefperf as package
+
+    done = wefperf("--version")
+    assert done.code == 0, done.err
+    assert done.out.strip() == f"wefperf {metadata.version('wefperf')}"
+    assert package.__version__ == metadata.version("wefperf")
 
 
 def test_run_help_gives_each_flag_its_meaning_variable_and_default() -> None:
