@@ -308,6 +308,38 @@ def test_exit_codes_are_one_enum_and_no_command_returns_a_bare_number() -> None:
     assert not found, found
 
 
+# -- issue 15 item 3: a profile is a [settings] table and nothing else --------------------------
+
+
+def test_profile_without_a_settings_table_is_refused(tmp_path: Path) -> None:
+    f = tmp_path / "flat.toml"
+    f.write_text("target_eps = 10000\ntotal_events = 1000\n")
+    with pytest.raises(ConfigError, match=r"flat\.toml.*target_eps"):
+        load_settings(str(f), environ={})
+    g = tmp_path / "empty.toml"
+    g.write_text('name = "empty"\n')
+    with pytest.raises(ConfigError, match=r"empty\.toml: no \[settings\] table"):
+        load_settings(str(g), environ={})
+    _one_line_exit_2(wefperf("run", "--profile", str(f)), str(f), "[settings]")
+
+
+def test_profile_with_an_unknown_top_level_key_is_refused(tmp_path: Path) -> None:
+    f = tmp_path / "odd.toml"
+    f.write_text('name = "odd"\nowner = "me"\n[settings]\ntarget_eps = 5\n')
+    with pytest.raises(ConfigError, match=r"odd\.toml: unknown top-level key\(s\) owner; allowed: name, title"):
+        load_settings(str(f), environ={})
+    _one_line_exit_2(wefperf("run", "--profile", str(f)), str(f), "owner")
+
+
+def test_profile_keys_the_builtin_profiles_use_are_the_allowed_ones() -> None:
+    import tomllib
+
+    from wefperf.settings import PROFILE_DIR, PROFILE_KEYS
+
+    for path in PROFILE_DIR.glob("*.toml"):
+        assert set(tomllib.loads(path.read_text())) == set(PROFILE_KEYS), path.name
+
+
 # -- issue 15 item 11: --version, and help that says what each flag means -----------------------
 
 

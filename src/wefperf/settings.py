@@ -20,6 +20,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from .settings_layers import alias_of, build_layered, environment_sources
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
+# A profile file's top-level keys; every setting goes in its [settings] table.
+PROFILE_KEYS = ("name", "title", "description", "settings")
 
 
 M = TypeVar("M", bound="S3Settings")
@@ -311,20 +313,37 @@ def builtin_profiles() -> list[str]:
 
 
 def read_profile(name_or_path: str) -> dict[str, Any]:
-    """A profile's TOML as a dict: `name`, `description` and a `settings` table."""
+    """A profile's TOML as a dict: `name`, `title`, `description` and a `settings` table.
+
+    Anything else at the top level, or no [settings] table, is refused: a setting outside the
+    table would otherwise be ignored without a word and the run would use the defaults.
+    """
     path = _profile_path(name_or_path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"--profile: {path} is not valid TOML: {exc}") from None
-    settings = data.get("settings", {})
+    except OSError as exc:
+        raise ConfigError(f"--profile: cannot read {path}: {exc.strerror or exc}") from None
+    stray = sorted(set(data) - set(PROFILE_KEYS))
+    if stray:
+        where = " (settings go in the [settings] table)" if set(stray) & set(Settings.model_fields) else ""
+        raise ConfigError(
+            f"--profile: {path}: unknown top-level key(s) {', '.join(stray)}{where};"
+            f" allowed: {', '.join(PROFILE_KEYS)}"
+        )
+    if "settings" not in data:
+        raise ConfigError(f"--profile: {path}: no [settings] table (put target_eps = ... and the rest under [settings])")
+    settings = data["settings"]
     if not isinstance(settings, dict):
         raise ConfigError(f"--profile: {path}: [settings] must be a table")
+    for key in ("name", "title", "description"):
+        if key in data and not isinstance(data[key], str):
+            raise ConfigError(f"--profile: {path}: {key} must be a string")
     unknown = sorted(set(settings) - set(Settings.model_fields))
     if unknown:
         raise ConfigError(f"--profile: {path}: unknown setting(s) {', '.join(unknown)}")
     data.setdefault("name", path.stem)
-    data["settings"] = settings
     return data
 
 
