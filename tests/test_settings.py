@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -338,6 +339,70 @@ def test_profile_keys_the_builtin_profiles_use_are_the_allowed_ones() -> None:
 
     for path in PROFILE_DIR.glob("*.toml"):
         assert set(tomllib.loads(path.read_text())) == set(PROFILE_KEYS), path.name
+
+
+# -- issue 15 item 5: the results path is checked before the load --------------------------------
+
+
+def test_unwritable_results_path_is_refused_before_any_load(tmp_path: Path) -> None:
+    from fake_collector import FakeCollector
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    target = blocker / "results.json"  # its parent is a regular file
+    collector = FakeCollector().start()
+    try:
+        done = wefperf("run", "--total-events", "1000", "--batch-size", "100", "--results", str(target),
+                       env={"WEF_ENDPOINT": collector.url, "PERF_TEST_PROCESSING_WAIT_SECS": "0"})
+    finally:
+        collector.stop()
+    _one_line_exit_2(done, "PERF_TEST_RESULTS", str(target))
+    assert "PERFORMANCE TEST RESULTS" not in done.out
+    assert collector.requests == 0
+    assert blocker.read_text() == ""
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes into read-only folders")
+def test_results_path_in_a_read_only_folder_is_refused(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        done = wefperf("run", "--wef-endpoint", "http://127.0.0.1:9", "--results", str(locked / "r.json"))
+    finally:
+        locked.chmod(0o755)
+    _one_line_exit_2(done, "PERF_TEST_RESULTS", "ermission denied")
+
+
+def test_results_check_changes_nothing(tmp_path: Path) -> None:
+    from wefperf.report.results_json import check_writable
+
+    check_writable(tmp_path / "new" / "deeper" / "r.json")
+    assert list(tmp_path.iterdir()) == []  # no folder made, no scratch file left
+    existing = tmp_path / "r.json"
+    existing.write_text("old")
+    check_writable(existing)
+    assert existing.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["r.json"]
+    with pytest.raises(IsADirectoryError):
+        check_writable(tmp_path)
+
+
+def test_a_run_whose_results_cannot_be_written_does_not_exit_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from wefperf.cli.run import finish
+    from wefperf.exitcodes import ExitCode
+    from wefperf.metrics import Recorder
+    from wefperf.result import RunResult, ServerStats
+    from wefperf.verdict import Verdict
+
+    settings = load_settings(environ={})
+    passed = RunResult("rid", "t", "2026-01-01T00:00:00+00:00", None, settings.public_dict(),
+                       Recorder(0.0).summary(1.0), ServerStats(), Verdict(True, ExitCode.PASSED))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert finish(passed, str(blocker / "r.json")) == ExitCode.USAGE
+    assert "could not write results" in capsys.readouterr().err
+    assert finish(passed, str(blocker / "r.json"), interrupted=True) == ExitCode.INTERRUPTED
+    assert finish(passed, str(tmp_path / "r.json")) == ExitCode.PASSED
 
 
 # -- issue 15 item 11: --version, and help that says what each flag means -----------------------

@@ -8,7 +8,7 @@ import contextlib
 import os
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
@@ -23,6 +23,9 @@ from ..settings import (
     field_help,
     load_settings,
 )
+
+if TYPE_CHECKING:
+    from ..result import RunResult
 
 PROFILE_ENV = "PERF_TEST_PROFILE"
 # Settings with a flag of their own name, the run's before the S3 ones; credentials only from
@@ -98,6 +101,7 @@ def settings_from_args(args: argparse.Namespace) -> tuple[Settings, str | None]:
 def handle_run(args: argparse.Namespace) -> int:
     try:
         settings, profile = settings_from_args(args)
+        _check_results_path(settings.results_path)
     except ConfigError as exc:
         print(f"wefperf: configuration error: {exc}", file=sys.stderr)
         return ExitCode.USAGE
@@ -107,6 +111,18 @@ def handle_run(args: argparse.Namespace) -> int:
         return uvloop.run(_main(settings, profile, args.embedded))
     except ImportError:
         return asyncio.run(_main(settings, profile, args.embedded))
+
+
+def _check_results_path(path: str) -> None:
+    """Before any load: a results file that cannot be written would throw the whole test away."""
+    from ..report.results_json import check_writable
+
+    try:
+        check_writable(path)
+    except OSError as exc:
+        raise ConfigError(
+            f"{ENV_NAMES['results_path']} / --results: cannot write {path}: {exc.strerror or exc}"
+        ) from None
 
 
 async def _main(settings: Settings, profile: str | None, embedded: bool) -> int:
@@ -138,14 +154,23 @@ async def _main(settings: Settings, profile: str | None, embedded: bool) -> int:
         except asyncio.CancelledError:
             print("wefperf: interrupted twice; no results written", file=sys.stderr)
             return ExitCode.INTERRUPTED
+    return finish(result, settings.results_path, interrupted=stop.is_set())
+
+
+def finish(result: RunResult, path: str, *, interrupted: bool = False) -> int:
+    """Write the results file and give the exit code: never success without the file."""
     from ..report.results_json import write_results
 
+    code = ExitCode.INTERRUPTED if interrupted else result.exit_code
     try:
-        path = write_results(result, settings.results_path)
-        print(f"\nResults written to {path}")
+        written = write_results(result, path)
     except OSError as exc:
-        print(f"wefperf: could not write results to {settings.results_path}: {exc.strerror or exc}", file=sys.stderr)
-    return result.exit_code if not stop.is_set() else ExitCode.INTERRUPTED
+        print(f"wefperf: could not write results to {path}: {exc.strerror or exc}", file=sys.stderr)
+        # The path passed the check before the load, so something changed since: a harness
+        # reading the file would find nothing, so a passed run is not reported as passed.
+        return code or ExitCode.USAGE
+    print(f"\nResults written to {written}")
+    return code
 
 
 async def _embedded(stack: contextlib.AsyncExitStack, settings: Settings, reporter: Any) -> Settings | None:
