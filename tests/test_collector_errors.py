@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import urllib.request
 
 import pytest
 
@@ -66,9 +67,30 @@ def test_wrong_credentials():
     (["--s3-endpoint", "minio:9000"], ["http://"]),
     (["--port", "70000"], ["--port"]),
     (["--max-file-size-mb", "0"], ["--max-file-size-mb"]),
+    # the shared S3Settings rules: one URL check, one bucket rule (3 to 63 characters)
+    (["--s3-endpoint", "http://minio:99999"], ["--s3-endpoint / S3_ENDPOINT", "invalid port"]),
+    (["--bucket", "ab"], ["--bucket / S3_BUCKET", "3 to 63 characters"]),
+    (["--bucket", "b" * 64], ["--bucket / S3_BUCKET", "3 to 63 characters"]),
 ])
 def test_bad_arguments(args, words):
     assert_one_line_error(run_target(*args), *words)
+
+
+def test_bucket_from_the_environment_follows_the_same_rule():
+    assert_one_line_error(run_target("--port", "0", env={"S3_BUCKET": "ab"}), "S3_BUCKET", "3 to 63 characters")
+
+
+def test_no_endpoint_anywhere_starts_the_embedded_s3(monkeypatch):
+    from conftest import start_target
+
+    monkeypatch.delenv("S3_ENDPOINT", raising=False)
+    monkeypatch.delenv("S3_BUCKET", raising=False)
+    target = start_target()  # no --s3-endpoint, no S3_ENDPOINT
+    with urllib.request.urlopen(target.base + "/health", timeout=30) as answer:  # serving: signals handled
+        assert answer.status == 200
+    code, err = target.stop()
+    assert code == 0, err
+    assert "embedded S3 (moto)" in err and "bucket wef-events" in err
 
 
 def test_collector_help_lists_its_options_and_hides_the_old_name():

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from wefperf.exitcodes import ExitCode
 from wefperf.metrics import LoadSummary, Recorder
 from wefperf.settings import load_settings
-from wefperf.verdict import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS, judge
+from wefperf.verdict import judge
 
 
 def _load(sent_events: int, *, elapsed: float, **changes: object) -> LoadSummary:
@@ -20,14 +21,14 @@ def _load(sent_events: int, *, elapsed: float, **changes: object) -> LoadSummary
 def test_duration_run_that_sent_its_plan_passes() -> None:
     settings = load_settings(None, {"duration_secs": 30, "target_eps": 10_000}, environ={})
     verdict = judge(settings, _load(300_000, elapsed=30.0), None)
-    assert verdict.passed and verdict.exit_code == EXIT_PASS
+    assert verdict.passed and verdict.exit_code == ExitCode.PASSED
     assert verdict.target_ratio == 1.0
 
 
 def test_duration_run_that_fell_short_fails_with_the_expected_count() -> None:
     settings = load_settings(None, {"duration_secs": 30, "target_eps": 10_000}, environ={})
     verdict = judge(settings, _load(200_000, elapsed=30.0), None)
-    assert verdict.exit_code == EXIT_FAIL
+    assert verdict.exit_code == ExitCode.FAILED
     assert verdict.target_ratio is not None and abs(verdict.target_ratio - 2 / 3) < 1e-9
     assert any("of the 300,000 expected" in r for r in verdict.reasons)
 
@@ -37,7 +38,7 @@ def test_interrupted_run_is_judged_on_what_was_due_in_its_window() -> None:
     settings = load_settings(None, {"duration_secs": 30, "target_eps": 20_000}, environ={})
     load = _load(120_000, elapsed=6.2, interrupted=True, window_s=6.0, due_events=120_000)
     verdict = judge(settings, load, None)
-    assert verdict.exit_code == EXIT_INTERRUPTED and not verdict.passed
+    assert verdict.exit_code == ExitCode.INTERRUPTED and not verdict.passed
     assert verdict.target_ratio == 1.0  # not 120,000 / 600,000 = 20 %
     assert verdict.reasons == ["interrupted"]
 
@@ -53,7 +54,7 @@ def test_interrupted_run_that_fell_behind_says_so_against_its_window() -> None:
 def test_count_mode_timeout_fails_with_its_reason() -> None:
     settings = load_settings(None, {"total_events": 100_000, "timeout_secs": 2}, environ={})
     verdict = judge(settings, _load(10_000, elapsed=2.0, timed_out=True), None)
-    assert verdict.exit_code == EXIT_FAIL
+    assert verdict.exit_code == ExitCode.FAILED
     assert verdict.reasons[0].startswith("timeout reached after 2 seconds: sent 10,000 of 100,000 events")
 
 
@@ -62,9 +63,9 @@ def test_failed_batches_and_s3_failure_each_fail_the_run() -> None:
     load = _load(10_000, elapsed=1.0)
     assert judge(settings, load, True).passed
     s3 = judge(settings, load, False)
-    assert s3.exit_code == EXIT_FAIL and s3.reasons == ["S3 verification failed"]
+    assert s3.exit_code == ExitCode.FAILED and s3.reasons == ["S3 verification failed"]
     failed = judge(settings, replace(load, batches_failed=2), None)
-    assert failed.exit_code == EXIT_FAIL and failed.reasons[0].startswith("2 batches failed")
+    assert failed.exit_code == ExitCode.FAILED and failed.reasons[0].startswith("2 batches failed")
 
 
 def test_refused_batches_do_not_count_as_ingested() -> None:
@@ -79,6 +80,6 @@ def test_refused_batches_do_not_count_as_ingested() -> None:
             rec.failed(i, 1000, "connection_refused", "refused", i * 0.1)
     verdict = judge(settings, rec.summary(10.0), None)
     assert verdict.target_ratio == 0.43  # not 100 %: only acknowledged events were ingested
-    assert verdict.exit_code == EXIT_FAIL
+    assert verdict.exit_code == ExitCode.FAILED
     assert any(r.startswith("43,000 events acknowledged, 43.0% of the 100,000 expected") for r in verdict.reasons)
     assert any(r.startswith("57 batches failed") for r in verdict.reasons)

@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import botocore.session
 import pytest
+
 from helpers import wefperf
 from verify_data import hand_event, key, parquet_bytes, put_all
-
 from wefperf.cli import main
 from wefperf.collector.s3server import MotoServer, free_port
 from wefperf.verify import VerifyOptions, verify_s3
@@ -158,6 +158,13 @@ def test_cli_s3_errors_are_one_line_and_exit_1(moto_endpoint: str, bucket_name: 
     (["--event-type", "4624", "--max-size-mb", "0"], {}, "greater than 0"),
     (["--event-type", "4624", "--expect-events", "-5"], {}, "at least 1"),
     (["--event-type", "4624"], {"S3_ENDPOINT": "minio:9000"}, "S3_ENDPOINT"),
+    # the shared S3Settings rules: one URL check, one bucket rule (3 to 63 characters)
+    (["--event-type", "4624"], {"S3_ENDPOINT": "http://minio:99999"}, "S3_ENDPOINT: has an invalid port"),
+    (["--event-type", "4624", "--s3-endpoint", "minio:9000"], {}, "--s3-endpoint / S3_ENDPOINT"),
+    (["--event-type", "4624", "--bucket", "ab"], {}, "--bucket / S3_BUCKET: must be 3 to 63 characters"),
+    (["--event-type", "4624"], {"S3_BUCKET": "b" * 64}, "S3_BUCKET: must be 3 to 63 characters"),
+    (["--event-type", "4624", "--bucket", ""], {}, "S3_BUCKET"),
+    (["--event-type", "٤٦٢٤"], {}, "not a Windows event ID"),
 ])
 def test_cli_bad_arguments_exit_2(args: list[str], env: dict[str, str], expect: str,
                                   monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,6 +11,7 @@ From Python (inside any running event loop; prints nothing unless asked)::
 from __future__ import annotations
 
 import asyncio
+from importlib import metadata
 
 from .metrics import LoadSummary, Percentiles
 from .report.console import ConsoleReporter, Reporter
@@ -22,7 +23,17 @@ __all__ = [
     "ConfigError", "ConsoleReporter", "LoadSummary", "Percentiles", "Reporter", "RunResult",
     "ServerStats", "Settings", "Verdict", "load_settings", "run",
 ]
-__version__ = "0.1.0"
+
+
+def _installed_version() -> str:
+    """The version is written once, in pyproject.toml; this reads what was installed from it."""
+    try:
+        return metadata.version("wefperf")
+    except metadata.PackageNotFoundError:  # a source tree on sys.path, never installed
+        return "0+unknown"
+
+
+__version__ = _installed_version()
 
 
 async def run(

@@ -1,137 +1,105 @@
-"""One Settings model. The seed suite's environment variable names are the contract.
+"""The settings of `run`, `verify` and `collector`: each name, default and rule written once.
 
+`S3Settings` (where the parquet lives) serves all three commands; `Settings` (a run) extends
+it. A field's validation alias is its environment variable (the seed suite's names are a
+contract), its description is its help text, its default the only default.
 Precedence, highest first: command-line flag > environment > profile > default.
 """
 
 from __future__ import annotations
 
-import os
 import tomllib
-from contextvars import ContextVar
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic.fields import FieldInfo
-from pydantic_settings import (
-    BaseSettings,
-    EnvSettingsSource,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
+from pydantic import AfterValidator, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from .settings_layers import alias_of, build_layered, environment_sources
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
-DEFAULT_RESULTS_PATH = "/tmp/performance_test_results.json"
+# A profile file's top-level keys; every setting goes in its [settings] table.
+PROFILE_KEYS = ("name", "title", "description", "settings")
+
+
+M = TypeVar("M", bound="S3Settings")
 
 
 class ConfigError(ValueError):
     """A bad setting: the CLI prints the message as one line and exits 2."""
 
 
-# Field name -> environment variable, for messages and for `wefperf profiles`.
-ENV_NAMES: dict[str, str] = {
-    "total_events": "PERF_TEST_TOTAL_EVENTS",
-    "duration_secs": "PERF_TEST_DURATION_SECS",
-    "batch_size": "PERF_TEST_BATCH_SIZE",
-    "target_eps": "PERF_TEST_TARGET_EPS",
-    "timeout_secs": "PERF_TEST_TIMEOUT_SECS",
-    "event_type": "PERF_TEST_EVENT_TYPE",
-    "wef_endpoint": "WEF_ENDPOINT",
-    "wef_stats_endpoint": "WEF_STATS_ENDPOINT",
-    "verify_s3": "PERF_TEST_VERIFY_S3",
-    "s3_endpoint": "S3_ENDPOINT",
-    "s3_bucket": "S3_BUCKET",
-    "aws_access_key_id": "AWS_ACCESS_KEY_ID",
-    "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY",
-    # wefperf's own additions, same naming scheme.
-    "test_name": "PERF_TEST_NAME",
-    "concurrency": "PERF_TEST_CONCURRENCY",
-    "sender": "PERF_TEST_SENDER",
-    "tls_verify": "PERF_TEST_TLS_VERIFY",
-    "request_timeout_secs": "PERF_TEST_REQUEST_TIMEOUT_SECS",
-    "health_timeout_secs": "PERF_TEST_HEALTH_TIMEOUT_SECS",
-    "stats_interval_secs": "PERF_TEST_STATS_INTERVAL_SECS",
-    "processing_wait_secs": "PERF_TEST_PROCESSING_WAIT_SECS",
-    "flush_interval_secs": "PERF_TEST_FLUSH_INTERVAL_SECS",
-    "max_file_size_mb": "PERF_TEST_MAX_FILE_SIZE_MB",
-    "drain_timeout_secs": "PERF_TEST_DRAIN_TIMEOUT_SECS",
-    "pass_ratio": "PERF_TEST_PASS_RATIO",
-    "payload_variants": "PERF_TEST_PAYLOAD_VARIANTS",
-    "results_path": "PERF_TEST_RESULTS",
-}
+# -- the rules, each written once ---------------------------------------------------------
 
 
-def env_name(field: str) -> str:
-    return ENV_NAMES.get(field, field)
+def check_url(value: str) -> str:
+    """An http(s) URL with a host and a valid port: what every endpoint setting must be."""
+    text = value.strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an http:// or https:// URL with a host (got {value!r})")
+    try:
+        _ = parts.port  # urlsplit checks the port only when asked
+    except ValueError:
+        raise ValueError(f"has an invalid port (got {value!r})") from None
+    return text
 
 
-class Settings(BaseSettings):
-    """Everything a run needs; built by `load_settings`, or directly from Python."""
+def _check_url_or_empty(value: str) -> str:
+    return check_url(value) if value.strip() else ""
 
-    model_config = SettingsConfigDict(
-        populate_by_name=True, extra="forbid", case_sensitive=False, validate_default=True
+
+def check_bucket(value: str) -> str:
+    """S3's length rule for bucket names, for the run, the verifier and the collector alike."""
+    text = value.strip()
+    if not 3 <= len(text) <= 63:
+        raise ValueError(f"must be 3 to 63 characters (got {value!r})")
+    return text
+
+
+def check_event_id(text: str) -> str:
+    """A Windows event ID: a whole number from 1 to 65535, returned as its digits."""
+    value = text.strip()
+    if not (value.isascii() and value.isdigit() and 0 < int(value) <= 65535):
+        raise ValueError(f"not a Windows event ID: expected a number from 1 to 65535 (got {text!r})")
+    return str(int(value))
+
+
+HttpUrl = Annotated[str, AfterValidator(check_url)]
+OptionalHttpUrl = Annotated[str, AfterValidator(_check_url_or_empty)]
+BucketName = Annotated[str, AfterValidator(check_bucket)]
+
+
+def base_url(url: str) -> str:
+    """scheme://host:port of a URL: where /health and /stats/throughput live."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+# -- the models ---------------------------------------------------------------------------
+
+
+class S3Settings(BaseSettings):
+    """Where the collector writes parquet and the verifier reads it: shared by every command."""
+
+    model_config = SettingsConfigDict(populate_by_name=True, extra="forbid", validate_default=True)
+
+    s3_endpoint: HttpUrl = Field(
+        "http://minio:9000", validation_alias="S3_ENDPOINT", description="S3 / MinIO endpoint URL"
     )
-
-    test_name: str = Field("", validation_alias="PERF_TEST_NAME")
-    total_events: int = Field(50_000, ge=0, validation_alias="PERF_TEST_TOTAL_EVENTS")
-    duration_secs: float = Field(0, ge=0, validation_alias="PERF_TEST_DURATION_SECS")
-    batch_size: int = Field(1_000, ge=1, le=100_000, validation_alias="PERF_TEST_BATCH_SIZE")
-    target_eps: float = Field(0, ge=0, validation_alias="PERF_TEST_TARGET_EPS")
-    timeout_secs: float = Field(300, gt=0, validation_alias="PERF_TEST_TIMEOUT_SECS")
-    event_type: str = Field("", validation_alias="PERF_TEST_EVENT_TYPE")
-
-    wef_endpoint: str = Field("http://wef-server:5985", validation_alias="WEF_ENDPOINT")
-    wef_stats_endpoint: str = Field(
-        "", validation_alias="WEF_STATS_ENDPOINT"
+    s3_bucket: BucketName = Field(
+        "wef-events", validation_alias="S3_BUCKET", description="bucket holding the parquet files"
     )
-
-    verify_s3: bool = Field(False, validation_alias="PERF_TEST_VERIFY_S3")
-    s3_endpoint: str = Field("http://minio:9000", validation_alias="S3_ENDPOINT")
-    s3_bucket: str = Field("wef-events", min_length=3, validation_alias="S3_BUCKET")
     aws_access_key_id: SecretStr = Field(
-        SecretStr("miniouser"), validation_alias="AWS_ACCESS_KEY_ID"
+        SecretStr("miniouser"), validation_alias="AWS_ACCESS_KEY_ID",
+        description="S3 access key (never printed or stored)",
     )
     aws_secret_access_key: SecretStr = Field(
-        SecretStr("miniopassword"), validation_alias="AWS_SECRET_ACCESS_KEY"
+        SecretStr("miniopassword"), validation_alias="AWS_SECRET_ACCESS_KEY",
+        description="S3 secret key (never printed or stored)",
     )
-
-    concurrency: int = Field(64, ge=1, le=4096, validation_alias="PERF_TEST_CONCURRENCY")
-    sender: Literal["auto", "fast", "aiohttp"] = Field(
-        "auto", validation_alias="PERF_TEST_SENDER"
-    )
-    tls_verify: bool = Field(True, validation_alias="PERF_TEST_TLS_VERIFY")
-    request_timeout_secs: float = Field(
-        30, gt=0, validation_alias="PERF_TEST_REQUEST_TIMEOUT_SECS"
-    )
-    health_timeout_secs: float = Field(
-        60, ge=0, validation_alias="PERF_TEST_HEALTH_TIMEOUT_SECS"
-    )
-    stats_interval_secs: float = Field(
-        1, gt=0, validation_alias="PERF_TEST_STATS_INTERVAL_SECS"
-    )
-    processing_wait_secs: float = Field(
-        10, ge=0, validation_alias="PERF_TEST_PROCESSING_WAIT_SECS"
-    )
-    flush_interval_secs: float = Field(
-        5, ge=0, validation_alias="PERF_TEST_FLUSH_INTERVAL_SECS"
-    )
-    max_file_size_mb: float = Field(
-        100, gt=0, validation_alias="PERF_TEST_MAX_FILE_SIZE_MB"
-    )
-    drain_timeout_secs: float = Field(
-        10, ge=0, validation_alias="PERF_TEST_DRAIN_TIMEOUT_SECS"
-    )
-    pass_ratio: float = Field(0.95, gt=0, le=1, validation_alias="PERF_TEST_PASS_RATIO")
-    payload_variants: int = Field(
-        8, ge=1, le=256, validation_alias="PERF_TEST_PAYLOAD_VARIANTS"
-    )
-    results_path: str = Field(DEFAULT_RESULTS_PATH, validation_alias="PERF_TEST_RESULTS")
-
-    def __init__(self, **values: Any) -> None:
-        # Field names and environment names both work; translating first lets a keyword
-        # argument win over the same setting in the environment.
-        super().__init__(**_by_alias(values))
 
     @classmethod
     def settings_customise_sources(
@@ -142,33 +110,122 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, _EnvSource(settings_cls), _ProfileSource(settings_cls))
+        # Built directly (`Settings()`), a model reads keyword arguments and the documented
+        # environment names only: no .env file, no secrets directory, no bare field names.
+        return environment_sources(settings_cls, init_settings)
+
+    @property
+    def access_key(self) -> str:
+        return self.aws_access_key_id.get_secret_value()
+
+    @property
+    def secret_key(self) -> str:
+        return self.aws_secret_access_key.get_secret_value()
+
+
+class Settings(S3Settings):
+    """Everything a run needs; built by `load_settings`, or directly from Python."""
+
+    test_name: str = Field(
+        "Target Rate Event Ingestion", validation_alias="PERF_TEST_NAME",
+        description="the name in the banner and the results JSON; a profile gives its title",
+    )
+    total_events: int = Field(
+        50_000, ge=0, validation_alias="PERF_TEST_TOTAL_EVENTS", description="events to send (0: use the duration)"
+    )
+    duration_secs: float = Field(
+        0, ge=0, validation_alias="PERF_TEST_DURATION_SECS",
+        description="test duration in seconds (0: send the total events)",
+    )
+    batch_size: int = Field(
+        1_000, ge=1, le=100_000, validation_alias="PERF_TEST_BATCH_SIZE", description="events per batch (request)"
+    )
+    target_eps: float = Field(
+        0, ge=0, validation_alias="PERF_TEST_TARGET_EPS", description="target events per second (0: unlimited)"
+    )
+    timeout_secs: float = Field(
+        300, gt=0, validation_alias="PERF_TEST_TIMEOUT_SECS",
+        description="longest a count-mode run may take, in seconds",
+    )
+    event_type: str = Field(
+        "", validation_alias="PERF_TEST_EVENT_TYPE",
+        description="one Windows event ID to send; empty sends a weighted mix of 4624, 4634, 4672, 4688, 4625",
+    )
+    wef_endpoint: HttpUrl = Field(
+        "http://wef-server:5985", validation_alias="WEF_ENDPOINT",
+        description="collector URL; batches go to its path, or /wsman/events when it has none",
+    )
+    wef_stats_endpoint: OptionalHttpUrl = Field(
+        "", validation_alias="WEF_STATS_ENDPOINT",
+        description="throughput stats URL; empty means WEF_ENDPOINT's host + /stats/throughput",
+    )
+    verify_s3: bool = Field(
+        False, validation_alias="PERF_TEST_VERIFY_S3", description="verify the parquet files in S3 after the run"
+    )
+    concurrency: int = Field(
+        64, ge=1, le=4096, validation_alias="PERF_TEST_CONCURRENCY", description="requests in flight at most (senders)"
+    )
+    sender: Literal["auto", "fast", "aiohttp"] = Field(
+        "auto", validation_alias="PERF_TEST_SENDER",
+        description="fast (raw HTTP/1.1, http:// only), aiohttp (TLS, proxies) or auto (fast for http://)",
+    )
+    tls_verify: bool = Field(
+        True, validation_alias="PERF_TEST_TLS_VERIFY",
+        description="check the collector's certificate on https:// (false accepts a self-signed one)",
+    )
+    request_timeout_secs: float = Field(
+        30, gt=0, validation_alias="PERF_TEST_REQUEST_TIMEOUT_SECS", description="per-request timeout in seconds"
+    )
+    health_timeout_secs: float = Field(
+        60, ge=0, validation_alias="PERF_TEST_HEALTH_TIMEOUT_SECS",
+        description="how long to wait for the collector's /health before giving up, in seconds",
+    )
+    stats_interval_secs: float = Field(
+        1, gt=0, validation_alias="PERF_TEST_STATS_INTERVAL_SECS",
+        description="how often to read the collector's stats during the load, in seconds",
+    )
+    processing_wait_secs: float = Field(
+        10, ge=0, validation_alias="PERF_TEST_PROCESSING_WAIT_SECS",
+        description="after the load, longest wait for the collector's count to catch up, in seconds",
+    )
+    flush_interval_secs: float = Field(
+        5, ge=0, validation_alias="PERF_TEST_FLUSH_INTERVAL_SECS",
+        description="the collector's flush interval; the S3 check waits up to twice this + 15 s, in seconds",
+    )
+    max_file_size_mb: float = Field(
+        100, gt=0, validation_alias="PERF_TEST_MAX_FILE_SIZE_MB",
+        description="largest parquet file the S3 check accepts, in MiB",
+    )
+    drain_timeout_secs: float = Field(
+        10, ge=0, validation_alias="PERF_TEST_DRAIN_TIMEOUT_SECS",
+        description="on Ctrl-C, how long requests in flight may finish, in seconds",
+    )
+    pass_ratio: float = Field(
+        0.95, gt=0, le=1, validation_alias="PERF_TEST_PASS_RATIO",
+        description="share of the target that must be held to pass",
+    )
+    payload_variants: int = Field(
+        8, ge=1, le=256, validation_alias="PERF_TEST_PAYLOAD_VARIANTS",
+        description="distinct pre-built batch bodies in a mixed run",
+    )
+    results_path: str = Field(
+        "/tmp/performance_test_results.json", min_length=1, validation_alias="PERF_TEST_RESULTS",
+        description="where the results JSON is written",
+    )
 
     @field_validator("test_name", mode="before")
     @classmethod
-    def _default_name(cls, v: Any) -> Any:
-        return v if v not in (None, "") else "Target Rate Event Ingestion"
+    def _blank_name(cls, v: Any) -> Any:
+        return cls.model_fields["test_name"].default if v in (None, "") else v
 
     @field_validator("event_type", mode="before")
     @classmethod
     def _event_type(cls, v: Any) -> str:
         text = "" if v is None else str(v).strip()
-        if text and not (text.isdigit() and 0 < int(text) <= 65535):
-            raise ValueError(f"must be a Windows event ID between 1 and 65535, or empty for a mix (got {text!r})")
-        return text
-
-    @field_validator("wef_endpoint", "s3_endpoint")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        return _check_url(v)
-
-    @field_validator("wef_stats_endpoint")
-    @classmethod
-    def _stats_url(cls, v: str) -> str:
-        return _check_url(v) if v else v
+        return check_event_id(text) if text else ""
 
     @model_validator(mode="after")
-    def _derived(self) -> "Settings":
+    def _derived(self) -> Settings:
         if not self.wef_stats_endpoint:
             self.wef_stats_endpoint = self.server_base + "/stats/throughput"
         if self.sender == "fast" and not self.events_url.startswith("http://"):
@@ -176,9 +233,7 @@ class Settings(BaseSettings):
                 "PERF_TEST_SENDER: the fast sender speaks plain http:// only; use aiohttp (or auto) for https://"
             )
         if self.duration_secs == 0 and self.total_events == 0:
-            raise ValueError(
-                "PERF_TEST_TOTAL_EVENTS and PERF_TEST_DURATION_SECS are both 0: set one of them"
-            )
+            raise ValueError("PERF_TEST_TOTAL_EVENTS and PERF_TEST_DURATION_SECS are both 0: set one of them")
         return self
 
     # Derived values the runner uses; kept here so every stage agrees on them.
@@ -206,57 +261,51 @@ class Settings(BaseSettings):
 
     def public_dict(self) -> dict[str, Any]:
         """Settings as they may be shown or stored: credentials are never included."""
-        data = self.model_dump(mode="json", exclude={"aws_access_key_id", "aws_secret_access_key"})
-        return data
+        return self.model_dump(mode="json", exclude=set(SECRET_FIELDS))
 
 
-def base_url(url: str) -> str:
-    """scheme://host:port of a URL: where /health and /stats/throughput live."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
+# Every default alone, from the fields (no environment read), for code that must agree with
+# them without loading settings: the embedded stack's keys, the collector's flag defaults.
+DEFAULTS = Settings.model_construct()
+
+# -- names, derived from the models --------------------------------------------------------
+
+# Field name -> environment variable, from the aliases: for messages, -e and `wefperf profiles`.
+ENV_NAMES: dict[str, str] = {name: alias_of(name, field) for name, field in Settings.model_fields.items()}
+SECRET_FIELDS = frozenset(name for name, field in Settings.model_fields.items() if field.annotation is SecretStr)
+_FIELD_BY_ENV = {env: name for name, env in ENV_NAMES.items()}
 
 
-def _check_url(v: str) -> str:
-    parts = urlsplit(v.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"must be an http:// or https:// URL with a host (got {v!r})")
-    try:
-        parts.port
-    except ValueError:
-        raise ValueError(f"has an invalid port (got {v!r})") from None
-    return v.strip()
+def env_name(field: str) -> str:
+    return ENV_NAMES.get(field, field)
 
 
-# The profile layer sits between the environment and the defaults.
-_profile_layer: ContextVar[dict[str, Any]] = ContextVar("wefperf_profile_layer", default={})
-# A harness may hand its own environment instead of os.environ.
-_environ_layer: ContextVar[dict[str, str] | None] = ContextVar("wefperf_environ_layer", default=None)
+def field_help(field: str, default: str | None = None) -> str:
+    """A flag's help: "meaning (env NAME, default X)"; a secret's default is never shown.
+
+    `default` replaces the shown default where a command treats "not set" its own way.
+    """
+    info = Settings.model_fields[field]
+    where = f"env {alias_of(field, info)}"
+    if field in SECRET_FIELDS:
+        return f"{info.description} ({where}; default not shown)"
+    shown = show_default(info.default) if default is None else default
+    return f"{info.description} ({where}, default {shown})"
 
 
-_ENV_KEYS = {name.lower() for name in ENV_NAMES.values()}
+def show_default(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value == "":
+        return "empty"
+    if isinstance(value, float) and value.is_integer():
+        return f"{int(value):,}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
 
 
-class _EnvSource(EnvSettingsSource):
-    """Reads only the documented variable names, never a bare field name such as SENDER."""
-
-    def _load_env_vars(self) -> Any:
-        given = _environ_layer.get()
-        source = os.environ if given is None else given
-        return {k.lower(): v for k, v in source.items() if k.lower() in _ENV_KEYS}
-
-
-class _ProfileSource(PydanticBaseSettingsSource):
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        layer = _profile_layer.get()
-        return layer.get(field_name), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return _by_alias(_profile_layer.get())
-
-
-def _by_alias(values: dict[str, Any]) -> dict[str, Any]:
-    """Key by environment name, so that layers merge by name and a higher layer wins."""
-    return {ENV_NAMES.get(k, k): v for k, v in values.items()}
+# -- profiles --------------------------------------------------------------------------------
 
 
 def builtin_profiles() -> list[str]:
@@ -264,7 +313,41 @@ def builtin_profiles() -> list[str]:
 
 
 def read_profile(name_or_path: str) -> dict[str, Any]:
-    """A profile's TOML as a dict: `name`, `description` and a `settings` table."""
+    """A profile's TOML as a dict: `name`, `title`, `description` and a `settings` table.
+
+    Anything else at the top level, or no [settings] table, is refused: a setting outside the
+    table would otherwise be ignored without a word and the run would use the defaults.
+    """
+    path = _profile_path(name_or_path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--profile: {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"--profile: cannot read {path}: {exc.strerror or exc}") from None
+    stray = sorted(set(data) - set(PROFILE_KEYS))
+    if stray:
+        where = " (settings go in the [settings] table)" if set(stray) & set(Settings.model_fields) else ""
+        raise ConfigError(
+            f"--profile: {path}: unknown top-level key(s) {', '.join(stray)}{where};"
+            f" allowed: {', '.join(PROFILE_KEYS)}"
+        )
+    if "settings" not in data:
+        raise ConfigError(f"--profile: {path}: no [settings] table (put target_eps = ... and the rest under [settings])")
+    settings = data["settings"]
+    if not isinstance(settings, dict):
+        raise ConfigError(f"--profile: {path}: [settings] must be a table")
+    for key in ("name", "title", "description"):
+        if key in data and not isinstance(data[key], str):
+            raise ConfigError(f"--profile: {path}: {key} must be a string")
+    unknown = sorted(set(settings) - set(Settings.model_fields))
+    if unknown:
+        raise ConfigError(f"--profile: {path}: unknown setting(s) {', '.join(unknown)}")
+    data.setdefault("name", path.stem)
+    return data
+
+
+def _profile_path(name_or_path: str) -> Path:
     path = Path(name_or_path)
     if not (path.suffix == ".toml" or "/" in name_or_path):
         path = PROFILE_DIR / f"{name_or_path}.toml"
@@ -275,63 +358,75 @@ def read_profile(name_or_path: str) -> dict[str, Any]:
             )
     if not path.is_file():
         raise ConfigError(f"--profile: no such file {str(path)!r}")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"--profile: {path} is not valid TOML: {exc}") from None
-    settings = data.get("settings", {})
-    if not isinstance(settings, dict):
-        raise ConfigError(f"--profile: {path}: [settings] must be a table")
-    unknown = sorted(set(settings) - set(Settings.model_fields))
-    if unknown:
-        raise ConfigError(f"--profile: {path}: unknown setting(s) {', '.join(unknown)}")
-    data.setdefault("name", path.stem)
-    data["settings"] = settings
-    return data
+    return path
+
+
+# -- loading ---------------------------------------------------------------------------------
 
 
 def load_settings(
     profile: str | None = None,
-    overrides: dict[str, Any] | None = None,
-    environ: dict[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Settings:
     """Build Settings from flags, environment, profile and defaults, or raise ConfigError.
 
-    `environ` replaces os.environ when given (for tests and embedding harnesses).
+    `overrides` are field names (None means "not given"); `environ` replaces os.environ when
+    given (for tests and embedding harnesses).
     """
     layer: dict[str, Any] = {}
     if profile:
         prof = read_profile(profile)
         layer = dict(prof["settings"])
         layer.setdefault("test_name", prof.get("title") or prof["name"])
+    return _load(Settings, overrides, environ, layer)
+
+
+def load_s3_settings(
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    flag_names: Mapping[str, str] | None = None,
+) -> S3Settings:
+    """S3Settings for `verify` and `collector`: flags, then S3_* / AWS_* variables, then defaults.
+
+    `flag_names` (field -> flag) lets a message name the flag beside the variable.
+    """
+    return _load(S3Settings, overrides, environ, {}, flag_names)
+
+
+def _load(
+    model: type[M],
+    overrides: Mapping[str, Any] | None,
+    environ: Mapping[str, str] | None,
+    profile: Mapping[str, Any],
+    flag_names: Mapping[str, str] | None = None,
+) -> M:
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
-    token = _profile_layer.set(layer)
-    env_token = _environ_layer.set(environ)
     try:
-        return Settings(**_by_alias(flags))
+        return build_layered(model, flags, environ, profile)
     except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc)) from None
-    finally:
-        _profile_layer.reset(token)
-        _environ_layer.reset(env_token)
+        raise ConfigError(describe_validation_error(exc, flag_names)) from None
 
 
-def describe_validation_error(exc: ValidationError) -> str:
-    """One line per problem, each naming the setting by its environment variable."""
+def describe_validation_error(exc: ValidationError, flag_names: Mapping[str, str] | None = None) -> str:
+    """One clause per problem, each naming the setting by its environment variable."""
     lines = []
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ()) if p != "__root__"]
-        field = loc[0] if loc else ""
-        name = env_name(field) if field in ENV_NAMES else (field.upper() if field else "settings")
+        key = loc[0] if loc else ""
+        field = _FIELD_BY_ENV.get(key, key)
         msg = err.get("msg", "invalid").removeprefix("Value error, ")
-        given = err.get("input")
         if err.get("type") == "extra_forbidden":
-            lines.append(f"{field}: unknown setting")
+            lines.append(f"{key}: unknown setting")
             continue
-        if field and not isinstance(given, (dict, SecretStr)) and "got" not in msg and field not in (
-            "aws_access_key_id",
-            "aws_secret_access_key",
-        ):
+        if not field:
+            lines.append(msg)
+            continue
+        name = env_name(field)
+        if flag_names and field in flag_names:
+            name = f"{flag_names[field]} / {name}"
+        given = err.get("input")
+        if field not in SECRET_FIELDS and not isinstance(given, (dict, SecretStr)) and "got" not in msg:
             msg = f"{msg} (got {given!r})"
-        lines.append(f"{name}: {msg}" if field else msg)
+        lines.append(f"{name}: {msg}")
     return "; ".join(lines)

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .exitcodes import ExitCode
 from .metrics import LoadSummary
 from .settings import Settings
 from .wording import plural
-
-EXIT_PASS, EXIT_FAIL, EXIT_INTERRUPTED = 0, 1, 130
 
 
 @dataclass(frozen=True)
 class Verdict:
     passed: bool
-    exit_code: int
+    exit_code: ExitCode
     reasons: list[str] = field(default_factory=list)
     # The share of the target that was held (None when no target applies).
     target_ratio: float | None = None
@@ -50,8 +49,8 @@ def judge(settings: Settings, load: LoadSummary, s3_passed: bool | None, *, unav
     if s3_passed is False:
         reasons.append("S3 verification failed")
     if load.interrupted:
-        return Verdict(False, EXIT_INTERRUPTED, ["interrupted"] + reasons, target_ratio, achieved)
-    return Verdict(not reasons, EXIT_PASS if not reasons else EXIT_FAIL, reasons, target_ratio, achieved)
+        return Verdict(False, ExitCode.INTERRUPTED, ["interrupted"] + reasons, target_ratio, achieved)
+    return Verdict(not reasons, ExitCode.PASSED if not reasons else ExitCode.FAILED, reasons, target_ratio, achieved)
 
 
 def _rate(settings: Settings, load: LoadSummary, achieved: float) -> tuple[float, str]:

@@ -1,7 +1,7 @@
 """The `wefperf` command: one module per sub-command in this package, wired together here.
 
 Adding a command is one module with `add_parser(sub)` and one line in `COMMANDS`.
-Exit codes (docs/design.md): 0 passed, 1 test failed, 2 usage or configuration error, 130 interrupted.
+Exit codes: `wefperf.exitcodes.ExitCode` (0 passed, 1 failed, 2 usage or configuration error, 130 interrupted).
 """
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
-EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+from .. import __version__
+from ..exitcodes import ExitCode
 
 # Sub-command modules, in the order `wefperf --help` lists them.
 COMMANDS = ("run", "profiles", "verify", "collector")
@@ -22,11 +23,12 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         sys.stderr.write(f"wefperf: error: {message} (see `{self.prog} --help`)\n")
-        raise SystemExit(EXIT_USAGE)
+        raise SystemExit(ExitCode.USAGE)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="wefperf", description="Open-model load tester for WEF collectors.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name in COMMANDS:
@@ -45,11 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`wefperf profiles | head`): not an error worth a traceback.
         sys.stderr.close()
-        return EXIT_PASS
+        return ExitCode.PASSED
 
 
 def entry() -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..exitcodes import ExitCode
 
-def add_parser(sub: "argparse._SubParsersAction[Any]") -> None:
+
+def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser("profiles", help="list the built-in profiles and their settings")
     p.set_defaults(handler=handle)
 
@@ -19,4 +21,4 @@ def handle(args: argparse.Namespace) -> int:
         print(f"{name}: {prof.get('description', '')}")
         for key, value in prof["settings"].items():
             print(f"    {env_name(key):<34} {value}")
-    return 0
+    return ExitCode.PASSED

@@ -8,18 +8,37 @@ import contextlib
 import os
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
-from ..settings import ENV_NAMES, ConfigError, Settings, base_url, load_settings
+from ..exitcodes import ExitCode
+from ..settings import (
+    ENV_NAMES,
+    SECRET_FIELDS,
+    ConfigError,
+    S3Settings,
+    Settings,
+    base_url,
+    field_help,
+    load_settings,
+)
+
+if TYPE_CHECKING:
+    from ..result import RunResult
 
 PROFILE_ENV = "PERF_TEST_PROFILE"
-_SECRET_FIELDS = {"aws_access_key_id", "aws_secret_access_key"}
+# Settings with a flag of their own name, the run's before the S3 ones; credentials only from
+# the environment, the results path as --results.
+_FLAGGED = [
+    name
+    for name in sorted(Settings.model_fields, key=lambda n: n in S3Settings.model_fields)
+    if name not in SECRET_FIELDS and name != "results_path"
+]
 _BOOL_FIELDS = {name for name, field in Settings.model_fields.items() if field.annotation is bool}
 
 
-def add_parser(sub: "argparse._SubParsersAction[Any]") -> None:
+def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser(
         "run",
         help="run a load test",
@@ -30,19 +49,27 @@ def add_parser(sub: "argparse._SubParsersAction[Any]") -> None:
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default=None, help=f"built-in profile name or a .toml path (env {PROFILE_ENV})")
-    p.add_argument("--results", default=None, metavar="PATH", help="results JSON (default /tmp/performance_test_results.json)")
+    p.add_argument("--results", default=None, metavar="PATH", help=_help("results_path"))
     p.add_argument("--embedded", action="store_true", help="start the reference collector and an embedded S3, run against them")
     p.add_argument("-e", "--env", action="append", default=[], metavar="NAME=VALUE", help="set a setting by its environment name")
-    for field in Settings.model_fields:
-        if field in _SECRET_FIELDS or field == "results_path":
-            continue
+    for field in _FLAGGED:
         flag = "--" + field.replace("_", "-")
         if field in _BOOL_FIELDS:
             p.add_argument(flag, dest=f"set_{field}", action=argparse.BooleanOptionalAction, default=None,
-                           help=f"({ENV_NAMES[field]})")
+                           help=_help(field))
         else:
-            p.add_argument(flag, dest=f"set_{field}", default=None, metavar="V", help=f"({ENV_NAMES[field]})")
+            p.add_argument(flag, dest=f"set_{field}", default=None, metavar=_metavar(field), help=_help(field))
     p.set_defaults(handler=handle_run)
+
+
+def _metavar(field: str) -> str:
+    if Settings.model_fields[field].annotation in (int, float):
+        return "N"
+    return "URL" if field.endswith("endpoint") else "TEXT"
+
+
+def _help(field: str) -> str:
+    return field_help(field).replace("%", "%%")  # argparse formats help with %
 
 
 def _environment(pairs: list[str]) -> dict[str, str] | None:
@@ -74,9 +101,10 @@ def settings_from_args(args: argparse.Namespace) -> tuple[Settings, str | None]:
 def handle_run(args: argparse.Namespace) -> int:
     try:
         settings, profile = settings_from_args(args)
+        _check_results_path(settings.results_path)
     except ConfigError as exc:
         print(f"wefperf: configuration error: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     try:
         import uvloop
 
@@ -85,9 +113,20 @@ def handle_run(args: argparse.Namespace) -> int:
         return asyncio.run(_main(settings, profile, args.embedded))
 
 
+def _check_results_path(path: str) -> None:
+    """Before any load: a results file that cannot be written would throw the whole test away."""
+    from ..report.results_json import check_writable
+
+    try:
+        check_writable(path)
+    except OSError as exc:
+        raise ConfigError(
+            f"{ENV_NAMES['results_path']} / --results: cannot write {path}: {exc.strerror or exc}"
+        ) from None
+
+
 async def _main(settings: Settings, profile: str | None, embedded: bool) -> int:
     from ..report.console import ConsoleReporter
-    from ..report.results_json import write_results
     from ..runner import run_test
 
     stop = asyncio.Event()
@@ -108,19 +147,30 @@ async def _main(settings: Settings, profile: str | None, embedded: bool) -> int:
         if embedded:
             against = await _embedded(stack, settings, reporter)
             if against is None:
-                return 2
+                return ExitCode.USAGE
             settings = against
         try:
             result = await run_test(settings, reporter=reporter, stop=stop, profile=profile)
         except asyncio.CancelledError:
             print("wefperf: interrupted twice; no results written", file=sys.stderr)
-            return 130
+            return ExitCode.INTERRUPTED
+    return finish(result, settings.results_path, interrupted=stop.is_set())
+
+
+def finish(result: RunResult, path: str, *, interrupted: bool = False) -> int:
+    """Write the results file and give the exit code: never success without the file."""
+    from ..report.results_json import write_results
+
+    code = ExitCode.INTERRUPTED if interrupted else result.exit_code
     try:
-        path = write_results(result, settings.results_path)
-        print(f"\nResults written to {path}")
+        written = write_results(result, path)
     except OSError as exc:
-        print(f"wefperf: could not write results to {settings.results_path}: {exc.strerror or exc}", file=sys.stderr)
-    return result.exit_code if not stop.is_set() else 130
+        print(f"wefperf: could not write results to {path}: {exc.strerror or exc}", file=sys.stderr)
+        # The path passed the check before the load, so something changed since: a harness
+        # reading the file would find nothing, so a passed run is not reported as passed.
+        return code or ExitCode.USAGE
+    print(f"\nResults written to {written}")
+    return code
 
 
 async def _embedded(stack: contextlib.AsyncExitStack, settings: Settings, reporter: Any) -> Settings | None:

@@ -1,8 +1,8 @@
 """`wefperf verify`: check what a collector stored in S3, on its own, after any run.
 
 Connection from S3_ENDPOINT, S3_BUCKET, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (the
-seed's names and defaults); `--s3-endpoint` and `--bucket` override the first two.
-Exit 0 when the checks hold, 1 when they don't, 2 for bad arguments.
+seed's names and defaults, from the shared S3Settings); `--s3-endpoint` and `--bucket`
+override the first two. Exit 0 when the checks hold, 1 when they don't, 2 for bad arguments.
 """
 
 from __future__ import annotations
@@ -11,14 +11,12 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import os
 import sys
 from typing import Any
-from urllib.parse import urlsplit
 
-EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
-DEFAULT_ENDPOINT = "http://minio:9000"
-DEFAULT_BUCKET = "wef-events"
+from ..exitcodes import ExitCode
+from ..settings import DEFAULTS, ConfigError, check_event_id
+from .s3flags import add_s3_arguments, s3_settings
 
 
 def _positive_int(text: str) -> int:
@@ -59,10 +57,10 @@ def _event_types(text: str) -> list[str]:
     ids = [t.strip() for t in text.split(",") if t.strip()]
     if not ids:
         raise argparse.ArgumentTypeError("expected an event ID such as 4624")
-    for t in ids:
-        if not (t.isdigit() and 0 < int(t) <= 65535):
-            raise argparse.ArgumentTypeError(f"{t!r} is not a Windows event ID (1..65535)")
-    return ids
+    try:
+        return [check_event_id(t) for t in ids]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _run_id(text: str) -> str:
@@ -71,7 +69,7 @@ def _run_id(text: str) -> str:
     return text
 
 
-def add_parser(sub: "argparse._SubParsersAction[Any]") -> None:
+def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser(
         "verify",
         help="check the parquet files a collector wrote to S3",
@@ -84,42 +82,38 @@ def add_parser(sub: "argparse._SubParsersAction[Any]") -> None:
     p.add_argument("--run-id", type=_run_id, default=None, help="count this run's events exactly (its marker)")
     p.add_argument("--expect-events", type=_positive_int, default=None, metavar="N",
                    help="events the run sent and the collector acknowledged (all rows if no --run-id)")
-    p.add_argument("--batch-size", type=_positive_int, default=1000, metavar="N",
-                   help="the run's batch size, to turn markers into sequence numbers (default 1000)")
-    p.add_argument("--max-size-mb", type=_positive_float, default=100.0, metavar="N",
-                   help="largest allowed file size in MB (default 100)")
+    p.add_argument("--batch-size", type=_positive_int, default=DEFAULTS.batch_size, metavar="N",
+                   help=f"the run's batch size, to turn markers into sequence numbers (default {DEFAULTS.batch_size})")
+    p.add_argument("--max-size-mb", type=_positive_float, default=DEFAULTS.max_file_size_mb, metavar="N",
+                   help=f"largest allowed file size in MiB (default {DEFAULTS.max_file_size_mb:g})")
     p.add_argument("--date", dest="dates", action="append", type=_date, default=None, metavar="YYYY-MM-DD",
                    help="UTC date partition to check; repeatable (default: every date)")
     p.add_argument("--wait-secs", type=_non_negative_float, default=0.0, metavar="S",
                    help="poll until the expected rows are there or S seconds pass (default 0)")
     p.add_argument("--json", default=None, metavar="PATH", help="write the verification as JSON to PATH")
-    p.add_argument("--s3-endpoint", default=None, help=f"S3 endpoint URL (env S3_ENDPOINT, default {DEFAULT_ENDPOINT})")
-    p.add_argument("--bucket", default=None, help=f"bucket (env S3_BUCKET, default {DEFAULT_BUCKET})")
+    add_s3_arguments(p)
     p.set_defaults(handler=run)
 
 
-def _usage(message: str) -> int:
+def _usage(message: str) -> ExitCode:
     print(f"wefperf verify: error: {message}", file=sys.stderr)
-    return EXIT_USAGE
+    return ExitCode.USAGE
 
 
 def run(args: argparse.Namespace) -> int:
     from ..report.s3 import s3_block
     from ..verify import VerifyOptions, verify_s3
 
-    endpoint = (args.s3_endpoint or os.environ.get("S3_ENDPOINT") or DEFAULT_ENDPOINT).strip()
-    parts = urlsplit(endpoint)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return _usage(f"S3 endpoint {endpoint!r} is not an http(s)://host:port URL (S3_ENDPOINT / --s3-endpoint)")
-    bucket = (args.bucket or os.environ.get("S3_BUCKET") or DEFAULT_BUCKET).strip()
-    if not 3 <= len(bucket) <= 63:
-        return _usage(f"bucket name {bucket!r} must be 3 to 63 characters (S3_BUCKET / --bucket)")
+    try:
+        s3 = s3_settings(args)
+    except ConfigError as exc:
+        return _usage(str(exc))
     event_types = sorted({t for group in args.event_types for t in group}, key=int)
     opts = VerifyOptions(
-        endpoint=endpoint,
-        bucket=bucket,
-        access_key=os.environ.get("AWS_ACCESS_KEY_ID", "miniouser"),
-        secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "miniopassword"),
+        endpoint=s3.s3_endpoint,
+        bucket=s3.s3_bucket,
+        access_key=s3.access_key,
+        secret_key=s3.secret_key,
         event_types=event_types,
         dates=sorted(set(args.dates)) if args.dates else None,
         max_file_size_bytes=int(args.max_size_mb * 1024 * 1024),
@@ -143,5 +137,5 @@ def run(args: argparse.Namespace) -> int:
                 fh.write("\n")
         except OSError as exc:
             print(f"wefperf verify: could not write {args.json}: {exc.strerror or exc}", file=sys.stderr)
-            return EXIT_USAGE
-    return EXIT_PASS if result.passed else EXIT_FAIL
+            return ExitCode.USAGE
+    return ExitCode.PASSED if result.passed else ExitCode.FAILED

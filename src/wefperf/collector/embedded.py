@@ -18,12 +18,14 @@ from typing import AsyncIterator
 
 import aiohttp
 
+from ..settings import DEFAULTS
 from .s3server import MotoServer
 from .service import READY_PREFIX
 from .upload import S3Target, s3_client
 
-ACCESS_KEY = "miniouser"
-SECRET_KEY = "miniopassword"
+# moto takes any key; the embedded stack uses the documented defaults (S3Settings).
+ACCESS_KEY = DEFAULTS.access_key
+SECRET_KEY = DEFAULTS.secret_key
 
 
 class EmbeddedStackError(RuntimeError):
@@ -78,8 +80,8 @@ def _died(what: str, proc: asyncio.subprocess.Process, tail: collections.deque[s
 
 @contextlib.asynccontextmanager
 async def embedded_stack(
-    *, flush_interval_secs: float = 5, max_file_size_mb: float = 100, bucket: str = "wef-events",
-    start_timeout: float = 60.0, stop_timeout: float = 60.0,
+    *, flush_interval_secs: float = DEFAULTS.flush_interval_secs, max_file_size_mb: float = DEFAULTS.max_file_size_mb,
+    bucket: str = DEFAULTS.s3_bucket, start_timeout: float = 60.0, stop_timeout: float = 60.0,
 ) -> AsyncIterator[StackEndpoints]:
     """Start moto S3 (with `bucket`) and the collector on free 127.0.0.1 ports; on exit SIGTERM the
     collector (it flushes every buffer to S3), wait for it, then stop moto."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from ..exitcodes import ExitCode
 from .s3server import MotoServer
 from .server import Collector, make_app
 from .sink import Sink
@@ -28,21 +29,24 @@ class TargetError(Exception):
 
 @dataclass(frozen=True)
 class TargetConfig:
-    host: str = "127.0.0.1"
-    port: int = 5985
-    s3_endpoint: str = ""  # empty: start the embedded moto S3
-    bucket: str = "wef-events"
-    access_key: str = "miniouser"
-    secret_key: str = "miniopassword"
-    flush_interval_secs: float = 5.0
-    max_file_bytes: int = 100 * 1024 * 1024
-    max_body_bytes: int = 64 * 1024 * 1024
-    max_pending_bytes: int = 512 * 1024 * 1024
-    shutdown_timeout_secs: float = 30.0
+    """Everything the collector needs, all given by `wefperf collector`: its defaults live there
+    and in `S3Settings`, not here."""
+
+    host: str
+    port: int
+    s3_endpoint: str  # empty: start the embedded moto S3
+    bucket: str
+    access_key: str
+    secret_key: str
+    flush_interval_secs: float
+    max_file_bytes: int
+    max_body_bytes: int
+    max_pending_bytes: int
+    shutdown_timeout_secs: float
 
 
-async def serve(cfg: TargetConfig) -> int:
-    """Run until SIGINT/SIGTERM; 0 when every event reached S3, 1 when some were dropped."""
+async def serve(cfg: TargetConfig) -> ExitCode:
+    """Run until SIGINT/SIGTERM; PASSED when every event reached S3, FAILED when some were dropped."""
     moto: MotoServer | None = None
     endpoint = cfg.s3_endpoint
     if not endpoint:
@@ -67,7 +71,7 @@ async def serve(cfg: TargetConfig) -> int:
             await asyncio.to_thread(moto.stop)
 
 
-async def _serve_http(cfg: TargetConfig, client: object, target: S3Target) -> int:
+async def _serve_http(cfg: TargetConfig, client: object, target: S3Target) -> ExitCode:
     uploader = Uploader(client, target.bucket, max_pending_bytes=cfg.max_pending_bytes)
     uploader.start()
     sink = Sink(uploader, flush_interval=cfg.flush_interval_secs, max_file_bytes=cfg.max_file_bytes)
@@ -104,11 +108,11 @@ async def _serve_http(cfg: TargetConfig, client: object, target: S3Target) -> in
         s["received_events"], s["unknown_events"], s["requests"], s["uploaded_files"], s["uploaded_events"],
         target.bucket, s["upload_retries"], s["dropped_events"],
     )
-    return 1 if s["dropped_events"] else 0
+    return ExitCode.FAILED if s["dropped_events"] else ExitCode.PASSED
 
 
-def run(cfg: TargetConfig) -> int:
-    """Run `serve` under uvloop when it is importable; user errors become one line and exit code 2."""
+def run(cfg: TargetConfig) -> ExitCode:
+    """Run `serve` under uvloop when it is importable; user errors become one line and exit code USAGE."""
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="wefperf collector: %(message)s")
     try:
         import uvloop
@@ -121,4 +125,4 @@ def run(cfg: TargetConfig) -> int:
             return runner.run(serve(cfg))
     except TargetError as exc:
         sys.stderr.write(f"wefperf collector: error: {exc}\n")
-        return 2
+        return ExitCode.USAGE

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Callable, TextIO
 
+from ..exitcodes import ExitCode
 from ..load import ProgressInfo
 from ..metrics import Percentiles
 from ..wording import plural
@@ -169,7 +170,7 @@ def result_lines(result: "RunResult", s3_block: Callable[[object], list[str]] | 
     cfg = result.configuration
     if verdict.passed:
         lines.append("✓ Performance test completed successfully")
-    elif verdict.exit_code == 130:
+    elif verdict.exit_code == ExitCode.INTERRUPTED:
         lines.append("✗ Performance test interrupted (partial results)")
     else:
         lines.append("✗ Performance test failed")
