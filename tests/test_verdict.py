@@ -64,7 +64,7 @@ def test_failed_batches_and_s3_failure_each_fail_the_run() -> None:
     assert judge(settings, load, True).passed
     s3 = judge(settings, load, False)
     assert s3.exit_code == ExitCode.FAILED and s3.reasons == ["S3 verification failed"]
-    failed = judge(settings, replace(load, batches_failed=2), None)
+    failed = judge(settings, replace(load, batches_failed=2, events_failed=2000), None)
     assert failed.exit_code == ExitCode.FAILED and failed.reasons[0].startswith("2 batches failed")
 
 

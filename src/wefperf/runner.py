@@ -31,7 +31,7 @@ from .payload import PayloadPool, build_pool, new_run_id
 from .report.console import Reporter
 from .result import RunResult, ServerStats
 from .settings import Settings
-from .verdict import judge
+from .verdict import S3Figures, judge
 
 T = TypeVar("T")
 
@@ -112,6 +112,7 @@ async def run_test(
                 total_events=settings.total_events,
                 duration_s=settings.duration_secs,
                 timeout_s=settings.timeout_secs,
+                stages=settings.stages,
             ),
             concurrency=settings.concurrency,
             drain_timeout_s=settings.drain_timeout_secs,
@@ -263,7 +264,12 @@ def _result(
     stopped_in: str | None = None,
     show: bool = True,
 ) -> RunResult:
-    verdict = judge(settings, load, None if s3 is None else bool(s3.passed), unavailable=unavailable)
+    figures = None
+    if s3 is not None:
+        acct = s3.accounting
+        figures = S3Figures(bool(s3.passed), acct.missing if acct is not None and acct.expected is not None else None,
+                            acct.duplicated if acct is not None else None)
+    verdict = judge(settings, load, figures, server=server, unavailable=unavailable)
     result = RunResult(
         run_id=run_id,
         test_name=settings.test_name,

@@ -17,11 +17,13 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from .load.shapes import Stage, parse_stages
 from .settings_layers import alias_of, build_layered, environment_sources
+from .thresholds import parse_thresholds
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 # A profile file's top-level keys; every setting goes in its [settings] table.
-PROFILE_KEYS = ("name", "title", "description", "settings")
+PROFILE_KEYS = ("name", "title", "description", "settings", "stages", "thresholds")
 
 
 M = TypeVar("M", bound="S3Settings")
@@ -76,6 +78,17 @@ def base_url(url: str) -> str:
     """scheme://host:port of a URL: where /health and /stats/throughput live."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def _stage_from_table(item: Any) -> Any:
+    """A profile's `[[stages]]` table (duration_secs, target_eps) as a Stage."""
+    if isinstance(item, Mapping):
+        unknown = sorted(set(item) - {"duration_secs", "target_eps"})
+        if unknown or not {"duration_secs", "target_eps"} <= set(item):
+            raise ValueError("each [[stages]] table needs duration_secs and target_eps, nothing else")
+        text = f"{item['duration_secs']}:{item['target_eps']}"
+        return parse_stages(text)[0]
+    return item
 
 
 # -- the models ---------------------------------------------------------------------------
@@ -212,11 +225,52 @@ class Settings(S3Settings):
         "/tmp/performance_test_results.json", min_length=1, validation_alias="PERF_TEST_RESULTS",
         description="where the results JSON is written",
     )
+    results_dir: str = Field(
+        "", validation_alias="PERF_TEST_RESULTS_DIR",
+        description="write the results JSON into this folder under a timestamped name instead (keeps every run)",
+    )
+    stages: list[Stage] = Field(
+        default_factory=list, validation_alias="PERF_TEST_STAGES",
+        description="load shape SECS:EPS,SECS:EPS,...: each stage ramps from the previous rate (0 at first)"
+                    " to its own; replaces the target rate and duration",
+    )
+    thresholds: dict[str, float] = Field(
+        default_factory=dict, validation_alias="PERF_TEST_THRESHOLDS",
+        description="SLO thresholds NAME=VALUE,...: latency_p50_ms, latency_p99_ms, latency_p999_ms,"
+                    " schedule_lag_p99_ms, error_ratio, achieved_ratio (lower bound), server_missing_events,"
+                    " s3_missing_events, s3_duplicated_events",
+    )
+    abort_on_fail: bool = Field(
+        False, validation_alias="PERF_TEST_ABORT_ON_FAIL",
+        description="stop the run early when the latency or error thresholds break over a sliding window",
+    )
+    threshold_window_secs: float = Field(
+        10, gt=0, validation_alias="PERF_TEST_THRESHOLD_WINDOW_SECS",
+        description="the sliding window --abort-on-fail judges, in seconds",
+    )
 
     @field_validator("test_name", mode="before")
     @classmethod
     def _blank_name(cls, v: Any) -> Any:
         return cls.model_fields["test_name"].default if v in (None, "") else v
+
+    @field_validator("stages", mode="before")
+    @classmethod
+    def _stages(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return parse_stages(v) if v.strip() else []
+        if isinstance(v, list):
+            return [_stage_from_table(item) for item in v]
+        return v
+
+    @field_validator("thresholds", mode="before")
+    @classmethod
+    def _thresholds(cls, v: Any) -> Any:
+        if v is None or v == "":
+            return {}
+        if isinstance(v, (str, Mapping)):
+            return parse_thresholds(v)
+        return v
 
     @field_validator("event_type", mode="before")
     @classmethod
@@ -232,9 +286,27 @@ class Settings(S3Settings):
             raise ValueError(
                 "PERF_TEST_SENDER: the fast sender speaks plain http:// only; use aiohttp (or auto) for https://"
             )
+        if self.stages:
+            # The shape's own length is the run's duration; the banner says the stages replace the rate.
+            self.duration_secs = sum(stage.duration_s for stage in self.stages)
         if self.duration_secs == 0 and self.total_events == 0:
             raise ValueError("PERF_TEST_TOTAL_EVENTS and PERF_TEST_DURATION_SECS are both 0: set one of them")
+        for name in ("s3_missing_events", "s3_duplicated_events"):
+            if name in self.thresholds and not self.verify_s3:
+                raise ValueError(f"PERF_TEST_THRESHOLDS: {name} needs the S3 check (PERF_TEST_VERIFY_S3=true)")
         return self
+
+    @property
+    def rate_limited(self) -> bool:
+        """A target rate or a load shape: there is a plan to hold, and a share of it to judge."""
+        return self.target_eps > 0 or bool(self.stages)
+
+    def effective_thresholds(self) -> dict[str, float]:
+        """The seed's rule as defaults (95 % of the plan, no failed batch), then the user's thresholds."""
+        defaults: dict[str, float] = {"error_ratio": 0.0}
+        if self.rate_limited:
+            defaults["achieved_ratio"] = self.pass_ratio
+        return {**defaults, **self.thresholds}
 
     # Derived values the runner uses; kept here so every stage agrees on them.
     @property
@@ -379,6 +451,9 @@ def load_settings(
         prof = read_profile(profile)
         layer = dict(prof["settings"])
         layer.setdefault("test_name", prof.get("title") or prof["name"])
+        for table in ("stages", "thresholds"):  # [[stages]] and [thresholds] sit beside [settings]
+            if table in prof:
+                layer[table] = prof[table]
     return _load(Settings, overrides, environ, layer)
 
 

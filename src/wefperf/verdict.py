@@ -1,13 +1,24 @@
-"""Pass or fail, with the reasons, from the seed's thresholds."""
+"""Pass or fail, with the reasons: the seed's rules as default thresholds, then the user's.
+
+The seed passed a run that held 95 % of its target with no failed batch; those are the
+`achieved_ratio` and `error_ratio` thresholds unless the user sets them. A count-mode run
+must also send its events before the timeout, and the S3 check must pass when it ran.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .exitcodes import ExitCode
 from .metrics import LoadSummary
 from .settings import Settings
+from .thresholds import Judged, Measures
+from .thresholds import judge as judge_thresholds
 from .wording import plural
+
+if TYPE_CHECKING:
+    from .result import ServerStats
 
 
 @dataclass(frozen=True)
@@ -15,54 +26,91 @@ class Verdict:
     passed: bool
     exit_code: ExitCode
     reasons: list[str] = field(default_factory=list)
-    # The share of the target that was held (None when no target applies).
+    # The share of the plan that was held (None when no rate applies).
     target_ratio: float | None = None
-    achieved_eps: float = 0.0
+    thresholds: list[Judged] = field(default_factory=list)
 
 
-def judge(settings: Settings, load: LoadSummary, s3_passed: bool | None, *, unavailable: str | None = None) -> Verdict:
-    """Duration mode: sent ≥ ratio × duration × target. Count mode: ≥ ratio of the events
-    sent before the timeout and, with a target, achieved rate ≥ ratio × target. A run cut
-    short (interrupted, timed out) is judged on what its plan had due in the window it ran.
-    Always: no failed batch, and S3 verification passed when it ran."""
-    reasons: list[str] = []
-    ratio = settings.pass_ratio
-    # Ingested means acknowledged: a refused batch was sent, but it was not taken.
-    achieved = load.events_ok / load.elapsed_s if load.elapsed_s > 0 else 0.0
-    target_ratio: float | None = None
+@dataclass(frozen=True)
+class S3Figures:
+    passed: bool
+    missing: int | None = None
+    duplicated: int | None = None
+
+
+def judge(settings: Settings, load: LoadSummary, s3: S3Figures | bool | None, *,
+          server: ServerStats | None = None, unavailable: str | None = None) -> Verdict:
+    """Every threshold with its measured value, and the reasons for a failure."""
+    if isinstance(s3, bool):
+        s3 = S3Figures(s3)
     if unavailable:
-        reasons.append(unavailable)
-    else:
-        if not settings.duration_mode:
-            sent_share = load.events_sent / settings.total_events if settings.total_events else 1.0
-            if sent_share < ratio and not load.interrupted:
-                why = f"timeout reached after {settings.timeout_secs:g} seconds: " if load.timed_out else ""
-                reasons.append(f"{why}sent {load.events_sent:,} of {settings.total_events:,} events"
-                               f" ({sent_share:.1%}); {ratio:.0%} needed")
-        if settings.target_eps > 0:
-            target_ratio, why_not = _rate(settings, load, achieved)
-            if target_ratio < ratio:
-                reasons.append(f"{why_not}; {ratio:.0%} needed")
-    if load.batches_failed:
-        classes = ", ".join(f"{name} x{cls.batches}" for name, cls in sorted(load.errors.items()))
-        reasons.append(f"{plural(load.batches_failed, 'batch')} failed ({classes})")
-    if s3_passed is False:
+        return Verdict(False, ExitCode.FAILED, [unavailable])
+    reasons: list[str] = []
+    share, shortfall = _achieved(settings, load)
+    if not settings.duration_mode:
+        sent_share = load.events_sent / settings.total_events if settings.total_events else 1.0
+        if sent_share < settings.pass_ratio and not load.interrupted:
+            why = f"timeout reached after {settings.timeout_secs:g} seconds: " if load.timed_out else ""
+            reasons.append(f"{why}sent {load.events_sent:,} of {settings.total_events:,} events"
+                           f" ({sent_share:.1%}); {settings.pass_ratio:.0%} needed")
+    judged = judge_thresholds(settings.effective_thresholds(), measures(load, share, server, s3))
+    for j in judged:
+        if j.passed:
+            continue
+        if j.name == "achieved_ratio" and shortfall and j.measured is not None:
+            reasons.append(f"{shortfall}; {j.limit:.0%} needed")
+        elif j.name == "error_ratio" and load.batches_failed:
+            classes = ", ".join(f"{name} x{cls.batches}" for name, cls in sorted(load.errors.items()))
+            reasons.append(f"{plural(load.batches_failed, 'batch')} failed ({classes}); {j.describe()}")
+        else:
+            reasons.append(j.describe())
+    if s3 is not None and not s3.passed:
         reasons.append("S3 verification failed")
     if load.interrupted:
-        return Verdict(False, ExitCode.INTERRUPTED, ["interrupted"] + reasons, target_ratio, achieved)
-    return Verdict(not reasons, ExitCode.PASSED if not reasons else ExitCode.FAILED, reasons, target_ratio, achieved)
+        return Verdict(False, ExitCode.INTERRUPTED, ["interrupted"] + reasons, share, judged)
+    return Verdict(not reasons, ExitCode.PASSED if not reasons else ExitCode.FAILED, reasons, share, judged)
 
 
-def _rate(settings: Settings, load: LoadSummary, achieved: float) -> tuple[float, str]:
-    """The share of the target held, and how to say it when it falls short."""
-    if load.cut_short and load.due_events:
+def measures(load: LoadSummary, achieved: float | None, server: ServerStats | None, s3: S3Figures | None) -> Measures:
+    """The figures the thresholds look at, from what the run measured."""
+    lat = load.latency
+    counted = lat.count > 0
+    missing_at_server: float | None = None
+    if server is not None and server.counts_known:
+        missing_at_server = sum(max((r.expected or 0) - r.counted, 0) for r in server.per_event_id()
+                                if r.event_id is not None)
+    return Measures(
+        latency_p50_ms=lat.p50 if counted else None,
+        latency_p99_ms=lat.p99 if counted else None,
+        latency_p999_ms=lat.p999 if counted else None,
+        schedule_lag_p99_ms=load.schedule_lag.p99 if load.schedule_lag.count else None,
+        error_ratio=load.events_failed / load.events_sent if load.events_sent else 0.0,
+        achieved_ratio=achieved,
+        server_missing_events=missing_at_server,
+        s3_missing_events=None if s3 is None or s3.missing is None else float(s3.missing),
+        s3_duplicated_events=None if s3 is None or s3.duplicated is None else float(s3.duplicated),
+    )
+
+
+def _achieved(settings: Settings, load: LoadSummary) -> tuple[float | None, str]:
+    """The share of the plan held, and how to say it when it falls short; (None, "") without a rate.
+
+    Ingested means acknowledged: a refused batch was sent, but it was not taken. A run cut
+    short, and any duration or staged run, is judged on the events its plan had due in the
+    window it ran; a count-mode run on its rate over the whole run.
+    """
+    if not settings.rate_limited:
+        return None, ""
+    if (load.cut_short or settings.duration_mode) and load.due_events:
         share = load.events_ok / load.due_events
-        return share, (f"{load.events_ok:,} events acknowledged, {share:.1%} of the {load.due_events:,} due"
-                       f" in the {load.window_s:.1f} s the run lasted")
+        window = (f"in the {load.window_s:.1f} s the run lasted" if load.cut_short
+                  else f"by the plan ({settings.duration_secs:g} s)")
+        return share, f"{load.events_ok:,} events acknowledged, {share:.1%} of the {load.due_events:,} due {window}"
     if settings.duration_mode:
         expected = settings.duration_secs * settings.target_eps
         share = load.events_ok / expected
         return share, (f"{load.events_ok:,} events acknowledged, {share:.1%} of the {expected:,.0f} expected"
                        f" ({settings.duration_secs:g} s x {settings.target_eps:,.0f}/s)")
+    achieved = load.events_ok / load.elapsed_s if load.elapsed_s > 0 else 0.0
     share = achieved / settings.target_eps
-    return share, (f"achieved {achieved:,.0f} events/s, {share:.1%} of the {settings.target_eps:,.0f}/s target")
+    return share, f"achieved {achieved:,.0f} events/s, {share:.1%} of the {settings.target_eps:,.0f}/s target"
