@@ -482,6 +482,8 @@ if args[:1] == ["inspect"]:
 if args[:2] == ["compose", "ps"]:
     print("c0ffee")
     sys.exit(0)
+if args[:2] == ["compose", "build"] and os.environ.get("FAKE_BUILD_FAILS"):
+    sys.exit(1)
 if args[:2] == ["compose", "run"]:
     pairs = list(zip(args, args[1:]))
     host = next(v.rsplit(":", 1)[0] for k, v in pairs if k == "-v" and v.endswith(":/results"))
@@ -505,7 +507,9 @@ sys.exit(0)
 '''
 
 
-def _run_all(tmp_path: Path, *args: str, rc: dict[str, int] | None = None) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
+def _run_all(
+    tmp_path: Path, *args: str, rc: dict[str, int] | None = None, extra_env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
     bindir = tmp_path / "fakebin"
     bindir.mkdir(exist_ok=True)
     docker = bindir / "docker"
@@ -517,6 +521,7 @@ def _run_all(tmp_path: Path, *args: str, rc: dict[str, int] | None = None) -> tu
     env = {
         "PATH": f"{bindir}:/usr/bin:/bin", "HOME": str(tmp_path),
         "FAKE_DOCKER_LOG": str(log), "FAKE_RC": json.dumps(rc or {}), "FAKE_TARGETS": json.dumps(targets),
+        **(extra_env or {}),
     }
     done = subprocess.run(
         ["bash", str(RUN_ALL), "--results", str(tmp_path / "res"), *args],
@@ -593,6 +598,96 @@ def test_run_all_rejects_an_unknown_profile_before_touching_docker(tmp_path: Pat
     assert done.returncode == 2
     assert calls == []
     assert done.stderr.strip().count("\n") == 0 and "unknown profile target-1m" in done.stderr
+
+
+# What the real docker client (28.x) does with no engine behind it: the client
+# answers `compose version` by itself, while `info` and every engine call fail
+# on the socket with this line on stderr and exit code 1 (seen on this machine).
+NO_ENGINE = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?"
+NO_ENGINE_DOCKER = r'''#!{python}
+"""A docker client with no engine behind it; `info` can also hang (FAKE_INFO_HANGS)."""
+import json, os, sys, time
+
+args = sys.argv[1:]
+with open(os.environ["FAKE_DOCKER_LOG"], "a") as log:
+    log.write(json.dumps(args) + "\n")
+if args[:2] == ["compose", "version"]:
+    print("Docker Compose version v2.36.2")
+    sys.exit(0)
+if args[:1] == ["info"] and os.environ.get("FAKE_INFO_HANGS"):
+    time.sleep(60)
+if args[:1] == ["info"] and "--format" in args:
+    print()  # the real client prints the empty template result too
+print({message!r}, file=sys.stderr)
+sys.exit(1)
+'''
+
+
+def _run_all_without_engine(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], list[list[str]], Path]:
+    """Runs a copy of the script in a scratch project, so its default results path is checked too."""
+    project = tmp_path / "project"
+    (project / "scripts").mkdir(parents=True)
+    shutil.copy2(RUN_ALL, project / "scripts" / "run-all.sh")
+    bindir = tmp_path / "nobin"
+    bindir.mkdir()
+    docker = bindir / "docker"
+    docker.write_text(NO_ENGINE_DOCKER.format(python=sys.executable, message=NO_ENGINE))
+    docker.chmod(docker.stat().st_mode | stat.S_IEXEC)
+    log = tmp_path / "docker.log"
+    log.write_text("")
+    done = subprocess.run(
+        ["bash", str(project / "scripts" / "run-all.sh"), *args],
+        env={"PATH": f"{bindir}:/usr/bin:/bin", "HOME": str(tmp_path), "FAKE_DOCKER_LOG": str(log), **(env or {})},
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    return done, calls, project
+
+
+def test_run_all_without_a_docker_engine_says_so_in_one_line(tmp_path: Path) -> None:
+    done, calls, project = _run_all_without_engine(tmp_path)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("run-all: no Docker engine is reachable")
+    assert NO_ENGINE in lines[0], "docker's own reason should be passed on"
+    assert "Traceback" not in done.stderr and "build" not in lines[0]
+    # Nothing beyond the client check and the one engine question; nothing left behind.
+    assert [c[:1] for c in calls] == [["compose"], ["info"]]
+    assert not (project / "results").exists()
+    assert sorted(p.name for p in project.iterdir()) == ["scripts"]
+
+
+def test_run_all_without_an_engine_leaves_no_results_dir_it_was_given(tmp_path: Path) -> None:
+    target = tmp_path / "out" / "mine"
+    done, _, _ = _run_all_without_engine(tmp_path, "--results", str(target), "baseline")
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_all_gives_up_on_an_engine_that_never_answers(tmp_path: Path) -> None:
+    import time
+
+    start = time.monotonic()
+    done, _, project = _run_all_without_engine(
+        tmp_path, env={"FAKE_INFO_HANGS": "1", "RUN_ALL_ENGINE_TIMEOUT": "1"}
+    )
+    assert time.monotonic() - start < 20
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert "no Docker engine is reachable" in line and "no answer within 1 s" in line
+    assert not (project / "results").exists()
+
+
+def test_run_all_removes_its_empty_results_dir_when_the_build_fails(tmp_path: Path) -> None:
+    done, calls = _run_all(tmp_path, "baseline", extra_env={"FAKE_BUILD_FAILS": "1"})
+    assert done.returncode == 2
+    assert "the wefperf image did not build" in done.stderr
+    assert not any(c[:2] == ["compose", "run"] for c in calls)
+    assert not (tmp_path / "res").exists()
 
 
 def test_run_all_reads_keys_the_real_results_json_has(tmp_path: Path) -> None:
