@@ -35,6 +35,9 @@ DOCKERFILE = ROOT / "Dockerfile"
 RUN_ALL = ROOT / "scripts" / "run-all.sh"
 
 COLLECTOR_IMAGE = "ghcr.io/mrmagooey/logthing:0.5.0"
+# Docker Hub no longer has minio/minio or minio/mc; quay.io keeps the last releases (compose.yaml says more).
+MINIO_IMAGE = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
+MC_IMAGE = "quay.io/minio/mc:RELEASE.2025-08-13T08-35-41Z"
 COLLECTOR_CONFIG_PATH = "/etc/logthing/config.toml"
 MINIO_USER, MINIO_PASSWORD, BUCKET = "miniouser", "miniopassword", "wef-events"
 
@@ -151,7 +154,7 @@ def test_compose_declares_exactly_the_seed_services(services: dict[str, Any]) ->
 
 def test_minio_runs_with_the_suite_credentials_and_a_health_check(services: dict[str, Any]) -> None:
     minio = services["minio"]
-    assert minio["image"] == "minio/minio"
+    assert minio["image"] == MINIO_IMAGE
     assert _env(minio) == {"MINIO_ROOT_USER": MINIO_USER, "MINIO_ROOT_PASSWORD": MINIO_PASSWORD}
     assert minio["command"][:2] == ["server", "/data"]
     test = minio["healthcheck"]["test"]
@@ -161,7 +164,7 @@ def test_minio_runs_with_the_suite_credentials_and_a_health_check(services: dict
 
 def test_minio_setup_creates_the_bucket_once_minio_is_healthy(services: dict[str, Any]) -> None:
     setup = services["minio-setup"]
-    assert setup["image"] == "minio/mc"
+    assert setup["image"] == MC_IMAGE
     script = " ".join(setup.get("entrypoint") or []) + " " + " ".join(setup["command"])
     assert f"mc mb --ignore-existing local/{BUCKET}" in script
     assert "http://minio:9000" in script
@@ -257,15 +260,30 @@ def test_every_file_a_service_references_exists(services: dict[str, Any]) -> Non
             assert Path(env_file).is_file(), f"{name}: env_file {env_file} is missing"
 
 
+def test_every_pulled_image_names_a_registry_and_a_tag(services: dict[str, Any]) -> None:
+    """No bare Docker Hub name (minio/minio vanished from there) and no implicit :latest."""
+    for name, svc in services.items():
+        if _uses_wefperf_image(svc):
+            continue
+        image = svc["image"]
+        registry, _, rest = image.partition("/")
+        assert "." in registry, f"{name}: {image} names no registry, so it would come from Docker Hub"
+        assert ":" in rest and not rest.endswith(":latest"), f"{name}: {image} is not pinned to a tag"
+
+
 def test_image_overrides_change_only_the_image(docker_compose_bin: str) -> None:
-    env = {**_clean_env(), "MINIO_IMAGE": "quay.io/minio/minio", "WEF_SERVER_IMAGE": "logthing:dev"}
+    env = {
+        **_clean_env(), "MINIO_IMAGE": "mirror.example/minio:1", "MC_IMAGE": "mirror.example/mc:1",
+        "WEF_SERVER_IMAGE": "logthing:dev",
+    }
     done = subprocess.run(
         [docker_compose_bin, "-f", str(COMPOSE_FILE), "config"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
     )
     assert done.returncode == 0, done.stderr
     svcs = yaml.safe_load(done.stdout)["services"]
-    assert svcs["minio"]["image"] == "quay.io/minio/minio"
+    assert svcs["minio"]["image"] == "mirror.example/minio:1"
+    assert svcs["minio-setup"]["image"] == "mirror.example/mc:1"
     assert {svcs[s]["image"] for s in SERVERS} == {"logthing:dev"}
 
 
