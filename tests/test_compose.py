@@ -388,6 +388,24 @@ def test_sustained_server_flushes_every_5_s_in_100_mb_files() -> None:
     assert _server_config("wef-server-10k-sustained")["metrics"]["port"] == 9100
 
 
+def test_both_servers_serve_metrics_on_the_port_compose_exposes(services: dict[str, Any]) -> None:
+    """One metrics port for both collectors (9100, as the collector's e2e configs), exposed in compose."""
+    ports = {name: _server_config(name)["metrics"]["port"] for name in SERVERS}
+    assert set(ports.values()) == {9100}, ports
+    for name in SERVERS:
+        assert _server_config(name)["metrics"]["enabled"] is True
+        assert {str(p) for p in services[name]["expose"]} == {"5985", "9100"}
+
+
+def test_env_override_prefix_is_documented_per_release() -> None:
+    """v0.5.0 reads WEF__; later releases only LOGTHING__: wherever one is named, so is the other."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    compose_section = readme.split("## Running in Docker Compose", 1)[1].split("\n## ", 1)[0]
+    for text in (compose_section, COMPOSE_FILE.read_text(), *(p.read_text() for p in SERVERS.values())):
+        if "WEF__" in text:
+            assert "LOGTHING__" in text
+
+
 def test_server_credentials_match_minio(services: dict[str, Any]) -> None:
     minio = _env(services["minio"])
     for name in SERVERS:
