@@ -155,6 +155,24 @@ def test_collector_stopped_normally_still_stops_moto(tmp_path: Path, reaper: lis
     collector.send_signal(signal.SIGTERM)
     assert collector.wait(timeout=30) == 0, (tmp_path / "stderr").read_text()
     assert _wait_gone([moto], timeout=5) == []
+    # Its start-up line gives the file size limit in MB, not in bytes.
+    log = (tmp_path / "stderr").read_text()
+    assert "files up to 100 MB)" in log and "104857600" not in log, log
+
+
+def test_start_up_line_gives_the_size_limit_as_passed(tmp_path: Path, reaper: list[Proc]) -> None:
+    collector = _start(
+        [sys.executable, "-m", "wefperf", "collector", "--port", "0", "--max-file-size-mb", "12.5"], tmp_path
+    )
+    reaper.append(Proc(collector.pid))
+    _wait_ready(collector, tmp_path, READY)
+    reaper.append(_wait_for_child(collector.pid, " moto.server "))
+    deadline = time.monotonic() + 10
+    while "files up to" not in (tmp_path / "stderr").read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "files up to 12.5 MB)" in (tmp_path / "stderr").read_text()
+    collector.send_signal(signal.SIGTERM)
+    collector.wait(timeout=30)
 
 
 def test_sigkilled_embedded_run_takes_moto_and_the_collector_with_it(tmp_path: Path, reaper: list[Proc]) -> None:
