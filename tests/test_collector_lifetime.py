@@ -3,7 +3,8 @@
 A SIGKILLed process runs no cleanup, so a child it started (moto's S3 server,
 or the collector that `embedded_stack` starts) must notice on its own that its
 parent is gone. These tests start the real processes, find the children in
-/proc, kill the parent with SIGKILL and wait for every child to go.
+/proc, kill the parent with SIGKILL and wait for every child to go. Since they
+run the real collector, they also check its start-up line.
 """
 
 from __future__ import annotations
