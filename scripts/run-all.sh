@@ -21,7 +21,9 @@
 #
 # Exit code: 0 when every run passed, else 130 if interrupted, 2 if any run
 # had a configuration error, 1 otherwise. Set COMPOSE to choose the compose
-# command (default: `docker compose`, else `docker-compose`).
+# command (default: `docker compose`, else `docker-compose`). It first asks the
+# Docker engine (`docker info`, RUN_ALL_ENGINE_TIMEOUT seconds, default 10):
+# with none reachable it says so in one line and exits 2, creating nothing.
 set -uo pipefail
 
 ALL_PROFILES=(baseline target-100k target-200k target-500k sustained-10k max-throughput)
@@ -54,7 +56,7 @@ while [ $# -gt 0 ]; do
     --keep) keep=1 ;;
     --results) [ $# -ge 2 ] || die "--results needs a directory"; results=$2; shift ;;
     --results=*) results=${1#--results=} ;;
-    -h | --help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) die "unknown option $1 (see --help)" ;;
     *) service_for "$1" >/dev/null || die "unknown profile $1 (one of: ${ALL_PROFILES[*]})"
        profiles+=("$1") ;;
@@ -75,7 +77,34 @@ else
   die "neither 'docker compose' nor 'docker-compose' works here: install Docker Compose"
 fi
 
+# Without an engine every compose command fails, docker-compose 1.x with a
+# page of Python tracebacks, so ask the engine once, briefly, before anything
+# else and before a results directory exists. `docker info` answers from the
+# engine (the client alone cannot), and the timeout covers a DOCKER_HOST that
+# never answers.
+engine_check() {
+  local out rc limit=${RUN_ALL_ENGINE_TIMEOUT:-10}
+  if command -v timeout >/dev/null 2>&1; then
+    out=$(timeout "$limit" docker info --format '{{.ServerVersion}}' 2>&1)
+  else
+    out=$(docker info --format '{{.ServerVersion}}' 2>&1)
+  fi
+  rc=$?
+  [ $rc -ne 0 ] || return 0
+  if [ $rc -eq 124 ]; then
+    out="no answer within $limit s"
+  else
+    # docker's own first line says why (no socket, permission, refused).
+    out=$(printf '%s\n' "$out" | sed -n '/[^[:space:]]/{p;q;}')
+  fi
+  die "no Docker engine is reachable (docker info: ${out:-exit code $rc}); start Docker or set DOCKER_HOST, then run again"
+}
+command -v docker >/dev/null 2>&1 || die "the docker command is not on PATH: install Docker"
+engine_check
+
 results=${results:-results/run-all-$(date -u +%Y%m%dT%H%M%SZ)}
+made_results=0
+[ -e "$results" ] || made_results=1
 mkdir -p "$results" || die "cannot create results directory $results"
 results=$(cd "$results" && pwd)
 : >"$results/exit-codes.tsv"
@@ -90,8 +119,13 @@ else
   done
 fi
 
-# shellcheck disable=SC2317  # called from the EXIT trap
+# shellcheck disable=SC2317,SC2329  # called from the EXIT trap
 teardown() {
+  # A stop before the first run (the build or the stack failed) leaves no
+  # empty results directory behind, if this script made it.
+  if [ "$made_results" -eq 1 ] && [ ! -s "$results/exit-codes.tsv" ]; then
+    rm -f "$results/exit-codes.tsv" && rmdir "$results" 2>/dev/null
+  fi
   if [ "$keep" -eq 0 ]; then
     echo "== Tearing the stack down"
     "${compose[@]}" down -v --remove-orphans

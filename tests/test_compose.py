@@ -35,6 +35,9 @@ DOCKERFILE = ROOT / "Dockerfile"
 RUN_ALL = ROOT / "scripts" / "run-all.sh"
 
 COLLECTOR_IMAGE = "ghcr.io/mrmagooey/logthing:0.5.0"
+# Docker Hub no longer has minio/minio or minio/mc; quay.io keeps the last releases (compose.yaml says more).
+MINIO_IMAGE = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
+MC_IMAGE = "quay.io/minio/mc:RELEASE.2025-08-13T08-35-41Z"
 COLLECTOR_CONFIG_PATH = "/etc/logthing/config.toml"
 MINIO_USER, MINIO_PASSWORD, BUCKET = "miniouser", "miniopassword", "wef-events"
 
@@ -151,7 +154,7 @@ def test_compose_declares_exactly_the_seed_services(services: dict[str, Any]) ->
 
 def test_minio_runs_with_the_suite_credentials_and_a_health_check(services: dict[str, Any]) -> None:
     minio = services["minio"]
-    assert minio["image"] == "minio/minio"
+    assert minio["image"] == MINIO_IMAGE
     assert _env(minio) == {"MINIO_ROOT_USER": MINIO_USER, "MINIO_ROOT_PASSWORD": MINIO_PASSWORD}
     assert minio["command"][:2] == ["server", "/data"]
     test = minio["healthcheck"]["test"]
@@ -161,7 +164,7 @@ def test_minio_runs_with_the_suite_credentials_and_a_health_check(services: dict
 
 def test_minio_setup_creates_the_bucket_once_minio_is_healthy(services: dict[str, Any]) -> None:
     setup = services["minio-setup"]
-    assert setup["image"] == "minio/mc"
+    assert setup["image"] == MC_IMAGE
     script = " ".join(setup.get("entrypoint") or []) + " " + " ".join(setup["command"])
     assert f"mc mb --ignore-existing local/{BUCKET}" in script
     assert "http://minio:9000" in script
@@ -257,15 +260,30 @@ def test_every_file_a_service_references_exists(services: dict[str, Any]) -> Non
             assert Path(env_file).is_file(), f"{name}: env_file {env_file} is missing"
 
 
+def test_every_pulled_image_names_a_registry_and_a_tag(services: dict[str, Any]) -> None:
+    """No bare Docker Hub name (minio/minio vanished from there) and no implicit :latest."""
+    for name, svc in services.items():
+        if _uses_wefperf_image(svc):
+            continue
+        image = svc["image"]
+        registry, _, rest = image.partition("/")
+        assert "." in registry, f"{name}: {image} names no registry, so it would come from Docker Hub"
+        assert ":" in rest and not rest.endswith(":latest"), f"{name}: {image} is not pinned to a tag"
+
+
 def test_image_overrides_change_only_the_image(docker_compose_bin: str) -> None:
-    env = {**_clean_env(), "MINIO_IMAGE": "quay.io/minio/minio", "WEF_SERVER_IMAGE": "logthing:dev"}
+    env = {
+        **_clean_env(), "MINIO_IMAGE": "mirror.example/minio:1", "MC_IMAGE": "mirror.example/mc:1",
+        "WEF_SERVER_IMAGE": "logthing:dev",
+    }
     done = subprocess.run(
         [docker_compose_bin, "-f", str(COMPOSE_FILE), "config"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
     )
     assert done.returncode == 0, done.stderr
     svcs = yaml.safe_load(done.stdout)["services"]
-    assert svcs["minio"]["image"] == "quay.io/minio/minio"
+    assert svcs["minio"]["image"] == "mirror.example/minio:1"
+    assert svcs["minio-setup"]["image"] == "mirror.example/mc:1"
     assert {svcs[s]["image"] for s in SERVERS} == {"logthing:dev"}
 
 
@@ -368,6 +386,24 @@ def test_sustained_server_flushes_every_5_s_in_100_mb_files() -> None:
     s3 = _server_config("wef-server-10k-sustained")["wef"]["s3"]
     assert (s3["flush_interval_secs"], s3["flush_threshold_bytes"]) == (5, 100 * 1024 * 1024)
     assert _server_config("wef-server-10k-sustained")["metrics"]["port"] == 9100
+
+
+def test_both_servers_serve_metrics_on_the_port_compose_exposes(services: dict[str, Any]) -> None:
+    """One metrics port for both collectors (9100, as the collector's e2e configs), exposed in compose."""
+    ports = {name: _server_config(name)["metrics"]["port"] for name in SERVERS}
+    assert set(ports.values()) == {9100}, ports
+    for name in SERVERS:
+        assert _server_config(name)["metrics"]["enabled"] is True
+        assert {str(p) for p in services[name]["expose"]} == {"5985", "9100"}
+
+
+def test_env_override_prefix_is_documented_per_release() -> None:
+    """v0.5.0 reads WEF__; later releases only LOGTHING__: wherever one is named, so is the other."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    compose_section = readme.split("## Running in Docker Compose", 1)[1].split("\n## ", 1)[0]
+    for text in (compose_section, COMPOSE_FILE.read_text(), *(p.read_text() for p in SERVERS.values())):
+        if "WEF__" in text:
+            assert "LOGTHING__" in text
 
 
 def test_server_credentials_match_minio(services: dict[str, Any]) -> None:
@@ -482,6 +518,8 @@ if args[:1] == ["inspect"]:
 if args[:2] == ["compose", "ps"]:
     print("c0ffee")
     sys.exit(0)
+if args[:2] == ["compose", "build"] and os.environ.get("FAKE_BUILD_FAILS"):
+    sys.exit(1)
 if args[:2] == ["compose", "run"]:
     pairs = list(zip(args, args[1:]))
     host = next(v.rsplit(":", 1)[0] for k, v in pairs if k == "-v" and v.endswith(":/results"))
@@ -505,7 +543,9 @@ sys.exit(0)
 '''
 
 
-def _run_all(tmp_path: Path, *args: str, rc: dict[str, int] | None = None) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
+def _run_all(
+    tmp_path: Path, *args: str, rc: dict[str, int] | None = None, extra_env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
     bindir = tmp_path / "fakebin"
     bindir.mkdir(exist_ok=True)
     docker = bindir / "docker"
@@ -517,6 +557,7 @@ def _run_all(tmp_path: Path, *args: str, rc: dict[str, int] | None = None) -> tu
     env = {
         "PATH": f"{bindir}:/usr/bin:/bin", "HOME": str(tmp_path),
         "FAKE_DOCKER_LOG": str(log), "FAKE_RC": json.dumps(rc or {}), "FAKE_TARGETS": json.dumps(targets),
+        **(extra_env or {}),
     }
     done = subprocess.run(
         ["bash", str(RUN_ALL), "--results", str(tmp_path / "res"), *args],
@@ -593,6 +634,96 @@ def test_run_all_rejects_an_unknown_profile_before_touching_docker(tmp_path: Pat
     assert done.returncode == 2
     assert calls == []
     assert done.stderr.strip().count("\n") == 0 and "unknown profile target-1m" in done.stderr
+
+
+# What the real docker client (28.x) does with no engine behind it: the client
+# answers `compose version` by itself, while `info` and every engine call fail
+# on the socket with this line on stderr and exit code 1 (seen on this machine).
+NO_ENGINE = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?"
+NO_ENGINE_DOCKER = r'''#!{python}
+"""A docker client with no engine behind it; `info` can also hang (FAKE_INFO_HANGS)."""
+import json, os, sys, time
+
+args = sys.argv[1:]
+with open(os.environ["FAKE_DOCKER_LOG"], "a") as log:
+    log.write(json.dumps(args) + "\n")
+if args[:2] == ["compose", "version"]:
+    print("Docker Compose version v2.36.2")
+    sys.exit(0)
+if args[:1] == ["info"] and os.environ.get("FAKE_INFO_HANGS"):
+    time.sleep(60)
+if args[:1] == ["info"] and "--format" in args:
+    print()  # the real client prints the empty template result too
+print({message!r}, file=sys.stderr)
+sys.exit(1)
+'''
+
+
+def _run_all_without_engine(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], list[list[str]], Path]:
+    """Runs a copy of the script in a scratch project, so its default results path is checked too."""
+    project = tmp_path / "project"
+    (project / "scripts").mkdir(parents=True)
+    shutil.copy2(RUN_ALL, project / "scripts" / "run-all.sh")
+    bindir = tmp_path / "nobin"
+    bindir.mkdir()
+    docker = bindir / "docker"
+    docker.write_text(NO_ENGINE_DOCKER.format(python=sys.executable, message=NO_ENGINE))
+    docker.chmod(docker.stat().st_mode | stat.S_IEXEC)
+    log = tmp_path / "docker.log"
+    log.write_text("")
+    done = subprocess.run(
+        ["bash", str(project / "scripts" / "run-all.sh"), *args],
+        env={"PATH": f"{bindir}:/usr/bin:/bin", "HOME": str(tmp_path), "FAKE_DOCKER_LOG": str(log), **(env or {})},
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    return done, calls, project
+
+
+def test_run_all_without_a_docker_engine_says_so_in_one_line(tmp_path: Path) -> None:
+    done, calls, project = _run_all_without_engine(tmp_path)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("run-all: no Docker engine is reachable")
+    assert NO_ENGINE in lines[0], "docker's own reason should be passed on"
+    assert "Traceback" not in done.stderr and "build" not in lines[0]
+    # Nothing beyond the client check and the one engine question; nothing left behind.
+    assert [c[:1] for c in calls] == [["compose"], ["info"]]
+    assert not (project / "results").exists()
+    assert sorted(p.name for p in project.iterdir()) == ["scripts"]
+
+
+def test_run_all_without_an_engine_leaves_no_results_dir_it_was_given(tmp_path: Path) -> None:
+    target = tmp_path / "out" / "mine"
+    done, _, _ = _run_all_without_engine(tmp_path, "--results", str(target), "baseline")
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_all_gives_up_on_an_engine_that_never_answers(tmp_path: Path) -> None:
+    import time
+
+    start = time.monotonic()
+    done, _, project = _run_all_without_engine(
+        tmp_path, env={"FAKE_INFO_HANGS": "1", "RUN_ALL_ENGINE_TIMEOUT": "1"}
+    )
+    assert time.monotonic() - start < 20
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert "no Docker engine is reachable" in line and "no answer within 1 s" in line
+    assert not (project / "results").exists()
+
+
+def test_run_all_removes_its_empty_results_dir_when_the_build_fails(tmp_path: Path) -> None:
+    done, calls = _run_all(tmp_path, "baseline", extra_env={"FAKE_BUILD_FAILS": "1"})
+    assert done.returncode == 2
+    assert "the wefperf image did not build" in done.stderr
+    assert not any(c[:2] == ["compose", "run"] for c in calls)
+    assert not (tmp_path / "res").exists()
 
 
 def test_run_all_reads_keys_the_real_results_json_has(tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 
 The collector runs in a child process so it has its own core and GIL, as a real collector
 would; moto runs apart from it so its objects survive the collector's shutdown flush and the
-runner can verify them afterwards.
+runner can verify them afterwards. Both children hold a lifeline (see s3server) to this process,
+so a run killed with SIGKILL leaves neither of them running.
 """
 
 from __future__ import annotations
@@ -12,14 +13,13 @@ import collections
 import contextlib
 import os
 import signal
-import sys
 from dataclasses import dataclass
 from typing import AsyncIterator
 
 import aiohttp
 
 from ..settings import DEFAULTS
-from .s3server import MotoServer
+from .s3server import Lifeline, MotoServer
 from .service import READY_PREFIX
 from .upload import S3Target, s3_client
 
@@ -91,16 +91,23 @@ async def embedded_stack(
         raise EmbeddedStackError(str(exc)) from None
     proc: asyncio.subprocess.Process | None = None
     drains: list[asyncio.Task[None]] = []
+    lifeline = Lifeline()
     try:
         async with s3_client(S3Target(moto.endpoint, bucket, ACCESS_KEY, SECRET_KEY)) as client:
             await client.create_bucket(Bucket=bucket)
         env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "wefperf", "collector", "--host", "127.0.0.1", "--port", "0",
+        argv = lifeline.argv(
+            "wefperf", "collector", "--host", "127.0.0.1", "--port", "0",
             "--s3-endpoint", moto.endpoint, "--bucket", bucket,
             "--flush-interval-secs", str(flush_interval_secs), "--max-file-size-mb", str(max_file_size_mb),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
         )
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+                pass_fds=lifeline.pass_fds,
+            )
+        finally:
+            lifeline.started()
         tail: collections.deque[str] = collections.deque(maxlen=50)
         assert proc.stderr is not None and proc.stdout is not None
         drains.append(asyncio.create_task(_drain(proc.stderr, tail)))
@@ -118,6 +125,8 @@ async def embedded_stack(
             except asyncio.TimeoutError:
                 proc.kill()
                 await proc.wait()
+        # Only now: closing it earlier would cut the collector's flush short (see Lifeline).
+        lifeline.close()
         for task in drains:
             task.cancel()
         await asyncio.gather(*drains, return_exceptions=True)

@@ -89,8 +89,9 @@ async def _serve_http(cfg: TargetConfig, client: object, target: S3Target) -> Ex
     sink.start()
     port = runner.addresses[0][1]
     print(f"{READY_PREFIX}http://{cfg.host}:{port}", flush=True)
-    log.info("writing parquet to s3://%s at %s (flush every %g s, files up to %d bytes)",
-             target.bucket, target.endpoint, cfg.flush_interval_secs, cfg.max_file_bytes)
+    # In the unit of --max-file-size-mb (MiB), so the number is the one the user gave.
+    log.info("writing parquet to s3://%s at %s (flush every %g s, files up to %g MB)",
+             target.bucket, target.endpoint, cfg.flush_interval_secs, cfg.max_file_bytes / (1024 * 1024))
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
