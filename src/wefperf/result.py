@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -137,6 +138,8 @@ class RunResult:
             "s3_verification": self.s3.to_dict() if self.s3 is not None else None,
             "server_stats": self.server.to_dict(),
             "stopped_in": self.stopped_in,
+            "wefperf_version": _version(),
+            "host": socket.gethostname(),
             "run_id": self.run_id,
             "profile": self.profile,
             "sender": self.sender,
@@ -157,8 +160,18 @@ class RunResult:
                 "exit_code": self.verdict.exit_code,
                 "reasons": self.verdict.reasons,
                 "target_ratio": self.verdict.target_ratio,
+                "thresholds": [
+                    {"name": j.name, "bound": j.bound, "limit": j.limit, "measured": j.measured, "passed": j.passed}
+                    for j in self.verdict.thresholds
+                ],
             },
         }
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
 
 
 def _pct(p: Percentiles) -> dict[str, float]:

@@ -243,6 +243,16 @@ async def _verify(
     return await verify_s3(options, progress=rep.line)
 
 
+def empty_result(settings: Settings, profile: str | None, stopped_in: str) -> RunResult:
+    """An interrupted run that never reached its load: for a stop during start-up."""
+    load = replace(_empty_load(), interrupted=True)
+    return RunResult(
+        run_id="", test_name=settings.test_name, timestamp=datetime.now(timezone.utc).isoformat(), profile=profile,
+        configuration=settings.public_dict(), load=load, server=ServerStats(),
+        verdict=judge(settings, load, None), stopped_in=stopped_in,
+    )
+
+
 def _empty_load() -> LoadSummary:
     now = time.perf_counter()
     return Recorder(now).summary(now)

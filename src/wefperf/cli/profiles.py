@@ -21,4 +21,10 @@ def handle(args: argparse.Namespace) -> int:
         print(f"{name}: {prof.get('description', '')}")
         for key, value in prof["settings"].items():
             print(f"    {env_name(key):<34} {value}")
+        if prof.get("stages"):
+            shape = ",".join(f"{st['duration_secs']:g}:{st['target_eps']:g}" for st in prof["stages"])
+            print(f"    {env_name('stages'):<34} {shape}")
+        if prof.get("thresholds"):
+            limits = ",".join(f"{k}={v:g}" for k, v in prof["thresholds"].items())
+            print(f"    {env_name('thresholds'):<34} {limits}")
     return ExitCode.PASSED

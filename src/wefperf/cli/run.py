@@ -8,6 +8,7 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
@@ -33,7 +34,7 @@ PROFILE_ENV = "PERF_TEST_PROFILE"
 _FLAGGED = [
     name
     for name in sorted(Settings.model_fields, key=lambda n: n in S3Settings.model_fields)
-    if name not in SECRET_FIELDS and name != "results_path"
+    if name not in SECRET_FIELDS and name not in ("results_path", "thresholds")
 ]
 _BOOL_FIELDS = {name for name, field in Settings.model_fields.items() if field.annotation is bool}
 
@@ -52,6 +53,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results", default=None, metavar="PATH", help=_help("results_path"))
     p.add_argument("--embedded", action="store_true", help="start the reference collector and an embedded S3, run against them")
     p.add_argument("-e", "--env", action="append", default=[], metavar="NAME=VALUE", help="set a setting by its environment name")
+    p.add_argument("--threshold", dest="threshold", action="append", default=[], metavar="NAME=VALUE",
+                   help="an SLO threshold, repeatable: " + _help("thresholds"))
     for field in _FLAGGED:
         flag = "--" + field.replace("_", "-")
         if field in _BOOL_FIELDS:
@@ -95,7 +98,22 @@ def settings_from_args(args: argparse.Namespace) -> tuple[Settings, str | None]:
     }
     if args.results:
         flags["results_path"] = args.results
-    return load_settings(profile, flags, environ), profile
+    if args.threshold:
+        flags["thresholds"] = ",".join(args.threshold)
+    settings = load_settings(profile, flags, environ)
+    if settings.results_dir:
+        settings = settings.model_copy(update={"results_path": timestamped_path(settings.results_dir, profile)})
+    return settings, profile
+
+
+def timestamped_path(folder: str, profile: str | None) -> str:
+    """`DIR/wefperf-20261128T101500Z-sustained-10k.json`: every run keeps its own file."""
+    import datetime as dt
+    from pathlib import Path
+
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")[:-4] + "Z"
+    label = Path(profile).stem if profile else "run"
+    return str(Path(folder) / f"wefperf-{stamp}-{label}.json")
 
 
 def handle_run(args: argparse.Namespace) -> int:
@@ -105,12 +123,16 @@ def handle_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"wefperf: configuration error: {exc}", file=sys.stderr)
         return ExitCode.USAGE
+    return run_loop(_main(settings, profile, args.embedded))
+
+
+def run_loop(main: Coroutine[Any, Any, int]) -> int:
+    """uvloop when it is installed; only its import is guarded, never the run itself."""
     try:
         import uvloop
-
-        return uvloop.run(_main(settings, profile, args.embedded))
-    except ImportError:
-        return asyncio.run(_main(settings, profile, args.embedded))
+    except ImportError:  # pragma: no cover - a declared dependency off Windows
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 def _check_results_path(path: str) -> None:
@@ -145,16 +167,34 @@ async def _main(settings: Settings, profile: str | None, embedded: bool) -> int:
     reporter = ConsoleReporter()
     async with contextlib.AsyncExitStack() as stack:
         if embedded:
-            against = await _embedded(stack, settings, reporter)
+            starting = asyncio.ensure_future(_embedded(stack, settings, reporter))
+            stopping = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not starting.done():
+                starting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await starting
+                result = stopped_before_start(settings, profile, "starting the embedded collector")
+                reporter.line("Interrupted while starting the embedded collector: nothing was sent")
+                return finish(result, settings.results_path, interrupted=True)
+            against = starting.result()
             if against is None:
                 return ExitCode.USAGE
             settings = against
         try:
-            result = await run_test(settings, reporter=reporter, stop=stop, profile=profile)
+            result = await run_test(settings, reporter=reporter, stop=stop, profile=profile, freeze_gc=True)
         except asyncio.CancelledError:
             print("wefperf: interrupted twice; no results written", file=sys.stderr)
             return ExitCode.INTERRUPTED
     return finish(result, settings.results_path, interrupted=stop.is_set())
+
+
+def stopped_before_start(settings: Settings, profile: str | None, phase: str) -> RunResult:
+    """The result of a run stopped before its first phase: nothing sent, and where it stopped."""
+    from ..runner import empty_result
+
+    return empty_result(settings, profile, phase)
 
 
 def finish(result: RunResult, path: str, *, interrupted: bool = False) -> int:
@@ -174,7 +214,11 @@ def finish(result: RunResult, path: str, *, interrupted: bool = False) -> int:
 
 
 async def _embedded(stack: contextlib.AsyncExitStack, settings: Settings, reporter: Any) -> Settings | None:
-    from ..collector.embedded import embedded_stack
+    try:
+        from ..collector.embedded import embedded_stack
+    except ImportError as exc:
+        print(f"wefperf: --embedded needs {exc.name}: pip install 'wefperf[collector]'", file=sys.stderr)
+        return None
 
     try:
         ends = await stack.enter_async_context(

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Callable, TextIO
 
 from ..exitcodes import ExitCode
 from ..load import ProgressInfo
+from ..load.shapes import RateCurve
 from ..metrics import Percentiles
 from ..wording import plural
 
@@ -59,15 +60,23 @@ def banner_lines(settings: "Settings", run_id: str) -> list[str]:
     lines = [RULE, f"PERFORMANCE TEST: {settings.test_name}", RULE]
     if settings.duration_mode:
         lines.append(f"Test duration: {settings.duration_secs:g} seconds")
-        if settings.target_eps:
+        if settings.stages:
+            lines.append(f"Expected events: ~{RateCurve.from_stages(settings.stages).total_events:,.0f}")
+        elif settings.target_eps:
             lines.append(f"Expected events: ~{settings.duration_secs * settings.target_eps:,.0f}")
     else:
         lines.append(f"Total events: {settings.total_events:,}")
         lines.append(f"Timeout: {settings.timeout_secs:g} seconds")
     lines.append(f"Batch size: {settings.batch_size}")
-    lines.append(
-        f"Target rate: {settings.target_eps:,.0f} events/second" if settings.target_eps else "Target rate: unlimited"
-    )
+    if settings.stages:
+        shape = ", ".join(f"{st.duration_s:g} s to {st.target_eps:,.0f}/s" for st in settings.stages)
+        lines.append(f"Load shape: {len(settings.stages)} stages ({shape}); they replace the target rate")
+    else:
+        lines.append(
+            f"Target rate: {settings.target_eps:,.0f} events/second" if settings.target_eps else "Target rate: unlimited"
+        )
+    if settings.thresholds:
+        lines.append("Thresholds: " + ", ".join(f"{k}={v:g}" for k, v in settings.thresholds.items()))
     if settings.event_type:
         lines.append(f"Event type: {settings.event_type} (single type)")
     else:
@@ -186,4 +195,7 @@ def result_lines(result: "RunResult", s3_block: Callable[[object], list[str]] | 
         lines.append(f"  Target rate maintained: {verdict.target_ratio * 100:.1f}%{of_what}")
     for reason in verdict.reasons:
         lines.append(f"  - {reason}")
+    if result.configuration.get("thresholds") and verdict.thresholds:
+        lines.append("  Thresholds:")
+        lines.extend(f"    {'✓' if j.passed else '✗'} {j.describe()}" for j in verdict.thresholds)
     return lines
