@@ -77,8 +77,12 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
         "with --run-id, count that run's events exactly. Connection from S3_ENDPOINT, S3_BUCKET, "
         "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.",
     )
-    p.add_argument("--event-type", dest="event_types", action="append", type=_event_types, required=True,
-                   metavar="ID", help="event ID partition to check; repeat it or give a comma list")
+    p.add_argument("--event-type", dest="event_types", action="append", type=_event_types, default=None,
+                   metavar="ID", help="event ID partition to check; repeat it or give a comma list"
+                   " (with --results: default every type the run sent)")
+    p.add_argument("--results", default=None, metavar="PATH",
+                   help="a run's results JSON: its run id, batches and payload, so each event type of a mixed"
+                   " run is checked exactly (no --run-id, --expect-events or --batch-size needed)")
     p.add_argument("--run-id", type=_run_id, default=None, help="count this run's events exactly (its marker)")
     p.add_argument("--expect-events", type=_positive_int, default=None, metavar="N",
                    help="events the run sent and the collector acknowledged (all rows if no --run-id)")
@@ -108,7 +112,18 @@ def run(args: argparse.Namespace) -> int:
         s3 = s3_settings(args)
     except ConfigError as exc:
         return _usage(str(exc))
-    event_types = sorted({t for group in args.event_types for t in group}, key=int)
+    event_types = sorted({t for group in args.event_types or [] for t in group}, key=int)
+    if not event_types and not args.results:
+        return _usage("give --event-type ID (or --results RESULTS.json)")
+    if args.results and (args.run_id or args.expect_events):
+        return _usage("--results gives the run id and the expected events; leave out --run-id and --expect-events")
+    if args.json:
+        from ..report.results_json import check_writable
+
+        try:
+            check_writable(args.json)
+        except OSError as exc:
+            return _usage(f"--json: cannot write {args.json}: {exc.strerror or exc}")
     opts = VerifyOptions(
         endpoint=s3.s3_endpoint,
         bucket=s3.s3_bucket,
@@ -123,13 +138,23 @@ def run(args: argparse.Namespace) -> int:
         wait_secs=args.wait_secs,
     )
 
+    if args.results:
+        from ..verify.from_results import ResultsFileError, options_from_results
+
+        try:
+            with open(args.results, encoding="utf-8") as fh:
+                data = json.load(fh)
+            opts = options_from_results(data, opts, event_types or None)
+        except OSError as exc:
+            return _usage(f"--results: cannot read {args.results}: {exc.strerror or exc}")
+        except (ValueError, ResultsFileError) as exc:
+            return _usage(f"--results: {args.results}: {exc}")
+
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
     result = asyncio.run(verify_s3(opts, progress=progress))
-    print("\n".join(s3_block(result)), flush=True)
-    if result.error:
-        print(f"wefperf verify: {result.error}", file=sys.stderr)
+    print("\n".join(s3_block(result)), flush=True)  # the block says why it failed: once, not again here
     if args.json:
         try:
             with open(args.json, "w", encoding="utf-8") as fh:

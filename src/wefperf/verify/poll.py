@@ -86,7 +86,11 @@ def _reasons(opts: VerifyOptions, res: VerifyResult, hint: str = "") -> list[str
         if acct.duplicated:
             out.append(f"{acct.duplicated:,} events duplicated")
         if acct.unexpected:
-            out.append(f"{acct.unexpected:,} rows of this run were never sent")
+            hint = ""
+            if opts.here is None and opts.expect_events is not None:
+                hint = (" (if the run sent several event types, --expect-events cannot say which sequence"
+                        " numbers are this type's: check with --results RESULTS.json instead)")
+            out.append(f"{acct.unexpected:,} rows of this run were never sent{hint}")
         if acct.expected is None and acct.rows == 0:
             out.append(f"no rows of run {acct.run_id} found")
     elif opts.expect_events is not None and res.rows != opts.expect_events:
