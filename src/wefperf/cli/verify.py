@@ -154,7 +154,10 @@ def run(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr, flush=True)
 
     result = asyncio.run(verify_s3(opts, progress=progress))
-    print("\n".join(s3_block(result)), flush=True)  # the block says why it failed: once, not again here
+    if result.error:  # the verification could not run: one line that says what to check, nothing twice
+        print(f"wefperf verify: {result.error}", file=sys.stderr)
+    else:
+        print("\n".join(s3_block(result)), flush=True)
     if args.json:
         try:
             with open(args.json, "w", encoding="utf-8") as fh:
