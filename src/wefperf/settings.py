@@ -140,8 +140,9 @@ class Settings(S3Settings):
     """Everything a run needs; built by `load_settings`, or directly from Python."""
 
     test_name: str = Field(
-        "Target Rate Event Ingestion", validation_alias="PERF_TEST_NAME",
-        description="the name in the banner and the results JSON; a profile gives its title",
+        "", validation_alias="PERF_TEST_NAME",
+        description="the name in the banner and the results JSON; a profile gives its title;"
+                    " empty: named after the rate",
     )
     total_events: int = Field(
         50_000, ge=0, validation_alias="PERF_TEST_TOTAL_EVENTS", description="events to send (0: use the duration)"
@@ -252,7 +253,7 @@ class Settings(S3Settings):
     @field_validator("test_name", mode="before")
     @classmethod
     def _blank_name(cls, v: Any) -> Any:
-        return cls.model_fields["test_name"].default if v in (None, "") else v
+        return "" if v is None else v
 
     @field_validator("stages", mode="before")
     @classmethod
@@ -286,6 +287,8 @@ class Settings(S3Settings):
             raise ValueError(
                 "PERF_TEST_SENDER: the fast sender speaks plain http:// only; use aiohttp (or auto) for https://"
             )
+        if not self.test_name:
+            self.test_name = "Target Rate Event Ingestion" if self.rate_limited else "Event Ingestion at Unlimited Rate"
         if self.stages:
             # The shape's own length is the run's duration; the banner says the stages replace the rate.
             self.duration_secs = sum(stage.duration_s for stage in self.stages)
