@@ -90,3 +90,34 @@ def test_ctrl_c_while_waiting_for_health_ends_at_once_with_results(tmp_path: Pat
     assert data["stopped_in"] == "waiting for the WEF server's /health"
     assert data["results"]["interrupted"] is True and data["results"]["events_sent"] == 0
     assert "Traceback" not in err
+
+
+async def test_abort_on_fail_stops_the_run_when_the_window_breaks_a_latency_threshold() -> None:
+    """Replies take 300 ms; p99 <= 100 ms over a 2 s window breaks about 3 s in, long before 30 s."""
+    c = FakeCollector(delay_s=0.3).start()
+    try:
+        settings = _settings(c.url, abort_on_fail=True, threshold_window_secs=2,
+                             thresholds="latency_p99_ms=100", concurrency=64)
+        started = time.monotonic()
+        result = await wefperf.run(settings)
+        took = time.monotonic() - started
+    finally:
+        c.stop()
+    load = result.load
+    assert took < 12
+    assert load.aborted is not None and "latency_p99_ms <= 100" in load.aborted and "last 2 s" in load.aborted
+    assert result.exit_code == 1 and not load.interrupted and load.cut_short
+    assert result.verdict.reasons[0].startswith("aborted: over the last 2 s")
+    assert 2 <= load.window_s < 8
+    assert result.to_dict()["results"]["aborted"] == load.aborted
+
+
+async def test_abort_on_fail_lets_a_healthy_run_finish() -> None:
+    c = FakeCollector().start()
+    try:
+        settings = _settings(c.url, duration_secs=4, abort_on_fail=True, threshold_window_secs=2,
+                             thresholds="latency_p99_ms=1000")
+        result = await wefperf.run(settings)
+    finally:
+        c.stop()
+    assert result.load.aborted is None and result.passed

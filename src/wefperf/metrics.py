@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from array import array
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from hdrh.histogram import HdrHistogram
@@ -91,6 +91,20 @@ class Percentiles:
         return cls(h.get_total_count(), p[0], p[1], p[2], p[3], h.get_max_value() / 1000, h.get_mean_value() / 1000)
 
 
+@dataclass(frozen=True)
+class Window:
+    """The last few seconds of a run, for thresholds judged while it goes on."""
+
+    seconds: int
+    latency: Percentiles
+    sent_events: int
+    failed_events: int
+
+    @property
+    def error_ratio(self) -> float:
+        return self.failed_events / self.sent_events if self.sent_events else 0.0
+
+
 @dataclass
 class Second:
     """One timeline row: what happened in one second of the load phase."""
@@ -137,17 +151,23 @@ class LoadSummary:
     window_s: float = 0.0
     due_events: int | None = None
 
+    # Why a threshold stopped the run early (--abort-on-fail), or None.
+    aborted: str | None = None
+
     @property
     def cut_short(self) -> bool:
-        """Interrupted, or out of time before the plan was sent."""
-        return self.interrupted or self.timed_out
+        """Interrupted, aborted by a threshold, or out of time before the plan was sent."""
+        return self.interrupted or self.timed_out or self.aborted is not None
 
 
 class Recorder:
     """Takes one call per batch from the senders; cheap enough for 50k batches/s."""
 
-    def __init__(self, start: float) -> None:
+    def __init__(self, start: float, window_secs: int = 0) -> None:
         self.start = start
+        # The last `window_secs` closed seconds (latency histogram, sent, failed), for thresholds
+        # judged on a sliding window while the run goes on (--abort-on-fail); off by default.
+        self._window: deque[tuple[HdrHistogram, int, int]] | None = deque(maxlen=window_secs) if window_secs else None
         self.latency = _histogram()
         self.service = _histogram()
         self.lag = _histogram()
@@ -186,9 +206,29 @@ class Recorder:
     def _close_second(self) -> None:
         self._flush()
         row = self.timeline[self._second_index]
+        if self._window is not None:
+            snap = _histogram()
+            snap.add(self._second)
+            self._window.append((snap, row.sent_events, row.failed_events))
         if self._second.get_total_count():
             row.p99_ms = self._second.get_value_at_percentile(99.0) / 1000
             self._second.reset()
+
+    def tick(self, now: float) -> None:
+        """Close every second before `now`, even one in which nothing was acknowledged."""
+        self._row(now)
+
+    def window(self) -> Window | None:
+        """Latency and errors over the sliding window of closed seconds; None before it is full."""
+        if self._window is None or len(self._window) < (self._window.maxlen or 0):
+            return None
+        merged = _histogram()
+        sent = failed = 0
+        for hist, s, f in self._window:
+            merged.add(hist)
+            sent += s
+            failed += f
+        return Window(len(self._window), Percentiles.of(merged), sent, failed)
 
     def sent(self, events: int, intended: float, actual: float) -> None:
         self.batches_sent += 1
@@ -231,7 +271,7 @@ class Recorder:
 
     def summary(
         self, end: float, *, timed_out: bool = False, interrupted: bool = False, due_not_sent: int = 0,
-        window_s: float | None = None, due_events: int | None = None,
+        window_s: float | None = None, due_events: int | None = None, aborted: str | None = None,
     ) -> LoadSummary:
         self._close_second()
         return LoadSummary(
@@ -254,4 +294,5 @@ class Recorder:
             due_not_sent=due_not_sent,
             window_s=max(end - self.start, 0.0) if window_s is None else window_s,
             due_events=due_events,
+            aborted=aborted,
         )

@@ -132,6 +132,7 @@ class RunResult:
                 "timed_out": load.timed_out,
                 "interrupted": load.interrupted,
                 "cut_short": load.cut_short,
+                "aborted": load.aborted,
                 "load_window_seconds": round(load.window_s, 3),
                 "events_due_in_window": load.due_events,
             },

@@ -31,6 +31,8 @@ from .payload import PayloadPool, build_pool, new_run_id
 from .report.console import Reporter
 from .result import RunResult, ServerStats
 from .settings import Settings
+from .thresholds import Measures
+from .thresholds import judge as judge_thresholds
 from .verdict import S3Figures, judge
 
 T = TypeVar("T")
@@ -119,6 +121,7 @@ async def run_test(
             progress=rep.progress,
             on_error=rep.error,
             freeze_gc=freeze_gc,
+            window_secs=max(1, round(settings.threshold_window_secs)) if settings.abort_on_fail else 0,
         )
 
         def to_timeline(when: float, delta: int) -> None:
@@ -130,17 +133,20 @@ async def run_test(
             # The sampler and the stop watcher live exactly as long as the load phase.
             sampling = beside.create_task(sampler.run(baseline))
             watching = beside.create_task(_watch(stop, engine)) if stop is not None else None
+            guarding = beside.create_task(_guard(settings, engine)) if settings.abort_on_fail else None
             try:
                 load = await engine.run()
             finally:
-                sampling.cancel()
-                if watching is not None:
-                    watching.cancel()
+                for task in (sampling, watching, guarding):
+                    if task is not None:
+                        task.cancel()
         server.sampler_samples = sampler.samples
         rep.line("")
         if load.interrupted:
             rep.line(f"Interrupted after {load.window_s:.1f} seconds of load: the run was cut short;"
                      " in-flight batches drained, writing partial results")
+        elif load.aborted:
+            rep.line(f"Aborted after {load.window_s:.1f} seconds of load: {load.aborted}")
         elif load.timed_out:
             rep.line(f"Timeout reached after {settings.timeout_secs:g} seconds")
         elif settings.duration_mode:
@@ -195,6 +201,30 @@ async def _unless_stopped(work: Coroutine[Any, Any, T], stop: asyncio.Event | No
                 with contextlib.suppress(asyncio.CancelledError):
                     await pending
     return None if task.cancelled() else task.result()
+
+
+async def _guard(settings: Settings, engine: LoadEngine) -> None:
+    """--abort-on-fail: judge the latency and error thresholds over the sliding window every second."""
+    limits = settings.effective_thresholds()
+    while True:
+        await asyncio.sleep(1.0)
+        rec = engine.recorder
+        if rec is None:
+            continue
+        rec.tick(engine.clock())
+        window = rec.window()
+        if window is None:
+            continue
+        lat = window.latency
+        seen = lat.count > 0
+        figures = Measures(latency_p50_ms=lat.p50 if seen else None, latency_p99_ms=lat.p99 if seen else None,
+                           latency_p999_ms=lat.p999 if seen else None, error_ratio=window.error_ratio)
+        broken = [j for j in judge_thresholds(limits, figures, windowed_only=True)
+                  if not j.passed and j.measured is not None]
+        if broken:
+            what = "; ".join(j.describe() for j in broken)
+            engine.stop(interrupted=False, aborted=f"over the last {window.seconds} s, {what}")
+            return
 
 
 async def _watch(stop: asyncio.Event, engine: LoadEngine) -> None:

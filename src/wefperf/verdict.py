@@ -66,6 +66,8 @@ def judge(settings: Settings, load: LoadSummary, s3: S3Figures | bool | None, *,
             reasons.append(j.describe())
     if s3 is not None and not s3.passed:
         reasons.append("S3 verification failed")
+    if load.aborted:
+        reasons.insert(0, f"aborted: {load.aborted}")
     if load.interrupted:
         return Verdict(False, ExitCode.INTERRUPTED, ["interrupted"] + reasons, share, judged)
     return Verdict(not reasons, ExitCode.PASSED if not reasons else ExitCode.FAILED, reasons, share, judged)

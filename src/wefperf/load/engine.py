@@ -79,6 +79,7 @@ class LoadEngine:
         on_error: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.perf_counter,
         freeze_gc: bool = False,
+        window_secs: int = 0,
     ) -> None:
         self.pool, self.senders, self.schedule = pool, senders, schedule
         self.concurrency = concurrency
@@ -86,18 +87,25 @@ class LoadEngine:
         self.progress, self.on_error, self.clock = progress, on_error, clock
         # gc.freeze() changes the whole process: only the CLI, which owns the process, asks for it.
         self.freeze_gc = freeze_gc
+        self.window_secs = window_secs  # > 0: the recorder keeps a sliding window for --abort-on-fail
         self.scheduler: Scheduler | None = None
         self.recorder: Recorder | None = None
         self._sleeping: set[asyncio.Task[None]] = set()
         # Sleeping senders that stop() woke by cancelling them: their cancellation is ours, not a caller's.
         self._released: set[asyncio.Task[None]] = set()
         self._interrupted = False
+        self._aborted: str | None = None
         self._stopped_at: float | None = None
         self._stopped = asyncio.Event()
 
-    def stop(self, interrupted: bool = True) -> None:
-        """Stop handing out batches; senders waiting for their slot give it up at once."""
+    def stop(self, interrupted: bool = True, aborted: str | None = None) -> None:
+        """Stop handing out batches; senders waiting for their slot give it up at once.
+
+        `interrupted`: the user asked (Ctrl-C, a host program); `aborted`: a threshold broke.
+        """
         self._interrupted = self._interrupted or interrupted
+        if aborted is not None and self._aborted is None:
+            self._aborted = aborted
         if self._stopped_at is None:
             self._stopped_at = self.clock()
         if self.scheduler is not None:
@@ -113,7 +121,7 @@ class LoadEngine:
         try:
             start = self.clock()
             self.scheduler = Scheduler(self.schedule, start)
-            self.recorder = Recorder(start)
+            self.recorder = Recorder(start, self.window_secs)
             if self._stopped.is_set():
                 self.scheduler.stop()
             if self.freeze_gc:
@@ -137,7 +145,7 @@ class LoadEngine:
         sched = self.scheduler
         # The load window: until the stop request, the timeout, the planned duration, or the last reply.
         window_end = end
-        if self._interrupted and self._stopped_at is not None:
+        if (self._interrupted or self._aborted) and self._stopped_at is not None:
             window_end = min(end, self._stopped_at)
         elif sched.timed_out:
             window_end = min(end, sched.start + self.schedule.timeout_s)
@@ -150,9 +158,10 @@ class LoadEngine:
             end,
             timed_out=sched.timed_out,
             interrupted=self._interrupted,
-            due_not_sent=0 if self._interrupted else sched.due_not_claimed(end),
+            due_not_sent=0 if (self._interrupted or self._aborted) else sched.due_not_claimed(end),
             window_s=window_end - sched.start,
             due_events=due,
+            aborted=self._aborted,
         )
 
     def _planned_events(self) -> int:

@@ -184,7 +184,7 @@ def result_lines(result: "RunResult", s3_block: Callable[[object], list[str]] | 
     else:
         lines.append("✗ Performance test failed")
     if load.cut_short:
-        why = "interrupted" if load.interrupted else "timeout reached"
+        why = "interrupted" if load.interrupted else ("aborted by a threshold" if load.aborted else "timeout reached")
         planned = f" of {cfg['duration_secs']:g}" if cfg.get("duration_secs") else ""
         lines.append(f"  Duration: {load.window_s:.1f}{planned} seconds (cut short: {why})")
     elif cfg.get("duration_secs"):
