@@ -354,3 +354,19 @@ def test_a_host_that_does_not_resolve_is_named_with_the_compose_hint(tmp_path: P
     assert "host wef-server did not resolve (DNS)" in line
     assert "compose service name" in line and "WEF_ENDPOINT" in line
     assert "other" not in line
+
+
+@pytest.mark.slow
+def test_stages_send_the_integral_of_their_rates(collector: FakeCollector, tmp_path: Path) -> None:
+    """5 s ramping to 5,000/s, then 5 s ramping to 20,000/s: 12,500 + 62,500 events, counted by the server."""
+    results = tmp_path / "r.json"
+    done = run_cli("run", "--stages", "5:5000,5:20000", "--event-type", "4624", "--results", str(results),
+                   env=_env(collector), timeout=120)
+    assert done.code == 0, done.out + done.err
+    assert abs(sum(collector.events.values()) - 75_000) <= 750
+    data = json.loads(results.read_text())
+    assert data["results"]["events_due_in_window"] == 75_000
+    assert "Load shape: 2 stages (5 s to 5,000/s, 5 s to 20,000/s)" in done.out
+    # the per-second rate follows the ramp: the last seconds carry far more than the first
+    rows = data["timeline"]
+    assert sum(r["sent_events"] for r in rows[:2]) < sum(r["sent_events"] for r in rows[8:10]) / 5
