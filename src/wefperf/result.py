@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import socket
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from .metrics import LoadSummary, Percentiles
 from .verdict import Verdict
 
-
-class S3Outcome(Protocol):
-    passed: bool
-
-    def to_dict(self) -> dict[str, Any]: ...
+if TYPE_CHECKING:
+    from .verify.model import VerifyResult
 
 
 @dataclass(frozen=True)
@@ -91,7 +88,7 @@ class RunResult:
     load: LoadSummary
     server: ServerStats
     verdict: Verdict
-    s3: S3Outcome | None = None
+    s3: VerifyResult | None = None
     sender: str = ""
     payload_build_s: float = 0.0
     stopped_in: str | None = None  # the phase a stop request ended, if one did

@@ -23,13 +23,13 @@ class Schedule:
         stages: list[Stage] | None = None,
     ) -> "Schedule":
         if stages:
-            curve = RateCurve.from_stages(stages)
-            length = curve.duration_s or 0.0
-            return cls(curve, batch_size, None, length, max(timeout_s, length))
-        if duration_s > 0:
-            curve = RateCurve.constant(target_eps, duration_s) if target_eps > 0 else None
-            return cls(curve, batch_size, None, duration_s, max(timeout_s, duration_s))
-        curve = RateCurve.constant(target_eps, None) if target_eps > 0 else None
+            shaped = RateCurve.from_stages(stages)
+            length = shaped.duration_s or 0.0
+            return cls(shaped, batch_size, None, length, max(timeout_s, length))
+        window = duration_s if duration_s > 0 else None
+        curve = RateCurve.constant(target_eps, window) if target_eps > 0 else None
+        if window is not None:
+            return cls(curve, batch_size, None, window, max(timeout_s, window))
         return cls(curve, batch_size, -(-total_events // batch_size), None, timeout_s)
 
     @property

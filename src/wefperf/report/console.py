@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Callable, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from ..exitcodes import ExitCode
 from ..load import ProgressInfo
@@ -120,7 +120,7 @@ def _pct_line(label: str, p: Percentiles) -> str:
     )
 
 
-def result_lines(result: "RunResult", s3_block: Callable[[object], list[str]] | None = None) -> list[str]:
+def result_lines(result: "RunResult") -> list[str]:
     load, server, verdict = result.load, result.server, result.verdict
     received = server.events_received
     elapsed = load.elapsed_s
@@ -167,12 +167,10 @@ def result_lines(result: "RunResult", s3_block: Callable[[object], list[str]] | 
     for note in server.notes:
         lines.append(f"Note: {note}")
     if result.s3 is not None:
-        lines.append("")
-        if s3_block is None:
-            from .s3 import s3_block as default_block
+        from .s3 import s3_block
 
-            s3_block = default_block  # type: ignore[assignment]
-        lines.extend(s3_block(result.s3))  # type: ignore[misc]
+        lines.append("")
+        lines.extend(s3_block(result.s3))
     else:
         lines.append(RULE)
     lines.append("")
