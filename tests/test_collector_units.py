@@ -181,15 +181,23 @@ def test_the_fast_walk_and_the_careful_walk_agree():
     assert set(parse_batch(pool.body(0)).type_counts) <= {f"EventID {n}" for n in (4624, 4625, 4634, 4672, 4688)}
 
 
-def test_detection_looks_at_the_first_2000_characters_only():
+def test_detection_looks_at_the_first_2000_bytes_only():
     assert is_events_batch(b"<Envelope><Body><Events></Events></Body></Envelope>")
     assert is_events_batch(b"<x><Event></Event></x>")
     assert not is_events_batch(b"<m:Events><m:Event " + NS.encode() + b"></m:Event></m:Events>")
     assert not is_events_batch(b"hello")
     late = ("<Envelope>" + " " * 1990 + "<Events>").encode()
     assert not is_events_batch(late)
-    # characters, not bytes: 1,990 two-byte characters still leave room for <Events>
-    assert is_events_batch(("é" * 1990 + "<Events>").encode())
+    # v0.5.0 cuts its (lossily decoded) body at 2,000 bytes, not characters
+    assert not is_events_batch(("é" * 1990 + "<Events>").encode())
+    assert is_events_batch(("é" * 996 + "<Events>").encode())  # ends at byte 2,000
+    assert not is_events_batch(("é" * 997 + "<Events>").encode())
+    # each invalid byte is a 3-byte U+FFFD in the real server's string
+    assert is_events_batch(b"\xff" * 664 + b"<Events>")
+    assert not is_events_batch(b"\xff" * 665 + b"<Events>")
+    # a subscription is checked first: Subscribe and SubscriptionId make it one, whatever else is there
+    assert not is_events_batch(b"<Subscribe><SubscriptionId>s1</SubscriptionId></Subscribe><Events></Events>")
+    assert is_events_batch(b"<Subscribe/><Events></Events>")
 
 
 def test_stats_windows_totals_and_sort_order():

@@ -15,7 +15,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-DETECT_CHARS = 2000
+DETECT_BYTES = 2000
 BOM = b"\xef\xbb\xbf"
 _MAX_EVENT_ID = 2**32 - 1
 _WS = b" \t\r\n"  # XML whitespace, as the real reader trims it
@@ -36,9 +36,15 @@ _ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "apos": "'", "quot": '"'}
 
 
 def is_events_batch(body: bytes) -> bool:
-    """CONTRACT.md: an events batch when the first 2,000 characters contain `<Events>` or `<Event>`."""
-    head = body[: DETECT_CHARS * 4].decode("utf-8", "replace")[:DETECT_CHARS]
-    return "<Events>" in head or "<Event>" in head
+    """CONTRACT.md detection, as v0.5.0 codes it: the first 2,000 *bytes* of the (lossily decoded)
+    body contain `<Events>` or `<Event>`, and are not a subscription (`Subscribe` and `SubscriptionId`,
+    which the real server checks first)."""
+    head = body[:DETECT_BYTES]
+    if not head.isascii():  # invalid UTF-8 grows to U+FFFD (3 bytes) in the real server's string
+        head = head.decode("utf-8", "replace").encode("utf-8")[:DETECT_BYTES]
+    if b"Subscribe" in head and b"SubscriptionId" in head:
+        return False
+    return b"<Events>" in head or b"<Event>" in head
 
 
 def type_key(provider: str, event_id: int) -> str:
