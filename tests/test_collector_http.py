@@ -11,7 +11,7 @@ import time
 import pyarrow.parquet as pq
 import pytest
 import requests
-from test_collector_units import batch, event
+from test_collector_units import SECURITY, batch, event, raw_xml_of
 
 from wefperf.payload import build_pool, find_markers
 from wefperf.collector.sink import SCHEMA
@@ -54,6 +54,7 @@ def test_health_stats_shape_and_counting_rules(wef_target):
     t = wef_target()
     assert requests.get(t.base + "/health", timeout=5).text == "OK"
     assert requests.get(t.base + "/stats/throughput", timeout=5).json() == []
+    # `<Event>x</Event>` has no EventID: v0.5.0 counts it as EventID 0 (never `unknown`)
     r = post(t.base, batch(event(), event(), event(), event("4625"), event("9", provider=""), "<Event>x</Event>"))
     assert (r.status_code, r.text) == (200, "OK")
     r = post(t.base, batch(event("4625")), path="/wsman")
@@ -62,8 +63,8 @@ def test_health_stats_shape_and_counting_rules(wef_target):
     assert [(row["event_type"], row["total_events"]) for row in rows] == [
         ("Microsoft-Windows-Security-Auditing:4624", 3),
         ("Microsoft-Windows-Security-Auditing:4625", 2),
+        ("EventID 0", 1),
         ("EventID 9", 1),
-        ("unknown", 1),
     ]
     for row in rows:
         assert set(row) == {"event_type", "total_events", "last_minute", "last_five_minutes",
@@ -83,6 +84,39 @@ def test_not_an_events_batch_is_400_and_too_large_is_413(wef_target):
     assert requests.get(t.base + "/stats/throughput", timeout=5).json() == []
 
 
+def test_four_provider_styles_are_labelled_and_stored_as_the_real_collector_does(wef_target, s3_client, bucket):
+    """docs/contract.md: the provider is the text of `<Provider>`; only unprefixed `<Event>` elements count."""
+    t = wef_target("--flush-interval-secs", "1")
+    seed = event(computer="STYLE-SEED")  # <Provider Name="X">X</Provider>, as the seed client wrote
+    windows = event(computer="STYLE-WINDOWS", style="windows")  # <Provider Name="X" Guid="{..}"/>
+    text = event(computer="STYLE-TEXT", style="text")  # <Provider>X</Provider>
+    for body in (batch(seed), batch(windows), batch(text)):
+        r = post(t.base, body)
+        assert (r.status_code, r.text) == (200, "OK")
+    # (4) prefixed events: in a plain <Events> the body is detected (200) but nothing is counted;
+    # a namespaced <w:Events> root is not detected at all (400)
+    prefixed = [event(computer="STYLE-PREFIXED", prefix="w:", style=s) for s in ("seed", "windows", "text")]
+    assert post(t.base, batch(*prefixed)).status_code == 200
+    wrapped = ("<w:Envelope><w:Body><w:Events>" + "".join(prefixed) + "</w:Events></w:Body></w:Envelope>").encode()
+    assert post(t.base, wrapped).status_code == 400
+    rows = requests.get(t.base + "/stats/throughput", timeout=5).json()
+    assert {row["event_type"]: row["total_events"] for row in rows} == {f"{SECURITY}:4624": 2, "EventID 4624": 1}
+
+    wait_for(lambda: requests.get(t.base + "/stats/collector", timeout=5).json()["uploaded_events"] == 3)
+    stored = {}
+    for row in read_rows(s3_client, bucket):
+        data = json.loads(row["event_data"])
+        assert row["event_id"] == data["parsed"]["event_id"] == 4624
+        stored[data["parsed"]["computer"]] = (data["raw_xml"], data["parsed"]["provider"])
+    assert stored == {
+        "STYLE-SEED": (raw_xml_of(seed), SECURITY),
+        "STYLE-WINDOWS": (raw_xml_of(windows), ""),
+        "STYLE-TEXT": (raw_xml_of(text), SECURITY),
+    }
+    # raw_xml runs from the reader's position before `<Event` to just before `</Event>`
+    assert all(raw.startswith("\n<Event ") and raw.endswith("</EventData>") for raw, _ in stored.values())
+
+
 def test_partitions_keys_rows_and_flush_by_time(wef_target, s3_client, bucket):
     t = wef_target("--flush-interval-secs", "1")
     pool = build_pool(run_id="feedbeef0001", batch_size=200, variants=2)
@@ -93,7 +127,9 @@ def test_partitions_keys_rows_and_flush_by_time(wef_target, s3_client, bucket):
     wait_for(lambda: requests.get(t.base + "/stats/collector", timeout=5).json()["uploaded_events"] == 601)
     rows = read_rows(s3_client, bucket)
     assert len(rows) == 601
-    expected = pool.expected_types(3)
+    # wefperf writes Windows' self-closing `<Provider Name=".." Guid=".."/>`, which has no text: the
+    # collector labels its events by EventID alone, as v0.5.0 does
+    expected = dict(pool.expected_types(3))  # by EventID
     for row in rows:
         m = KEY_RE.match(row["_key"])
         assert m, row["_key"]
@@ -104,8 +140,11 @@ def test_partitions_keys_rows_and_flush_by_time(wef_target, s3_client, bucket):
     for row in rows:
         by_id[row["event_id"]] = by_id.get(row["event_id"], 0) + 1
     assert by_id == {**expected, 9: 1}
-    providers = {(row["event_id"] == 9, json.loads(row["event_data"])["parsed"]["provider"]) for row in rows}
-    assert providers == {(False, "Microsoft-Windows-Security-Auditing"), (True, "")}
+    # wefperf's Windows-style self-closing <Provider/> gives an empty provider, as in logthing v0.5.0
+    assert {json.loads(row["event_data"])["parsed"]["provider"] for row in rows} == {""}
+    throughput = requests.get(t.base + "/stats/throughput", timeout=5).json()
+    labels = {row["event_type"]: row["total_events"] for row in throughput}
+    assert labels == {f"EventID {k}": v for k, v in by_id.items()}
     markers = {m.seq(200) for row in rows for m in find_markers(row["event_data"])}
     assert markers == set(range(600))
     hosts = {row["source_host"] for row in rows}

@@ -6,16 +6,28 @@ import json
 import os
 from datetime import datetime, timezone
 
-from wefperf.collector.parse import is_events_batch, parse_batch, type_key
+from wefperf.collector.parse import BOM, _walk, is_events_batch, parse_batch, type_key
 from wefperf.collector.sink import SCHEMA, Chunk, KeyNamer, build_files, build_table
 from wefperf.collector.stats import ThroughputStats
+from wefperf.payload import build_pool
 
 NS = 'xmlns="http://schemas.microsoft.com/win/2004/08/events/event"'
+SECURITY = "Microsoft-Windows-Security-Auditing"
+GUID = "{54849625-5478-4994-A5BA-3E3B0328C30D}"
 
 
-def event(event_id: str = "4624", provider: str | None = "Microsoft-Windows-Security-Auditing",
-          computer: str = "HOST1", prefix: str = "") -> str:
-    prov = f'<Provider Name="{provider}"/>' if provider is not None else ""
+def provider_xml(name: str, style: str) -> str:
+    """The three ways a `<Provider>` is written: the seed client's, Windows' own, text only."""
+    return {
+        "seed": f'<Provider Name="{name}">{name}</Provider>',
+        "windows": f'<Provider Name="{name}" Guid="{GUID}"/>',
+        "text": f"<Provider>{name}</Provider>",
+    }[style]
+
+
+def event(event_id: str = "4624", provider: str | None = SECURITY, computer: str = "HOST1", prefix: str = "",
+          style: str = "seed") -> str:
+    prov = provider_xml(provider, style) if provider is not None else ""
     return (
         f"<{prefix}Event {NS}><System>{prov}<EventID>{event_id}</EventID><Level>0</Level>"
         f'<TimeCreated SystemTime="2026-02-08T10:44:41.123Z"/><EventRecordID>77</EventRecordID>'
@@ -29,47 +41,163 @@ def batch(*events: str) -> bytes:
             + "\n".join(events) + "\n</Events></Body></Envelope>").encode()
 
 
+def raw_xml_of(ev: str) -> str:
+    """What v0.5.0 stores for an event that `batch` wrote: the newline after the previous tag's `>`
+    (its reader skipped that whitespace in the same read), the event, no `</Event>`."""
+    return "\n" + ev[: ev.rindex("</")]
+
+
+def stored(body: bytes) -> list[tuple[int, str, str]]:
+    """(EventID, raw_xml, provider) of every event the walk keeps, in body order."""
+    parsed = parse_batch(body)
+    rows = [(s, event_id, body[s:e].decode(), p) for event_id, sl in parsed.by_event_id.items()
+            for s, e, p in zip(sl.starts, sl.ends, sl.providers)]
+    return [(event_id, raw, p) for _, event_id, raw, p in sorted(rows)]
+
+
+def counts(body: bytes) -> dict[str, int]:
+    return parse_batch(body).type_counts
+
+
 def test_type_keys_follow_the_contract():
-    body = batch(event(), event(), event("4625"), event("7", provider=""), event("8", provider=None),
-                 event("not-a-number"), "<Event><Nothing/></Event>")
+    body = batch(event(), event(style="windows"), event(style="text"), event("4625"), event("7", provider=""),
+                 event("8", provider=None), event("not-a-number"), "<Event><Nothing/></Event>")
     parsed = parse_batch(body)
     assert parsed.type_counts == {
-        "Microsoft-Windows-Security-Auditing:4624": 2,
-        "Microsoft-Windows-Security-Auditing:4625": 1,
+        f"{SECURITY}:4624": 2,  # provider from the <Provider> text: the seed's and the text-only form
+        "EventID 4624": 1,  # Windows' self-closing <Provider Name=".." Guid=".."/> has no text
+        f"{SECURITY}:4625": 1,
         "EventID 7": 1,
         "EventID 8": 1,
-        "unknown": 2,
+        f"{SECURITY}:0": 1,  # EventID text that is not a number is 0
+        "EventID 0": 1,  # no EventID at all: 0 as well, never `unknown`
     }
-    assert parsed.events == 7 and parsed.unknown == 2
-    # unknown events are not stored; the others are grouped by EventID with exact spans
-    assert sorted(parsed.by_event_id) == [7, 8, 4624, 4625]
-    s = parsed.by_event_id[4624]
-    assert body[s.starts[0]:s.ends[0]].decode() == event()
+    assert parsed.events == 8 and not parsed.stopped
+    assert sorted(parsed.by_event_id) == [0, 7, 8, 4624, 4625]
     assert type_key("", 5) == "EventID 5" and type_key("P", 5) == "P:5"
 
 
-def test_namespaced_event_elements_are_walked():
-    parsed = parse_batch(batch(event(prefix="e:"), event()))
-    assert parsed.type_counts == {"Microsoft-Windows-Security-Auditing:4624": 2}
+def test_every_event_is_stored_with_its_provider_and_raw_xml_cut_before_the_end_tag():
+    evs = [event(), event(style="windows"), event(style="text"), event("7", provider=None)]
+    assert stored(batch(*evs)) == [
+        (4624, raw_xml_of(evs[0]), SECURITY),
+        (4624, raw_xml_of(evs[1]), ""),
+        (4624, raw_xml_of(evs[2]), SECURITY),
+        (7, raw_xml_of(evs[3]), ""),
+    ]
 
 
-def test_truncated_body_counts_the_events_before_the_break():
-    body = batch(event(), event("4625"))
-    cut = body[: body.rindex(b"</Event>")]
-    parsed = parse_batch(cut)
-    assert parsed.type_counts == {"Microsoft-Windows-Security-Auditing:4624": 1}
-    assert parsed.truncated
+def test_prefixed_event_elements_are_not_events():
+    body = batch(event(prefix="e:"), event(), event(prefix="w:", style="text"))
+    assert counts(body) == {f"{SECURITY}:4624": 1}
+    # an unprefixed <Event> inside a prefixed one is still an event
+    assert counts(b"<Events><w:Event><Event><EventID>5</EventID></Event></w:Event></Events>") == {"EventID 5": 1}
+    # `<Event/>` never is: the real walk takes only an element with an end tag
+    assert counts(b"<Events><Event/><Event xmlns='x'/><Event><EventID>6</EventID></Event></Events>") == {"EventID 6": 1}
 
 
-def test_detection_looks_at_the_first_2000_characters_only():
+def _one(inner: str) -> tuple[str, int]:
+    """The (provider, EventID) of a single event with this content."""
+    [(event_id, _, provider)] = stored(f"<Events><Event>{inner}</Event></Events>".encode())
+    return provider, event_id
+
+
+def test_label_text_rules():
+    assert _one("<EventID> 4624\n</EventID>") == ("", 4624)  # text is trimmed
+    assert _one("<EventID>+7</EventID>") == ("", 7)  # as Rust's u32 parse
+    assert _one("<EventID>-7</EventID>") == ("", 0)
+    assert _one("<EventID>4294967295</EventID>") == ("", 4294967295)
+    assert _one("<EventID>4294967296</EventID>") == ("", 0)
+    assert _one("<EventID>" + "0" * 5000 + "42</EventID>") == ("", 42)
+    assert _one("<EventID>&#52;624</EventID>") == ("", 4624)  # entities resolve before the parse
+    assert _one("<EventID></EventID>") == ("", 0)
+    assert _one("<EventID/>") == ("", 0)
+    assert _one("<EventID Qualifiers='0'>4625</EventID>") == ("", 4625)
+    # the last EventID / Provider text in the event wins, wherever it is; blank or empty ones do not count
+    assert _one("<System><EventID>1</EventID></System><UserData><EventID>2</EventID></UserData>") == ("", 2)
+    assert _one("<EventID>3</EventID><EventID> </EventID><EventID/>") == ("", 3)
+    assert _one("<Provider>A</Provider><EventID>1</EventID><Provider Name='B'/>") == ("A", 1)
+    assert _one("<Provider>A</Provider><X><Provider>B</Provider></X>") == ("B", 0)
+    assert _one("<Provider>a&amp;b &lt;c&gt;</Provider>") == ("a&b <c>", 0)
+    assert _one("<Provider>a&nbsp;b</Provider><EventID>1</EventID>") == ("", 1)  # unresolvable: empty text
+    assert _one("<w:Provider>W</w:Provider><ProviderX>X</ProviderX><EventIDs>9</EventIDs>") == ("", 0)
+
+
+def test_malformed_xml_stops_the_walk_and_the_events_before_count():
+    good = "<Event><EventID>1</EventID></Event>"
+    for bad in (
+        "<Event><EventID>2</EventID>",  # body ends inside an event
+        "<Event><EventID>2</EventID></Even",  # ... or inside its end tag
+        '<Event xmlns="x',  # a start tag that never ends
+        "</Event><Event><EventID>2</EventID></Event>",  # an end tag that closes no Event
+        "<Event><EventID>2</EventID></Event junk>",  # an end tag whose name is not Event
+        "<Event><!-- x --><System></Event><Event><EventID>2</EventID></Event>",  # names do not match
+        "<!-- never closed <Event><EventID>2</EventID></Event>",
+    ):
+        parsed = parse_batch(f"<Events>{good}{bad}</Events>".encode())
+        assert (parsed.type_counts, parsed.stopped) == ({"EventID 1": 1}, True), bad
+    assert not parse_batch(f"<Events>{good}</Events>".encode()).stopped
+
+
+def test_nested_elements_are_skipped_until_the_matching_end_tag():
+    nested = "<Event><EventID>5</EventID><Event><EventID>6</EventID></Event><Provider>P</Provider></Event>"
+    body = f"<Events><Event><EventID>1</EventID></Event>{nested}<Event><EventID>7</EventID></Event></Events>"
+    assert stored(body.encode()) == [
+        (1, "<Event><EventID>1</EventID>", ""),
+        (6, nested[: nested.rindex("</Event>")], "P"),  # one event; its last EventID and Provider text
+        (7, "<Event><EventID>7</EventID>", ""),
+    ]
+    # comments and CDATA are opaque: no events, labels or end tags inside them
+    body = ("<Events><!-- <Event><EventID>1</EventID></Event> --><Event><EventID>2</EventID>"
+            "<![CDATA[</Event><EventID>3</EventID>]]><!-- <Provider>Q</Provider> --></Event></Events>")
+    assert counts(body.encode()) == {"EventID 2": 1}
+    # text split by a comment is two Text events: the last one wins
+    assert _one("<EventID>12<!-- x -->34</EventID>") == ("", 34)
+
+
+def test_raw_xml_is_cut_where_the_real_reader_stood():
+    body = b"<Events>\n  <Event>\n<EventID>1</EventID>\n  </Event>text <Event>tail text\t</Event></Events>"
+    assert [raw for _, raw, _ in stored(body)] == [
+        "\n  <Event>\n<EventID>1</EventID>",  # whitespace after a tag's `>` is taken; before `</Event>` not
+        "<Event>tail text\t",  # after text the position is the `<`; text before `</Event>` stays whole
+    ]
+    assert [raw for _, raw, _ in stored(b"  <Event><EventID>1</EventID></Event>")] == ["  <Event><EventID>1</EventID>"]
+    # A UTF-8 BOM: v0.5.0's reader drops it without counting it, so its slices sit 3 bytes early.
+    body = BOM + b"<Events>\n<Event><EventID>1</EventID><Data>xyz</Data></Event></Events>"
+    assert stored(body) == [(1, "ts>\n<Event><EventID>1</EventID><Data>xyz</Da", "")]
+
+
+def test_the_fast_walk_and_the_careful_walk_agree():
+    """The careful walk (tag by tag) is the reference for the fast one on well-formed bodies."""
+    pool = build_pool(run_id="feedbeef0009", batch_size=300, variants=2, seed=3)
+    bodies = [pool.body(0), pool.body(1), batch(event(), event(style="windows"), event(style="text"),
+                                                 event("x"), event(provider=None), event(prefix="w:"))]
+    for body in bodies:
+        fast, careful = _walk(body, 0, careful=False), _walk(body, 0, careful=True)
+        assert (fast.pairs, fast.events, fast.stopped) == (careful.pairs, careful.events, careful.stopped)
+        assert {k: (v.starts, v.ends, v.providers) for k, v in fast.by_id.items()} == \
+            {k: (v.starts, v.ends, v.providers) for k, v in careful.by_id.items()}
+    # wefperf's own payload writes Windows' self-closing Provider: labelled by EventID alone
+    assert set(parse_batch(pool.body(0)).type_counts) <= {f"EventID {n}" for n in (4624, 4625, 4634, 4672, 4688)}
+
+
+def test_detection_looks_at_the_first_2000_bytes_only():
     assert is_events_batch(b"<Envelope><Body><Events></Events></Body></Envelope>")
     assert is_events_batch(b"<x><Event></Event></x>")
     assert not is_events_batch(b"<m:Events><m:Event " + NS.encode() + b"></m:Event></m:Events>")
     assert not is_events_batch(b"hello")
     late = ("<Envelope>" + " " * 1990 + "<Events>").encode()
     assert not is_events_batch(late)
-    # characters, not bytes: 1,990 two-byte characters still leave room for <Events>
-    assert is_events_batch(("é" * 1990 + "<Events>").encode())
+    # v0.5.0 cuts its (lossily decoded) body at 2,000 bytes, not characters
+    assert not is_events_batch(("é" * 1990 + "<Events>").encode())
+    assert is_events_batch(("é" * 996 + "<Events>").encode())  # ends at byte 2,000
+    assert not is_events_batch(("é" * 997 + "<Events>").encode())
+    # each invalid byte is a 3-byte U+FFFD in the real server's string
+    assert is_events_batch(b"\xff" * 664 + b"<Events>")
+    assert not is_events_batch(b"\xff" * 665 + b"<Events>")
+    # a subscription is checked first: Subscribe and SubscriptionId make it one, whatever else is there
+    assert not is_events_batch(b"<Subscribe><SubscriptionId>s1</SubscriptionId></Subscribe><Events></Events>")
+    assert is_events_batch(b"<Subscribe/><Events></Events>")
 
 
 def test_stats_windows_totals_and_sort_order():
@@ -102,25 +230,28 @@ def test_key_names_are_unique_within_one_second():
     ]
 
 
-def test_rows_carry_the_raw_xml_exactly_and_parsed_fields():
+def test_rows_carry_the_raw_xml_and_parsed_fields():
     raw = event(computer='WS-1 "quoted"\\x')
-    body = batch(raw, "<Event>bad</Event>", event(provider=""))
+    body = batch(raw, "<Event>bad</Event>", event(provider=""), event(style="windows"), event(style="text"))
     parsed = parse_batch(body)
     chunk = Chunk(body, parsed.by_event_id[4624], "2026-02-08T10:44:41.000000Z", "10.0.0.9", None, 1)
     table = build_table([chunk], 4624)
     assert table.schema == SCHEMA
     rows = table.to_pylist()
-    assert len(rows) == 2
+    assert len(rows) == 4
     first = rows[0]
     assert first["event_id"] == 4624 and first["source_host"] == "10.0.0.9" and first["subscription_id"] is None
     assert first["timestamp"] == "2026-02-08T10:44:41.000000Z"
     data = json.loads(first["event_data"])
-    assert data["raw_xml"] == raw
+    assert data["raw_xml"] == raw_xml_of(raw)
     assert data["parsed"] == {
-        "provider": "Microsoft-Windows-Security-Auditing", "event_id": 4624, "event_record_id": 77, "level": 0,
+        "provider": SECURITY, "event_id": 4624, "event_record_id": 77, "level": 0,
         "computer": 'WS-1 "quoted"\\x', "channel": "Security", "time_created": "2026-02-08T10:44:41.123Z",
     }
-    assert json.loads(rows[1]["event_data"])["parsed"]["provider"] == ""
+    providers = [json.loads(r["event_data"])["parsed"]["provider"] for r in rows]
+    assert providers == [SECURITY, "", "", SECURITY]  # seed, empty Provider text, Windows' form, text only
+    assert [json.loads(r["event_data"])["raw_xml"] for r in rows[1:]] == [
+        raw_xml_of(event(provider="")), raw_xml_of(event(style="windows")), raw_xml_of(event(style="text"))]
 
 
 def test_files_are_split_to_respect_the_maximum_size():

@@ -54,7 +54,8 @@ def rfc3339_now() -> str:
 
 @dataclass
 class Chunk:
-    """Events of one partition from one request: spans into the shared body."""
+    """Events of one partition from one request: their `raw_xml` spans into the shared body, cut by
+    parse.py where v0.5.0 cuts them (before `</Event>`), and their providers (`<Provider>` text)."""
 
     body: bytes
     events: EventSlices
