@@ -1,4 +1,4 @@
-"""Load the reference collector (`wefperf target`) and report what it took, with zero-loss checks.
+"""Load the reference collector (`wefperf collector`) and report what it took, with zero-loss checks.
 
     python benchmarks/target_load.py baseline        # 50,000 events, 1,000-event batches, unlimited rate
     python benchmarks/target_load.py sustained-10k   # 10,000 events/s of 4624 for 60 s, then S3 check
@@ -21,7 +21,7 @@ from typing import Any, AsyncIterator
 import aiohttp
 
 from wefperf.payload import CONTENT_TYPE, build_pool, new_run_id
-from wefperf.target.embedded import embedded_stack
+from wefperf.collector.embedded import embedded_stack
 
 PROFILES = {
     "baseline": dict(total_events=50_000, batch_size=1_000, eps=0.0, duration=0.0, event_type=""),
