@@ -262,3 +262,32 @@ def test_files_are_split_to_respect_the_maximum_size():
     assert len(files) > 1
     assert all(len(data) <= 20_000 for data, _ in files)
     assert sum(rows for _, rows in files) == 400
+
+
+async def test_a_large_body_is_walked_off_the_event_loop(monkeypatch) -> None:
+    """Small bodies are walked inline; a large one in a worker thread, so one request cannot hold
+    the loop for the whole walk of a 64 MiB body."""
+    import threading
+
+    from wefperf.collector import server
+    from wefperf.collector.sink import Sink
+    from wefperf.collector.upload import Uploader
+
+    seen: list[bool] = []
+    real = server.parse_batch
+
+    def spy(body: bytes):
+        seen.append(threading.current_thread() is threading.main_thread())
+        return real(body)
+
+    monkeypatch.setattr(server, "parse_batch", spy)
+    uploader = Uploader(None, "b", max_pending_bytes=1 << 30)
+    collector = server.Collector(ThroughputStats(), Sink(uploader, flush_interval=60, max_file_bytes=1 << 30),
+                                 uploader, "b")
+    small = batch(event())
+    pool = build_pool(run_id="big1", batch_size=400, event_type="4624")
+    large = pool.body(0)
+    assert len(small) <= server.PARSE_INLINE_BYTES < len(large)
+    assert await collector.ingest(small, "127.0.0.1") and await collector.ingest(large, "127.0.0.1")
+    assert seen == [True, False]
+    assert collector.stats.total() == 401

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -10,6 +11,10 @@ from .parse import is_events_batch, parse_batch
 from .sink import Sink
 from .stats import ThroughputStats
 from .upload import Uploader
+
+
+# Bodies up to this size are walked on the event loop (well under a millisecond); larger ones in a thread.
+PARSE_INLINE_BYTES = 256 * 1024
 
 
 class Collector:
@@ -24,13 +29,20 @@ class Collector:
         self.rejected = 0
         self.malformed_bodies = 0
 
-    def ingest(self, body: bytes, source_host: str) -> bool:
-        """Count and buffer an events batch; False when the body is not one (answer 400)."""
+    async def ingest(self, body: bytes, source_host: str) -> bool:
+        """Count and buffer an events batch; False when the body is not one (answer 400).
+
+        A large body is walked in a worker thread: the walk is many short steps, so the GIL's
+        switch interval (5 ms) bounds how long one request can keep the event loop from others.
+        """
         if not is_events_batch(body):
             self.rejected += 1
             return False
         self.requests += 1
-        parsed = parse_batch(body)
+        if len(body) > PARSE_INLINE_BYTES:
+            parsed = await asyncio.to_thread(parse_batch, body)
+        else:
+            parsed = parse_batch(body)
         self.stats.add(parsed.type_counts)
         self.malformed_bodies += parsed.stopped
         self.sink.add(parsed.by_event_id, body, source_host)
@@ -86,14 +98,14 @@ async def collector_stats(request: web.Request) -> web.Response:
 
 async def wsman_events(request: web.Request) -> web.Response:
     body = await request.read()
-    if not request.app[COLLECTOR].ingest(body, _client_host(request, forwarded=False)):
+    if not await request.app[COLLECTOR].ingest(body, _client_host(request, forwarded=False)):
         return web.Response(status=400, text="Bad Request: not an events batch")
     return web.Response(text="OK")
 
 
 async def wsman(request: web.Request) -> web.Response:
     body = await request.read()
-    if not request.app[COLLECTOR].ingest(body, _client_host(request, forwarded=True)):
+    if not await request.app[COLLECTOR].ingest(body, _client_host(request, forwarded=True)):
         return web.Response(status=400, text="Bad Request: unknown WS-Management message")
     return web.Response(text="Events received")
 

@@ -10,6 +10,7 @@ releases the GIL, so request handling keeps the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import concurrent.futures
 import logging
 import time
@@ -295,6 +296,9 @@ class Sink:
         """Seal every buffer and wait until each file is built and queued for upload."""
         if self._timer is not None:
             self._timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer
+            self._timer = None
         for event_id in list(self._parts):
             self._seal(event_id)
         while self._builds:
