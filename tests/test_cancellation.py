@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-from fake_collector import FakeCollector
 
 import wefperf
+from fake_collector import FakeCollector
 from wefperf.collector.s3server import free_port
 
 

@@ -297,7 +297,7 @@ def test_image_overrides_change_only_the_image(docker_compose_bin: str) -> None:
 class _Health(BaseHTTPRequestHandler):
     status = 200
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         code = self.status if self.path == "/health" else 404
         body = b"OK" if code == 200 else b"no"
         self.send_response(code)

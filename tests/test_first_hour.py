@@ -10,10 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+import wefperf as api
 from fake_collector import FakeCollector
 from helpers import wefperf
-
-import wefperf as api
 
 
 def test_a_missing_extra_is_one_line_and_the_run_never_runs_twice(tmp_path: Path) -> None:

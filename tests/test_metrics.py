@@ -25,7 +25,7 @@ def test_timeline_has_one_row_per_second_with_sent_acked_failed_and_p99() -> Non
 def test_samples_beyond_the_pending_buffer_all_reach_the_histograms() -> None:
     rec = Recorder(0.0)
     n = PENDING_MAX * 2 + 17  # forces two flushes inside one second, then the final one
-    for i in range(n):
+    for _ in range(n):
         rec.sent(1, 0.0, 0.0005)
         rec.ok(1, 0.0, 0.0005, 0.003)
     load = rec.summary(0.9)

@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+
 from verify_data import (
     DAY,
     NEXT_DAY,
@@ -17,7 +18,6 @@ from verify_data import (
     put_bulk,
     run_events,
 )
-
 from wefperf.report.s3 import s3_block
 from wefperf.verify import VerifyOptions, verify_s3
 

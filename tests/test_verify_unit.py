@@ -5,14 +5,13 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from verify_data import hand_event, parquet_bytes, run_events
 
-from wefperf.verify.accounting import SeqCounter, format_ranges, summarize
+from verify_data import hand_event, parquet_bytes, run_events
 from wefperf.payload import find_markers
 from wefperf.report.s3 import s3_block
-from wefperf.verify.accounting import count_markers
-from wefperf.verify.footer import FOOTER_PROBE, CorruptParquet, footer_length, parse_footer
 from wefperf.verify import VerifyResult, dates_covered
+from wefperf.verify.accounting import SeqCounter, count_markers, format_ranges, summarize
+from wefperf.verify.footer import FOOTER_PROBE, CorruptParquet, footer_length, parse_footer
 
 
 def _count(span: int | None, seqs: list[int], **kw: int) -> SeqCounter:

@@ -10,8 +10,8 @@ releases the GIL, so request handling keeps the event loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import concurrent.futures
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field

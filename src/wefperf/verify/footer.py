@@ -8,14 +8,10 @@ from __future__ import annotations
 
 import bisect
 import io
-from array import array
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
-
 
 MAGIC = b"PAR1"
 # pyarrow itself reads the last 64 KiB first; one GET of that size usually holds the footer.
