@@ -54,3 +54,48 @@ def test_batch_set_keeps_each_number_once_and_reads_back_ranges() -> None:
     assert s.count == 5
     assert s.ranges() == [(0, 0), (3, 5), (9, 9)]
     assert 4 in s and 6 not in s and 100 not in s
+
+
+def test_timeline_rows_carry_what_the_report_draws() -> None:
+    """p50/p90/p99/max, schedule-lag p99, errors by class and requests in flight, per second; None without data."""
+    rec = Recorder(0.0)
+    for i in range(100):  # second 0: 100 batches, latency 1..100 ms; 10 of them sent 30 ms late
+        rec.sent(1, 0.0, 0.030 if i < 10 else 0.0)
+        rec.ok(1, 0.0, 0.0, 0.001 * (i + 1))
+    rec.sent(5, 0.5, 0.5)  # still in flight when second 0 ends
+    rec.sent(5, 1.1, 1.1)
+    rec.sent(5, 1.15, 1.15)
+    rec.failed(7, 5, "timeout", "read timed out", 1.2)
+    rec.failed(8, 5, "http_503", "HTTP 503", 1.3)
+    rec.ok(5, 0.5, 0.5, 3.4)  # seconds 1..2 pass with it still in flight
+    load = rec.summary(4.0)
+    rows = load.timeline
+    assert [r.t for r in rows] == [0, 1, 2, 3]
+    first = rows[0]
+    assert 49 <= first.p50_ms <= 51 and 89 <= first.p90_ms <= 91 and 98 <= first.p99_ms <= 100
+    assert 99.9 <= first.max_ms <= 100.1
+    assert 29 <= first.lag_p99_ms <= 31
+    assert first.in_flight == 1 and first.errors == {}
+    assert rows[1].errors == {"timeout": 5, "http_503": 5} and rows[1].failed_events == 10 == rows[1].sent_events
+    assert rows[1].p50_ms is None and rows[1].max_ms is None  # nothing acknowledged: no value, not 0
+    assert rows[1].in_flight == 1 and rows[2].in_flight == 1  # an idle second keeps the count
+    assert rows[2].lag_p99_ms is None and rows[2].sent_events == 0
+    assert rows[3].in_flight == 0 and 2895 <= rows[3].max_ms <= 2905  # three significant figures
+
+
+def test_snapshot_reads_the_counters_and_the_last_closed_second() -> None:
+    rec = Recorder(10.0)
+    assert rec.snapshot(10.5).last is None
+    rec.sent(3, 10.0, 10.0)
+    rec.ok(3, 10.0, 10.0, 10.2)
+    rec.sent(3, 10.4, 10.4)
+    rec.failed(1, 3, "connection_reset", "reset", 10.6)
+    rec.sent(3, 10.9, 10.9)
+    rec.server_sample(10.95, 3)
+    snap = rec.snapshot(11.3)
+    assert (snap.events_sent, snap.events_ok, snap.events_failed, snap.in_flight) == (9, 3, 3, 1)
+    assert snap.errors == {"connection_reset": 1} and snap.server_events == 3
+    assert snap.last is not None and snap.last.t == 0 and snap.last.acked_events == 3
+    assert snap.last.errors == {"connection_reset": 3} and abs(snap.elapsed_s - 1.3) < 1e-9
+    snap.last.errors.clear()  # a copy: the timeline keeps its own
+    assert rec.summary(12.0).timeline[0].errors == {"connection_reset": 3}

@@ -1,7 +1,7 @@
 """Counters, HDR histograms and the per-second timeline.
 
-Memory is fixed: three full-run histograms, one per-second histogram that is reset
-each second, a timeline row per second, and one byte per batch up to the last failed one.
+Memory is fixed: three full-run histograms, two per-second histograms (latency, schedule
+lag) that are reset each second, a timeline row per second, and one byte per batch up to the last failed one.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from array import array
 from collections import Counter, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from hdrh.histogram import HdrHistogram
 
@@ -107,7 +107,11 @@ class Window:
 
 @dataclass
 class Second:
-    """One timeline row: what happened in one second of the load phase."""
+    """One timeline row: what happened in one second of the load phase.
+
+    Latency is from the intended send time, of the batches acknowledged in this second; None
+    where a second has no data (no batch acknowledged, none sent, no stats sample).
+    """
 
     t: int
     sent_events: int = 0
@@ -115,6 +119,30 @@ class Second:
     failed_events: int = 0
     p99_ms: float | None = None  # None: no batch was acknowledged in this second
     server_events: int | None = None  # stats delta the sampler saw in this second
+    p50_ms: float | None = None
+    p90_ms: float | None = None
+    max_ms: float | None = None
+    lag_p99_ms: float | None = None  # schedule lag p99 of the batches sent in this second; None: none sent
+    errors: dict[str, int] = field(default_factory=dict)  # failed events by class
+    in_flight: int | None = None  # requests sent and not yet answered at the second's end
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The recorder's figures at one moment, read beside the load (the live view), never from a sender."""
+
+    elapsed_s: float
+    events_sent: int
+    events_ok: int
+    events_failed: int
+    in_flight: int  # requests sent and not yet answered
+    server_events: int  # what the stats sampler has seen the server count since the baseline
+    errors: dict[str, int]  # failed batches by class
+    last: Second | None  # the last closed second
+
+
+def _copy(row: Second) -> Second:
+    return replace(row, errors=dict(row.errors))
 
 
 @dataclass
@@ -172,6 +200,7 @@ class Recorder:
         self.service = _histogram()
         self.lag = _histogram()
         self._second = _histogram()
+        self._second_lag = _histogram()
         # Microsecond samples not yet in the histograms (see PENDING_MAX).
         self._lag_us: array[int] = array("q")
         self._latency_us: array[int] = array("q")
@@ -185,6 +214,7 @@ class Recorder:
         self.late_batches = 0
         self.errors: dict[str, ErrorClass] = {}
         self.failed_set = BatchSet()
+        self.server_events = 0
 
     def _row(self, when: float) -> Second:
         index = int(when - self.start)
@@ -192,14 +222,16 @@ class Recorder:
             # The common case: still this second (or a late sample from an earlier one).
             return self._row_now if index == self._second_index else self.timeline[max(index, 0)]
         self._close_second()
+        # Seconds in which nothing happened end with what was in flight when the last one closed.
+        in_flight = self.timeline[self._second_index].in_flight
         while len(self.timeline) <= index:
-            self.timeline.append(Second(len(self.timeline)))
+            self.timeline.append(Second(len(self.timeline), in_flight=in_flight))
         self._second_index = index
         self._row_now = self.timeline[index]
         return self._row_now
 
     def _flush(self) -> None:
-        _record_grouped(self._lag_us, self.lag)
+        _record_grouped(self._lag_us, self.lag, self._second_lag)
         _record_grouped(self._latency_us, self.latency, self._second)
         _record_grouped(self._service_us, self.service)
 
@@ -210,13 +242,36 @@ class Recorder:
             snap = _histogram()
             snap.add(self._second)
             self._window.append((snap, row.sent_events, row.failed_events))
-        if self._second.get_total_count():
-            row.p99_ms = self._second.get_value_at_percentile(99.0) / 1000
-            self._second.reset()
+        second, lag = self._second, self._second_lag
+        if second.get_total_count():
+            # One pass over the counts for all three, about a millisecond once a second.
+            p = second.get_percentile_to_value_dict([50.0, 90.0, 99.0])
+            row.p50_ms, row.p90_ms, row.p99_ms = p[50.0] / 1000, p[90.0] / 1000, p[99.0] / 1000
+            row.max_ms = second.get_max_value() / 1000
+            second.reset()
+        if lag.get_total_count():
+            row.lag_p99_ms = lag.get_value_at_percentile(99.0) / 1000
+            lag.reset()
+        row.in_flight = self.batches_sent - self.batches_ok - self.batches_failed
 
     def tick(self, now: float) -> None:
         """Close every second before `now`, even one in which nothing was acknowledged."""
         self._row(now)
+
+    def snapshot(self, now: float) -> Snapshot:
+        """Close the seconds before `now` and read the counters: for a task beside the senders."""
+        self.tick(now)
+        index = self._second_index
+        return Snapshot(
+            elapsed_s=max(now - self.start, 0.0),
+            events_sent=self.events_sent,
+            events_ok=self.events_ok,
+            events_failed=self.events_failed,
+            in_flight=self.batches_sent - self.batches_ok - self.batches_failed,
+            server_events=self.server_events,
+            errors={name: cls.batches for name, cls in self.errors.items()},
+            last=_copy(self.timeline[index - 1]) if index > 0 else None,
+        )
 
     def window(self) -> Window | None:
         """Latency and errors over the sliding window of closed seconds; None before it is full."""
@@ -231,21 +286,23 @@ class Recorder:
         return Window(len(self._window), Percentiles.of(merged), sent, failed)
 
     def sent(self, events: int, intended: float, actual: float) -> None:
+        # The row first: crossing into a new second closes the old one before this batch counts.
+        row = self._row(actual)
         self.batches_sent += 1
         self.events_sent += events
         lag = actual - intended
         if lag > LATE_THRESHOLD_S:
             self.late_batches += 1
-        self._row(actual).sent_events += events
+        row.sent_events += events
         self._lag_us.append(int(lag * 1e6))
         if len(self._lag_us) >= PENDING_MAX:
             self._flush()
 
     def ok(self, events: int, intended: float, actual: float, done: float) -> None:
-        self.batches_ok += 1
-        self.events_ok += events
         # The row first: crossing into a new second closes the old one before this sample lands.
         self._row(done).acked_events += events
+        self.batches_ok += 1
+        self.events_ok += events
         self._latency_us.append(int((done - intended) * 1e6))
         self._service_us.append(int((done - actual) * 1e6))
         if len(self._latency_us) >= PENDING_MAX:
@@ -253,9 +310,11 @@ class Recorder:
 
     def failed(self, batch: int, events: int, error_class: str, detail: str, done: float) -> bool:
         """Count a failed batch; True when its detail is among the first few of its class."""
+        row = self._row(done)
         self.batches_failed += 1
         self.events_failed += events
-        self._row(done).failed_events += events
+        row.failed_events += events
+        row.errors[error_class] = row.errors.get(error_class, 0) + events
         self.failed_set.add(batch)
         cls = self.errors.setdefault(error_class, ErrorClass())
         cls.batches += 1
@@ -268,6 +327,7 @@ class Recorder:
     def server_sample(self, when: float, delta_events: int) -> None:
         row = self._row(when)
         row.server_events = (row.server_events or 0) + delta_events
+        self.server_events += delta_events
 
     def summary(
         self, end: float, *, timed_out: bool = False, interrupted: bool = False, due_not_sent: int = 0,
