@@ -13,7 +13,7 @@ import secrets
 import time
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, Coroutine, TypeVar
+from typing import Any, Callable, Coroutine, TypeVar
 
 import aiohttp
 
@@ -134,12 +134,17 @@ async def run_test(
             sampling = beside.create_task(sampler.run(baseline))
             watching = beside.create_task(_watch(stop, engine)) if stop is not None else None
             guarding = beside.create_task(_guard(settings, engine)) if settings.abort_on_fail else None
+            feeding = beside.create_task(_feed(rep, engine)) if rep.live else None
+            rep.load_started()
             try:
                 load = await engine.run()
             finally:
-                for task in (sampling, watching, guarding):
+                for task in (sampling, watching, guarding, feeding):
                     if task is not None:
                         task.cancel()
+        if rep.live and engine.recorder is not None:
+            rep.snapshot(engine.recorder.snapshot(engine.clock()))  # the load's last state
+        rep.load_ended()
         server.sampler_samples = sampler.samples
         rep.line("")
         if load.interrupted:
@@ -160,10 +165,14 @@ async def run_test(
         if not load.interrupted:
             rep.line("")
             rep.line("Waiting for event processing to complete...")
-            final = await _unless_stopped(_wait_for_processing(obs, settings, baseline, load.events_ok), stop)
+            rep.waiting("count", settings.processing_wait_secs)
+            final = await _unless_stopped(
+                _wait_for_processing(obs, settings, baseline, load.events_ok, rep.count_waiting), stop
+            )
             stopped_in = "waiting for the server's count" if _is_set(stop) else None
             if settings.verify_s3 and not _is_set(stop):
                 rep.line("Waiting for S3 parquet file flush (parquet files may take time to write)...")
+                rep.waiting("s3", settings.flush_interval_secs * 2 + _FLUSH_MARGIN_S)
                 s3 = await _unless_stopped(_verify(settings, pool, load, started_at, rep), stop)
                 stopped_in = "verifying S3" if _is_set(stop) else None
             if _is_set(stop):
@@ -227,13 +236,22 @@ async def _guard(settings: Settings, engine: LoadEngine) -> None:
             return
 
 
+async def _feed(rep: Reporter, engine: LoadEngine) -> None:
+    """The live view's figures, once a second, read from the recorder beside the senders."""
+    while True:
+        await asyncio.sleep(1.0)
+        if engine.recorder is not None:
+            rep.snapshot(engine.recorder.snapshot(engine.clock()))
+
+
 async def _watch(stop: asyncio.Event, engine: LoadEngine) -> None:
     await stop.wait()
     engine.stop(interrupted=True)
 
 
 async def _wait_for_processing(
-    obs: aiohttp.ClientSession, settings: Settings, baseline: StatsSnapshot | None, acked: int
+    obs: aiohttp.ClientSession, settings: Settings, baseline: StatsSnapshot | None, acked: int,
+    on_poll: Callable[[int, int], None] | None = None,
 ) -> StatsSnapshot | None:
     """Poll the stats until the server counted every acknowledged event, or the wait runs out."""
     deadline = time.monotonic() + settings.processing_wait_secs
@@ -242,6 +260,8 @@ async def _wait_for_processing(
         final, _ = await try_fetch_stats(obs, settings.wef_stats_endpoint)
         if baseline is None or final is None:
             return final
+        if on_poll is not None:
+            on_poll(final.total - baseline.total, acked)
         if final.total - baseline.total >= acked or time.monotonic() >= deadline:
             return final
         await asyncio.sleep(min(settings.stats_interval_secs, 1.0))
@@ -270,7 +290,7 @@ async def _verify(
         failed_ranges=list(load.failed_ranges),
         wait_secs=wait_secs,
     )
-    return await verify_s3(options, progress=rep.line)
+    return await verify_s3(options, progress=rep.s3_waiting)
 
 
 def empty_result(settings: Settings, profile: str | None, stopped_in: str) -> RunResult:

@@ -230,6 +230,15 @@ class Settings(S3Settings):
         "", validation_alias="PERF_TEST_RESULTS_DIR",
         description="write the results JSON into this folder under a timestamped name instead (keeps every run)",
     )
+    report_path: str = Field(
+        "", validation_alias="PERF_TEST_REPORT",
+        description="also write a self-contained HTML report to this path; auto: beside the results JSON"
+                    " (same name, .html); empty: none",
+    )
+    no_live: bool = Field(
+        False, validation_alias="PERF_TEST_NO_LIVE",
+        description="print plain progress lines even on a terminal (no live view)",
+    )
     stages: list[Stage] = Field(
         default_factory=list, validation_alias="PERF_TEST_STAGES",
         description="load shape SECS:EPS,SECS:EPS,...: each stage ramps from the previous rate (0 at first)"

@@ -26,15 +26,16 @@ from ..settings import (
 )
 
 if TYPE_CHECKING:
+    from ..report.console import Reporter
     from ..result import RunResult
 
 PROFILE_ENV = "PERF_TEST_PROFILE"
 # Settings with a flag of their own name, the run's before the S3 ones; credentials only from
-# the environment, the results path as --results.
+# the environment, the results path as --results, the report path as --report, no_live as --no-live.
 _FLAGGED = [
     name
     for name in sorted(Settings.model_fields, key=lambda n: n in S3Settings.model_fields)
-    if name not in SECRET_FIELDS and name not in ("results_path", "thresholds")
+    if name not in SECRET_FIELDS and name not in ("results_path", "thresholds", "report_path", "no_live")
 ]
 _BOOL_FIELDS = {name for name, field in Settings.model_fields.items() if field.annotation is bool}
 
@@ -51,6 +52,9 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default=None, help=f"built-in profile name or a .toml path (env {PROFILE_ENV})")
     p.add_argument("--results", default=None, metavar="PATH", help=_help("results_path"))
+    p.add_argument("--report", dest="set_report_path", default=None, metavar="PATH", help=_help("report_path"))
+    p.add_argument("--no-live", dest="set_no_live", action="store_const", const=True, default=None,
+                   help=_help("no_live"))
     p.add_argument("--embedded", action="store_true", help="start the reference collector and an embedded S3, run against them")
     p.add_argument("-e", "--env", action="append", default=[], metavar="NAME=VALUE", help="set a setting by its environment name")
     p.add_argument("--threshold", dest="threshold", action="append", default=[], metavar="NAME=VALUE",
@@ -103,6 +107,10 @@ def settings_from_args(args: argparse.Namespace) -> tuple[Settings, str | None]:
     settings = load_settings(profile, flags, environ)
     if settings.results_dir:
         settings = settings.model_copy(update={"results_path": timestamped_path(settings.results_dir, profile)})
+    if settings.report_path == "auto":
+        from ..report.html import report_beside
+
+        settings = settings.model_copy(update={"report_path": report_beside(settings.results_path)})
     return settings, profile
 
 
@@ -120,6 +128,8 @@ def handle_run(args: argparse.Namespace) -> int:
     try:
         settings, profile = settings_from_args(args)
         _check_results_path(settings.results_path)
+        if settings.report_path:
+            _check_writable(settings.report_path, "report_path", "--report")
     except ConfigError as exc:
         print(f"wefperf: configuration error: {exc}", file=sys.stderr)
         return ExitCode.USAGE
@@ -137,18 +147,30 @@ def run_loop(main: Coroutine[Any, Any, int]) -> int:
 
 def _check_results_path(path: str) -> None:
     """Before any load: a results file that cannot be written would throw the whole test away."""
+    _check_writable(path, "results_path", "--results")
+
+
+def _check_writable(path: str, field: str, flag: str) -> None:
     from ..report.results_json import check_writable
 
     try:
         check_writable(path)
     except OSError as exc:
-        raise ConfigError(
-            f"{ENV_NAMES['results_path']} / --results: cannot write {path}: {exc.strerror or exc}"
-        ) from None
+        raise ConfigError(f"{ENV_NAMES[field]} / {flag}: cannot write {path}: {exc.strerror or exc}") from None
+
+
+def make_reporter(settings: Settings) -> Reporter:
+    """The live view on a terminal; today's plain lines anywhere else, or with --no-live."""
+    from ..report.console import ConsoleReporter
+
+    if settings.no_live or not sys.stdout.isatty() or os.environ.get("TERM") == "dumb":
+        return ConsoleReporter()
+    from ..report.live import LiveReporter
+
+    return LiveReporter()
 
 
 async def _main(settings: Settings, profile: str | None, embedded: bool) -> int:
-    from ..report.console import ConsoleReporter
     from ..runner import run_test
 
     stop = asyncio.Event()
@@ -164,8 +186,9 @@ async def _main(settings: Settings, profile: str | None, embedded: bool) -> int:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, on_signal)
 
-    reporter = ConsoleReporter()
+    reporter = make_reporter(settings)
     async with contextlib.AsyncExitStack() as stack:
+        stack.callback(reporter.close)  # a live view gives the terminal back, whatever happens
         if embedded:
             starting = asyncio.ensure_future(_embedded(stack, settings, reporter))
             stopping = asyncio.ensure_future(stop.wait())
@@ -177,7 +200,7 @@ async def _main(settings: Settings, profile: str | None, embedded: bool) -> int:
                     await starting
                 result = stopped_before_start(settings, profile, "starting the embedded collector")
                 reporter.line("Interrupted while starting the embedded collector: nothing was sent")
-                return finish(result, settings.results_path, interrupted=True)
+                return finish(result, settings.results_path, interrupted=True, report=settings.report_path)
             against = starting.result()
             if against is None:
                 return ExitCode.USAGE
@@ -187,7 +210,7 @@ async def _main(settings: Settings, profile: str | None, embedded: bool) -> int:
         except asyncio.CancelledError:
             print("wefperf: interrupted twice; no results written", file=sys.stderr)
             return ExitCode.INTERRUPTED
-    return finish(result, settings.results_path, interrupted=stop.is_set())
+    return finish(result, settings.results_path, interrupted=stop.is_set(), report=settings.report_path)
 
 
 def stopped_before_start(settings: Settings, profile: str | None, phase: str) -> RunResult:
@@ -197,8 +220,8 @@ def stopped_before_start(settings: Settings, profile: str | None, phase: str) ->
     return empty_result(settings, profile, phase)
 
 
-def finish(result: RunResult, path: str, *, interrupted: bool = False) -> int:
-    """Write the results file and give the exit code: never success without the file."""
+def finish(result: RunResult, path: str, *, interrupted: bool = False, report: str = "") -> int:
+    """Write the results file (and the HTML report) and give the exit code: never success without them."""
     from ..report.results_json import write_results
 
     code = ExitCode.INTERRUPTED if interrupted else result.exit_code
@@ -210,6 +233,15 @@ def finish(result: RunResult, path: str, *, interrupted: bool = False) -> int:
         # reading the file would find nothing, so a passed run is not reported as passed.
         return code or ExitCode.USAGE
     print(f"\nResults written to {written}")
+    if report:
+        from ..report.html import write_report
+
+        try:
+            shown = write_report(result.to_dict(), report)
+        except OSError as exc:
+            print(f"wefperf: could not write the report to {report}: {exc.strerror or exc}", file=sys.stderr)
+            return code or ExitCode.USAGE
+        print(f"Report written to {shown}")
     return code
 
 

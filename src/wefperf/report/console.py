@@ -12,6 +12,7 @@ from ..metrics import Percentiles
 from ..wording import plural
 
 if TYPE_CHECKING:
+    from ..metrics import Snapshot
     from ..result import RunResult, ServerStats
     from ..settings import Settings
 
@@ -19,13 +20,36 @@ RULE = "=" * 70
 
 
 class Reporter:
-    """What the runner tells the user as it goes. The base class says nothing (the API's default)."""
+    """What the runner tells the user as it goes. The base class says nothing (the API's default).
+
+    A reporter with `live = True` is also handed a `Snapshot` of the recorder once a second during
+    the load, read by a task beside the senders; the hooks after `results` mark the load and the
+    waits after it, for a view that redraws (report/live.py). Plain reporters ignore them.
+    """
+
+    live = False
 
     def banner(self, settings: "Settings", run_id: str) -> None: ...
     def line(self, text: str = "") -> None: ...
     def progress(self, info: ProgressInfo) -> None: ...
     def error(self, text: str) -> None: ...
     def results(self, result: "RunResult") -> None: ...
+
+    def load_started(self) -> None: ...
+    def snapshot(self, snap: "Snapshot") -> None: ...
+    def load_ended(self) -> None: ...
+
+    def waiting(self, what: str, limit_s: float) -> None:
+        """A wait after the load begins: "count" (the server's count) or "s3" (the parquet files)."""
+
+    def count_waiting(self, counted: int, expected: int) -> None: ...
+
+    def s3_waiting(self, text: str) -> None:
+        """The verifier's line while it polls S3: printed as it is, unless a view shows it another way."""
+        self.line(text)
+
+    def close(self) -> None:
+        """Give the terminal back; called once the run is over, however it ended."""
 
 
 class ConsoleReporter(Reporter):
