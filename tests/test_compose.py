@@ -221,6 +221,26 @@ def test_performance_service_runs_its_profile_against_a_healthy_server(
     assert loaded.wef_endpoint == env["WEF_ENDPOINT"]
 
 
+@pytest.mark.parametrize("name,profile", sorted(PERF_SERVICES.items()))
+def test_performance_service_writes_its_html_report_beside_the_results(
+    services: dict[str, Any], name: str, profile: str
+) -> None:
+    """run-all mounts its results folder at /results and sets PERF_TEST_RESULTS=/results/<profile>.json:
+    the report lands beside it; without the mount, beside the default results file."""
+    from wefperf.cli import build_parser
+    from wefperf.cli.run import settings_from_args
+
+    svc = services[name]
+    env = _env(svc)
+    assert env["PERF_TEST_REPORT"] == "auto"
+    for results, report in ((f"/results/{profile}.json", f"/results/{profile}.html"),
+                            (None, "/tmp/performance_test_results.html")):
+        given = {**env, **({"PERF_TEST_RESULTS": results} if results else {})}
+        pairs = [arg for key, value in given.items() for arg in ("-e", f"{key}={value}")]
+        settings, _ = settings_from_args(build_parser().parse_args([*svc["command"], *pairs]))
+        assert settings.report_path == report
+
+
 def test_every_builtin_profile_has_a_service() -> None:
     assert sorted(PERF_SERVICES.values()) == builtin_profiles()
 
