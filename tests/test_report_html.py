@@ -93,7 +93,7 @@ def test_the_page_is_one_self_contained_file_with_every_chart_and_table() -> Non
     assert "chart-capacity" not in page
     # stages on the time axis, the target ramp, the server's counted rate
     assert "stage 1: → 2,000" in page and "stage 2: → 4,000" in page
-    assert '"name":"target"' in page and '"name":"counted by the server"' in page
+    assert '"name":"target"' in page and '"name":"counted by the server (per stats read)"' in page
     assert '"name":"http_503"' in page  # errors by class per second
     # verdict: every threshold with its measured value
     assert "latency_p99_ms" in page and "≤ 250" in page and "s3_missing_events" in page

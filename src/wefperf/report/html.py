@@ -332,23 +332,25 @@ def timeline_charts(data: Data) -> list[str]:
     out = []
 
     rates = go.Figure()
-    rates.add_scatter(x=t, y=_column(timeline, "sent_events"), name="sent", line={"color": COLORS["sent"]})
-    rates.add_scatter(x=t, y=_column(timeline, "acked_events"), name="acknowledged (2xx)",
+    rates.add_scatter(x=t, y=_column(timeline, "sent_events"), name="sent", mode="lines",
+                      line={"color": COLORS["sent"]})
+    rates.add_scatter(x=t, y=_column(timeline, "acked_events"), name="acknowledged (2xx)", mode="lines",
                       line={"color": COLORS["acknowledged"]})
     sx, sy = server_rates(timeline, float(config.get("stats_interval_secs") or 1))
     if sx:
-        rates.add_scatter(x=sx, y=sy, name="counted by the server", mode="lines+markers",
+        rates.add_scatter(x=sx, y=sy, name="counted by the server (per stats read)", mode="lines+markers",
                           line={"color": COLORS["server"]}, marker={"size": 4})
     target = _target_points(data, len(timeline))
     if target:
-        rates.add_scatter(x=target[0], y=target[1], name="target", line={"color": COLORS["target"], "dash": "dash"})
+        rates.add_scatter(x=target[0], y=target[1], name="target", mode="lines",
+                          line={"color": COLORS["target"], "dash": "dash"})
     rates.update_layout(title={"text": "Rate (events per second)"}, xaxis=axis, yaxis={"rangemode": "tozero"})
     _decorate_stages(rates, stages, label=True)
     out.append(chart(rates, "chart-rates"))
 
     latency = go.Figure()
     for key, label in (("p50_ms", "p50"), ("p90_ms", "p90"), ("p99_ms", "p99"), ("max_ms", "max")):
-        latency.add_scatter(x=t, y=_column(timeline, key), name=label, line={"color": COLORS[label]},
+        latency.add_scatter(x=t, y=_column(timeline, key), name=label, mode="lines", line={"color": COLORS[label]},
                             connectgaps=False)
     latency.update_layout(title={"text": "Latency from the intended send time, per second (ms)"}, xaxis=axis,
                           yaxis={"rangemode": "tozero"})
@@ -356,7 +358,8 @@ def timeline_charts(data: Data) -> list[str]:
     out.append(chart(latency, "chart-latency"))
 
     lag = go.Figure()
-    lag.add_scatter(x=t, y=_column(timeline, "lag_p99_ms"), name="schedule lag p99", line={"color": "#8250df"})
+    lag.add_scatter(x=t, y=_column(timeline, "lag_p99_ms"), name="schedule lag p99", mode="lines",
+                    line={"color": "#8250df"})
     lag.update_layout(title={"text": "Schedule lag p99, per second (ms): how late batches left"}, xaxis=axis,
                       yaxis={"rangemode": "tozero"}, showlegend=False)
     _decorate_stages(lag, stages, label=False)
@@ -367,7 +370,8 @@ def timeline_charts(data: Data) -> list[str]:
     for name in classes:
         errors.add_bar(x=t, y=[(row.get("errors") or {}).get(name, 0) for row in timeline], name=name)
     if not classes:
-        errors.add_scatter(x=t, y=_column(timeline, "failed_events"), name="failed events", line={"color": FAIL_COLOR})
+        errors.add_scatter(x=t, y=_column(timeline, "failed_events"), name="failed events", mode="lines",
+                           line={"color": FAIL_COLOR})
     errors.update_layout(
         title={"text": "Failed events per second, by error class" + ("" if classes else ": none")},
         barmode="stack", xaxis=axis, yaxis={"rangemode": "tozero", **({} if classes else {"range": [0, 1]})},
@@ -376,8 +380,8 @@ def timeline_charts(data: Data) -> list[str]:
     out.append(chart(errors, "chart-errors", "260px"))
 
     flight = go.Figure()
-    flight.add_scatter(x=t, y=_column(timeline, "in_flight"), name="in flight", line={"color": "#0969da",
-                       "shape": "hv"})
+    flight.add_scatter(x=t, y=_column(timeline, "in_flight"), name="in flight", mode="lines",
+                       line={"color": "#0969da", "shape": "hv"})
     limit = config.get("concurrency")
     if isinstance(limit, int):
         flight.add_hline(y=limit, line_dash="dot", line_color="#8c959f",
