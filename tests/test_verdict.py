@@ -83,3 +83,9 @@ def test_refused_batches_do_not_count_as_ingested() -> None:
     assert verdict.exit_code == ExitCode.FAILED
     assert any(r.startswith("43,000 events acknowledged, 43.0% of the 100,000 expected") for r in verdict.reasons)
     assert any(r.startswith("57 batches failed") for r in verdict.reasons)
+
+
+def test_a_staged_run_without_a_due_count_is_judged_on_its_curve() -> None:
+    settings = load_settings(None, {"stages": "5:5000,5:20000"}, environ={})
+    verdict = judge(settings, _load(75_000, elapsed=10.0), None)  # no due_events: the curve's 75,000
+    assert verdict.target_ratio == 1.0 and verdict.passed

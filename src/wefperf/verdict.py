@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .exitcodes import ExitCode
+from .load.shapes import RateCurve
 from .metrics import LoadSummary
 from .settings import Settings
 from .thresholds import Judged, Measures
@@ -109,7 +110,8 @@ def _achieved(settings: Settings, load: LoadSummary) -> tuple[float | None, str]
                   else f"by the plan ({settings.duration_secs:g} s)")
         return share, f"{load.events_ok:,} events acknowledged, {share:.1%} of the {load.due_events:,} due {window}"
     if settings.duration_mode:
-        expected = settings.duration_secs * settings.target_eps
+        expected = (RateCurve.from_stages(settings.stages).total_events if settings.stages
+                    else settings.duration_secs * settings.target_eps)
         share = load.events_ok / expected
         return share, (f"{load.events_ok:,} events acknowledged, {share:.1%} of the {expected:,.0f} expected"
                        f" ({settings.duration_secs:g} s x {settings.target_eps:,.0f}/s)")
