@@ -43,6 +43,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="parquet waiting for S3 beyond this is dropped and counted (default 512 MiB)")
     p.add_argument("--shutdown-timeout-secs", type=float, default=30.0,
                    help="how long to keep retrying S3 at shutdown before counting files as dropped (default 30)")
+    p.add_argument("--max-eps", type=float, default=None, metavar="N",
+                   help="admit at most N events/s: each request's events reserve their share of one admission"
+                        " clock and the reply waits for its turn, like a collector with that capacity (default: no limit)")
     p.set_defaults(handler=_run)
 
 
@@ -66,6 +69,8 @@ def _run(args: argparse.Namespace) -> int:
     for name in ("max_file_size_mb", "max_body_mb", "max_pending_mb"):
         if getattr(args, name) <= 0:
             return _fail(f"--{name.replace('_', '-')} must be more than 0")
+    if args.max_eps is not None and not (0 < args.max_eps < float("inf")):
+        return _fail(f"--max-eps must be more than 0 (got {args.max_eps:g})")
     try:
         from ..collector.service import TargetConfig, run
     except ImportError as exc:
@@ -83,5 +88,6 @@ def _run(args: argparse.Namespace) -> int:
         max_body_bytes=int(args.max_body_mb * MB),
         max_pending_bytes=int(args.max_pending_mb * MB),
         shutdown_timeout_secs=args.shutdown_timeout_secs,
+        max_eps=args.max_eps,
     )
     return run(cfg)

@@ -82,9 +82,12 @@ def _died(what: str, proc: asyncio.subprocess.Process, tail: collections.deque[s
 async def embedded_stack(
     *, flush_interval_secs: float = DEFAULTS.flush_interval_secs, max_file_size_mb: float = DEFAULTS.max_file_size_mb,
     bucket: str = DEFAULTS.s3_bucket, start_timeout: float = 60.0, stop_timeout: float = 60.0,
+    max_eps: float | None = None,
 ) -> AsyncIterator[StackEndpoints]:
     """Start moto S3 (with `bucket`) and the collector on free 127.0.0.1 ports; on exit SIGTERM the
-    collector (it flushes every buffer to S3), wait for it, then stop moto."""
+    collector (it flushes every buffer to S3), wait for it, then stop moto.
+
+    `max_eps`: the collector admits at most that many events a second (`wefperf collector --max-eps`)."""
     try:
         moto = await asyncio.to_thread(MotoServer().start)
     except RuntimeError as exc:
@@ -100,6 +103,7 @@ async def embedded_stack(
             "wefperf", "collector", "--host", "127.0.0.1", "--port", "0",
             "--s3-endpoint", moto.endpoint, "--bucket", bucket,
             "--flush-interval-secs", str(flush_interval_secs), "--max-file-size-mb", str(max_file_size_mb),
+            *(("--max-eps", repr(float(max_eps))) if max_eps else ()),
         )
         try:
             proc = await asyncio.create_subprocess_exec(

@@ -110,9 +110,9 @@ async def wsman(request: web.Request) -> web.Response:
     return web.Response(text="Events received")
 
 
-def make_app(collector: Collector, *, max_body_bytes: int) -> web.Application:
-    """`client_max_size` makes aiohttp answer 413 for a larger body."""
-    app = web.Application(client_max_size=max_body_bytes)
+def make_app(collector: Collector, *, max_body_bytes: int, middlewares: tuple[Any, ...] = ()) -> web.Application:
+    """`client_max_size` makes aiohttp answer 413 for a larger body; `middlewares`: e.g. --max-eps (admission.py)."""
+    app = web.Application(client_max_size=max_body_bytes, middlewares=list(middlewares))
     app[COLLECTOR] = collector
     app.router.add_get("/health", health)
     app.router.add_get("/stats/throughput", throughput)

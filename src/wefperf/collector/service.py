@@ -43,6 +43,7 @@ class TargetConfig:
     max_body_bytes: int
     max_pending_bytes: int
     shutdown_timeout_secs: float
+    max_eps: float | None = None  # admit at most this many events a second (admission.py); None: no limit
 
 
 async def serve(cfg: TargetConfig) -> ExitCode:
@@ -76,7 +77,13 @@ async def _serve_http(cfg: TargetConfig, client: object, target: S3Target) -> Ex
     uploader.start()
     sink = Sink(uploader, flush_interval=cfg.flush_interval_secs, max_file_bytes=cfg.max_file_bytes)
     collector = Collector(ThroughputStats(), sink, uploader, target.bucket)
-    runner = web.AppRunner(make_app(collector, max_body_bytes=cfg.max_body_bytes), access_log=None, shutdown_timeout=5)
+    middlewares: tuple[object, ...] = ()
+    if cfg.max_eps:
+        from .admission import Admission, admission_middleware
+
+        middlewares = (admission_middleware(Admission(cfg.max_eps), collector.stats),)
+    app = make_app(collector, max_body_bytes=cfg.max_body_bytes, middlewares=middlewares)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
     await runner.setup()
     try:
         await web.TCPSite(runner, cfg.host, cfg.port).start()
@@ -92,6 +99,8 @@ async def _serve_http(cfg: TargetConfig, client: object, target: S3Target) -> Ex
     # In the unit of --max-file-size-mb (MiB), so the number is the one the user gave.
     log.info("writing parquet to s3://%s at %s (flush every %g s, files up to %g MB)",
              target.bucket, target.endpoint, cfg.flush_interval_secs, cfg.max_file_bytes / (1024 * 1024))
+    if cfg.max_eps:
+        log.info("admitting at most %s events/s (--max-eps): replies wait for their turn", f"{cfg.max_eps:,g}")
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
