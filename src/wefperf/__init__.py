@@ -6,6 +6,9 @@ From Python (inside any running event loop; prints nothing unless asked)::
     settings = wefperf.load_settings("baseline", {"wef_endpoint": "http://127.0.0.1:5985"})
     result = await wefperf.run(settings)
     assert result.passed, result.verdict.reasons
+
+    found = await wefperf.find_capacity(wefperf.load_settings("capacity", {"wef_endpoint": "http://127.0.0.1:5985"}))
+    print(found.capacity.events_per_second)
 """
 
 from __future__ import annotations
@@ -13,6 +16,16 @@ from __future__ import annotations
 import asyncio
 from importlib import metadata
 
+from .capacity import Capacity, Step
+from .capacity_run import (
+    DEFAULT_PRECISION,
+    DEFAULT_START_EPS,
+    DEFAULT_STEP_SECS,
+    DEFAULT_WARMUP_SECS,
+    CapacityReporter,
+    CapacityResult,
+    SearchPlan,
+)
 from .metrics import LoadSummary, Percentiles
 from .report.console import ConsoleReporter, Reporter
 from .result import RunResult, ServerStats
@@ -20,8 +33,9 @@ from .settings import ConfigError, Settings, load_settings
 from .verdict import Verdict
 
 __all__ = [
-    "ConfigError", "ConsoleReporter", "LoadSummary", "Percentiles", "Reporter", "RunResult",
-    "ServerStats", "Settings", "Verdict", "load_settings", "run",
+    "Capacity", "CapacityReporter", "CapacityResult", "ConfigError", "ConsoleReporter", "LoadSummary", "Percentiles",
+    "Reporter", "RunResult", "SearchPlan", "ServerStats", "Settings", "Step", "Verdict", "find_capacity",
+    "load_settings", "run",
 ]
 
 
@@ -49,3 +63,35 @@ async def run(
 
     rep = reporter or (ConsoleReporter() if console else None)
     return await run_test(settings, reporter=rep, stop=stop, profile=profile)
+
+
+async def find_capacity(
+    settings: Settings,
+    *,
+    start_eps: float = DEFAULT_START_EPS,
+    max_eps: float | None = None,
+    step_secs: float = DEFAULT_STEP_SECS,
+    warmup_secs: float = DEFAULT_WARMUP_SECS,
+    precision: float = DEFAULT_PRECISION,
+    console: bool = False,
+    reporter: CapacityReporter | None = None,
+    stop: asyncio.Event | None = None,
+    profile: str | None = None,
+) -> CapacityResult:
+    """The highest rate at which every threshold of `settings` held (`wefperf capacity`).
+
+    Doubles the rate from `start_eps` until a step breaks a threshold (or `max_eps` is reached),
+    then bisects to within `precision`. `result.capacity.events_per_second` is None when even
+    `start_eps` broke one; `stop.set()` ends the search after the current step's drain, with the
+    steps so far. `console=True` prints what the CLI prints. ConfigError for a bad argument.
+    """
+    from .capacity_run import find_capacity as search
+
+    rep = reporter
+    if rep is None and console:
+        from .report.capacity import ConsoleCapacityReporter
+
+        rep = ConsoleCapacityReporter()
+    plan = SearchPlan(start_eps=start_eps, max_eps=max_eps, step_secs=step_secs, warmup_secs=warmup_secs,
+                      precision=precision)
+    return await search(settings, plan, reporter=rep, stop=stop, profile=profile)

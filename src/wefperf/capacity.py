@@ -25,6 +25,7 @@ class Step:
     error_ratio: float | None = None
     server_lag_events: int | None = None  # acknowledged but not yet counted by the server at the step's end
     broken: tuple[str, ...] = ()  # the thresholds this step broke
+    run_id: str = ""  # the step's run id: its events carry it (e.g. for `wefperf verify --run-id`)
 
 
 @dataclass

@@ -26,6 +26,7 @@ from ..settings import (
 )
 
 if TYPE_CHECKING:
+    from ..capacity_run import CapacityResult
     from ..report.console import Reporter
     from ..result import RunResult
 
@@ -49,8 +50,10 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     add_run_arguments(p)
 
 
-def add_run_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default=None, help=f"built-in profile name or a .toml path (env {PROFILE_ENV})")
+def add_run_arguments(p: argparse.ArgumentParser, *, profile_default: str | None = None) -> None:
+    """Every setting's flag; `profile_default` replaces PERF_TEST_PROFILE as the profile when none is given."""
+    where = f"default {profile_default}" if profile_default else f"env {PROFILE_ENV}"
+    p.add_argument("--profile", default=profile_default, help=f"built-in profile name or a .toml path ({where})")
     p.add_argument("--results", default=None, metavar="PATH", help=_help("results_path"))
     p.add_argument("--report", dest="set_report_path", default=None, metavar="PATH", help=_help("report_path"))
     p.add_argument("--no-live", dest="set_no_live", action="store_const", const=True, default=None,
@@ -173,19 +176,7 @@ def make_reporter(settings: Settings) -> Reporter:
 async def _main(settings: Settings, profile: str | None, embedded: bool) -> int:
     from ..runner import run_test
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    main_task = asyncio.current_task()
-
-    def on_signal() -> None:
-        if stop.is_set() and main_task is not None:
-            main_task.cancel()  # a second Ctrl-C: give up on the drain
-        stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, on_signal)
-
+    stop = stop_on_signals()
     reporter = make_reporter(settings)
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(reporter.close)  # a live view gives the terminal back, whatever happens
@@ -213,6 +204,23 @@ async def _main(settings: Settings, profile: str | None, embedded: bool) -> int:
     return finish(result, settings.results_path, interrupted=stop.is_set(), report=settings.report_path)
 
 
+def stop_on_signals() -> asyncio.Event:
+    """An event Ctrl-C and SIGTERM set; a second one cancels the running task (gives up on the drain)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    main_task = asyncio.current_task()
+
+    def on_signal() -> None:
+        if stop.is_set() and main_task is not None:
+            main_task.cancel()  # a second Ctrl-C: give up on the drain
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, on_signal)
+    return stop
+
+
 def stopped_before_start(settings: Settings, profile: str | None, phase: str) -> RunResult:
     """The result of a run stopped before its first phase: nothing sent, and where it stopped."""
     from ..runner import empty_result
@@ -220,7 +228,7 @@ def stopped_before_start(settings: Settings, profile: str | None, phase: str) ->
     return empty_result(settings, profile, phase)
 
 
-def finish(result: RunResult, path: str, *, interrupted: bool = False, report: str = "") -> int:
+def finish(result: RunResult | CapacityResult, path: str, *, interrupted: bool = False, report: str = "") -> int:
     """Write the results file (and the HTML report) and give the exit code: never success without them."""
     from ..report.results_json import write_results
 

@@ -7,10 +7,13 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from ..result import RunResult
+
+class Results(Protocol):
+    """What a results file is written from: a run's result, or a capacity search's."""
+
+    def to_dict(self) -> dict[str, Any]: ...
 
 
 def check_writable(path: str | os.PathLike[str]) -> None:
@@ -45,7 +48,7 @@ def _check_special(target: Path) -> None:
     os.close(os.open(target, os.O_WRONLY | os.O_NONBLOCK))
 
 
-def write_results(result: RunResult, path: str | os.PathLike[str]) -> Path:
+def write_results(result: Results, path: str | os.PathLike[str]) -> Path:
     """Written whole or not at all, so a reader never sees half a file."""
     target = Path(path)
     text = json.dumps(result.to_dict(), indent=2, default=str)

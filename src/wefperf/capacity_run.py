@@ -1,0 +1,266 @@
+"""The capacity search against a real collector: one `run_test` per step, rates from `capacity.search`.
+
+Each step is a short run at one rate: a warm-up that ramps from 0 to the rate, then the rate
+held for the step's length. The step is judged on the run's thresholds (`achieved_ratio` and
+`error_ratio` among the defaults) over the whole step, warm-up included. There is no S3
+verification per step. Before the next step the runner waits until the server has counted
+every acknowledged event (bounded by PERF_TEST_PROCESSING_WAIT_SECS), so one step's backlog
+does not land in the next one's numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from .capacity import Capacity, Step, search
+from .exitcodes import ExitCode
+from .load.shapes import Stage
+from .metrics import LoadSummary
+from .report.console import Reporter
+from .result import RunResult
+from .settings import ConfigError, Settings
+from .thresholds import Judged
+
+DEFAULT_START_EPS = 1_000.0
+DEFAULT_STEP_SECS = 10.0
+DEFAULT_WARMUP_SECS = 2.0
+DEFAULT_PRECISION = 0.05
+# Thresholds no step can measure: they need the S3 check, which a step does not run.
+_PER_RUN_ONLY = ("s3_missing_events", "s3_duplicated_events")
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """How the search steps: where it starts, where it stops, how long each rate is held."""
+
+    start_eps: float = DEFAULT_START_EPS
+    max_eps: float | None = None
+    step_secs: float = DEFAULT_STEP_SECS
+    warmup_secs: float = DEFAULT_WARMUP_SECS
+    precision: float = DEFAULT_PRECISION
+
+    def check(self) -> None:
+        """ConfigError naming the first bad value (the CLI's flag names)."""
+        def finite(x: float) -> bool:
+            return isinstance(x, (int, float)) and math.isfinite(x)
+
+        if not (finite(self.start_eps) and self.start_eps > 0):
+            raise ConfigError(f"--start-eps must be more than 0 events/s (got {self.start_eps!r})")
+        if self.max_eps is not None:
+            if not (finite(self.max_eps) and self.max_eps > 0):
+                raise ConfigError(f"--max-eps must be more than 0 events/s (got {self.max_eps!r})")
+            if self.max_eps < self.start_eps:
+                raise ConfigError(f"--max-eps ({self.max_eps:,g}) is below --start-eps ({self.start_eps:,g})")
+        if not (finite(self.step_secs) and self.step_secs > 0):
+            raise ConfigError(f"--step-secs must be more than 0 seconds (got {self.step_secs!r})")
+        if not (finite(self.warmup_secs) and self.warmup_secs >= 0):
+            raise ConfigError(f"--warmup-secs must be 0 or more seconds (got {self.warmup_secs!r})")
+        if not (finite(self.precision) and 0 < self.precision < 1):
+            raise ConfigError(f"--precision must be a fraction between 0 and 1, e.g. 0.05 (got {self.precision!r})")
+
+    def step_settings(self, settings: Settings, rate: float, number: int) -> Settings:
+        """The settings of one step: the base settings with this rate, this shape and no S3 check."""
+        if self.warmup_secs > 0:
+            shape = {"stages": [Stage(self.warmup_secs, rate), Stage(self.step_secs, rate)]}
+        else:
+            shape = {"stages": []}
+        return settings.model_copy(update={
+            **shape,
+            "target_eps": rate,
+            "duration_secs": self.warmup_secs + self.step_secs,
+            "total_events": 0,
+            "verify_s3": False,
+            "test_name": f"{settings.test_name}: step {number} at {rate:,.0f} events/s",
+        })
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start_eps": self.start_eps, "max_eps": self.max_eps, "step_secs": self.step_secs,
+                "warmup_secs": self.warmup_secs}
+
+
+def check_settings(settings: Settings) -> None:
+    """A threshold no step can judge is a configuration error, not a search that can never pass."""
+    for name in _PER_RUN_ONLY:
+        if name in settings.thresholds:
+            raise ConfigError(f"threshold {name}: a capacity step does not verify S3, so it cannot be judged"
+                              " (check the rate found with `wefperf run --verify-s3`)")
+
+
+@dataclass
+class CapacityResult:
+    """What a capacity search returns and writes: the capacity, every step, the settings."""
+
+    capacity: Capacity
+    plan: SearchPlan
+    settings: Settings
+    profile: str | None
+    timestamp: str
+    thresholds: dict[str, float]
+    error: str | None = None  # the search ended early on something no rate explains (server unavailable)
+    interrupted_step: float | None = None  # the rate of a step cut short by a stop, if one was
+
+    @property
+    def found(self) -> bool:
+        return self.capacity.events_per_second is not None
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.capacity.interrupted:
+            return ExitCode.INTERRUPTED
+        if self.error is not None or not self.found:
+            return ExitCode.FAILED
+        return ExitCode.PASSED
+
+    def to_dict(self) -> dict[str, Any]:
+        from . import __version__
+
+        return {
+            "timestamp": self.timestamp,
+            "test_name": self.settings.test_name,
+            "command": "capacity",
+            "configuration": self.settings.public_dict(),
+            "capacity": {
+                **self.capacity.to_dict(),
+                **self.plan.to_dict(),
+                "thresholds": self.thresholds,
+                "interrupted_step_eps": self.interrupted_step,
+            },
+            "error": self.error,
+            "exit_code": int(self.exit_code),
+            "wefperf_version": __version__,
+            "host": socket.gethostname(),
+            "profile": self.profile,
+        }
+
+
+class CapacityReporter:
+    """What the search tells the user as it goes. The base class says nothing (the API's default)."""
+
+    def started(self, settings: Settings, plan: SearchPlan, thresholds: dict[str, float]) -> None: ...
+    def step_started(self, number: int, rate: float, plan: SearchPlan) -> None: ...
+    def step_done(self, number: int, step: Step, judged: list[Judged]) -> None: ...
+    def step_stopped(self, number: int, rate: float, result: RunResult) -> None: ...
+    def error(self, text: str) -> None: ...
+    def finished(self, result: CapacityResult) -> None: ...
+
+
+class _StepReporter(Reporter):
+    """A step's own run says nothing but its errors (a failed batch, an unreachable server)."""
+
+    def __init__(self, outer: CapacityReporter) -> None:
+        self.outer = outer
+
+    def error(self, text: str) -> None:
+        self.outer.error(text)
+
+
+class _Unavailable(Exception):
+    """A step could not run at all (the server never became healthy): the search cannot go on."""
+
+
+def achieved_eps(load: LoadSummary, plan: SearchPlan) -> float:
+    """Events acknowledged per second while the rate was held: the whole seconds after the warm-up.
+
+    Above its capacity a collector acknowledges about its capacity, whatever the rate asked;
+    a step too short to hold one whole second falls back to the average over the run.
+    """
+    first = math.ceil(plan.warmup_secs)
+    rows = [r for r in load.timeline if r.t >= first and r.t + 1 <= plan.warmup_secs + plan.step_secs]
+    if rows:
+        return sum(r.acked_events for r in rows) / len(rows)
+    return load.events_ok / load.elapsed_s if load.elapsed_s > 0 else 0.0
+
+
+def step_of(rate: float, result: RunResult, plan: SearchPlan) -> Step:
+    """A step's figures from its run."""
+    load, verdict, server = result.load, result.verdict, result.server
+    lat = load.latency
+    counted = lat.count > 0
+    achieved = achieved_eps(load, plan)
+    lag = None
+    if server.events_received is not None:
+        lag = max(load.events_ok - server.events_received, 0)
+    return Step(
+        target_eps=rate,
+        achieved_eps=round(achieved, 1),
+        passed=verdict.passed,
+        latency_p50_ms=lat.p50 if counted else None,
+        latency_p99_ms=lat.p99 if counted else None,
+        latency_p999_ms=lat.p999 if counted else None,
+        error_ratio=load.events_failed / load.events_sent if load.events_sent else 0.0,
+        server_lag_events=lag,
+        broken=tuple(j.name for j in verdict.thresholds if not j.passed),
+        run_id=result.run_id,
+    )
+
+
+async def find_capacity(
+    settings: Settings,
+    plan: SearchPlan | None = None,
+    *,
+    reporter: CapacityReporter | None = None,
+    stop: asyncio.Event | None = None,
+    profile: str | None = None,
+    freeze_gc: bool = False,
+) -> CapacityResult:
+    """Search for the highest rate at which every threshold held; `stop.set()` ends it after the current step's drain.
+
+    Raises ConfigError for a bad plan or a threshold no step can judge. `freeze_gc`: for the CLI only (see run_test).
+    """
+    from .runner import run_test
+
+    plan = plan or SearchPlan()
+    plan.check()
+    check_settings(settings)
+    rep = reporter or CapacityReporter()
+    thresholds = dict(plan.step_settings(settings, plan.start_eps, 1).effective_thresholds())
+    started = datetime.now(UTC).isoformat()
+    rep.started(settings, plan, thresholds)
+    number = 0
+    stopped_at: list[float] = []
+
+    async def run_step(rate: float) -> Step | None:
+        nonlocal number
+        if stop is not None and stop.is_set():
+            return None
+        number += 1
+        rep.step_started(number, rate, plan)
+        result = await run_test(plan.step_settings(settings, rate, number), reporter=_StepReporter(rep), stop=stop,
+                                profile=profile, freeze_gc=freeze_gc)
+        if (stop is not None and stop.is_set()) or result.load.interrupted:
+            stopped_at.append(rate)
+            rep.step_stopped(number, rate, result)
+            return None
+        if not result.verdict.thresholds and result.verdict.reasons:
+            raise _Unavailable(result.verdict.reasons[0])
+        step = step_of(rate, result, plan)
+        rep.step_done(number, step, result.verdict.thresholds)
+        return step
+
+    steps: list[Step] = []
+
+    async def recorded(rate: float) -> Step | None:
+        step = await run_step(rate)
+        if step is not None:
+            steps.append(step)
+        return step
+
+    error = None
+    try:
+        capacity = await search(recorded, start_eps=plan.start_eps, max_eps=plan.max_eps, precision=plan.precision)
+    except _Unavailable as exc:
+        error = str(exc)
+        held = [s.target_eps for s in steps if s.passed]
+        broke = [s.target_eps for s in steps if not s.passed]
+        capacity = Capacity(max(held) if held else None, plan.precision, steps,
+                            lowest_broken=min(broke) if broke else None)
+    result = CapacityResult(capacity, plan, settings, profile, started, thresholds, error,
+                            stopped_at[0] if stopped_at else None)
+    rep.finished(result)
+    return result
+

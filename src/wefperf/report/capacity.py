@@ -1,0 +1,148 @@
+"""The console output of `wefperf capacity`: a line as each step starts and ends, the steps' table, the capacity."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, TextIO
+
+from ..capacity_run import CapacityReporter, CapacityResult, SearchPlan
+from ..thresholds import SPECS, Judged
+from .console import RULE
+
+if TYPE_CHECKING:
+    from ..capacity import Capacity, Step
+    from ..result import RunResult
+    from ..settings import Settings
+
+
+def bound(name: str, limit: float) -> str:
+    """`latency_p99_ms ≤ 500`, `achieved_ratio ≥ 0.95`."""
+    return f"{name} {'≤' if SPECS[name].bound == 'max' else '≥'} {limit:,g}"
+
+
+def bounds(thresholds: dict[str, float]) -> str:
+    return ", ".join(bound(name, limit) for name, limit in thresholds.items())
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def banner_lines(settings: Settings, plan: SearchPlan, thresholds: dict[str, float]) -> list[str]:
+    upto = f"up to {plan.max_eps:,.0f} events/s (--max-eps)" if plan.max_eps else "with no upper limit"
+    warmup = f"a {plan.warmup_secs:g} s ramp from 0, then " if plan.warmup_secs else ""
+    kind = f"event {settings.event_type} only" if settings.event_type else "a weighted mix of 4624, 4634, 4672, 4688, 4625"
+    return [
+        RULE,
+        f"CAPACITY SEARCH: {settings.test_name}",
+        RULE,
+        f"Endpoint: {settings.events_url}",
+        f"Rates: from {plan.start_eps:,.0f} events/s doubling {upto} until a step breaks a threshold,"
+        f" then bisecting to ±{plan.precision * 100:g} %",
+        f"Each step: {warmup}{plan.step_secs:g} s at the rate, judged on the whole step",
+        f"Thresholds (every one must hold): {bounds(thresholds)}",
+        f"Batch size: {settings.batch_size}; concurrency: {settings.concurrency}; events: {kind}",
+        "S3 verification: not per step (check the rate found with `wefperf run --verify-s3`)",
+        "",
+    ]
+
+
+def step_start_line(number: int, rate: float, plan: SearchPlan) -> str:
+    warmup = f"{plan.warmup_secs:g} s warm-up + " if plan.warmup_secs else ""
+    return f"Step {number}: {rate:,.0f} events/s for {warmup}{plan.step_secs:g} s ..."
+
+
+def step_done_line(number: int, step: Step, judged: list[Judged]) -> str:
+    head = f"Step {number}: {step.target_eps:,.0f} events/s"
+    figures = f"achieved {step.achieved_eps:,.0f}/s, p99 {_ms(step.latency_p99_ms)} ms"
+    if step.passed:
+        return f"{head} held ({figures})"
+    broken = "; ".join(j.describe() for j in judged if not j.passed) or "failed"
+    return f"{head} broke {broken} ({figures})"
+
+
+def step_stopped_line(number: int, rate: float, result: RunResult) -> str:
+    where = result.stopped_in or "load"
+    return f"Step {number}: {rate:,.0f} events/s interrupted ({where}); the step is not counted"
+
+
+_HEADER = ("step", "rate/s", "achieved/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "server lag", "result")
+
+
+def table_lines(steps: list[Step]) -> list[str]:
+    """One row per step, in the order they ran."""
+    rows = [_HEADER]
+    for i, s in enumerate(steps, 1):
+        verdict = "pass" if s.passed else "FAIL " + ", ".join(s.broken)
+        rows.append((
+            str(i), f"{s.target_eps:,.0f}", f"{s.achieved_eps:,.0f}", _ms(s.latency_p50_ms), _ms(s.latency_p99_ms),
+            _ms(s.latency_p999_ms), "-" if s.error_ratio is None else f"{s.error_ratio:.2%}",
+            "-" if s.server_lag_events is None else f"{s.server_lag_events:,}", verdict,
+        ))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(_HEADER) - 1)]
+    return ["  " + "  ".join(c.rjust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1] for r in rows]
+
+
+def capacity_lines(result: CapacityResult) -> list[str]:
+    """The answer in one line, and a second saying where it stops being true."""
+    cap: Capacity = result.capacity
+    conditions = bounds(result.settings.thresholds or result.thresholds)
+    eps = cap.events_per_second
+    first_broken = next((s for s in cap.steps if cap.lowest_broken is not None and s.target_eps == cap.lowest_broken), None)
+    broke = (f"{cap.lowest_broken:,.0f} events/s broke {', '.join(first_broken.broken) or 'a threshold'}"
+             if cap.lowest_broken is not None and first_broken is not None else "")
+    if result.error is not None:
+        so_far = f"; at least {eps:,.0f} events/s held before it" if eps is not None else ""
+        return [f"Capacity: not found: the search stopped: {result.error}{so_far}"]
+    if cap.interrupted:
+        if eps is None:
+            return ["Capacity: not found: interrupted before any rate held" + (f" ({broke})" if broke else "")]
+        return [f"Capacity: at least {eps:,.0f} events/s at {conditions} (interrupted before the search finished"
+                + (f"; {broke}" if broke else "") + ")"]
+    if eps is None:
+        step = cap.steps[0] if cap.steps else None
+        what = ", ".join(step.broken) if step is not None and step.broken else "a threshold"
+        return [f"Capacity: none: even {result.plan.start_eps:,.0f} events/s (--start-eps) broke {what}"
+                f" (thresholds: {conditions})"]
+    if cap.reached_max:
+        return [f"Capacity: at least {eps:,.0f} events/s at {conditions}: every rate up to --max-eps held"]
+    return [f"Capacity: {eps:,.0f} events/s at {conditions} (±{cap.precision * 100:g} %)",
+            f"  the highest rate that held; {broke}" if broke else "  the highest rate that held"]
+
+
+class ConsoleCapacityReporter(CapacityReporter):
+    """Plain lines on stdout (errors on stderr), as `wefperf run` prints them."""
+
+    def __init__(self, out: TextIO | None = None, err: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+
+    def _print(self, text: str = "") -> None:
+        print(text, file=self.out, flush=True)
+
+    def started(self, settings: Settings, plan: SearchPlan, thresholds: dict[str, float]) -> None:
+        for text in banner_lines(settings, plan, thresholds):
+            self._print(text)
+
+    def step_started(self, number: int, rate: float, plan: SearchPlan) -> None:
+        self._print(step_start_line(number, rate, plan))
+
+    def step_done(self, number: int, step: Step, judged: list[Judged]) -> None:
+        self._print(step_done_line(number, step, judged))
+
+    def step_stopped(self, number: int, rate: float, result: RunResult) -> None:
+        self._print(step_stopped_line(number, rate, result))
+
+    def error(self, text: str) -> None:
+        print(f"  {text}", file=self.err, flush=True)
+
+    def finished(self, result: CapacityResult) -> None:
+        self._print()
+        self._print(RULE)
+        self._print("CAPACITY SEARCH RESULTS")
+        self._print(RULE)
+        for text in table_lines(result.capacity.steps):
+            self._print(text)
+        self._print()
+        for text in capacity_lines(result):
+            self._print(text)

@@ -1,0 +1,209 @@
+"""`wefperf capacity` end to end: the real CLI against the reference collector with a known capacity.
+
+The collector admits at most 20,000 events/s (`--max-eps`). Above that a queue builds and
+latency grows by about (rate - 20,000) / 20,000 seconds per second held, so a p99 threshold of
+200 ms over 4-second steps lets a step through only up to about 5 % over the limit. From 4,000/s
+the search tries 4k, 8k, 16k, 32k, then bisects: 24k and 22k break by more than twice the
+threshold, so whatever the load on the machine the answer is 16,000 to 21,000 (16k holds with
+20 % to spare, its p99 is tens of ms).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fake_collector import FakeCollector
+from helpers import wefperf
+
+import wefperf as api
+from wefperf.capacity import Capacity, Step
+from wefperf.capacity_run import CapacityResult, SearchPlan
+from wefperf.report.capacity import capacity_lines, table_lines
+
+CAPACITY_LINE = re.compile(r"^Capacity: ([\d,]+) events/s at latency_p99_ms ≤ 200 \(±5 %\)$", re.M)
+
+
+@pytest.mark.slow
+def test_finds_the_capacity_of_a_collector_limited_to_20k(wef_target, tmp_path: Path) -> None:
+    target = wef_target("--max-eps", "20000")
+    results = tmp_path / "capacity.json"
+    started = time.monotonic()
+    done = wefperf("capacity", "--wef-endpoint", target.base, "--threshold", "latency_p99_ms=200",
+                   "--start-eps", "4000", "--step-secs", "4", "--warmup-secs", "1", "--batch-size", "100",
+                   "--results", str(results), timeout=150)
+    took = time.monotonic() - started
+    assert done.code == 0, done.out + done.err
+    found = CAPACITY_LINE.search(done.out)
+    assert found, done.out
+    eps = int(found.group(1).replace(",", ""))
+    assert 16_000 <= eps <= 21_000, done.out
+    # A line as each step starts and as it ends, then the table with one row per step.
+    data = json.loads(results.read_text())
+    cap = data["capacity"]
+    steps = cap["steps"]
+    assert cap["events_per_second"] == eps and cap["precision"] == 0.05
+    assert [s["target_eps"] for s in steps[:4]] == [4000, 8000, 16000, 32000]
+    assert len(re.findall(r"^Step \d+: [\d,]+ events/s for 1 s warm-up \+ 4 s \.\.\.$", done.out, re.M)) == len(steps)
+    assert len(re.findall(r"^Step \d+: [\d,]+ events/s (held|broke) ", done.out, re.M)) == len(steps)
+    table = done.out.split("CAPACITY SEARCH RESULTS", 1)[1]
+    assert re.search(r"step +rate/s +achieved/s +p50 ms +p99 ms +p99\.9 ms +errors +server lag +result", table)
+    assert len(re.findall(r"^\s+\d+\s+[\d,]+\s+[\d,]+ .*(pass|FAIL)", table, re.M)) == len(steps)
+    broken = [s for s in steps if not s["passed"]]
+    assert broken and all("latency_p99_ms" in s["broken"] for s in broken)
+    assert steps[3]["achieved_eps"] < 24_000  # above the limit the collector acknowledges about its capacity
+    assert all(s["server_lag_events"] == 0 for s in steps)  # every step ends with the server caught up
+    assert cap["lowest_broken_eps"] > eps and (cap["lowest_broken_eps"] - eps) / cap["lowest_broken_eps"] <= 0.05
+    assert data["configuration"]["thresholds"] == {"latency_p99_ms": 200.0}
+    assert "aws_secret_access_key" not in data["configuration"] and data["exit_code"] == 0
+    print(f"capacity {eps:,} events/s in {len(steps)} steps, {took:.1f} s")
+
+
+def test_a_threshold_even_the_first_rate_breaks_exits_1_and_names_itself(tmp_path: Path) -> None:
+    c = FakeCollector().start()
+    try:
+        results = tmp_path / "r.json"
+        done = wefperf("capacity", "--wef-endpoint", c.url, "--threshold", "latency_p50_ms=0.001",
+                       "--start-eps", "2000", "--step-secs", "1", "--warmup-secs", "0", "--results", str(results))
+    finally:
+        c.stop()
+    assert done.code == 1, done.out + done.err
+    assert "Capacity: none: even 2,000 events/s (--start-eps) broke latency_p50_ms" in done.out
+    assert "Step 1: 2,000 events/s broke latency_p50_ms <= 0.001: " in done.out
+    data = json.loads(results.read_text())
+    assert data["capacity"]["events_per_second"] is None and data["exit_code"] == 1
+    assert [s["broken"] for s in data["capacity"]["steps"]] == [["latency_p50_ms"]]
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--threshold", "latency_p42_ms=5"], "unknown threshold 'latency_p42_ms'"),
+    (["--target-eps", "5000"], "--target-eps: the capacity search sets each step's rate"),
+    (["--precision", "0"], "--precision must be a fraction between 0 and 1"),
+    (["--start-eps", "5000", "--max-eps", "1000"], "--max-eps (1,000) is below --start-eps (5,000)"),
+    (["--verify-s3", "--threshold", "s3_missing_events=0"], "threshold s3_missing_events: a capacity step does not verify S3"),
+    (["--start-eps", "lots"], "argument --start-eps: invalid float value: 'lots'"),
+])
+def test_a_bad_setting_or_threshold_exits_2_with_one_line(args: list[str], says: str) -> None:
+    done = wefperf("capacity", "--wef-endpoint", "http://127.0.0.1:9", *args)
+    assert done.code == 2, done.out + done.err
+    assert len(done.err.strip().splitlines()) == 1 and says in done.err, done.err
+    assert done.out == ""
+
+
+def test_ctrl_c_during_a_step_exits_130_with_the_steps_so_far(tmp_path: Path) -> None:
+    c = FakeCollector().start()
+    results = tmp_path / "r.json"
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "wefperf", "capacity", "--wef-endpoint", c.url, "--start-eps", "1000",
+             "--step-secs", "30", "--warmup-secs", "0", "--results", str(results)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        # Step 1 would take 30 s: a second into it, Ctrl-C.
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("Step 1: 1,000 events/s for 30 s"):
+                break
+        time.sleep(1.0)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        stopped_in = time.monotonic() - sent
+    finally:
+        c.stop()
+    out = "".join(lines) + out
+    assert proc.returncode == 130, out + err
+    assert stopped_in < 10  # the step ends promptly, not after its 30 s
+    assert "Step 1: 1,000 events/s interrupted (load); the step is not counted" in out
+    assert "Capacity: not found: interrupted before any rate held" in out
+    data = json.loads(results.read_text())
+    assert data["capacity"]["interrupted"] is True and data["capacity"]["steps"] == []
+    assert data["capacity"]["interrupted_step_eps"] == 1000 and data["exit_code"] == 130
+    assert "Traceback" not in err
+
+
+def test_ctrl_c_after_a_step_keeps_the_steps_so_far_in_the_results(tmp_path: Path) -> None:
+    c = FakeCollector().start()
+    results = tmp_path / "r.json"
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "wefperf", "capacity", "--wef-endpoint", c.url, "--start-eps", "1000",
+             "--step-secs", "2", "--warmup-secs", "0", "--results", str(results)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("Step 2: 2,000 events/s for 2 s"):
+                break
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        c.stop()
+    out = "".join(lines) + out
+    assert proc.returncode == 130, out + err
+    assert "Capacity: at least 1,000 events/s" in out and "interrupted before the search finished" in out
+    cap = json.loads(results.read_text())["capacity"]
+    assert cap["interrupted"] is True and cap["events_per_second"] == 1000
+    assert [(s["target_eps"], s["passed"]) for s in cap["steps"]] == [(1000, True)]
+
+
+async def test_find_capacity_from_python_stops_at_max_eps() -> None:
+    c = FakeCollector().start()
+    try:
+        settings = api.load_settings("capacity", {"wef_endpoint": c.url, "processing_wait_secs": 2}, environ={})
+        found = await api.find_capacity(settings, start_eps=1000, max_eps=1500, step_secs=1, warmup_secs=0.5)
+    finally:
+        c.stop()
+    assert isinstance(found, api.CapacityResult) and found.exit_code == 0
+    cap = found.capacity
+    assert cap.reached_max and cap.events_per_second == 1500
+    assert [s.target_eps for s in cap.steps] == [1000, 1500] and all(s.passed for s in cap.steps)
+    assert all(s.run_id and s.latency_p99_ms is not None for s in cap.steps)
+    assert found.to_dict()["capacity"]["reached_max_eps"] is True
+
+
+def test_each_step_is_a_ramp_then_a_plateau_without_s3() -> None:
+    settings = api.load_settings("capacity", {"verify_s3": True}, environ={})
+    plan = SearchPlan(step_secs=10, warmup_secs=2)
+    step = plan.step_settings(settings, 5000, 3)
+    assert [(s.duration_s, s.target_eps) for s in step.stages] == [(2, 5000), (10, 5000)]
+    assert step.duration_secs == 12 and not step.verify_s3 and step.test_name.endswith("step 3 at 5,000 events/s")
+    flat = SearchPlan(step_secs=4, warmup_secs=0).step_settings(settings, 5000, 1)
+    assert flat.stages == [] and flat.target_eps == 5000 and flat.duration_secs == 4
+    assert "achieved_ratio" in step.effective_thresholds()  # the rate held is always judged
+
+
+def test_the_capacity_line_says_what_the_search_found() -> None:
+    settings = api.load_settings("capacity", {"thresholds": "latency_p99_ms=500"}, environ={})
+    plan = SearchPlan()
+    ok = Step(40_000, 40_000, True, 5, 120, 300, 0.0, 0)
+    bad = Step(50_000, 47_100, False, 300, 900, 1000, 0.0, 0, ("latency_p99_ms",))
+    thresholds = {"latency_p99_ms": 500.0}
+
+    def lines(cap: Capacity, error: str | None = None) -> list[str]:
+        return capacity_lines(CapacityResult(cap, plan, settings, "capacity", "", thresholds, error))
+
+    assert lines(Capacity(47_500, 0.05, [ok, bad], lowest_broken=50_000)) == [
+        "Capacity: 47,500 events/s at latency_p99_ms ≤ 500 (±5 %)",
+        "  the highest rate that held; 50,000 events/s broke latency_p99_ms",
+    ]
+    assert lines(Capacity(None, 0.05, [bad], lowest_broken=50_000))[0].startswith(
+        "Capacity: none: even 1,000 events/s (--start-eps) broke latency_p99_ms")
+    assert lines(Capacity(40_000, 0.05, [ok], reached_max=True)) == [
+        "Capacity: at least 40,000 events/s at latency_p99_ms ≤ 500: every rate up to --max-eps held"]
+    assert "the search stopped: the server went away" in lines(Capacity(40_000, 0.05, [ok]), "the server went away")[0]
+    rows = table_lines([ok, bad])
+    assert rows[0].split() == ["step", "rate/s", "achieved/s", "p50", "ms", "p99", "ms", "p99.9", "ms", "errors",
+                               "server", "lag", "result"]
+    assert rows[2].split()[-2:] == ["FAIL", "latency_p99_ms"] and rows[1].split()[-1] == "pass"
