@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 import pytest
-from fake_collector import FakeCollector
-from helpers import wefperf
 
 import wefperf as api
+from fake_collector import FakeCollector
+from helpers import wefperf
 from wefperf.capacity import Capacity, Step
 from wefperf.capacity_run import CapacityResult, SearchPlan
 from wefperf.report.capacity import capacity_lines, table_lines
