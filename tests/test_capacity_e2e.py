@@ -70,7 +70,8 @@ def test_a_threshold_even_the_first_rate_breaks_exits_1_and_names_itself(tmp_pat
     try:
         results = tmp_path / "r.json"
         done = wefperf("capacity", "--wef-endpoint", c.url, "--threshold", "latency_p50_ms=0.001",
-                       "--start-eps", "2000", "--step-secs", "1", "--warmup-secs", "0", "--results", str(results))
+                       "--start-eps", "2000", "--step-secs", "1", "--warmup-secs", "0", "--results", str(results),
+                       "--report", "auto")
     finally:
         c.stop()
     assert done.code == 1, done.out + done.err
@@ -79,6 +80,8 @@ def test_a_threshold_even_the_first_rate_breaks_exits_1_and_names_itself(tmp_pat
     data = json.loads(results.read_text())
     assert data["capacity"]["events_per_second"] is None and data["exit_code"] == 1
     assert [s["broken"] for s in data["capacity"]["steps"]] == [["latency_p50_ms"]]
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")  # --report auto: beside the results JSON
+    assert "<h2>Capacity</h2>" in page and "No rate held every threshold" in page
 
 
 @pytest.mark.parametrize(("args", "says"), [

@@ -27,6 +27,7 @@ from ..exitcodes import ExitCode
 from ..settings import ConfigError, Settings
 from .run import (
     _check_results_path,
+    _check_writable,
     _embedded,
     add_run_arguments,
     finish,
@@ -84,6 +85,8 @@ def handle_capacity(args: argparse.Namespace) -> int:
 
         check_settings(settings)
         _check_results_path(settings.results_path)
+        if settings.report_path:
+            _check_writable(settings.report_path, "report_path", "--report")
     except ConfigError as exc:
         print(f"wefperf: configuration error: {exc}", file=sys.stderr)
         return ExitCode.USAGE
@@ -117,7 +120,7 @@ async def _main(settings: Settings, profile: str | None, plan: SearchPlan, embed
                 with contextlib.suppress(asyncio.CancelledError):
                     await starting
                 result = nothing_run("Interrupted while starting the embedded collector: nothing was sent")
-                return finish(result, settings.results_path, interrupted=True)
+                return finish(result, settings.results_path, interrupted=True, report=settings.report_path)
             against = starting.result()
             if against is None:
                 return ExitCode.USAGE
@@ -130,7 +133,7 @@ async def _main(settings: Settings, profile: str | None, plan: SearchPlan, embed
         except ConfigError as exc:
             print(f"wefperf: configuration error: {exc}", file=sys.stderr)
             return ExitCode.USAGE
-    return finish(result, settings.results_path, interrupted=stop.is_set())
+    return finish(result, settings.results_path, interrupted=stop.is_set(), report=settings.report_path)
 
 
 class _Lines:
