@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import SecretStr
 
 from ..exitcodes import ExitCode
+from ..limits import ensure_open_files_for_hosts
 from ..settings import (
     ENV_NAMES,
     SECRET_FIELDS,
@@ -120,6 +121,7 @@ def handle_run(args: argparse.Namespace) -> int:
     try:
         settings, profile = settings_from_args(args)
         _check_results_path(settings.results_path)
+        ensure_open_files_for_hosts(settings.hosts)
     except ConfigError as exc:
         print(f"wefperf: configuration error: {exc}", file=sys.stderr)
         return ExitCode.USAGE
