@@ -73,7 +73,8 @@ def judge(settings: Settings, load: LoadSummary, s3: S3Figures | bool | None, *,
 
 def measures(load: LoadSummary, achieved: float | None, server: ServerStats | None, s3: S3Figures | None) -> Measures:
     """The figures the thresholds look at, from what the run measured."""
-    lat = load.latency
+    # With simulated hosts the latency thresholds judge each event, from when it became due.
+    lat = load.event_latency if load.event_latency is not None else load.latency
     counted = lat.count > 0
     missing_at_server: float | None = None
     if server is not None and server.counts_known:
