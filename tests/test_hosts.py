@@ -372,3 +372,49 @@ async def test_s3_accounting_is_exact_for_a_hosts_run(wef_target, moto_endpoint:
     # deliveries held fewer than max_items: the sequence numbers have gaps that the mask accounts for
     assert load.batches_sent * 10 > load.events_sent
     assert all(row.counted == row.expected for row in result.server.per_event_id())
+
+
+def test_ctrl_c_ends_a_hosts_run_with_partial_results_and_exit_130(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    c = FakeCollector().start()
+    try:
+        results = tmp_path / "r.json"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PERF_TEST_", "WEF_"))}
+        env["WEF_ENDPOINT"] = c.url
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "wefperf", "run", "--hosts", "200", "--target-eps", "2000", "--duration-secs",
+             "60", "--max-latency-secs", "2", "--results", str(results)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )
+        deadline = time.monotonic() + 30
+        while c.ok_requests < 100 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        c.stop()
+    assert proc.returncode == 130, out + err
+    assert "Interrupted after" in out and "Simulated hosts: 200" in out and "Traceback" not in err
+    data = json.loads(results.read_text())
+    r, hosts = data["results"], data["hosts"]
+    assert r["interrupted"] is True and r["events_acknowledged"] == sum(c.events.values()) > 0
+    assert hosts["events_due"] == r["events_sent"] + hosts["events_held"]
+    assert data["latency_ms"]["event"]["count"] == r["events_acknowledged"]
+
+
+async def test_count_mode_splits_the_events_over_the_hosts_and_is_judged_on_them() -> None:
+    c = FakeCollector().start()
+    try:
+        settings = _settings(c.url, hosts=100, total_events=3000, target_eps=2000, max_latency_secs=0.5,
+                             seed=12345)
+        result = await run_test(settings)
+    finally:
+        c.stop()
+    assert result.passed, result.verdict.reasons
+    load = result.load
+    assert load.events_sent == load.events_ok == 3000 == sum(c.events.values())
+    assert load.hosts is not None and load.hosts.events_due == 3000 and not load.timed_out
+    assert result.payload_seed == 12345  # PERF_TEST_SEED fixes the payload and the arrivals
+    assert result.verdict.target_ratio == 1.0  # judged on the events due, not a rate over the drain

@@ -56,13 +56,14 @@ async def run_test(
     """Run one test and return its result; set `stop` to end any phase early (partial result).
 
     `freeze_gc` freezes the cyclic GC's view of the process during the load: for the CLI only.
-    `seed` fixes the payload (and the simulated hosts' arrivals), so a run can be repeated.
+    `seed` fixes the payload (and the simulated hosts' arrivals) over PERF_TEST_SEED.
     """
     rep = reporter or Reporter()
     run_id = run_id or new_run_id()
     rep.banner(settings, run_id)
     # Recorded in the results, so `wefperf verify --results` can rebuild which event is which type.
-    seed = secrets.randbits(32) if seed is None else seed
+    if seed is None:
+        seed = settings.seed or secrets.randbits(32)
     schedule = Schedule.for_run(
         target_eps=settings.target_eps,
         batch_size=settings.batch_size,

@@ -238,6 +238,11 @@ class Settings(S3Settings):
         description="with hosts: a host delivers once its oldest held event is this old, in seconds"
                     " (Windows' MaxLatencyTime: Minimize Latency 30, Normal 900, Minimize Bandwidth 21600)",
     )
+    seed: int = Field(
+        0, ge=0, lt=2**32, validation_alias="PERF_TEST_SEED",
+        description="seed of the payload and the simulated hosts' arrivals, so a run can be repeated"
+                    " (the results JSON records each run's under payload.seed); 0 picks one at random",
+    )
     results_path: str = Field(
         "/tmp/performance_test_results.json", min_length=1, validation_alias="PERF_TEST_RESULTS",
         description="where the results JSON is written",
