@@ -41,6 +41,8 @@ class FakeCollector:
     events: Counter[str] = field(default_factory=Counter)
     port: int = 0
     ssl_context: "ssl.SSLContext | None" = None  # set: serve https
+    # Per client connection (its address): how many events each of its acknowledged requests held.
+    deliveries: dict[tuple[str, int], list[int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._loop = asyncio.new_event_loop()
@@ -63,10 +65,13 @@ class FakeCollector:
             await asyncio.sleep(self.delay_s)
         if self.fail_every and n % self.fail_every == 0:
             return web.Response(status=self.fail_status, text="injected failure")
+        peer = request.transport.get_extra_info("peername") if request.transport is not None else None
         with self._lock:
             self.ok_requests += 1
-            for n, (provider, event_id) in enumerate(_TYPE_RE.findall(body)):
+            found = _TYPE_RE.findall(body)
+            for n, (provider, event_id) in enumerate(found):
                 self.events[_label(provider.decode(), event_id.decode(), self.labels, n)] += 1
+            self.deliveries.setdefault(tuple(peer[:2]) if peer else ("?", 0), []).append(len(found))
         return web.Response(text="OK")
 
     async def _health(self, request: web.Request) -> web.Response:
@@ -83,6 +88,11 @@ class FakeCollector:
             ]
         rows.sort(key=lambda r: r["last_minute"], reverse=True)
         return web.json_response(rows)
+
+    def connections_now(self) -> int:
+        """Client connections the server holds open right now."""
+        server = self._runner.server if self._runner is not None else None
+        return len(server.connections) if server is not None else 0
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self._loop)

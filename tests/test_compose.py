@@ -53,6 +53,8 @@ PERF_SERVICES = {
     "performance-test-spike": "spike",
     "performance-test-soak-1h": "soak-1h",
     "performance-test-capacity": "capacity",
+    "performance-test-wec-3k": "wec-3k",
+    "performance-test-wec-10k-hosts": "wec-10k-hosts",
 }
 SERVERS = {
     "wef-server": ROOT / "config" / "wef-server.toml",

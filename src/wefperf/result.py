@@ -145,7 +145,10 @@ class RunResult:
                 "from_intended_send": _pct(load.latency),
                 "service_time": _pct(load.service),
                 "schedule_lag": _pct(load.schedule_lag),
+                # Simulated hosts: from when each event became due to its delivery's reply.
+                "event": _pct(load.event_latency) if load.event_latency is not None else None,
             },
+            "hosts": asdict(load.hosts) if load.hosts is not None else None,
             "errors": {
                 name: {"batches": c.batches, "events": c.events, "samples": c.samples}
                 for name, c in sorted(load.errors.items())

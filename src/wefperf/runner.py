@@ -11,13 +11,16 @@ import asyncio
 import contextlib
 import secrets
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Coroutine, TypeVar
 
 import aiohttp
 
+from .limits import ensure_open_files_for_hosts
+from .load.arrivals import HostArrivals
 from .load.engine import LoadEngine, make_senders
+from .load.hosts import HostsEngine, build_hosts
 from .load.scheduler import Schedule
 from .metrics import LoadSummary, Recorder
 from .observe import (
@@ -28,6 +31,7 @@ from .observe import (
     wait_for_health,
 )
 from .payload import PayloadPool, build_pool, new_run_id
+from .payload.hosts import HostPayload
 from .report.console import Reporter
 from .result import RunResult, ServerStats
 from .settings import Settings
@@ -49,25 +53,48 @@ async def run_test(
     profile: str | None = None,
     run_id: str | None = None,
     freeze_gc: bool = False,
+    seed: int | None = None,
 ) -> RunResult:
     """Run one test and return its result; set `stop` to end any phase early (partial result).
 
     `freeze_gc` freezes the cyclic GC's view of the process during the load: for the CLI only.
+    `seed` fixes the payload (and the simulated hosts' arrivals) over PERF_TEST_SEED.
     """
     rep = reporter or Reporter()
     run_id = run_id or new_run_id()
     rep.banner(settings, run_id)
     # Recorded in the results, so `wefperf verify --results` can rebuild which event is which type.
-    seed = secrets.randbits(32)
-    pool = await asyncio.to_thread(
-        build_pool,
-        seed=seed,
-        run_id=run_id,
+    if seed is None:
+        seed = settings.seed or secrets.randbits(32)
+    schedule = Schedule.for_run(
+        target_eps=settings.target_eps,
         batch_size=settings.batch_size,
-        event_type=settings.event_type,
-        total_events=None if settings.duration_mode else settings.total_events,
-        variants=settings.payload_variants,
+        total_events=settings.total_events,
+        duration_s=settings.duration_secs,
+        timeout_s=settings.timeout_secs,
+        stages=settings.stages,
     )
+    hosts: tuple[HostPayload, list[HostArrivals]] | None = None
+    pool: PayloadPool | HostPayload
+    if settings.hosts:
+        ensure_open_files_for_hosts(settings.hosts)  # before anything is built: ConfigError names the limit
+        hosts = await asyncio.to_thread(
+            build_hosts, run_id=run_id, seed=seed, hosts=settings.hosts, max_items=settings.max_items,
+            schedule=schedule, total_events=settings.total_events,
+            constant_eps=None if settings.stages else settings.target_eps, event_type=settings.event_type,
+            variants=settings.payload_variants,
+        )
+        pool = hosts[0]
+    else:
+        pool = await asyncio.to_thread(
+            build_pool,
+            seed=seed,
+            run_id=run_id,
+            batch_size=settings.batch_size,
+            event_type=settings.event_type,
+            total_events=None if settings.duration_mode else settings.total_events,
+            variants=settings.payload_variants,
+        )
     started_at = datetime.now(timezone.utc)
     server = ServerStats()
 
@@ -101,28 +128,36 @@ async def run_test(
         rep.line("")
         rep.line("Sending events...")
 
-        senders = make_senders(
-            settings.sender, settings.events_url, pool, settings.request_timeout_secs, settings.concurrency,
-            settings.tls_verify,
-        )
-        engine = LoadEngine(
-            pool=pool,
-            senders=senders,
-            schedule=Schedule.for_run(
-                target_eps=settings.target_eps,
-                batch_size=settings.batch_size,
-                total_events=settings.total_events,
-                duration_s=settings.duration_secs,
-                timeout_s=settings.timeout_secs,
-                stages=settings.stages,
-            ),
-            concurrency=settings.concurrency,
-            drain_timeout_s=settings.drain_timeout_secs,
-            progress=rep.progress,
-            on_error=rep.error,
-            freeze_gc=freeze_gc,
-            window_secs=max(1, round(settings.threshold_window_secs)) if settings.abort_on_fail else 0,
-        )
+        window_secs = max(1, round(settings.threshold_window_secs)) if settings.abort_on_fail else 0
+        engine: LoadEngine | HostsEngine
+        if hosts is not None:
+            engine = HostsEngine(
+                payload=hosts[0], arrivals=hosts[1], url=settings.events_url, max_items=settings.max_items,
+                max_latency_s=settings.max_latency_secs, plan_end_s=schedule.duration_s,
+                timeout_s=settings.timeout_secs, request_timeout_s=settings.request_timeout_secs,
+                drain_timeout_s=settings.drain_timeout_secs, progress=rep.progress, on_error=rep.error,
+                freeze_gc=freeze_gc,
+                window_secs=window_secs,
+            )
+            sender_name = engine.name
+        else:
+            assert isinstance(pool, PayloadPool)
+            senders = make_senders(
+                settings.sender, settings.events_url, pool, settings.request_timeout_secs, settings.concurrency,
+                settings.tls_verify,
+            )
+            sender_name = senders.name
+            engine = LoadEngine(
+                pool=pool,
+                senders=senders,
+                schedule=schedule,
+                concurrency=settings.concurrency,
+                drain_timeout_s=settings.drain_timeout_secs,
+                progress=rep.progress,
+                on_error=rep.error,
+                freeze_gc=freeze_gc,
+                window_secs=window_secs,
+            )
 
         def to_timeline(when: float, delta: int) -> None:
             if engine.recorder is not None:
@@ -173,7 +208,8 @@ async def run_test(
             if settings.verify_s3 and not _is_set(stop):
                 rep.line("Waiting for S3 parquet file flush (parquet files may take time to write)...")
                 rep.waiting("s3", settings.flush_interval_secs * 2 + _FLUSH_MARGIN_S)
-                s3 = await _unless_stopped(_verify(settings, pool, load, started_at, rep), stop)
+                checks = _checks(pool, engine, None if settings.duration_mode else settings.total_events)
+                s3 = await _unless_stopped(_verify(settings, checks, load, started_at, rep), stop)
                 stopped_in = "verifying S3" if _is_set(stop) else None
             if _is_set(stop):
                 # Ctrl-C while waiting: the load is complete, the checks after it are not.
@@ -186,8 +222,12 @@ async def run_test(
             server.final_total = final.total
             if baseline is not None:
                 server.per_type_delta = final.delta(baseline)
-        server.expected_per_type = dict(pool.expected_types(load.batches_sent, load.failed_ranges))
-    return _result(settings, profile, run_id, started_at, pool, load, server, s3, senders.name, None, rep,
+        if isinstance(engine, HostsEngine):
+            server.expected_per_type = dict(engine.expected_types())
+        else:
+            assert isinstance(pool, PayloadPool)
+            server.expected_per_type = dict(pool.expected_types(load.batches_sent, load.failed_ranges))
+    return _result(settings, profile, run_id, started_at, pool, load, server, s3, sender_name, None, rep,
                    stopped_in=stopped_in)
 
 
@@ -212,7 +252,7 @@ async def _unless_stopped(work: Coroutine[Any, Any, T], stop: asyncio.Event | No
     return None if task.cancelled() else task.result()
 
 
-async def _guard(settings: Settings, engine: LoadEngine) -> None:
+async def _guard(settings: Settings, engine: LoadEngine | HostsEngine) -> None:
     """--abort-on-fail: judge the latency and error thresholds over the sliding window every second."""
     limits = settings.effective_thresholds()
     while True:
@@ -236,7 +276,7 @@ async def _guard(settings: Settings, engine: LoadEngine) -> None:
             return
 
 
-async def _feed(rep: Reporter, engine: LoadEngine) -> None:
+async def _feed(rep: Reporter, engine: LoadEngine | HostsEngine) -> None:
     """The live view's figures, once a second, read from the recorder beside the senders."""
     while True:
         await asyncio.sleep(1.0)
@@ -244,7 +284,7 @@ async def _feed(rep: Reporter, engine: LoadEngine) -> None:
             rep.snapshot(engine.recorder.snapshot(engine.clock()))
 
 
-async def _watch(stop: asyncio.Event, engine: LoadEngine) -> None:
+async def _watch(stop: asyncio.Event, engine: LoadEngine | HostsEngine) -> None:
     await stop.wait()
     engine.stop(interrupted=True)
 
@@ -267,13 +307,32 @@ async def _wait_for_processing(
         await asyncio.sleep(min(settings.stats_interval_secs, 1.0))
 
 
+@dataclass(frozen=True)
+class _Checks:
+    """What the S3 accounting needs to know about the run's sequence numbers."""
+
+    run_id: str
+    event_ids: list[int]
+    batch_size: int  # sequence number = batch × this + index
+    total_events: int | None  # count mode: the last batch may be short
+    here: bytes | None = None  # simulated hosts: which sequence numbers were sent
+
+
+def _checks(pool: PayloadPool | HostPayload, engine: LoadEngine | HostsEngine, total_events: int | None) -> _Checks:
+    if isinstance(engine, HostsEngine):
+        # Deliveries hold 1..max_items events: `here` says which sequence numbers exist.
+        return _Checks(pool.run_id, engine.event_ids(), engine.max_items, None, engine.here())
+    assert isinstance(pool, PayloadPool)
+    return _Checks(pool.run_id, pool.event_ids(), pool.batch_size, total_events)
+
+
 async def _verify(
-    settings: Settings, pool: PayloadPool, load: LoadSummary, started: datetime, rep: Reporter
+    settings: Settings, checks: _Checks, load: LoadSummary, started: datetime, rep: Reporter
 ) -> Any:
     from .verify import VerifyOptions, dates_covered, verify_s3
 
     wait_secs = settings.flush_interval_secs * 2 + _FLUSH_MARGIN_S
-    event_types = [str(event_id) for event_id in pool.event_ids()]
+    event_types = [str(event_id) for event_id in checks.event_ids]
     options = VerifyOptions(
         endpoint=settings.s3_endpoint,
         bucket=settings.s3_bucket,
@@ -283,11 +342,12 @@ async def _verify(
         # Files flushed during the wait may land after midnight UTC: cover the wait too.
         dates=dates_covered(started, datetime.now(timezone.utc) + timedelta(seconds=wait_secs)),
         max_file_size_bytes=int(settings.max_file_size_mb * 1024 * 1024),
-        run_id=pool.run_id,
-        batch_size=settings.batch_size,
+        run_id=checks.run_id,
+        batch_size=checks.batch_size,
         sent_batches=load.batches_sent,
-        total_events=None if settings.duration_mode else settings.total_events,
+        total_events=checks.total_events,
         failed_ranges=list(load.failed_ranges),
+        here=checks.here,
         wait_secs=wait_secs,
     )
     return await verify_s3(options, progress=rep.s3_waiting)
@@ -313,7 +373,7 @@ def _result(
     profile: str | None,
     run_id: str,
     started: datetime,
-    pool: PayloadPool,
+    pool: PayloadPool | HostPayload,
     load: LoadSummary,
     server: ServerStats,
     s3: Any,

@@ -222,6 +222,27 @@ class Settings(S3Settings):
         8, ge=1, le=256, validation_alias="PERF_TEST_PAYLOAD_VARIANTS",
         description="distinct pre-built batch bodies in a mixed run",
     )
+    hosts: int = Field(
+        0, ge=0, le=1_000_000, validation_alias="PERF_TEST_HOSTS",
+        description="simulated Windows hosts, each with its own name, EventRecordID sequence and keep-alive"
+                    " connection, the rate spread over them as Poisson arrivals; 0: batches from the senders"
+                    " (PERF_TEST_BATCH_SIZE, PERF_TEST_CONCURRENCY) instead",
+    )
+    max_items: int = Field(
+        100, ge=1, le=10_000, validation_alias="PERF_TEST_MAX_ITEMS",
+        description="with hosts: a host delivers as soon as it holds this many events (Windows' MaxItems;"
+                    " Microsoft's Minimize Latency mode sets none, Normal sets 5)",
+    )
+    max_latency_secs: float = Field(
+        30, gt=0, le=86_400, validation_alias="PERF_TEST_MAX_LATENCY_SECS",
+        description="with hosts: a host delivers once its oldest held event is this old, in seconds"
+                    " (Windows' MaxLatencyTime: Minimize Latency 30, Normal 900, Minimize Bandwidth 21600)",
+    )
+    seed: int = Field(
+        0, ge=0, lt=2**32, validation_alias="PERF_TEST_SEED",
+        description="seed of the payload and the simulated hosts' arrivals, so a run can be repeated"
+                    " (the results JSON records each run's under payload.seed); 0 picks one at random",
+    )
     results_path: str = Field(
         "/tmp/performance_test_results.json", min_length=1, validation_alias="PERF_TEST_RESULTS",
         description="where the results JSON is written",
@@ -303,6 +324,14 @@ class Settings(S3Settings):
             self.duration_secs = sum(stage.duration_s for stage in self.stages)
         if self.duration_secs == 0 and self.total_events == 0:
             raise ValueError("PERF_TEST_TOTAL_EVENTS and PERF_TEST_DURATION_SECS are both 0: set one of them")
+        if self.hosts:
+            if not self.rate_limited:
+                raise ValueError(
+                    "PERF_TEST_HOSTS: simulated hosts need a rate to spread over them"
+                    " (PERF_TEST_TARGET_EPS or PERF_TEST_STAGES); unlimited has none"
+                )
+            if not self.events_url.startswith("http://"):
+                raise ValueError("PERF_TEST_HOSTS: simulated hosts speak plain http:// only for now")
         for name in ("s3_missing_events", "s3_duplicated_events"):
             if name in self.thresholds and not self.verify_s3:
                 raise ValueError(f"PERF_TEST_THRESHOLDS: {name} needs the S3 check (PERF_TEST_VERIFY_S3=true)")

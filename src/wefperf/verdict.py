@@ -76,7 +76,8 @@ def judge(settings: Settings, load: LoadSummary, s3: S3Figures | bool | None, *,
 
 def measures(load: LoadSummary, achieved: float | None, server: ServerStats | None, s3: S3Figures | None) -> Measures:
     """The figures the thresholds look at, from what the run measured."""
-    lat = load.latency
+    # With simulated hosts the latency thresholds judge each event, from when it became due.
+    lat = load.event_latency if load.event_latency is not None else load.latency
     counted = lat.count > 0
     missing_at_server: float | None = None
     if server is not None and server.counts_known:
@@ -100,14 +101,20 @@ def _achieved(settings: Settings, load: LoadSummary) -> tuple[float | None, str]
 
     Ingested means acknowledged: a refused batch was sent, but it was not taken. A run cut
     short, and any duration or staged run, is judged on the events its plan had due in the
-    window it ran; a count-mode run on its rate over the whole run.
+    window it ran; a count-mode run on its rate over the whole run (with simulated hosts, on its events due).
     """
     if not settings.rate_limited:
         return None, ""
-    if (load.cut_short or settings.duration_mode) and load.due_events:
+    # Simulated hosts deliver each event up to max-latency after it was due, so their count-mode
+    # runs too are judged on the events due, not on a rate over a window that includes the wait.
+    if (load.cut_short or settings.duration_mode or load.hosts is not None) and load.due_events:
         share = load.events_ok / load.due_events
-        window = (f"in the {load.window_s:.1f} s the run lasted" if load.cut_short
-                  else f"by the plan ({settings.duration_secs:g} s)")
+        if load.cut_short:
+            window = f"in the {load.window_s:.1f} s the run lasted"
+        elif settings.duration_mode:
+            window = f"by the plan ({settings.duration_secs:g} s)"
+        else:
+            window = "by the plan"
         return share, f"{load.events_ok:,} events acknowledged, {share:.1%} of the {load.due_events:,} due {window}"
     if settings.duration_mode:
         expected = (RateCurve.from_stages(settings.stages).total_events if settings.stages

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import SecretStr
 
 from ..exitcodes import ExitCode
+from ..limits import ensure_open_files_for_hosts
 from ..settings import (
     ENV_NAMES,
     SECRET_FIELDS,
@@ -133,6 +134,7 @@ def handle_run(args: argparse.Namespace) -> int:
         _check_results_path(settings.results_path)
         if settings.report_path:
             _check_writable(settings.report_path, "report_path", "--report")
+        ensure_open_files_for_hosts(settings.hosts)
     except ConfigError as exc:
         print(f"wefperf: configuration error: {exc}", file=sys.stderr)
         return ExitCode.USAGE

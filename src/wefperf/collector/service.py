@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from ..exitcodes import ExitCode
+from ..limits import raise_open_files
 from .s3server import MotoServer
 from .server import Collector, make_app
 from .sink import Sink
@@ -73,6 +74,7 @@ async def serve(cfg: TargetConfig) -> ExitCode:
 
 
 async def _serve_http(cfg: TargetConfig, client: object, target: S3Target) -> ExitCode:
+    raise_open_files()  # a socket per client: 10,000 simulated hosts need 10,000 files
     uploader = Uploader(client, target.bucket, max_pending_bytes=cfg.max_pending_bytes)
     uploader.start()
     sink = Sink(uploader, flush_interval=cfg.flush_interval_secs, max_file_bytes=cfg.max_file_bytes)

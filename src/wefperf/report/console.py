@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, TextIO
 from ..exitcodes import ExitCode
 from ..load import ProgressInfo
 from ..load.shapes import RateCurve
-from ..metrics import Percentiles
+from ..metrics import LoadSummary, Percentiles
 from ..wording import plural
 
 if TYPE_CHECKING:
@@ -91,7 +91,13 @@ def banner_lines(settings: "Settings", run_id: str) -> list[str]:
     else:
         lines.append(f"Total events: {settings.total_events:,}")
         lines.append(f"Timeout: {settings.timeout_secs:g} seconds")
-    lines.append(f"Batch size: {settings.batch_size}")
+    if settings.hosts:
+        lines.append(
+            f"Simulated hosts: {settings.hosts:,}, each its own connection; a host delivers at"
+            f" {plural(settings.max_items, 'event')} held or {settings.max_latency_secs:g} s after its oldest"
+        )
+    else:
+        lines.append(f"Batch size: {settings.batch_size}")
     if settings.stages:
         shape = ", ".join(f"{st.duration_s:g} s to {st.target_eps:,.0f}/s" for st in settings.stages)
         lines.append(f"Load shape: {len(settings.stages)} stages ({shape}); they replace the target rate")
@@ -137,6 +143,25 @@ def per_type_lines(server: "ServerStats") -> list[str]:
     return lines
 
 
+def hosts_lines(load: "LoadSummary") -> list[str]:
+    """What the simulated hosts did: deliveries by trigger, connections, events still held."""
+    h = load.hosts
+    if h is None:
+        return []
+    lines = [
+        "",
+        f"Simulated hosts: {h.hosts:,} ({plural(h.connections, 'connection')} opened,"
+        f" {h.hosts_delivering:,} hosts delivered)",
+        f"  Deliveries: {h.full_deliveries:,} full ({plural(h.max_items, 'event')}),"
+        f" {h.timed_deliveries:,} on max latency ({h.max_latency_s:g} s, fewer events)",
+        f"  Events due in the plan: {h.events_due:,}; sent: {load.events_sent:,};"
+        f" still held at their hosts when the window closed: {h.events_held:,}",
+    ]
+    if h.connect_failures:
+        lines.append(f"  Hosts that could not connect before the load: {h.connect_failures:,}")
+    return lines
+
+
 def _pct_line(label: str, p: Percentiles) -> str:
     return (
         f"  {label:<26} p50 {p.p50:9.2f}  p90 {p.p90:9.2f}  p99 {p.p99:9.2f}"
@@ -175,6 +200,9 @@ def result_lines(result: "RunResult") -> list[str]:
         _pct_line("schedule lag", load.schedule_lag),
         f"  Late batches (sent > 10 ms after their time): {load.late_batches:,}",
     ]
+    if load.event_latency is not None:
+        lines[-1:-1] = [_pct_line("event latency (per event)", load.event_latency)]
+        lines.extend(hosts_lines(load))
     if load.due_not_sent:
         lines.append(
             f"  Behind schedule: {plural(load.due_not_sent, 'batch')} due but never sent (every sender was busy;"

@@ -32,6 +32,11 @@ def options_from_results(data: dict[str, Any], base: VerifyOptions, event_types:
         raise ResultsFileError(f"not a wefperf results file with a payload section (missing {exc})") from None
     if seed is None:
         raise ResultsFileError("the results file has no payload seed (written by wefperf before 0.2)")
+    if cfg.get("hosts"):
+        raise ResultsFileError(
+            "a run with simulated hosts (PERF_TEST_HOSTS) sends deliveries of varying size that --results cannot"
+            " rebuild; its own --verify-s3 check accounts for every event exactly"
+        )
     pool = build_pool(run_id=run_id, batch_size=batch_size, event_type=str(cfg.get("event_type") or ""),
                       total_events=total, variants=int(cfg.get("payload_variants", 8)), seed=int(seed))
     sent_ids = [str(e) for e in pool.event_ids()]
