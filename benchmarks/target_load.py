@@ -20,8 +20,8 @@ from typing import Any, AsyncIterator
 
 import aiohttp
 
-from wefperf.payload import CONTENT_TYPE, build_pool, new_run_id
 from wefperf.collector.embedded import embedded_stack
+from wefperf.payload import CONTENT_TYPE, build_pool, new_run_id
 
 PROFILES = {
     "baseline": dict(total_events=50_000, batch_size=1_000, eps=0.0, duration=0.0, event_type=""),

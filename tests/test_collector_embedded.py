@@ -7,9 +7,9 @@ import asyncio
 import aiohttp
 import pytest
 
-from wefperf.payload import build_pool
 from wefperf.collector.embedded import embedded_stack
 from wefperf.collector.upload import S3Target, s3_client
+from wefperf.payload import build_pool
 
 
 @pytest.mark.slow

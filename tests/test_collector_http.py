@@ -11,10 +11,10 @@ import time
 import pyarrow.parquet as pq
 import pytest
 import requests
-from test_collector_units import SECURITY, batch, event, raw_xml_of
 
-from wefperf.payload import build_pool, find_markers
+from test_collector_units import SECURITY, batch, event, raw_xml_of
 from wefperf.collector.sink import SCHEMA
+from wefperf.payload import build_pool, find_markers
 
 KEY_RE = re.compile(
     r"^event_type=(\d+)/year=(\d{4})/month=(\d{2})/day=(\d{2})/events_(\d+)_(\d{8})_(\d{6})(?:_\d+)?\.parquet$"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import requests
+
 from conftest import start_target
 from test_collector_http import post, read_rows, wait_for
-
-from wefperf.payload import build_pool, find_markers
 from wefperf.collector.s3server import MotoServer
+from wefperf.payload import build_pool, find_markers
 
 
 def s3(endpoint: str):

@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+
+import wefperf
 from fake_collector import FakeCollector
 from helpers import wefperf as run_cli
 from refusing_server import RefusingServer
-
-import wefperf
 
 SECRET = "s3cr3t-never-printed"
 

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from fake_collector import FakeCollector
 from helpers import wefperf
 

@@ -12,7 +12,6 @@ from .sink import Sink
 from .stats import ThroughputStats
 from .upload import Uploader
 
-
 # Bodies up to this size are walked on the event loop (well under a millisecond); larger ones in a thread.
 PARSE_INLINE_BYTES = 256 * 1024
 

@@ -161,7 +161,8 @@ def build_table(chunks: list[Chunk], event_id: int) -> pa.Table:
 def write_parquet(table: pa.Table) -> bytes:
     out = pa.BufferOutputStream()
     pq.write_table(table, out, compression="snappy")
-    return out.getvalue().to_pybytes()
+    data: bytes = out.getvalue().to_pybytes()
+    return data
 
 
 def build_files(chunks: list[Chunk], event_id: int, max_bytes: int) -> list[tuple[bytes, int]]:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..verify.accounting import format_ranges
-from ..wording import plural
 from ..verify.model import VerifyResult
+from ..wording import plural
 
 RULE = "=" * 70
 MAX_PROBLEM_LINES = 20
