@@ -94,52 +94,8 @@ def test_framed_request_carries_a_correct_content_length() -> None:
 
     pool = build_pool(run_id="r0", batch_size=7, event_type="4624")
     pool.frame(lambda n: request_head("h:1", "/wsman/events", n))
-    raw = b"".join(pool.request(3))
+    raw = pool.request(3)
     head, _, body = raw.partition(b"\r\n\r\n")
     length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
     assert length == len(body) and body == pool.body(3)
     assert b"Content-Type: application/soap+xml" in head
-
-
-def test_request_buffers_are_the_pool_parts_not_a_copy() -> None:
-    """A big request is the pool's own part objects with the token between them, joined nowhere."""
-    from wefperf.payload.marker import batch_token
-    from wefperf.payload.wire import request_head
-
-    pool = build_pool(run_id="r0", batch_size=100, event_type="4624")
-    pool.frame(lambda n: request_head("h:1", "/wsman/events", n))
-    buffers = pool.request(12)
-    parts = pool.variants[0].parts
-    assert len(buffers) == 2 * len(parts) - 1
-    assert all(b is p for b, p in zip(buffers[2::2], parts[1:]))
-    assert all(b == batch_token(12) for b in buffers[1::2])
-    head = request_head("h:1", "/wsman/events", len(pool.body(12)))
-    assert b"".join(buffers) == head + pool.body(12)
-
-
-def test_small_request_is_one_joined_buffer() -> None:
-    from wefperf.payload.wire import request_head
-
-    pool = build_pool(run_id="r0", batch_size=5, event_type="4624")
-    pool.frame(lambda n: request_head("h:1", "/wsman/events", n))
-    (raw,) = pool.request(4)
-    assert raw == request_head("h:1", "/wsman/events", len(pool.body(4))) + pool.body(4)
-
-
-def test_slices_rebuild_the_request_and_stay_within_max_write() -> None:
-    from wefperf.payload.marker import BATCH_DIGITS
-    from wefperf.payload.wire import request_head
-
-    for max_write in (1, 9, 10, 11, 1000, 4096, 65536, 1 << 30):
-        pool = build_pool(run_id="r0", batch_size=60, total_events=130, variants=2, seed=5)
-        pool.frame(lambda n: request_head("h:1", "/wsman/events", n), max_write)
-        assert pool.total_batches is not None
-        for batch in range(pool.total_batches):
-            slices = pool.request_slices(batch)
-            sizes = [sum(map(len, s)) for s in slices]
-            head = request_head("h:1", "/wsman/events", len(pool.body(batch)))
-            assert b"".join(b"".join(s) for s in slices) == head + pool.body(batch)
-            assert b"".join(pool.request(batch)) == head + pool.body(batch)
-            assert max(sizes) <= max_write + BATCH_DIGITS, max_write
-            # Slices are cut full: only the last may be short, by more than one token.
-            assert all(size >= max_write for size in sizes[:-1]), max_write

@@ -3,13 +3,19 @@
 Chosen for plain HTTP at high rates: aiohttp's per-request machinery costs more CPU than
 the server it measures (see docs/benchmarks.md). One keep-alive connection per sender.
 
-A request is the pool's buffers in one `writelines` (uvloop: writev, no copy of the body).
+A request is one buffer, the pool's parts joined around the batch number. Handing the
+kernel the parts unjoined instead (`writelines`: uvloop writes the list with writev,
+straight from the pool's bytes) saves that copy in user space, but a 1,000-event batch
+is 2,001 pieces, half of them 10 bytes, more than one writev takes (1,024), and the
+kernel and the server spend more on that than the copy costs; `make bench` measures
+both ways (docs/benchmarks.md, section 5).
+
 When some sender is idle, it may be waiting for a batch that falls due while this one
-writes, so the request goes in slices instead: one slice per write, and the next only
-after the transport has flushed the last and the loop has had a turn. One write then
-holds the loop for a slice, not for a 1.6 MB body. When every sender is mid-request
-(a run at full speed), nobody waits on the clock and the request goes whole: fewer
-writes, fewer wake-ups for the server.
+writes, so a large request goes out in slices (memoryviews of the one buffer): one slice
+per write, the next only after the transport has flushed the last and the loop has had
+a turn. One write then holds the loop for a slice, not for a 1.6 MB body. When every
+sender is mid-request (a run at full speed), nobody waits on the clock and the request
+goes in one write: fewer system calls, fewer wake-ups for the server.
 """
 
 from __future__ import annotations
@@ -21,8 +27,11 @@ from urllib.parse import urlsplit
 import httptools
 
 from ..payload import PayloadPool
-from ..payload.framing import MAX_WRITE
 from ..payload.wire import request_head
+
+# Bytes per write while other senders may be due. Writing this much into a loopback
+# socket takes tens of microseconds, against several hundred for a whole 1.6 MB body.
+MAX_WRITE = 256 * 1024
 
 
 class _ReplyProtocol(asyncio.Protocol):
@@ -84,9 +93,10 @@ class _ReplyProtocol(asyncio.Protocol):
 class FastChannel:
     """One connection, one request at a time; reconnects after a failure."""
 
-    def __init__(self, host: str, port: int, pool: PayloadPool, timeout_s: float, load: _Load) -> None:
+    def __init__(self, host: str, port: int, pool: PayloadPool, timeout_s: float, load: _Load,
+                 max_write: int = MAX_WRITE) -> None:
         self._host, self._port, self._pool, self._timeout = host, port, pool, timeout_s
-        self._load = load
+        self._load, self._max_write = load, max_write
         self._proto: _ReplyProtocol | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         # Loop time by which the pending reply must arrive (0: none pending). A watchdog
@@ -109,14 +119,15 @@ class FastChannel:
         waiter: asyncio.Future[int] = loop.create_future()
         proto.waiter = waiter
         self.deadline = loop.time() + self._timeout
+        data = self._pool.request(batch)
         load = self._load
         load.busy += 1
         whole = True
         try:
-            if load.busy >= load.channels:
-                proto.transport.writelines(self._pool.request(batch))
+            if load.busy >= load.channels or len(data) <= self._max_write:
+                proto.transport.write(data)
             else:
-                whole = await self._write_slices(proto, batch, waiter)
+                whole = await self._write_slices(proto, memoryview(data), waiter)
             status = await waiter
         except BaseException:
             self.close()
@@ -128,17 +139,16 @@ class FastChannel:
             self.close()
         return status
 
-    async def _write_slices(self, proto: _ReplyProtocol, batch: int, waiter: asyncio.Future[int]) -> bool:
+    async def _write_slices(self, proto: _ReplyProtocol, data: memoryview, waiter: asyncio.Future[int]) -> bool:
         """Write the request a slice at a time; False if it stopped short.
 
         It stops when the request failed, or when the server answered and stopped reading
         (an early 2xx while the server still reads is not a reason to cut the body short).
         """
-        loop, transport = self._loop, proto.transport
+        loop, transport, step = self._loop, proto.transport, self._max_write
         assert loop is not None and transport is not None
-        first, *rest = self._pool.request_slices(batch)
-        transport.writelines(first)
-        for buffers in rest:
+        transport.write(data[:step])
+        for start in range(step, len(data), step):
             if proto.paused:
                 proto.flushed = loop.create_future()
                 await proto.flushed
@@ -146,7 +156,7 @@ class FastChannel:
                 await asyncio.sleep(0)
             if proto.closed or proto.paused or (waiter.done() and waiter.exception() is not None):
                 return False
-            transport.writelines(buffers)
+            transport.write(data[start:start + step])
         return True
 
     def expire(self, now: float) -> None:
@@ -183,8 +193,8 @@ class FastSenders:
         self._port = parts.port or 80
         host_header = parts.netloc
         path = parts.path or "/"
-        pool.frame(lambda length: request_head(host_header, path, length), max_write)
-        self._pool, self._timeout = pool, timeout_s
+        pool.frame(lambda length: request_head(host_header, path, length))
+        self._pool, self._timeout, self._max_write = pool, timeout_s, max_write
         self._channels: list[FastChannel] = []
         self._load = _Load()
         self._watchdog: asyncio.Task[None] | None = None
@@ -194,7 +204,7 @@ class FastSenders:
 
     def channel(self) -> FastChannel:
         self._ensure_watchdog()
-        ch = FastChannel(self._host, self._port, self._pool, self._timeout, self._load)
+        ch = FastChannel(self._host, self._port, self._pool, self._timeout, self._load, self._max_write)
         self._channels.append(ch)
         self._load.channels = len(self._channels)
         return ch

@@ -3,7 +3,6 @@
 A batch body is a few variants' byte parts joined by the batch number
 (`token.join(parts)`), so each event carries a unique marker without any
 per-event Python work in the hot loop and memory does not grow with the run.
-Raw senders never join: `request` gives them the parts and tokens as buffers (framing.py).
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Iterable
 
-from .framing import MAX_WRITE, Framed, frame_parts
 from .marker import BATCH_PLACEHOLDER, batch_token
 from .templates import PROVIDER, field_value, template_for, weighted_ids
 from .wire import BATCH_HEAD, BATCH_TAIL, event_xml
@@ -27,7 +25,7 @@ class Variant:
     parts: tuple[bytes, ...]
     events: int
     type_counts: dict[str, int]
-    framed: Framed | None = None
+    framed_parts: tuple[bytes, ...] = ()
 
     @property
     def body_length(self) -> int:
@@ -56,24 +54,20 @@ class PayloadPool:
     def body(self, batch: int) -> bytes:
         return batch_token(batch).join(self.variant(batch).parts)
 
-    def frame(self, make_head: Callable[[int], bytes], max_write: int = MAX_WRITE) -> None:
+    def frame(self, make_head: Callable[[int], bytes]) -> None:
         """Prefix every variant with a request head, for senders that write raw bytes."""
         def framed(v: Variant) -> Variant:
-            parts = (make_head(v.body_length) + v.parts[0], *v.parts[1:])
-            return Variant(v.parts, v.events, v.type_counts, frame_parts(parts, max_write))
+            parts = list(v.parts)
+            parts[0] = make_head(v.body_length) + parts[0]
+            return Variant(v.parts, v.events, v.type_counts, tuple(parts))
 
         self.variants = [framed(v) for v in self.variants]
         if self.last is not None:
             self.last = framed(self.last)
 
-    def request(self, batch: int) -> list[bytes]:
-        """Head and body as buffers for one `writelines`, body not copied; needs `frame` first."""
-        return self.variant(batch).framed.whole.fill(batch_token(batch))  # type: ignore[union-attr]
-
-    def request_slices(self, batch: int) -> list[list[bytes]]:
-        """The same request cut into writes of at most `max_write` bytes (plus one token) each."""
-        token = batch_token(batch)
-        return [s.fill(token) for s in self.variant(batch).framed.slices]  # type: ignore[union-attr]
+    def request(self, batch: int) -> bytes:
+        """Head and body in one buffer; needs `frame` first."""
+        return batch_token(batch).join(self.variant(batch).framed_parts)
 
     def expected_types(self, sent_batches: int, failed: Iterable[int] = ()) -> Counter[str]:
         """Events per server type key that the acknowledged batches carried."""
