@@ -232,3 +232,14 @@ def run_wefperf(nginx: Nginx, workdir: Path, *, client: str, batch_size: int, se
     }
     results.unlink()
     return run
+
+
+def run_write_path(nginx: Nginx, workdir: Path, batch_size: int, mode: str, conns: int, secs: float) -> Run:
+    """write_paths.py: one way of writing a request (join or writelines), its sending phase's CPU."""
+    cmd = [sys.executable, str(HERE / "write_paths.py"), "--url", nginx.url, "--batch-size", str(batch_size),
+           "--mode", mode, "--secs", f"{secs:g}", "--conns", str(conns)]
+    run, out = measured(nginx, workdir, f"write {mode}", batch_size, cmd)
+    if run.exit_code != 0:
+        raise RuntimeError(f"write_paths.py exited {run.exit_code}: {' '.join(cmd)}")
+    run.own = {k: float(v) for k, v in json.loads(out).items()}
+    return run

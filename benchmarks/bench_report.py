@@ -31,6 +31,7 @@ class Plan:
     rate_secs: float
     memory_short_secs: float
     memory_long_secs: float
+    write_secs: float
     conns: int
     rates: tuple[int, ...]
 
@@ -96,7 +97,7 @@ class Report:
         self.goals.append((name, ok, value))
 
 
-def write_report(out: Path, plan: Plan, cap: list[Run], rate: list[Run], mem: list[Run],
+def write_report(out: Path, plan: Plan, cap: list[Run], rate: list[Run], mem: list[Run], writes: list[Run],
                  profiles: dict[int, list[tuple[float, str]]], started: datetime, took_s: float) -> list[str]:
     rep = Report()
     startup = {(r.client.split()[1], r.batch_size): r.client_cpu_s for r in cap if r.client.startswith("startup")}
@@ -104,11 +105,12 @@ def write_report(out: Path, plan: Plan, cap: list[Run], rate: list[Run], mem: li
     for r in cap:
         if r.client.startswith("wefperf"):
             r.startup_cpu_s = startup.get((r.client.split()[1], r.batch_size), 0.0)
-    _head(rep, plan, cap, rate, mem, started, took_s)
+    _head(rep, plan, cap, rate, mem + writes, started, took_s)
     ratios = _capacity(rep, plan, cap, startup)
     _rate(rep, plan, rate)
     _memory(rep, plan, mem)
     _naive(rep, cap, ratios)
+    _writes(rep, plan, writes)
     rep.add("## Goals\n")
     rep.add("| goal | measured | result |")
     rep.add("|---|---|---|")
@@ -278,6 +280,43 @@ def _naive(rep: Report, cap: list[Run], ratios: dict[tuple[str, int], Stat]) -> 
             f"events/s (naive: {naive.median if naive else 0:.3f}× wrk, wefperf: {fast.median:.2f}× wrk).\n")
     rep.goal(f"wefperf ÷ naive client ≥ {GOAL_VS_NAIVE:g}× (1,000-event batches)", vs_naive.median >= GOAL_VS_NAIVE,
              f"{vs_naive.median:.1f}×")
+
+
+def _writes(rep: Report, plan: Plan, writes: list[Run]) -> None:
+    """Section 5: is the copy of the body worth avoiding? Both ways, same client otherwise."""
+    add = rep.add
+    add(f"## 5. Joined or as a list of buffers: two ways to write a request ({plan.write_secs:g} s per run)\n")
+    add("`benchmarks/write_paths.py` sends the same requests two ways, with everything else equal (uvloop, "
+        f"{plan.conns} keep-alive connections, one request at a time each, a fresh batch number per request): "
+        "**join** copies the pool's parts and the batch number into one buffer and writes it (what the fast "
+        "sender does); **writelines** hands the transport the parts and the batch number as a list, which uvloop "
+        "writes with writev straight from the pool's bytes, so nothing is copied in user space. CPU is the "
+        "sending phase's alone (start-up excluded).\n")
+    add("| batch | write path | buffers per request | requests/s | client user µs/request | client system µs/request "
+        "| nginx CPU µs/request | client + nginx µs/request |")
+    add("|---:|---|---:|---:|---:|---:|---:|---:|")
+    totals: dict[tuple[int, str], float] = {}
+    for bs in (1000, 10):
+        for mode in ("join", "writelines"):
+            runs = by(writes, f"write {mode}", bs)
+            if not runs:
+                continue
+            user = Stat.of([1e6 * r.own["user_s"] / r.own["requests"] for r in runs])
+            system = Stat.of([1e6 * r.own["sys_s"] / r.own["requests"] for r in runs])
+            both = Stat.of([1e6 * (r.own["user_s"] + r.own["sys_s"]) / r.own["requests"] + r.nginx_us_per_request
+                            for r in runs])
+            totals[(bs, mode)] = both.median
+            add(f"| {bs:,} | {mode} | {runs[0].own['buffers']:,.0f} | {stat_cell(Stat.of([r.rps for r in runs]))} | "
+                f"{stat_cell(user, 1)} | {stat_cell(system, 1)} | "
+                f"{stat_cell(Stat.of([r.nginx_us_per_request for r in runs]), 1)} | {stat_cell(both, 1)} |")
+    add("")
+    for bs in (1000, 10):
+        if (bs, "join") in totals and (bs, "writelines") in totals:
+            j, w = totals[(bs, "join")], totals[(bs, "writelines")]
+            cheaper = "join" if j <= w else "writelines"
+            add(f"- {bs:,}-event requests: **{cheaper}** is cheaper, by {abs(w - j):.0f} µs of client and nginx CPU per "
+                f"request (medians: join {j:.0f}, writelines {w:.0f}).")
+    add("")
 
 
 def _analysis(rep: Report, cap: list[Run], ratios: dict[tuple[str, int], Stat],

@@ -39,6 +39,7 @@ from bench_clients import (
     run_locust,
     run_naive,
     run_wefperf,
+    run_write_path,
     run_wrk,
 )
 from bench_report import Plan, write_report
@@ -105,6 +106,21 @@ def memory_phase(plan: Plan, nginx: Nginx, workdir: Path) -> list[Run]:
     return runs
 
 
+def write_phase(plan: Plan, nginx: Nginx, workdir: Path) -> list[Run]:
+    """The same requests written joined and as a list of buffers (section 5 of the report)."""
+    runs: list[Run] = []
+    for r in range(plan.rounds):
+        for bs in BATCH_SIZES:
+            for mode in ("join", "writelines"):
+                run = run_write_path(nginx, workdir, bs, mode, plan.conns, plan.write_secs)
+                runs.append(run)
+                n = run.own["requests"]
+                print(f"bench: write round {r + 1}/{plan.rounds} batch {bs:>4} {mode:<10} {run.rps:>9,.0f} req/s "
+                      f"user {1e6 * run.own['user_s'] / n:6.1f} sys {1e6 * run.own['sys_s'] / n:6.1f} "
+                      f"nginx {run.nginx_us_per_request:6.1f} µs/req other {run.other_cores:.2f}", flush=True)
+    return runs
+
+
 def profile_wefperf(nginx: Nginx, workdir: Path, batch_size: int, conns: int, secs: float) -> list[tuple[float, str]]:
     """Where wefperf's CPU goes at unlimited rate (py-spy from the benchmark's tools venv)."""
     spy = next((str(p) for p in (TOOLS_VENV / "bin" / "py-spy", VENV_BIN / "py-spy") if p.exists()),
@@ -158,12 +174,12 @@ def main(argv: list[str] | None = None) -> int:
         plan = Plan(**{**saved["plan"], "rates": tuple(saved["plan"]["rates"])})
         runs = {k: [_run_from(d) for d in v] for k, v in saved["runs"].items()}
         profiles = {int(k): [(float(x[0]), str(x[1])) for x in v] for k, v in saved["profiles"].items()}
-        summary = write_report(Path(args.out), plan, runs["capacity"], runs["rate"], runs["memory"], profiles,
-                               datetime.fromisoformat(saved["started"]), saved["took_s"])
+        summary = write_report(Path(args.out), plan, runs["capacity"], runs["rate"], runs["memory"],
+                               runs["writes"], profiles, datetime.fromisoformat(saved["started"]), saved["took_s"])
         print("\n".join(summary))
         return 0
-    plan = (Plan(args.rounds, 2, 3, 2, 4, args.conns, (10_000, 100_000, 500_000)) if args.quick
-            else Plan(args.rounds, 8, 20, 10, 60, args.conns, (10_000, 100_000, 500_000)))
+    plan = (Plan(args.rounds, 2, 3, 2, 4, 2, args.conns, (10_000, 100_000, 500_000)) if args.quick
+            else Plan(args.rounds, 8, 20, 10, 60, 5, args.conns, (10_000, 100_000, 500_000)))
     ensure_tools()
     # SIGTERM unwinds like Ctrl-C, so nginx and the running client are stopped on the way out.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -183,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             cap = capacity_phase(plan, nginx, workdir, bodies)
             rate = rate_phase(plan, nginx, workdir)
             mem = memory_phase(plan, nginx, workdir)
+            writes = write_phase(plan, nginx, workdir)
             profiles = {bs: profile_wefperf(nginx, workdir, bs, plan.conns, min(plan.capacity_secs, 5))
                         for bs in BATCH_SIZES}
         finally:
@@ -193,9 +210,9 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.raw).write_text(json.dumps({
             "plan": asdict(plan), "started": started.isoformat(), "took_s": took, "profiles": profiles,
             "runs": {"capacity": [asdict(r) for r in cap], "rate": [asdict(r) for r in rate],
-                     "memory": [asdict(r) for r in mem]},
+                     "memory": [asdict(r) for r in mem], "writes": [asdict(r) for r in writes]},
         }, indent=1))
-    summary = write_report(Path(args.out), plan, cap, rate, mem, profiles, started, took)
+    summary = write_report(Path(args.out), plan, cap, rate, mem, writes, profiles, started, took)
     print("\n".join(summary))
     print(f"bench: wrote {args.out}")
     return 0
