@@ -27,7 +27,7 @@ test: $(STAMP)
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run.py --out docs/benchmarks.md
+	$(BIN)/python benchmarks/run.py --out docs/benchmarks.md --raw benchmarks/out/bench-raw.json
 
 # pip-tools resolves pyproject.toml's dependencies and extras into exact pins.
 lock:

@@ -7,19 +7,26 @@ batches and can assert each one was delivered or failed under the right error cl
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
+import uvloop
 from aiohttp import web
 from fake_collector import FakeCollector
 
 from wefperf.load import errors
 from wefperf.load.engine import LoadEngine, make_senders
+from wefperf.load.fast_sender import FastSenders, _ReplyProtocol
 from wefperf.load.scheduler import Schedule
 from wefperf.metrics import LoadSummary
-from wefperf.payload import build_pool, find_markers
+from wefperf.payload import PayloadPool, build_pool, find_markers
+from wefperf.payload.wire import request_head
 
 KINDS = ("fast", "aiohttp")
 BATCH = 5
@@ -148,3 +155,156 @@ def test_auto_picks_fast_for_http_and_aiohttp_for_https() -> None:
     assert make_senders("auto", "https://127.0.0.1:1/x", pool, 1, 1).name == "aiohttp"
     with pytest.raises(ValueError):
         make_senders("fast", "https://127.0.0.1:1/x", pool, 1, 1)
+
+
+# --------------------------------------------------------------------------- the fast sender's wire bytes
+
+
+@dataclass
+class WireServer:
+    """Reads whole requests off the socket byte for byte and answers each; `read_chunk`
+    and `pause_s` make it a slow reader, so the client's socket fills and it must wait."""
+
+    requests: list[tuple[bytes, bytes]] = field(default_factory=list)
+    read_chunk: int = 1 << 20
+    pause_s: float = 0.0
+    read_body: bool = True
+    answer_early: bool = False
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(re.search(rb"Content-Length: (\d+)", head).group(1))  # type: ignore[union-attr]
+                if self.answer_early:
+                    writer.write(OK)
+                if not self.read_body:
+                    await asyncio.sleep(30)
+                body = b""
+                while len(body) < length:
+                    body += await reader.readexactly(min(self.read_chunk, length - len(body)))
+                    if self.pause_s:
+                        await asyncio.sleep(self.pause_s)
+                self.requests.append((head, body))
+                if not self.answer_early:
+                    writer.write(OK)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK"
+LOOPS: dict[str, Callable[[Coroutine[Any, Any, None]], None]] = {"asyncio": asyncio.run, "uvloop": uvloop.run}
+
+
+@asynccontextmanager
+async def wire_server(server: WireServer, rcvbuf: int = 0) -> AsyncIterator[str]:
+    sock = socket.socket()
+    if rcvbuf:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.bind(("127.0.0.1", 0))
+    srv = await asyncio.start_server(server.handle, sock=sock)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}{PATH}"
+    finally:
+        srv.close()
+
+
+def _expected(pool: PayloadPool, url: str, batch: int) -> tuple[bytes, bytes]:
+    body = pool.body(batch)
+    return request_head(url.split("/")[2], PATH, len(body)), body
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("channels", [1, 3], ids=["whole", "sliced"])
+def test_fast_wire_bytes_are_the_head_and_the_pool_body(loop: str, channels: int) -> None:
+    """What reaches the socket is exactly request_head + pool.body(batch), whole or in slices."""
+    pool = build_pool(run_id="wire", batch_size=40, variants=2, seed=3)
+
+    async def scenario() -> None:
+        server = WireServer()
+        async with wire_server(server) as url:
+            senders = FastSenders(url, pool, 5, max_write=3000)
+            chans = [senders.channel() for _ in range(channels)]
+            # One request at a time on the first channel: with idle channels beside it, it is sliced.
+            statuses = [await chans[0].send(b) for b in (0, 1, 2, 4_294_967_295)]
+            await senders.close()
+        assert statuses == [200] * 4
+        assert len(server.requests) == 4
+        for (head, body), batch in zip(server.requests, (0, 1, 2, 4_294_967_295)):
+            assert (head, body) == _expected(pool, url, batch)
+            markers = find_markers(body.decode())
+            assert [(m.run_id, m.batch, m.index) for m in markers] == [("wire", batch, i) for i in range(40)]
+
+    LOOPS[loop](scenario())
+
+
+@pytest.fixture
+def pauses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the transport's pause_writing calls: proof that a test filled the socket."""
+    seen: list[int] = []
+    original = _ReplyProtocol.pause_writing
+
+    def pause_writing(self: _ReplyProtocol) -> None:
+        seen.append(1)
+        original(self)
+
+    monkeypatch.setattr(_ReplyProtocol, "pause_writing", pause_writing)
+    return seen
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_sliced_request_waits_for_a_slow_reader(loop: str, pauses: list[int]) -> None:
+    """A slow server fills the socket: the sender pauses between slices and still sends every byte."""
+    # Bigger than the socket buffers loopback starts with (a few MB), so they do fill.
+    pool = build_pool(run_id="slow", batch_size=3000, event_type="4624")
+
+    async def scenario() -> None:
+        server = WireServer(read_chunk=64 * 1024, pause_s=0.001)
+        async with wire_server(server, rcvbuf=8192) as url:
+            senders = FastSenders(url, pool, 10, max_write=256 * 1024)
+            first, _idle = senders.channel(), senders.channel()
+            assert [await first.send(b) for b in (7, 8)] == [200, 200]
+            await senders.close()
+        assert server.requests == [_expected(pool, url, 7), _expected(pool, url, 8)]
+
+    LOOPS[loop](scenario())
+    assert pauses, "the slow reader never filled the socket; the test did not test waiting"
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_server_that_stops_reading_mid_body_times_out(loop: str, pauses: list[int]) -> None:
+    """Stuck between slices, the request still fails by its timeout instead of hanging."""
+    pool = build_pool(run_id="stuck", batch_size=6000, event_type="4624")  # more than the socket buffers hold
+
+    async def scenario() -> None:
+        async with wire_server(WireServer(read_body=False), rcvbuf=8192) as url:
+            senders = FastSenders(url, pool, 0.3, max_write=64 * 1024)
+            first, _idle = senders.channel(), senders.channel()
+            started = time.monotonic()
+            with pytest.raises(TimeoutError):
+                await first.send(0)
+            assert time.monotonic() - started < 3
+            await senders.close()
+
+    LOOPS[loop](scenario())
+    assert pauses, "the socket never filled; the test did not test a sender stuck between slices"
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_early_answer_still_delivers_the_next_batches(loop: str) -> None:
+    """A server that answers 200 before reading the body: every batch still succeeds and arrives whole."""
+    pool = build_pool(run_id="early", batch_size=300, event_type="4624")
+
+    async def scenario() -> None:
+        server = WireServer(answer_early=True)
+        async with wire_server(server) as url:
+            senders = FastSenders(url, pool, 5, max_write=16 * 1024)
+            first, _idle = senders.channel(), senders.channel()
+            assert [await first.send(b) for b in range(3)] == [200] * 3
+            await asyncio.sleep(0.05)
+            await senders.close()
+        assert server.requests == [_expected(pool, url, b) for b in range(3)]
+
+    LOOPS[loop](scenario())
