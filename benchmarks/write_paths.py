@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import httptools
 import uvloop
+
 from wefperf.payload import build_pool
 from wefperf.payload.marker import batch_token
 from wefperf.payload.wire import request_head

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import uvloop
 from aiohttp import web
-from fake_collector import FakeCollector
 
+from fake_collector import FakeCollector
 from wefperf.load import errors
 from wefperf.load.engine import LoadEngine, make_senders
 from wefperf.load.fast_sender import FastSenders, _ReplyProtocol

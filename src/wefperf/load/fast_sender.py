@@ -21,6 +21,7 @@ goes in one write: fewer system calls, fewer wake-ups for the server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -224,9 +225,11 @@ class FastSenders:
                 ch.expire(now)
 
     async def close(self) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watchdog
         for ch in self._channels:
             ch.close()
         await asyncio.sleep(0)
