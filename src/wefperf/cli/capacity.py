@@ -28,8 +28,8 @@ from ..settings import ConfigError, Settings
 from .run import (
     _check_results_path,
     _check_writable,
-    _embedded,
     add_run_arguments,
+    embedded_unless_stopped,
     finish,
     run_loop,
     settings_from_args,
@@ -111,17 +111,10 @@ async def _main(settings: Settings, profile: str | None, plan: SearchPlan, embed
 
     async with contextlib.AsyncExitStack() as stack:
         if embedded:
-            starting = asyncio.ensure_future(_embedded(stack, settings, _Lines()))
-            stopping = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            stopping.cancel()
-            if not starting.done():
-                starting.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await starting
+            stopped, against = await embedded_unless_stopped(stack, settings, _Lines(), stop)
+            if stopped:
                 result = nothing_run("Interrupted while starting the embedded collector: nothing was sent")
                 return finish(result, settings.results_path, interrupted=True, report=settings.report_path)
-            against = starting.result()
             if against is None:
                 return ExitCode.USAGE
             settings = against

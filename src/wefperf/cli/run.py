@@ -183,18 +183,11 @@ async def _main(settings: Settings, profile: str | None, embedded: bool) -> int:
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(reporter.close)  # a live view gives the terminal back, whatever happens
         if embedded:
-            starting = asyncio.ensure_future(_embedded(stack, settings, reporter))
-            stopping = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            stopping.cancel()
-            if not starting.done():
-                starting.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await starting
+            stopped, against = await embedded_unless_stopped(stack, settings, reporter, stop)
+            if stopped:
                 result = stopped_before_start(settings, profile, "starting the embedded collector")
                 reporter.line("Interrupted while starting the embedded collector: nothing was sent")
                 return finish(result, settings.results_path, interrupted=True, report=settings.report_path)
-            against = starting.result()
             if against is None:
                 return ExitCode.USAGE
             settings = against
@@ -253,6 +246,22 @@ def finish(result: RunResult | CapacityResult, path: str, *, interrupted: bool =
             return code or ExitCode.USAGE
         print(f"Report written to {shown}")
     return code
+
+
+async def embedded_unless_stopped(
+    stack: contextlib.AsyncExitStack, settings: Settings, reporter: Any, stop: asyncio.Event
+) -> tuple[bool, Settings | None]:
+    """Start the embedded stack, unless a stop request comes first: (stopped, settings against it)."""
+    starting = asyncio.ensure_future(_embedded(stack, settings, reporter))
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not starting.done():
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        return True, None
+    return False, starting.result()
 
 
 async def _embedded(stack: contextlib.AsyncExitStack, settings: Settings, reporter: Any) -> Settings | None:
