@@ -88,6 +88,23 @@ def test_a_threshold_even_the_first_rate_breaks_exits_1_and_names_itself(tmp_pat
     assert "<h2>Capacity</h2>" in page and "No rate held every threshold" in page
 
 
+def test_abort_on_fail_ends_a_breaking_step_early_and_names_the_threshold(tmp_path: Path) -> None:
+    c = FakeCollector(delay_s=0.05).start()
+    try:
+        results = tmp_path / "r.json"
+        started = time.monotonic()
+        done = wefperf("capacity", "--wef-endpoint", c.url, "--threshold", "latency_p50_ms=10", "--abort-on-fail",
+                       "--threshold-window-secs", "1", "--start-eps", "1000", "--step-secs", "30",
+                       "--warmup-secs", "0", "--results", str(results))
+        took = time.monotonic() - started
+    finally:
+        c.stop()
+    assert done.code == 1, done.out + done.err
+    assert took < 20  # not the step's 30 s
+    assert "Step 1: 1,000 events/s broke aborted: over the last 1 s, latency_p50_ms <= 10: " in done.out
+    assert [s["broken"] for s in json.loads(results.read_text())["capacity"]["steps"]] == [["latency_p50_ms"]]
+
+
 @pytest.mark.parametrize(("args", "says"), [
     (["--threshold", "latency_p42_ms=5"], "unknown threshold 'latency_p42_ms'"),
     (["--target-eps", "5000"], "--target-eps: the capacity search sets each step's rate"),

@@ -24,7 +24,8 @@ from .metrics import LoadSummary
 from .report.console import Reporter
 from .result import RunResult
 from .settings import ConfigError, Settings
-from .thresholds import Judged
+from .thresholds import SPECS
+from .verdict import Verdict
 
 DEFAULT_START_EPS = 1_000.0
 DEFAULT_STEP_SECS = 10.0
@@ -143,7 +144,7 @@ class CapacityReporter:
 
     def started(self, settings: Settings, plan: SearchPlan, thresholds: dict[str, float]) -> None: ...
     def step_started(self, number: int, rate: float, plan: SearchPlan) -> None: ...
-    def step_done(self, number: int, step: Step, judged: list[Judged]) -> None: ...
+    def step_done(self, number: int, step: Step, verdict: Verdict) -> None: ...
     def step_stopped(self, number: int, rate: float, result: RunResult) -> None: ...
     def error(self, text: str) -> None: ...
     def finished(self, result: CapacityResult) -> None: ...
@@ -176,6 +177,14 @@ def achieved_eps(load: LoadSummary, plan: SearchPlan) -> float:
     return load.events_ok / load.elapsed_s if load.elapsed_s > 0 else 0.0
 
 
+def broken_thresholds(result: RunResult) -> tuple[str, ...]:
+    """The thresholds a step broke: over the whole step, and those that stopped it early (--abort-on-fail)."""
+    names = [j.name for j in result.verdict.thresholds if not j.passed]
+    if result.load.aborted:
+        names += [name for name in SPECS if name in result.load.aborted and name not in names]
+    return tuple(names)
+
+
 def step_of(rate: float, result: RunResult, plan: SearchPlan) -> Step:
     """A step's figures from its run."""
     load, verdict, server = result.load, result.verdict, result.server
@@ -194,7 +203,7 @@ def step_of(rate: float, result: RunResult, plan: SearchPlan) -> Step:
         latency_p999_ms=lat.p999 if counted else None,
         error_ratio=load.events_failed / load.events_sent if load.events_sent else 0.0,
         server_lag_events=lag,
-        broken=tuple(j.name for j in verdict.thresholds if not j.passed),
+        broken=broken_thresholds(result),
         run_id=result.run_id,
     )
 
@@ -239,7 +248,7 @@ async def find_capacity(
         if not result.verdict.thresholds and result.verdict.reasons:
             raise _Unavailable(result.verdict.reasons[0])
         step = step_of(rate, result, plan)
-        rep.step_done(number, step, result.verdict.thresholds)
+        rep.step_done(number, step, result.verdict)
         return step
 
     steps: list[Step] = []

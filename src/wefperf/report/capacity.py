@@ -6,13 +6,14 @@ import sys
 from typing import TYPE_CHECKING, TextIO
 
 from ..capacity_run import CapacityReporter, CapacityResult, SearchPlan
-from ..thresholds import SPECS, Judged
+from ..thresholds import SPECS
 from .console import RULE
 
 if TYPE_CHECKING:
     from ..capacity import Capacity, Step
     from ..result import RunResult
     from ..settings import Settings
+    from ..verdict import Verdict
 
 
 def bound(name: str, limit: float) -> str:
@@ -52,13 +53,15 @@ def step_start_line(number: int, rate: float, plan: SearchPlan) -> str:
     return f"Step {number}: {rate:,.0f} events/s for {warmup}{plan.step_secs:g} s ..."
 
 
-def step_done_line(number: int, step: Step, judged: list[Judged]) -> str:
+def step_done_line(number: int, step: Step, verdict: Verdict) -> str:
     head = f"Step {number}: {step.target_eps:,.0f} events/s"
     figures = f"achieved {step.achieved_eps:,.0f}/s, p99 {_ms(step.latency_p99_ms)} ms"
     if step.passed:
         return f"{head} held ({figures})"
-    broken = "; ".join(j.describe() for j in judged if not j.passed) or "failed"
-    return f"{head} broke {broken} ({figures})"
+    # Each broken threshold with its measure; a step stopped early (--abort-on-fail) says why first.
+    why = [r for r in verdict.reasons if r.startswith("aborted: ")]
+    why += [j.describe() for j in verdict.thresholds if not j.passed]
+    return f"{head} broke {'; '.join(why) or '; '.join(verdict.reasons) or 'a threshold'} ({figures})"
 
 
 def step_stopped_line(number: int, rate: float, result: RunResult) -> str:
@@ -127,8 +130,8 @@ class ConsoleCapacityReporter(CapacityReporter):
     def step_started(self, number: int, rate: float, plan: SearchPlan) -> None:
         self._print(step_start_line(number, rate, plan))
 
-    def step_done(self, number: int, step: Step, judged: list[Judged]) -> None:
-        self._print(step_done_line(number, step, judged))
+    def step_done(self, number: int, step: Step, verdict: Verdict) -> None:
+        self._print(step_done_line(number, step, verdict))
 
     def step_stopped(self, number: int, rate: float, result: RunResult) -> None:
         self._print(step_stopped_line(number, rate, result))
