@@ -21,6 +21,7 @@ GOAL_VS_NAIVE = 20.0
 SINK_BUSY_LIMIT = 0.9
 
 CLIENTS = ("wrk", "hey", "h2load", "locust", "wefperf fast", "wefperf aiohttp", "naive")
+WRITE_MODES = ("join", "writelines", "static")
 CLIENT_NAMES = {"locust": "Locust FastHttpUser"}
 
 
@@ -283,21 +284,23 @@ def _naive(rep: Report, cap: list[Run], ratios: dict[tuple[str, int], Stat]) -> 
 
 
 def _writes(rep: Report, plan: Plan, writes: list[Run]) -> None:
-    """Section 5: is the copy of the body worth avoiding? Both ways, same client otherwise."""
+    """Section 5: what the per-event markers cost, and whether avoiding the copy of the body pays."""
     add = rep.add
-    add(f"## 5. Joined or as a list of buffers: two ways to write a request ({plan.write_secs:g} s per run)\n")
-    add("`benchmarks/write_paths.py` sends the same requests two ways, with everything else equal (uvloop, "
-        f"{plan.conns} keep-alive connections, one request at a time each, a fresh batch number per request): "
-        "**join** copies the pool's parts and the batch number into one buffer and writes it (what the fast "
+    add(f"## 5. What the per-event markers cost: three ways to write a request ({plan.write_secs:g} s per run)\n")
+    add("`benchmarks/write_paths.py` sends requests three ways, with everything else equal (uvloop, "
+        f"{plan.conns} keep-alive connections, one request at a time each): "
+        "**join** copies the pool's parts and a fresh batch number into one buffer and writes it (what the fast "
         "sender does); **writelines** hands the transport the parts and the batch number as a list, which uvloop "
-        "writes with writev straight from the pool's bytes, so nothing is copied in user space. CPU is the "
+        "writes with writev straight from the pool's bytes, so nothing is copied in user space; **static** writes "
+        "one constant body again and again, as wrk does. Only the first two give every event a unique marker, "
+        "which the S3 accounting needs; the gap between *join* and *static* is what the markers cost. CPU is the "
         "sending phase's alone (start-up excluded).\n")
     add("| batch | write path | buffers per request | requests/s | client user µs/request | client system µs/request "
         "| nginx CPU µs/request | client + nginx µs/request |")
     add("|---:|---|---:|---:|---:|---:|---:|---:|")
     totals: dict[tuple[int, str], float] = {}
     for bs in (1000, 10):
-        for mode in ("join", "writelines"):
+        for mode in WRITE_MODES:
             runs = by(writes, f"write {mode}", bs)
             if not runs:
                 continue
@@ -316,6 +319,10 @@ def _writes(rep: Report, plan: Plan, writes: list[Run]) -> None:
             cheaper = "join" if j <= w else "writelines"
             add(f"- {bs:,}-event requests: **{cheaper}** is cheaper, by {abs(w - j):.0f} µs of client and nginx CPU per "
                 f"request (medians: join {j:.0f}, writelines {w:.0f}).")
+        if (bs, "join") in totals and (bs, "static") in totals:
+            j, c = totals[(bs, "join")], totals[(bs, "static")]
+            add(f"- {bs:,}-event requests: unique markers cost {j - c:.0f} µs of client and nginx CPU per request "
+                f"against a constant body ({100 * (j - c) / c:.0f} %; medians: join {j:.0f}, static {c:.0f}).")
     add("")
 
 
@@ -332,13 +339,12 @@ def _analysis(rep: Report, cap: list[Run], ratios: dict[tuple[str, int], Stat],
             f"({others}). Client CPU per request: {cpu}. nginx spends "
             f"{median_of(by(cap, 'wrk', bs), 'nginx_us_per_request'):.0f} µs per request with wrk and "
             f"{median_of(by(cap, 'wefperf fast', bs), 'nginx_us_per_request'):.0f} µs with wefperf fast.")
-    add("- **How the fast sender writes**: a request is the pool's pre-built pieces with the 10-digit batch number "
-        "between them, handed to the transport as one list (`writelines`; uvloop writes a list with writev, "
-        "straight from the bytes objects, so the body is never copied in user space). A request below 32 KiB is "
-        "joined instead, as one small copy costs less than a list of buffers. When every channel is mid-request "
-        "(a run at full speed) the list goes in one call; when some channel is idle, a batch may fall due while "
-        "this one writes, so the request goes in slices of at most 256 KiB, the next only after the kernel has "
-        "taken the last and the loop has had a turn.")
+    add("- **How the fast sender writes**: a request is the pool's pre-built pieces joined around the 10-digit "
+        "batch number into one buffer (one C-level copy; section 5 compares it with writev from the unjoined "
+        "pieces). When every channel is mid-request (a run at full speed) the buffer goes in one write; when some "
+        "channel is idle, a batch may fall due while this one writes, so the request goes in slices of at most "
+        "256 KiB (memoryviews, no further copy), the next only after the kernel has taken the last and the loop "
+        "has had a turn.")
     add("- **Why two senders**: `--sender auto` (the default) picks the fast sender for `http://` and aiohttp for "
         "`https://`. The fast sender writes pre-framed requests on one keep-alive connection per worker and parses "
         "replies with httptools; aiohttp stays for what it does that the fast path does not: TLS, proxies "
@@ -365,17 +371,20 @@ def missed_notes(plan: Plan, cap: list[Run], rate: list[Run], ratios: dict[tuple
                 f"request, wrk {median_of(wrk, 'cpu_us_per_request'):.0f} µs; other load during these runs: wrk "
                 f"{median_of(wrk, 'other_cores'):.2f} cores, wefperf {median_of(fast, 'other_cores'):.2f} (medians). ")
         if bs >= 100:
-            text += ("wrk writes one constant buffer again and again. wefperf no longer copies the body, but it hands "
-                     f"the kernel {2 * bs + 1:,} buffers per request (each event's piece and its batch number), and "
-                     "uvloop passes at most 1,024 to one writev (IOV_MAX), so a request takes two system calls and a "
-                     "second trip through the loop, beside the per-request Python work (a future, the httptools "
-                     "callback, the recorder). To close it: send from a second process where a core is free.")
+            text += ("wrk writes one constant buffer again and again; wefperf gives each of the "
+                     f"{bs:,} events in a request its own marker (run id, batch, index), without which the S3 "
+                     "accounting could not find lost or duplicated events. Section 5 measures that cost, "
+                     "and the ways around the copy: writev from the unjoined pieces hands the kernel "
+                     f"{2 * bs + 1:,} buffers (uvloop passes at most 1,024 to one call, IOV_MAX), and patching "
+                     f"the {bs:,} numbers into a kept buffer touches {bs:,} cache lines spread over 1.6 MB per "
+                     "request; neither was cheaper than one sequential copy here. To close it: "
+                     "`--processes 2` (section 6), where a core is free.")
         else:
             text += ("Each request is small, so the fixed Python cost per request dominates: the worker's claim/"
                      "record steps, a future per request, the httptools callback and the task wake-up, beside the "
                      "write and read system calls wrk also makes. To close it: keep several requests in flight per "
-                     "connection (HTTP pipelining) so one wake-up serves many replies, or run one sender process "
-                     "per free core.")
+                     "connection (HTTP pipelining) so one wake-up serves many replies, or `--processes N` "
+                     "(section 6), one sender process per free core.")
         notes.append(text)
     lagging = [t for t in plan.rates if Stat.of([r.own["lag_p99_ms"] for r in by(rate, f"rate {t}")]).high > GOAL_LAG_P99_MS]
     if lagging:

@@ -42,7 +42,7 @@ from bench_clients import (
     run_write_path,
     run_wrk,
 )
-from bench_report import Plan, write_report
+from bench_report import WRITE_MODES, Plan, write_report
 from bench_sink import Nginx, SinkCount
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,11 +107,11 @@ def memory_phase(plan: Plan, nginx: Nginx, workdir: Path) -> list[Run]:
 
 
 def write_phase(plan: Plan, nginx: Nginx, workdir: Path) -> list[Run]:
-    """The same requests written joined and as a list of buffers (section 5 of the report)."""
+    """The same requests written joined, as a list of buffers, and as wrk's constant body (section 5)."""
     runs: list[Run] = []
     for r in range(plan.rounds):
         for bs in BATCH_SIZES:
-            for mode in ("join", "writelines"):
+            for mode in WRITE_MODES:
                 run = run_write_path(nginx, workdir, bs, mode, plan.conns, plan.write_secs)
                 runs.append(run)
                 n = run.own["requests"]

@@ -1,8 +1,11 @@
-"""Two ways to put a wefperf request on the wire, compared on the same sink (`make bench`, section 5).
+"""Ways to put a wefperf request on the wire, compared on the same sink (`make bench`, section 5).
 
     join       the pool's parts joined around the batch number, one `write` (what the fast sender does)
     writelines the parts and the batch number as a list of buffers, one `writelines`
                (uvloop writes it with writev, straight from the pool's bytes: no copy in user space)
+    static     one constant body, written again and again: what wrk sends. It carries no
+               per-request markers, so it could not be accounted for in S3; it is here to show
+               what the markers cost, the one thing wefperf does per request that wrk does not.
 
 Everything else is the same minimal client: uvloop, one keep-alive connection per worker,
 one request at a time each, httptools for the replies, a fresh batch number per request.
@@ -48,6 +51,7 @@ async def main(url: str, batch_size: int, mode: str, secs: float, conns: int) ->
     loop = asyncio.get_running_loop()
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     channels = [await loop.create_connection(Replies, host, port) for _ in range(conns)]
+    static = batch_token(0).join(pieces)
     counter = iter(range(1 << 40))
     deadline = time.monotonic() + secs
     sent = 0
@@ -59,6 +63,8 @@ async def main(url: str, batch_size: int, mode: str, secs: float, conns: int) ->
             proto.done = loop.create_future()
             if mode == "join":
                 transport.write(token.join(pieces))
+            elif mode == "static":
+                transport.write(static)
             else:
                 buffers = [token] * (2 * len(pieces) - 1)
                 buffers[::2] = pieces
@@ -72,14 +78,14 @@ async def main(url: str, batch_size: int, mode: str, secs: float, conns: int) ->
     for t, _ in channels:
         t.close()
     return {"requests": sent, "seconds": took, "user_s": after.ru_utime - before.ru_utime,
-            "sys_s": after.ru_stime - before.ru_stime, "buffers": 1 if mode == "join" else 2 * len(pieces) - 1}
+            "sys_s": after.ru_stime - before.ru_stime, "buffers": 1 if mode in ("join", "static") else 2 * len(pieces) - 1}
 
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--url", required=True)
     p.add_argument("--batch-size", type=int, required=True)
-    p.add_argument("--mode", choices=("join", "writelines"), required=True)
+    p.add_argument("--mode", choices=("join", "writelines", "static"), required=True)
     p.add_argument("--secs", type=float, default=5.0)
     p.add_argument("--conns", type=int, default=16)
     a = p.parse_args()
