@@ -160,10 +160,11 @@ def _first_float(pattern: str, text: str) -> float:
     return float(m.group(1)) if m else 0.0
 
 
-def run_wrk(nginx: Nginx, workdir: Path, body_file: Path, batch_size: int, conns: int, secs: float) -> Run:
+def run_wrk(nginx: Nginx, workdir: Path, body_file: Path, batch_size: int, conns: int, secs: float,
+            threads: int = 1, client: str = "wrk") -> Run:
     env = {**os.environ, "WEFPERF_BODY_FILE": str(body_file)}
-    cmd = ["wrk", "-t1", f"-c{conns}", f"-d{secs:g}s", "-s", str(HERE / "post.lua"), nginx.url]
-    run, out = measured(nginx, workdir, "wrk", batch_size, cmd, env)
+    cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{secs:g}s", "-s", str(HERE / "post.lua"), nginx.url]
+    run, out = measured(nginx, workdir, client, batch_size, cmd, env)
     run.own = {"requests_per_s": _first_float(r"Requests/sec:\s*([\d.]+)", out)}
     return run
 

@@ -98,7 +98,8 @@ class Report:
         self.goals.append((name, ok, value))
 
 
-def write_report(out: Path, plan: Plan, cap: list[Run], rate: list[Run], mem: list[Run], writes: list[Run],
+def write_report(out: Path, plan: Plan, cap: list[Run], scale: list[Run], rate: list[Run], mem: list[Run],
+                 writes: list[Run],
                  profiles: dict[int, list[tuple[float, str]]], started: datetime, took_s: float) -> list[str]:
     rep = Report()
     startup = {(r.client.split()[1], r.batch_size): r.client_cpu_s for r in cap if r.client.startswith("startup")}
@@ -106,12 +107,13 @@ def write_report(out: Path, plan: Plan, cap: list[Run], rate: list[Run], mem: li
     for r in cap:
         if r.client.startswith("wefperf"):
             r.startup_cpu_s = startup.get((r.client.split()[1], r.batch_size), 0.0)
-    _head(rep, plan, cap, rate, mem + writes, started, took_s)
+    _head(rep, plan, cap, rate, mem + writes + scale, started, took_s)
     ratios = _capacity(rep, plan, cap, startup)
     _rate(rep, plan, rate)
     _memory(rep, plan, mem)
     _naive(rep, cap, ratios)
     _writes(rep, plan, writes)
+    _scale(rep, plan, scale)
     rep.add("## Goals\n")
     rep.add("| goal | measured | result |")
     rep.add("|---|---|---|")
@@ -324,6 +326,49 @@ def _writes(rep: Report, plan: Plan, writes: list[Run]) -> None:
             add(f"- {bs:,}-event requests: unique markers cost {j - c:.0f} µs of client and nginx CPU per request "
                 f"against a constant body ({100 * (j - c) / c:.0f} %; medians: join {j:.0f}, static {c:.0f}).")
     add("")
+
+
+SCALE_CLIENTS = (("scale wrk -t2", "wrk -t2"), ("scale wefperf x1", "wefperf, 1 process"),
+                 ("scale wefperf x2", "wefperf `--processes 2`"))
+
+
+def _scale(rep: Report, plan: Plan, scale: list[Run]) -> None:
+    """Section 6: more than one core: two sender processes beside wrk's two threads."""
+    if not scale:
+        return
+    add = rep.add
+    add(f"## 6. Two processes: `--processes 2` beside `wrk -t2` ({plan.capacity_secs:g} s per run)\n")
+    add(f"The same bodies as section 1, on an nginx with **two** workers (one could not keep up with two clients' "
+        f"worth of small requests). wrk runs `-t2 -c{2 * plan.conns}`; wefperf runs `--processes 2` with "
+        f"{2 * plan.conns} connections in all, and, for comparison, one process with {plan.conns}. On this "
+        f"{os.cpu_count()}-core machine the client and nginx share the cores, so this shows where adding "
+        "processes stops paying, not a second machine's worth.\n")
+    add("| batch | client | events/s | requests/s | client CPU, cores | nginx busy, cores | × wrk -t2 | × one process |")
+    add("|---:|---|---:|---:|---:|---:|---:|---:|")
+    ratios: dict[tuple[str, int], Stat] = {}
+    for bs in (10, 1000):
+        wrk, one = by(scale, "scale wrk -t2", bs), by(scale, "scale wefperf x1", bs)
+        for client, name in SCALE_CLIENTS:
+            runs = by(scale, client, bs)
+            if not runs:
+                continue
+            vs_wrk = Stat.of([r.eps / w.eps for r, w in zip(runs, wrk) if w.eps])
+            vs_one = Stat.of([r.eps / o.eps for r, o in zip(runs, one) if o.eps])
+            ratios[(client, bs)], ratios[(client + " /1", bs)] = vs_wrk, vs_one
+            cores = Stat.of([r.client_cpu_s / r.wall_s for r in runs if r.wall_s])
+            add(f"| {bs:,} | {name} | {stat_cell(Stat.of([r.eps for r in runs]))} | "
+                f"{stat_cell(Stat.of([r.rps for r in runs]))} | {stat_cell(cores, 2)} | "
+                f"{stat_cell(Stat.of([r.nginx_cores for r in runs]), 2)} | {stat_cell(vs_wrk, 2, '×')} | "
+                f"{stat_cell(vs_one, 2, '×')} |")
+    add("")
+    if ("scale wefperf x2", 10) in ratios:
+        r = ratios[("scale wefperf x2", 10)]
+        rep.goal(f"`--processes 2`, 10-event batches: ≥ {GOAL_CAPACITY_VS_WRK:.1f}× `wrk -t2 -c{2 * plan.conns}`",
+                 r.median >= GOAL_CAPACITY_VS_WRK, f"{r.median:.2f}× (rounds {r.low:.2f}–{r.high:.2f})")
+    if ("scale wefperf x2 /1", 1000) in ratios:
+        r = ratios[("scale wefperf x2 /1", 1000)]
+        rep.goal("`--processes 2`, 1,000-event batches: not slower than one process",
+                 r.median >= 1.0, f"{r.median:.2f}× one process (rounds {r.low:.2f}–{r.high:.2f})")
 
 
 def _analysis(rep: Report, cap: list[Run], ratios: dict[tuple[str, int], Stat],

@@ -75,12 +75,14 @@ class SinkCount:
 class Nginx:
     """nginx as our own child: own prefix, config and port; not the system service."""
 
-    def __init__(self, workdir: Path) -> None:
-        self.prefix = workdir / "nginx"
+    def __init__(self, workdir: Path, workers: int = 1) -> None:
+        self.workers = workers
+        self.prefix = workdir / f"nginx-{workers}w"
         self.prefix.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         conf = (HERE / "nginx.conf.template").read_text()
         conf = conf.replace("${PREFIX}", str(self.prefix)).replace("${PORT}", str(self.port))
+        conf = conf.replace("${WORKERS}", str(workers))
         self.conf = self.prefix / "nginx.conf"
         self.conf.write_text(conf)
         self.log = self.prefix / "events.log"
@@ -159,8 +161,9 @@ class Nginx:
             if len(parts) != 3:
                 continue
             t = float(parts[0])
-            first = t if n == 0 else first
-            last = t
+            # Several workers buffer their own log lines, so the file is not in time order.
+            first = t if n == 0 else min(first, t)
+            last = max(last, t)
             n += 1
             ok += parts[1].startswith(b"2")
             body += int(parts[2]) if parts[2].isdigit() else 0

@@ -82,6 +82,41 @@ def capacity_phase(plan: Plan, nginx: Nginx, workdir: Path, bodies: dict[int, Pa
     return runs
 
 
+def scale_concurrency(plan: Plan) -> int:
+    """`--concurrency` for `--processes 2`: the whole run's, which the processes share, as wrk's -c is."""
+    return 2 * plan.conns
+
+
+def scale_phase(plan: Plan, workdir: Path, bodies: dict[int, Path]) -> list[Run]:
+    """Section 6: two sender processes beside wrk with two threads, on an nginx with two workers."""
+    runs: list[Run] = []
+    nginx = Nginx(workdir, workers=2)
+    nginx.start()
+    try:
+        for r in range(plan.rounds):
+            for bs in BATCH_SIZES:
+                common = dict(batch_size=bs, secs=plan.capacity_secs, target_eps=0, profile="baseline")
+                steps: list[tuple[str, Callable[[], Run]]] = [
+                    ("wrk -t2", partial(run_wrk, nginx, workdir, bodies[bs], bs, 2 * plan.conns, plan.capacity_secs,
+                                        threads=2, client="scale wrk -t2")),
+                    ("wefperf x1", partial(run_wefperf, nginx, workdir, client="scale wefperf x1", **common,
+                                           extra=["--event-type", "4624", "--concurrency", str(plan.conns),
+                                                  "--sender", "fast"])),
+                    ("wefperf x2", partial(run_wefperf, nginx, workdir, client="scale wefperf x2", **common,
+                                           extra=["--event-type", "4624", "--concurrency", str(scale_concurrency(plan)),
+                                                  "--sender", "fast", "--processes", "2"])),
+                ]
+                for name, step in steps:
+                    run = step()
+                    runs.append(run)
+                    print(f"bench: scale round {r + 1}/{plan.rounds} batch {bs:>4} {name:<11} "
+                          f"{run.eps:>12,.0f} events/s {run.rps:>9,.0f} req/s nginx {run.nginx_cores:.2f} cores "
+                          f"other {run.other_cores:.2f}", flush=True)
+    finally:
+        nginx.stop()
+    return runs
+
+
 def rate_phase(plan: Plan, nginx: Nginx, workdir: Path) -> list[Run]:
     runs: list[Run] = []
     for r in range(plan.rounds):
@@ -174,8 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         plan = Plan(**{**saved["plan"], "rates": tuple(saved["plan"]["rates"])})
         runs = {k: [_run_from(d) for d in v] for k, v in saved["runs"].items()}
         profiles = {int(k): [(float(x[0]), str(x[1])) for x in v] for k, v in saved["profiles"].items()}
-        summary = write_report(Path(args.out), plan, runs["capacity"], runs["rate"], runs["memory"],
-                               runs["writes"], profiles, datetime.fromisoformat(saved["started"]), saved["took_s"])
+        summary = write_report(Path(args.out), plan, runs["capacity"], runs.get("scale", []), runs["rate"],
+                               runs["memory"], runs["writes"], profiles, datetime.fromisoformat(saved["started"]), saved["took_s"])
         print("\n".join(summary))
         return 0
     plan = (Plan(args.rounds, 2, 3, 2, 4, 2, args.conns, (10_000, 100_000, 500_000)) if args.quick
@@ -197,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             nginx.start()
             cap = capacity_phase(plan, nginx, workdir, bodies)
+            scale = scale_phase(plan, workdir, bodies)
             rate = rate_phase(plan, nginx, workdir)
             mem = memory_phase(plan, nginx, workdir)
             writes = write_phase(plan, nginx, workdir)
@@ -209,10 +245,10 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.raw).parent.mkdir(parents=True, exist_ok=True)
         Path(args.raw).write_text(json.dumps({
             "plan": asdict(plan), "started": started.isoformat(), "took_s": took, "profiles": profiles,
-            "runs": {"capacity": [asdict(r) for r in cap], "rate": [asdict(r) for r in rate],
+            "runs": {"capacity": [asdict(r) for r in cap], "scale": [asdict(r) for r in scale], "rate": [asdict(r) for r in rate],
                      "memory": [asdict(r) for r in mem], "writes": [asdict(r) for r in writes]},
         }, indent=1))
-    summary = write_report(Path(args.out), plan, cap, rate, mem, writes, profiles, started, took)
+    summary = write_report(Path(args.out), plan, cap, scale, rate, mem, writes, profiles, started, took)
     print("\n".join(summary))
     print(f"bench: wrote {args.out}")
     return 0
