@@ -44,10 +44,7 @@ def needs_segments() -> None:
         pytest.skip("needs the scaleout branch (`wefperf run --segment`, `wefperf merge`)")
 
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(kube.KUBECTL is None, reason="kubectl is not installed: the base cannot be built"),
-]
+pytestmark = pytest.mark.skipif(kube.KUBECTL is None, reason="kubectl is not installed: the base cannot be built")
 
 
 def _clean_environ() -> dict[str, str]:
@@ -55,6 +52,7 @@ def _clean_environ() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("PERF_TEST_", "WEF_", "S3_", "AWS_", "JOB_"))}
 
 
+@pytest.mark.slow
 def test_the_jobs_pods_run_locally_then_merge_from_s3_equals_what_the_collector_counted(
     needs_segments: None, wef_target, moto_endpoint: str, bucket: str, tmp_path: Path
 ) -> None:
@@ -101,6 +99,10 @@ def test_the_jobs_pods_run_locally_then_merge_from_s3_equals_what_the_collector_
     listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"wefperf/results/{run_id}/")
     assert sorted(o["Key"] for o in listed.get("Contents", [])) == [
         f"wefperf/results/{run_id}/segment-{i}-of-{N}.json" for i in range(N)]
+    for i in range(N):  # pod i ran segment i/N: JOB_COMPLETION_INDEX reached wefperf
+        body = s3.get_object(Bucket=bucket, Key=f"wefperf/results/{run_id}/segment-{i}-of-{N}.json")["Body"].read()
+        shard = json.loads(body)
+        assert shard["segment"] == {"index": i, "count": N} and shard["run_id"] == run_id
 
     # The merge new-run.sh printed, run the way a user would: S3 settings and credentials in the environment.
     merge_line = next(line.strip() for line in new_run.stdout.splitlines() if line.strip().startswith("wefperf merge "))
@@ -124,3 +126,13 @@ def test_the_jobs_pods_run_locally_then_merge_from_s3_equals_what_the_collector_
     assert s3_check["success"]
     assert acct["expected"] == acct["found"] == EVENTS
     assert acct["missing"] == acct["duplicated"] == acct["unexpected"] == 0
+
+
+def test_a_pod_of_the_committed_base_refuses_the_placeholder_run_id_with_exit_2(needs_segments: None, tmp_path: Path) -> None:
+    """Applied without new-run.sh, every pod stops at once with exit 2 (and the Job's podFailurePolicy fails the Job)."""
+    objects = kube.kustomize(kube.BASE)
+    pod = kube.pod(objects, 0, {"wefperf-s3": {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}})
+    argv = [str(Path(sys.executable).parent / "wefperf"), *kube.localize(pod.argv[1:], kube.volume_dirs(objects, tmp_path))]
+    done = subprocess.run(argv, env={**_clean_environ(), **pod.env}, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "PERF_TEST_RUN_ID" in done.stderr and len(done.stderr.strip().splitlines()) == 1
