@@ -4,6 +4,7 @@ must fail, or the check proves nothing."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -123,6 +124,9 @@ def test_one_job_per_run_named_after_the_run_id(built: list[dict[str, Any]]) -> 
     run_id = _run_env(built)["PERF_TEST_RUN_ID"]
     assert job["metadata"]["name"] == f"wefperf-{run_id}"
     assert job["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/instance"] == run_id
+    spread = job["spec"]["template"]["spec"]["topologySpreadConstraints"][0]
+    assert spread["labelSelector"]["matchLabels"]["app.kubernetes.io/instance"] == run_id  # this run's pods only
+    assert "RUNID" not in json.dumps(built)  # every placeholder in job.yaml was replaced
 
 
 def test_new_run_sh_writes_a_fresh_run_id_start_time_and_n_that_reach_the_job(copy: Path) -> None:
