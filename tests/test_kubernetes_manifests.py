@@ -57,6 +57,7 @@ def test_the_job_is_indexed_with_completions_equal_to_parallelism_and_n_from_run
 def test_a_failed_segment_is_not_retried_and_a_configuration_error_fails_the_job(built: list[dict[str, Any]]) -> None:
     spec = kube.the_job(built)["spec"]
     assert spec["backoffLimitPerIndex"] == 0
+    assert spec["backoffLimit"] == spec["completions"]  # each index may fail once; the others go on
     rules = spec["podFailurePolicy"]["rules"]
     assert {"action": "FailJob", "onExitCodes": {"containerName": "wefperf", "operator": "In", "values": [2]}} in rules
 
@@ -137,7 +138,7 @@ def test_new_run_sh_writes_a_fresh_run_id_start_time_and_n_that_reach_the_job(co
     objects = kube.kustomize(copy)
     kube.validate(objects)
     job = kube.the_job(objects)
-    assert job["spec"]["completions"] == job["spec"]["parallelism"] == 5
+    assert job["spec"]["completions"] == job["spec"]["parallelism"] == job["spec"]["backoffLimit"] == 5
     assert job["metadata"]["name"] == f"wefperf-{run['PERF_TEST_RUN_ID']}"
     assert f"kubectl apply -k {copy}" in proc.stdout
     again = subprocess.run(["sh", str(copy / "new-run.sh")], capture_output=True, text=True, timeout=30)
