@@ -163,3 +163,27 @@ def _s3(endpoint: str):
     return botocore.session.get_session().create_client(
         "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
         aws_secret_access_key="testing")
+
+
+@pytest.mark.slow
+def test_processes_with_hosts_verify_s3_once_for_the_whole_run(wef_target, moto_endpoint: str, bucket: str,
+                                                              tmp_path: Path) -> None:
+    target = wef_target("--flush-interval-secs", "1")
+    env = {"WEF_ENDPOINT": target.base, "S3_ENDPOINT": moto_endpoint, "S3_BUCKET": bucket,
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "PERF_TEST_PROCESSING_WAIT_SECS": "3",
+           "PERF_TEST_FLUSH_INTERVAL_SECS": "1"}
+    results = tmp_path / "r.json"
+    done = run_cli("run", "--processes", "2", "--hosts", "7", "--max-items", "10", "--max-latency-secs", "1",
+                   "--target-eps", "1000", "--duration-secs", "2", "--verify-s3", "--results", str(results),
+                   "--shard-results", str(tmp_path / "shards"), env=env)
+    assert done.code == 0, done.out + done.err
+    assert done.out.count("Waiting for S3 parquet file flush") == 1  # the parent's one check, not per child
+    data = json.loads(results.read_text())
+    acct = data["s3_verification"]["accounting"]
+    sent = data["results"]["events_sent"]
+    assert data["hosts"]["hosts"] == 7 and sent == data["hosts"]["events_due"] > 0
+    assert acct["expected"] == sent == acct["found"] and acct["missing"] == acct["duplicated"] == 0
+    # the children stored their shards too: they merge into the same totals
+    again = run_cli("merge", str(tmp_path / "shards"), "--results", str(tmp_path / "m.json"), env=env)
+    assert again.code == 0, again.out + again.err
+    assert json.loads((tmp_path / "m.json").read_text())["results"]["events_sent"] == sent

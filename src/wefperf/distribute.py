@@ -112,6 +112,10 @@ async def run_processes(
         shown = asyncio.ensure_future(_show_progress(children, reporter))
         try:
             await asyncio.gather(*(_watch_child(c, reporter) for c in children if c.proc is not None))
+        except asyncio.CancelledError:
+            # A second Ctrl-C: the children get their second one too (they give up on the drain).
+            _signal_all(children)
+            raise
         finally:
             forwarded.cancel()
             shown.cancel()
@@ -137,6 +141,10 @@ def _fixed_env() -> set[str]:
 async def _forward_stop(stop: asyncio.Event, children: list[Child]) -> None:
     """Ctrl-C or SIGTERM on the parent: the same signal, once, to every child still running."""
     await stop.wait()
+    _signal_all(children)
+
+
+def _signal_all(children: list[Child]) -> None:
     for child in children:
         if child.proc is not None and child.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):

@@ -200,13 +200,13 @@ async def _main(settings: Settings, profile: str | None, embedded: bool) -> int:
             if against is None:
                 return ExitCode.USAGE
             settings = against
-        if settings.process_count > 1:
-            from ..distribute import run_processes
-
-            result, interrupted = await run_processes(settings, reporter=reporter, stop=stop, profile=profile)
-            reporter.results(result)
-            return finish(result, settings.results_path, interrupted=interrupted, report=settings.report_path)
         try:
+            if settings.process_count > 1:
+                from ..distribute import run_processes
+
+                result, interrupted = await run_processes(settings, reporter=reporter, stop=stop, profile=profile)
+                reporter.results(result)
+                return finish(result, settings.results_path, interrupted=interrupted, report=settings.report_path)
             result = await run_test(settings, reporter=reporter, stop=stop, profile=profile, freeze_gc=True)
         except asyncio.CancelledError:
             print("wefperf: interrupted twice; no results written", file=sys.stderr)
