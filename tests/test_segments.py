@@ -139,6 +139,14 @@ def test_shards_of_one_run_need_every_segment_and_one_plan() -> None:
         _one_run([_shard(0, 2, [1.0]), _shard(0, 2, [1.0])], None)
 
 
+def test_a_staged_runs_segments_merge_and_are_judged_on_the_whole_shape() -> None:
+    over = {"stages": "1:800,1:800", "total_events": 0, "thresholds": "latency_p99_ms=300"}
+    merged = merge([_shard(0, 2, [1.0, 2.0], over), _shard(1, 2, [3.0, 500.0], over)])
+    assert merged.settings.stages and merged.settings.duration_secs == 2
+    assert not merged.result.verdict.passed  # p99 500 ms of the merge breaks 300, though segment 0 alone holds it
+    assert any("latency_p99_ms" in r for r in merged.result.verdict.reasons)
+
+
 def test_failed_ranges_of_segments_join_into_runs() -> None:
     assert merge_ranges([[[0, 0], [2, 2], [4, 4]], [[1, 1], [3, 3], [9, 9]]]) == [(0, 4), (9, 9)]
 

@@ -175,12 +175,14 @@ async def _watch_child(child: Child, reporter: Reporter) -> None:
 
 
 async def _show_progress(children: list[Child], reporter: Reporter) -> None:
-    """One line a second: the children's figures added up."""
+    """One line a second while the figures change: the children's figures added up."""
+    shown: list[dict[str, Any]] = []
     while True:
         await asyncio.sleep(1.0)
         snaps = [c.progress for c in children if c.progress]
-        if not snaps:
+        if not snaps or snaps == shown:
             continue
+        shown = snaps
         sent = sum(int(s.get("events_sent", 0)) for s in snaps)
         acked = sum(int(s.get("events_ok", 0)) for s in snaps)
         failed = sum(int(s.get("events_failed", 0)) for s in snaps)
@@ -232,6 +234,7 @@ def _merged(settings: Settings, shards: list[Shard], problems: list[str], run_id
     merged = merge(shards, _judged(settings))
     result = merged.result
     result.profile = profile
+    result.configuration["processes"] = settings.processes
     return _with_problems(result, problems)
 
 
@@ -280,3 +283,7 @@ class ProgressPrinter(Reporter):
 
     def error(self, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
+
+    def line(self, text: str = "") -> None:
+        if text.startswith("Started "):  # a late start: the parent shows it, prefixed with the segment
+            self.error(text)

@@ -41,6 +41,8 @@ def settings_of(data: dict[str, Any]) -> Settings:
 
     cfg = dict(data.get("configuration") or {})
     cfg.update(_MERGE_CLEARS)
+    if cfg.get("stages"):  # stored as {duration_s, target_eps} objects; read back as SECS:EPS
+        cfg["stages"] = ",".join(f"{st['duration_s']!r}:{st['target_eps']!r}" for st in cfg["stages"])
     try:
         return Settings.model_validate(cfg)
     except ValidationError as exc:

@@ -423,6 +423,9 @@ def _result(
         acct = s3.accounting
         figures = S3Figures(bool(s3.passed), acct.missing if acct is not None and acct.expected is not None else None,
                             acct.duplicated if acct is not None else None)
+    if shard is None and settings.segment:  # stopped or failed before the load: still a segment's results
+        index, count = settings.segment_of
+        shard = ShardData(SegmentInfo(index, count, settings.start_at or None))
     # A segment is judged on its own share of the plan; the run's verdict comes from the merge.
     judged = judged_alone(settings) if settings.segment else settings
     verdict = judge(judged, load, figures, server=server, unavailable=unavailable)
