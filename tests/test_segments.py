@@ -180,3 +180,12 @@ def test_bad_scale_out_flags_exit_2_with_one_line(args: list[str], words: str, t
     done = run_cli("run", "--results", str(tmp_path / "r.json"), "--wef-endpoint", "http://127.0.0.1:9", *args)
     assert done.code == 2, done.out + done.err
     assert words in done.err and len(done.err.strip().splitlines()) == 1
+
+
+def test_verify_from_a_segments_results_points_to_merge() -> None:
+    from wefperf.verify import VerifyOptions
+    from wefperf.verify.from_results import ResultsFileError, options_from_results
+
+    base = VerifyOptions(endpoint="http://127.0.0.1:9", bucket="b", access_key="k", secret_key="s")
+    with pytest.raises(ResultsFileError, match="wefperf merge"):
+        options_from_results(_shard(1, 2, [1.0]).data, base, None)
