@@ -22,7 +22,8 @@ def collector():
 
 
 def _env(c: FakeCollector, **extra: str) -> dict[str, str]:
-    return {"WEF_ENDPOINT": c.url, "PERF_TEST_PROCESSING_WAIT_SECS": "2", **extra}
+    # These tests check counts and merging, not speed: a loaded machine must not fail them on the rate.
+    return {"WEF_ENDPOINT": c.url, "PERF_TEST_PROCESSING_WAIT_SECS": "2", "PERF_TEST_PASS_RATIO": "0.5", **extra}
 
 
 def test_processes_2_merge_counts_equal_what_the_server_received(collector: FakeCollector, tmp_path: Path) -> None:
@@ -117,9 +118,9 @@ def test_two_segments_one_start_then_merge_from_s3_equal_one_process(wef_target,
     target = wef_target("--flush-interval-secs", "1")
     env = {"WEF_ENDPOINT": target.base, "S3_ENDPOINT": moto_endpoint, "S3_BUCKET": bucket,
            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "PERF_TEST_PROCESSING_WAIT_SECS": "3",
-           "PERF_TEST_FLUSH_INTERVAL_SECS": "1", "PERF_TEST_VERIFY_S3": "true"}
+           "PERF_TEST_FLUSH_INTERVAL_SECS": "1", "PERF_TEST_VERIFY_S3": "true", "PERF_TEST_PASS_RATIO": "0.5"}
     start_at = time.time() + 3
-    plan = ["--total-events", "4050", "--batch-size", "100", "--target-eps", "4000"]
+    plan = ["--total-events", "4050", "--batch-size", "100", "--target-eps", "0"]  # counts, not speed: unlimited
     procs = [
         _start(["run", *plan, "--segment", f"{i}/2", "--run-id", "abc123", "--start-at", repr(start_at),
                 "--shard-results", f"s3://{bucket}/shards", "--results", str(tmp_path / f"seg{i}.json")], env)
@@ -171,7 +172,7 @@ def test_processes_with_hosts_verify_s3_once_for_the_whole_run(wef_target, moto_
     target = wef_target("--flush-interval-secs", "1")
     env = {"WEF_ENDPOINT": target.base, "S3_ENDPOINT": moto_endpoint, "S3_BUCKET": bucket,
            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "PERF_TEST_PROCESSING_WAIT_SECS": "3",
-           "PERF_TEST_FLUSH_INTERVAL_SECS": "1"}
+           "PERF_TEST_FLUSH_INTERVAL_SECS": "1", "PERF_TEST_PASS_RATIO": "0.5"}
     results = tmp_path / "r.json"
     done = run_cli("run", "--processes", "2", "--hosts", "7", "--max-items", "10", "--max-latency-secs", "1",
                    "--target-eps", "1000", "--duration-secs", "2", "--verify-s3", "--results", str(results),
@@ -192,11 +193,11 @@ def test_processes_with_hosts_verify_s3_once_for_the_whole_run(wef_target, moto_
 def test_a_late_start_is_said_and_shows_as_schedule_lag(collector: FakeCollector, tmp_path: Path) -> None:
     results = tmp_path / "r.json"
     done = run_cli("run", "--segment", "0/1", "--run-id", "late1", "--start-at", repr(time.time() - 1.5),
-                   "--duration-secs", "2", "--target-eps", "1000", "--batch-size", "10", "--results", str(results),
+                   "--duration-secs", "4", "--target-eps", "1000", "--batch-size", "10", "--results", str(results),
                    env=_env(collector))
     assert "after the shared start" in done.out, done.out + done.err
     data = json.loads(results.read_text())
     lag = data["latency_ms"]["schedule_lag"]
     assert lag["max"] > 1000  # the first batches were due 1.5 s before this process could start
     assert data["start_at"] and data["segment"] == {"index": 0, "count": 1} and data["run_id"] == "late1"
-    assert data["results"]["events_sent"] <= 2000
+    assert data["results"]["events_sent"] <= 4000
