@@ -201,3 +201,27 @@ def test_a_late_start_is_said_and_shows_as_schedule_lag(collector: FakeCollector
     assert lag["max"] > 1000  # the first batches were due 1.5 s before this process could start
     assert data["start_at"] and data["segment"] == {"index": 0, "count": 1} and data["run_id"] == "late1"
     assert data["results"]["events_sent"] <= 4000
+
+
+@pytest.mark.slow
+def test_indexed_job_pods_with_processes_store_every_shard_and_merge_to_the_whole_plan(
+    collector: FakeCollector, tmp_path: Path
+) -> None:
+    shards = tmp_path / "shards"
+    env = {**_env(collector), "PERF_TEST_SEGMENTS": "2", "PERF_TEST_PROCESSES": "2", "PERF_TEST_RUN_ID": "pods1",
+           "PERF_TEST_START_AT": repr(time.time() + 3), "PERF_TEST_SHARD_RESULTS": str(shards)}
+    pods = [_start(["run", "--total-events", "3000", "--batch-size", "100", "--results", str(tmp_path / f"pod{i}.json")],
+                   {**env, "JOB_COMPLETION_INDEX": str(i)}) for i in range(2)]
+    for pod in pods:
+        out, err = pod.communicate(timeout=90)
+        assert pod.returncode == 0, out + err
+    # pod i's children ran segments i and i + 2 of 4
+    names = sorted(p.name for p in (shards / "results" / "pods1").iterdir())
+    assert names == [f"segment-{i}-of-4.json" for i in range(4)]
+    assert json.loads((tmp_path / "pod1.json").read_text())["results"]["events_sent"] == 1500
+    done = run_cli("merge", str(shards), "--results", str(tmp_path / "m.json"), env=_env(collector))
+    assert done.code == 0, done.out + done.err
+    data = json.loads((tmp_path / "m.json").read_text())
+    assert data["results"]["events_sent"] == data["results"]["events_acknowledged"] == 3000
+    assert data["results"]["successful_batches"] == 30 and data["merged"]["segments"] == 4
+    assert sum(collector.events.values()) == 3000

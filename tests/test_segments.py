@@ -164,7 +164,7 @@ def test_segment_settings_and_indexed_job_environment() -> None:
                        ({"JOB_COMPLETION_INDEX": "x", "PERF_TEST_SEGMENTS": "3"}, "JOB_COMPLETION_INDEX"),
                        ({"PERF_TEST_RUN_ID": "Run-1"}, "PERF_TEST_RUN_ID"),
                        ({"PERF_TEST_PROCESSES": "0"}, "PERF_TEST_PROCESSES"),
-                       ({"PERF_TEST_PROCESSES": "2", "PERF_TEST_SEGMENT": "0/2"}, "runs in one process")):
+                       ({"PERF_TEST_SHARD_RESULTS": "/tmp/x"}, "only a segment")):
         with pytest.raises(ConfigError, match=words):
             load_settings(None, {}, env)
     assert load_settings(None, {"processes": "auto"}, {}).process_count >= 1

@@ -82,18 +82,24 @@ async def run_processes(
     settings: Settings, *, reporter: Reporter, stop: asyncio.Event, profile: str | None,
 ) -> tuple[RunResult, bool]:
     """Run the children and merge their results: (the merged result, interrupted)."""
-    count = settings.process_count
+    procs = settings.process_count
+    # Within a segment i/S (a pod of an Indexed Job), child j runs segment i + S*j of S*P: together
+    # they send exactly segment i/S, and each stores its own shard for `wefperf merge`.
+    outer, outer_count = settings.segment_of
+    count = outer_count * procs
+    segments = [outer + outer_count * j for j in range(procs)]
     run_id = settings.run_id or new_run_id()
     seed = settings.seed or shared_seed(run_id)
     start_at = settings.start_at or (time.time() + START_MARGIN_S)
     reporter.banner(settings, run_id)
-    reporter.line(f"Processes: {count} (segments 0/{count} to {count - 1}/{count}, one run id, plan start at"
-                  f" {start_at:.3f}); the results below are merged")
+    names = ", ".join(f"{i}/{count}" for i in segments)
+    reporter.line(f"Processes: {procs} (segments {names}; one run id, plan start at {start_at:.3f});"
+                  " the results below are merged")
     base = {k: v for k, v in os.environ.items()
             if k not in ("JOB_COMPLETION_INDEX", "PERF_TEST_PROFILE") and k.upper() not in _fixed_env()}
     base.update(settings_env(settings))
     with tempfile.TemporaryDirectory(prefix="wefperf-processes-") as folder:
-        children = [Child(i, count, Path(folder) / f"segment-{i}-of-{count}.json") for i in range(count)]
+        children = [Child(i, count, Path(folder) / f"segment-{i}-of-{count}.json") for i in segments]
         for child in children:
             env = {**base, ENV_NAMES["segment"]: f"{child.index}/{count}", ENV_NAMES["run_id"]: run_id,
                    ENV_NAMES["start_at"]: repr(start_at), ENV_NAMES["seed"]: str(seed),
@@ -122,7 +128,10 @@ async def run_processes(
         interrupted = stop.is_set()
         shards, problems = _collect(children)
         result = _merged(settings, shards, problems, run_id, profile, interrupted)
-    if settings.verify_s3 and not interrupted and not problems and result is not None:
+    if settings.verify_s3 and settings.segment:
+        reporter.line("S3 verification: once for the whole run, after the segments are merged"
+                      " (`wefperf merge --verify-s3`)")
+    elif settings.verify_s3 and not interrupted and not problems and result is not None:
         result = await _verify_whole_run(settings, shards, reporter, stop)
         result.profile = profile
         interrupted = stop.is_set()
@@ -235,11 +244,15 @@ def _merged(settings: Settings, shards: list[Shard], problems: list[str], run_id
     result = merged.result
     result.profile = profile
     result.configuration["processes"] = settings.processes
+    result.configuration["segment"] = settings.segment
     return _with_problems(result, problems)
 
 
 def _judged(settings: Settings) -> Settings:
-    return settings.model_copy(update={"processes": "1"})
+    """The whole plan's settings, or within a segment its share of them (the run is judged at the merge)."""
+    from .segments import judged_alone
+
+    return judged_alone(settings).model_copy(update={"processes": "1"})
 
 
 def _with_problems(result: RunResult, problems: list[str]) -> RunResult:

@@ -338,7 +338,7 @@ class Settings(S3Settings):
     processes: str = Field(
         "1", validation_alias="PERF_TEST_PROCESSES",
         description="run the plan as N segment processes on this machine, merged into one result; auto: one per"
-                    " usable core",
+                    " usable core (with PERF_TEST_SEGMENT i/S, child j runs segment i+S*j of S*N)",
     )
 
     @field_validator("test_name", mode="before")
@@ -420,9 +420,6 @@ class Settings(S3Settings):
                 )
             if not self.events_url.startswith("http://"):
                 raise ValueError("PERF_TEST_HOSTS: simulated hosts speak plain http:// only for now")
-        if self.segment and self.process_count > 1:
-            raise ValueError("PERF_TEST_PROCESSES: a segment (PERF_TEST_SEGMENT) runs in one process;"
-                             " --processes splits the whole plan into segments itself")
         if self.shard_results and not self.segment and self.process_count == 1:
             raise ValueError("PERF_TEST_SHARD_RESULTS: only a segment (PERF_TEST_SEGMENT) stores a shard result")
         if self.shard_results.startswith("s3://") and not urlsplit(self.shard_results).netloc:
