@@ -29,7 +29,7 @@ def _env(c: FakeCollector, **extra: str) -> dict[str, str]:
 def test_processes_2_merge_counts_equal_what_the_server_received(collector: FakeCollector, tmp_path: Path) -> None:
     results = tmp_path / "merged.json"
     done = run_cli("run", "--processes", "2", "--total-events", "20000", "--batch-size", "100",
-                   "--target-eps", "20000", "--results", str(results), env=_env(collector))
+                   "--target-eps", "20000", "--results", str(results), "--report", "auto", env=_env(collector))
     assert done.code == 0, done.out + done.err
     data = json.loads(results.read_text())
     r = data["results"]
@@ -38,7 +38,11 @@ def test_processes_2_merge_counts_equal_what_the_server_received(collector: Fake
     assert r["events_received"] == 20_000
     assert data["merged"]["segments"] == 2
     assert data["latency_ms"]["from_intended_send"]["count"] == 200
+    # the merged timeline adds up to the totals, one row per second of the shared plan
+    assert sum(row["sent_events"] for row in data["timeline"]) == 20_000
+    assert sum(row["acked_events"] for row in data["timeline"]) == 20_000
     assert "PERFORMANCE TEST RESULTS" in done.out and "Processes: 2" in done.out
+    assert Path(str(results).replace(".json", ".html")).is_file()
 
 
 def _children(pid: int) -> list[int]:
