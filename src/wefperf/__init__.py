@@ -29,13 +29,13 @@ from .capacity_run import (
 from .metrics import LoadSummary, Percentiles
 from .report.console import ConsoleReporter, Reporter
 from .result import RunResult, ServerStats
-from .settings import ConfigError, Settings, load_settings
+from .settings import ConfigError, S3Settings, Settings, load_settings
 from .verdict import Verdict
 
 __all__ = [
     "Capacity", "CapacityReporter", "CapacityResult", "ConfigError", "ConsoleReporter", "LoadSummary", "Percentiles",
-    "Reporter", "RunResult", "SearchPlan", "ServerStats", "Settings", "Step", "Verdict", "find_capacity",
-    "load_settings", "run",
+    "Reporter", "RunResult", "S3Settings", "SearchPlan", "ServerStats", "Settings", "Step", "Verdict", "find_capacity",
+    "load_settings", "merge_segments", "run",
 ]
 
 
@@ -63,6 +63,20 @@ async def run(
 
     rep = reporter or (ConsoleReporter() if console else None)
     return await run_test(settings, reporter=rep, stop=stop, profile=profile)
+
+
+async def merge_segments(sources: list[str], *, run_id: str | None = None, s3: S3Settings | None = None) -> RunResult:
+    """One result from the segments of one run (`wefperf merge` without the S3 check).
+
+    `sources`: segments' results files, folders, or s3://bucket/prefix/ (connection from `s3`,
+    default: the S3_* / AWS_* variables). Raises ShardError naming a missing or mismatched segment.
+    """
+    from .merge import merge
+    from .settings import load_s3_settings
+    from .shards import read_shards
+
+    shards = await read_shards(sources, s3 or load_s3_settings(), run_id)
+    return merge(shards).result
 
 
 async def find_capacity(

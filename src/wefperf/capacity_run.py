@@ -90,6 +90,9 @@ def check_settings(settings: Settings) -> None:
         if name in settings.thresholds:
             raise ConfigError(f"threshold {name}: a capacity step does not verify S3, so it cannot be judged"
                               " (check the rate found with `wefperf run --verify-s3`)")
+    if settings.process_count > 1 or settings.segment or settings.shard_results:
+        raise ConfigError("PERF_TEST_PROCESSES / PERF_TEST_SEGMENT / PERF_TEST_SHARD_RESULTS: the capacity search"
+                          " runs in one process; scale out a `wefperf run` at the rate it finds")
 
 
 @dataclass

@@ -34,6 +34,24 @@ def _histogram() -> HdrHistogram:
     return HdrHistogram(_LOWEST_US, _HIGHEST_US, _DIGITS)
 
 
+def encode(h: HdrHistogram) -> str:
+    """HDR's own compressed encoding as text: what a segment's results carry for the merge."""
+    encoded: bytes = h.encode()
+    return encoded.decode("ascii")
+
+
+def decode(text: str) -> HdrHistogram:
+    return HdrHistogram.decode(text.encode("ascii"))
+
+
+def merge_encoded(texts: "list[str]", digits: int = _DIGITS) -> HdrHistogram:
+    """One histogram holding every encoded one's counts: merged, never averaged."""
+    merged = HdrHistogram(_LOWEST_US, _HIGHEST_US, digits)
+    for text in texts:
+        merged.add(decode(text))
+    return merged
+
+
 def _record_grouped(samples: "array[int]", *histograms: HdrHistogram) -> None:
     """Add raw microsecond samples to histograms, one record_value call per distinct value."""
     for value, count in Counter(samples).items():
@@ -207,6 +225,10 @@ class LoadSummary:
 
     # Why a threshold stopped the run early (--abort-on-fail), or None.
     aborted: str | None = None
+    # For a merge of segments (issue 11): the whole-run histograms in HDR's own compressed
+    # encoding (base64 text) by name, and each second's latency histogram by timeline row.
+    histograms: dict[str, str] | None = None
+    second_histograms: dict[int, str] | None = None
 
     @property
     def cut_short(self) -> bool:
@@ -217,8 +239,10 @@ class LoadSummary:
 class Recorder:
     """Takes one call per batch from the senders; cheap enough for 50k batches/s."""
 
-    def __init__(self, start: float, window_secs: int = 0) -> None:
+    def __init__(self, start: float, window_secs: int = 0, *, second_histograms: bool = False) -> None:
         self.start = start
+        # A segment keeps each second's latency histogram (encoded, ~100 bytes) for the merge.
+        self.second_hists: dict[int, str] | None = {} if second_histograms else None
         # The last `window_secs` closed seconds (latency histogram, sent, failed), for thresholds
         # judged on a sliding window while the run goes on (--abort-on-fail); off by default.
         self._window: deque[tuple[HdrHistogram, int, int]] | None = deque(maxlen=window_secs) if window_secs else None
@@ -277,6 +301,8 @@ class Recorder:
             p = second.get_percentile_to_value_dict([50.0, 90.0, 99.0])
             row.p50_ms, row.p90_ms, row.p99_ms = p[50.0] / 1000, p[90.0] / 1000, p[99.0] / 1000
             row.max_ms = second.get_max_value() / 1000
+            if self.second_hists is not None:
+                self.second_hists[row.t] = encode(second)
             second.reset()
         if lag:
             above = len(lag) - math.ceil(len(lag) * 0.99) + 1  # the p99 is the above-th largest
@@ -385,7 +411,13 @@ class Recorder:
             window_s=max(end - self.start, 0.0) if window_s is None else window_s,
             due_events=due_events,
             aborted=aborted,
+            histograms=self.encoded() if self.second_hists is not None else None,
+            second_histograms=dict(self.second_hists) if self.second_hists is not None else None,
         )
+
+    def encoded(self) -> dict[str, str]:
+        """The whole-run histograms, HDR-encoded, for a merge of segments."""
+        return {"latency": encode(self.latency), "service": encode(self.service), "schedule_lag": encode(self.lag)}
 
 
 def record_bucketed(samples_s: "array[float]", histogram: HdrHistogram) -> None:
@@ -417,7 +449,7 @@ def record_bucketed(samples_s: "array[float]", histogram: HdrHistogram) -> None:
 class HostRecorder(Recorder):
     """The Recorder, plus one latency sample per event: from when it was due to its delivery's reply."""
 
-    def __init__(self, start: float, *args: int, **kwargs: int) -> None:
+    def __init__(self, start: float, *args: int, **kwargs: Any) -> None:
         super().__init__(start, *args, **kwargs)
         # Two significant figures (1 %) are plenty for latencies of seconds, and keep the buckets
         # few enough for record_bucketed to pay off from a few thousand events per second.
@@ -436,4 +468,7 @@ class HostRecorder(Recorder):
 
     def summary(self, end: float, **kwargs: Any) -> LoadSummary:
         load = super().summary(end, **kwargs)
-        return replace(load, event_latency=Percentiles.of(self.event_latency))
+        hists = load.histograms
+        if hists is not None:
+            hists = {**hists, "event": encode(self.event_latency)}
+        return replace(load, event_latency=Percentiles.of(self.event_latency), histograms=hists)

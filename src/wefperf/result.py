@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import socket
+import zlib
+from array import array
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .metrics import LoadSummary, Percentiles
+from .segments import SegmentInfo
 from .verdict import Verdict
 
 if TYPE_CHECKING:
@@ -33,6 +37,10 @@ class ServerStats:
     expected_per_type: dict[int, int] = field(default_factory=dict)  # by EventID
     sampler_samples: int = 0
     notes: list[str] = field(default_factory=list)
+    # The server's own totals per label before and after (a merge of segments takes the earliest
+    # baseline and the latest final read: each segment saw the whole server, not its share).
+    baseline_per_type: dict[str, int] = field(default_factory=dict)
+    final_per_type: dict[str, int] = field(default_factory=dict)
 
     @property
     def events_received(self) -> int | None:
@@ -78,6 +86,35 @@ class ServerStats:
         }
 
 
+@dataclass(frozen=True)
+class ShardData:
+    """What only a segment's results carry: its place in the run and what the S3 merge needs."""
+
+    segment: SegmentInfo
+    delivery_sizes: "array[int] | None" = None  # simulated hosts: events per delivery, in its order
+
+    def to_dict(self, load: LoadSummary, server: ServerStats) -> dict[str, Any]:
+        sizes = None
+        if self.delivery_sizes is not None:
+            packed = array("H", self.delivery_sizes).tobytes()
+            sizes = base64.b64encode(zlib.compress(packed)).decode("ascii")
+        return {
+            "histograms": load.histograms,
+            "second_histograms": {str(t): h for t, h in sorted((load.second_histograms or {}).items())},
+            "batches_sent": load.batches_sent,
+            "delivery_sizes": sizes,
+            "server_baseline_per_type": server.baseline_per_type,
+            "server_final_per_type": server.final_per_type,
+        }
+
+
+def unpack_sizes(text: str) -> "array[int]":
+    """The inverse of ShardData's delivery_sizes encoding."""
+    sizes: array[int] = array("H")
+    sizes.frombytes(zlib.decompress(base64.b64decode(text)))
+    return sizes
+
+
 @dataclass
 class RunResult:
     run_id: str
@@ -93,6 +130,8 @@ class RunResult:
     payload_build_s: float = 0.0
     stopped_in: str | None = None  # the phase a stop request ended, if one did
     payload_seed: int | None = None
+    shard: ShardData | None = None  # a segment of a run (issue 11): what its merge needs
+    merged: dict[str, Any] | None = None  # a merged run: its segments, and what the merge noted
 
     @property
     def passed(self) -> bool:
@@ -156,6 +195,7 @@ class RunResult:
             "failed_batch_ranges": [list(r) for r in load.failed_ranges],
             "payload": {"seed": self.payload_seed, "batches_sent": load.batches_sent},
             "timeline": [asdict(row) for row in load.timeline],
+            **self._scale_out(),
             "verdict": {
                 "passed": self.verdict.passed,
                 "exit_code": self.verdict.exit_code,
@@ -167,6 +207,17 @@ class RunResult:
                 ],
             },
         }
+
+
+    def _scale_out(self) -> dict[str, Any]:
+        """A segment's or a merged run's own keys (issue 11); nothing for a plain run."""
+        if self.shard is not None:
+            seg = self.shard.segment
+            return {"segment": {"index": seg.index, "count": seg.count}, "start_at": seg.start_at,
+                    "shard": self.shard.to_dict(self.load, self.server)}
+        if self.merged is not None:
+            return {"merged": self.merged}
+        return {}
 
 
 def _version() -> str:

@@ -33,7 +33,8 @@ from .observe import (
 from .payload import PayloadPool, build_pool, new_run_id
 from .payload.hosts import HostPayload
 from .report.console import Reporter
-from .result import RunResult, ServerStats
+from .result import RunResult, ServerStats, ShardData
+from .segments import SegmentInfo, check_start_at, judged_alone, shared_seed
 from .settings import Settings
 from .thresholds import Measures
 from .thresholds import judge as judge_thresholds
@@ -61,11 +62,18 @@ async def run_test(
     `seed` fixes the payload (and the simulated hosts' arrivals) over PERF_TEST_SEED.
     """
     rep = reporter or Reporter()
-    run_id = run_id or new_run_id()
+    check_start_at(settings)
+    run_id = run_id or settings.run_id or new_run_id()
+    segment = settings.segment_of
+    segmented = bool(settings.segment)
     rep.banner(settings, run_id)
+    if segmented:
+        rep.line(f"Segment {segment[0]} of {segment[1]} (0-based): batches or hosts numbered {segment[0]} modulo"
+                 f" {segment[1]}; the run's thresholds are judged when the segments are merged")
     # Recorded in the results, so `wefperf verify --results` can rebuild which event is which type.
+    # Segments of one run must build the same payload: without a seed they derive it from the run id.
     if seed is None:
-        seed = settings.seed or secrets.randbits(32)
+        seed = settings.seed or (shared_seed(run_id) if segmented else secrets.randbits(32))
     schedule = Schedule.for_run(
         target_eps=settings.target_eps,
         batch_size=settings.batch_size,
@@ -82,7 +90,7 @@ async def run_test(
             build_hosts, run_id=run_id, seed=seed, hosts=settings.hosts, max_items=settings.max_items,
             schedule=schedule, total_events=settings.total_events,
             constant_eps=None if settings.stages else settings.target_eps, event_type=settings.event_type,
-            variants=settings.payload_variants,
+            variants=settings.payload_variants, segment=segment,
         )
         pool = hosts[0]
     else:
@@ -125,6 +133,16 @@ async def run_test(
         elif note:
             server.notes.append(note)
             rep.error(f"Warning: {note}; the server-side counts will be missing")
+        start_at = None
+        if settings.start_at:
+            # The shared plan start on this process's clock; the engines wait for it once connected.
+            start_at = time.perf_counter() + (settings.start_at - time.time())
+            ahead = start_at - time.perf_counter()
+            if ahead > 0:
+                rep.line(f"Waiting {ahead:.1f} s for the shared start (--start-at {settings.start_at:.3f})")
+            else:
+                rep.line(f"Started {-ahead:.3f} s after the shared start (--start-at {settings.start_at:.3f}):"
+                         " intended times stay on the shared plan, so the delay shows as schedule lag")
         rep.line("")
         rep.line("Sending events...")
 
@@ -138,6 +156,8 @@ async def run_test(
                 drain_timeout_s=settings.drain_timeout_secs, progress=rep.progress, on_error=rep.error,
                 freeze_gc=freeze_gc,
                 window_secs=window_secs,
+                host_indices=list(range(segment[0], settings.hosts, segment[1])), segment=segment,
+                start_at=start_at, second_histograms=segmented,
             )
             sender_name = engine.name
         else:
@@ -157,6 +177,9 @@ async def run_test(
                 on_error=rep.error,
                 freeze_gc=freeze_gc,
                 window_secs=window_secs,
+                segment=segment,
+                start_at=start_at,
+                second_histograms=segmented,
             )
 
         def to_timeline(when: float, delta: int) -> None:
@@ -205,7 +228,10 @@ async def run_test(
                 _wait_for_processing(obs, settings, baseline, load.events_ok, rep.count_waiting), stop
             )
             stopped_in = "waiting for the server's count" if _is_set(stop) else None
-            if settings.verify_s3 and not _is_set(stop):
+            if settings.verify_s3 and segmented:
+                rep.line("S3 verification: once for the whole run, after the segments are merged"
+                         " (`wefperf merge --verify-s3`, or the --processes parent)")
+            elif settings.verify_s3 and not _is_set(stop):
                 rep.line("Waiting for S3 parquet file flush (parquet files may take time to write)...")
                 rep.waiting("s3", settings.flush_interval_secs * 2 + _FLUSH_MARGIN_S)
                 checks = _checks(pool, engine, None if settings.duration_mode else settings.total_events)
@@ -220,15 +246,22 @@ async def run_test(
             final, _ = await try_fetch_stats(obs, settings.wef_stats_endpoint)
         if final is not None:
             server.final_total = final.total
+            server.final_per_type = dict(final.per_type)
             if baseline is not None:
                 server.per_type_delta = final.delta(baseline)
+        if baseline is not None:
+            server.baseline_per_type = dict(baseline.per_type)
         if isinstance(engine, HostsEngine):
             server.expected_per_type = dict(engine.expected_types())
         else:
             assert isinstance(pool, PayloadPool)
-            server.expected_per_type = dict(pool.expected_types(load.batches_sent, load.failed_ranges))
+            server.expected_per_type = dict(pool.segment_types(load.batches_sent, segment, load.failed_ranges))
+    shard = None
+    if segmented:
+        sizes = engine.delivery_sizes() if isinstance(engine, HostsEngine) else None
+        shard = ShardData(SegmentInfo(segment[0], segment[1], settings.start_at or None), sizes)
     return _result(settings, profile, run_id, started_at, pool, load, server, s3, sender_name, None, rep,
-                   stopped_in=stopped_in)
+                   stopped_in=stopped_in, shard=shard)
 
 
 def _is_set(stop: asyncio.Event | None) -> bool:
@@ -383,13 +416,19 @@ def _result(
     *,
     stopped_in: str | None = None,
     show: bool = True,
+    shard: ShardData | None = None,
 ) -> RunResult:
     figures = None
     if s3 is not None:
         acct = s3.accounting
         figures = S3Figures(bool(s3.passed), acct.missing if acct is not None and acct.expected is not None else None,
                             acct.duplicated if acct is not None else None)
-    verdict = judge(settings, load, figures, server=server, unavailable=unavailable)
+    if shard is None and settings.segment:  # stopped or failed before the load: still a segment's results
+        index, count = settings.segment_of
+        shard = ShardData(SegmentInfo(index, count, settings.start_at or None))
+    # A segment is judged on its own share of the plan; the run's verdict comes from the merge.
+    judged = judged_alone(settings) if settings.segment else settings
+    verdict = judge(judged, load, figures, server=server, unavailable=unavailable)
     result = RunResult(
         run_id=run_id,
         test_name=settings.test_name,
@@ -404,6 +443,7 @@ def _result(
         payload_build_s=pool.build_seconds,
         payload_seed=pool.seed,
         stopped_in=stopped_in,
+        shard=shard,
     )
     if show:
         rep.results(result)

@@ -8,6 +8,8 @@ Precedence, highest first: command-line flag > environment > profile > default.
 
 from __future__ import annotations
 
+import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -67,6 +69,34 @@ def check_event_id(text: str) -> str:
     if not (value.isascii() and value.isdigit() and 0 < int(value) <= 65535):
         raise ValueError(f"not a Windows event ID: expected a number from 1 to 65535 (got {text!r})")
     return str(int(value))
+
+
+MAX_PROCESSES = 1024
+_RUN_ID = re.compile(r"[0-9a-z]{1,64}")
+
+
+def parse_segment(text: str) -> tuple[int, int]:
+    """`i/N` (0-based i, i < N) as (i, N); ValueError says what is wrong."""
+    index, sep, count = text.strip().partition("/")
+    if not sep or not (index.strip().isdigit() and count.strip().isdigit()):
+        raise ValueError(f"expected i/N with whole numbers, e.g. 0/4 (got {text!r})")
+    i, n = int(index), int(count)
+    if n < 1:
+        raise ValueError(f"the segment count N must be at least 1 (got {text!r})")
+    if i >= n:
+        raise ValueError(f"the segment index i must be below N (0-based: 0/{n} to {n - 1}/{n}; got {text!r})")
+    return i, n
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity), not the machine's count."""
+    counter = getattr(os, "process_cpu_count", None)
+    if counter is not None:
+        return int(counter() or 1)
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # pragma: no cover - no affinity API (macOS)
+        return os.cpu_count() or 1
 
 
 HttpUrl = Annotated[str, AfterValidator(check_url)]
@@ -279,6 +309,37 @@ class Settings(S3Settings):
         10, gt=0, validation_alias="PERF_TEST_THRESHOLD_WINDOW_SECS",
         description="the sliding window --abort-on-fail judges, in seconds",
     )
+    # -- scale-out (issue 11): segments of one plan, several processes, shard results ---------
+    segment: str = Field(
+        "", validation_alias="PERF_TEST_SEGMENT",
+        description="run segment i/N of the plan (0-based i): the batches, or simulated hosts, whose number is i"
+                    " modulo N; empty: the whole plan (or JOB_COMPLETION_INDEX/PERF_TEST_SEGMENTS when both are set)",
+    )
+    segments: int = Field(
+        0, ge=0, le=100_000, validation_alias="PERF_TEST_SEGMENTS",
+        description="segment count N for a Kubernetes Indexed Job: with JOB_COMPLETION_INDEX set and no"
+                    " PERF_TEST_SEGMENT, the segment is JOB_COMPLETION_INDEX/N; 0: not used",
+    )
+    run_id: str = Field(
+        "", validation_alias="PERF_TEST_RUN_ID",
+        description="the run id in every event's marker, shared by all segments of one run (lowercase letters"
+                    " and digits); empty: a new random one",
+    )
+    start_at: float = Field(
+        0, ge=0, validation_alias="PERF_TEST_START_AT",
+        description="the plan's start as Unix epoch seconds, shared by all segments; each waits for it after its"
+                    " health check, and a late start shows as schedule lag; 0: start when ready",
+    )
+    shard_results: str = Field(
+        "", validation_alias="PERF_TEST_SHARD_RESULTS",
+        description="also store this segment's results JSON as results/<run_id>/segment-<i>-of-<N>.json under"
+                    " s3://bucket/prefix (the S3 settings' endpoint and credentials) or a local folder",
+    )
+    processes: str = Field(
+        "1", validation_alias="PERF_TEST_PROCESSES",
+        description="run the plan as N segment processes on this machine, merged into one result; auto: one per"
+                    " usable core (with PERF_TEST_SEGMENT i/S, child j runs segment i+S*j of S*N)",
+    )
 
     @field_validator("test_name", mode="before")
     @classmethod
@@ -309,6 +370,33 @@ class Settings(S3Settings):
         text = "" if v is None else str(v).strip()
         return check_event_id(text) if text else ""
 
+    @field_validator("segment", mode="before")
+    @classmethod
+    def _segment(cls, v: Any) -> Any:
+        text = "" if v is None else str(v).strip()
+        if text:
+            index, count = parse_segment(text)
+            return f"{index}/{count}"
+        return text
+
+    @field_validator("run_id", mode="before")
+    @classmethod
+    def _run_id(cls, v: Any) -> Any:
+        text = "" if v is None else str(v).strip()
+        if text and not _RUN_ID.fullmatch(text):
+            raise ValueError(f"must be 1 to 64 lowercase letters and digits, as the event marker allows (got {text!r})")
+        return text
+
+    @field_validator("processes", mode="before")
+    @classmethod
+    def _processes(cls, v: Any) -> Any:
+        text = str(v).strip().lower() if v is not None else "1"
+        if text == "auto":
+            return text
+        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_PROCESSES):
+            raise ValueError(f"must be a whole number from 1 to {MAX_PROCESSES}, or auto (got {v!r})")
+        return str(int(text))
+
     @model_validator(mode="after")
     def _derived(self) -> Settings:
         if not self.wef_stats_endpoint:
@@ -332,6 +420,10 @@ class Settings(S3Settings):
                 )
             if not self.events_url.startswith("http://"):
                 raise ValueError("PERF_TEST_HOSTS: simulated hosts speak plain http:// only for now")
+        if self.shard_results and not self.segment and self.process_count == 1:
+            raise ValueError("PERF_TEST_SHARD_RESULTS: only a segment (PERF_TEST_SEGMENT) stores a shard result")
+        if self.shard_results.startswith("s3://") and not urlsplit(self.shard_results).netloc:
+            raise ValueError(f"PERF_TEST_SHARD_RESULTS: expected s3://bucket/prefix (got {self.shard_results!r})")
         for name in ("s3_missing_events", "s3_duplicated_events"):
             if name in self.thresholds and not self.verify_s3:
                 raise ValueError(f"PERF_TEST_THRESHOLDS: {name} needs the S3 check (PERF_TEST_VERIFY_S3=true)")
@@ -341,6 +433,16 @@ class Settings(S3Settings):
     def rate_limited(self) -> bool:
         """A target rate or a load shape: there is a plan to hold, and a share of it to judge."""
         return self.target_eps > 0 or bool(self.stages)
+
+    @property
+    def segment_of(self) -> tuple[int, int]:
+        """(index, count) of this process's segment; (0, 1) for the whole plan."""
+        return parse_segment(self.segment) if self.segment else (0, 1)
+
+    @property
+    def process_count(self) -> int:
+        """PERF_TEST_PROCESSES as a number: `auto` is the cores this process may use."""
+        return usable_cores() if self.processes == "auto" else int(self.processes)
 
     def effective_thresholds(self) -> dict[str, float]:
         """The seed's rule as defaults (95 % of the plan, no failed batch), then the user's thresholds."""
@@ -487,6 +589,7 @@ def load_settings(
     `overrides` are field names (None means "not given"); `environ` replaces os.environ when
     given (for tests and embedding harnesses).
     """
+    overrides = indexed_job_segment(overrides, os.environ if environ is None else environ)
     layer: dict[str, Any] = {}
     if profile:
         prof = read_profile(profile)
@@ -496,6 +599,25 @@ def load_settings(
             if table in prof:
                 layer[table] = prof[table]
     return _load(Settings, overrides, environ, layer)
+
+
+def indexed_job_segment(overrides: Mapping[str, Any] | None, environ: Mapping[str, str]) -> dict[str, Any]:
+    """A Kubernetes Indexed Job pod: JOB_COMPLETION_INDEX/PERF_TEST_SEGMENTS when no segment is given."""
+    flags = dict(overrides or {})
+    index = environ.get("JOB_COMPLETION_INDEX", "").strip()
+    count = str(flags.get("segments") or environ.get("PERF_TEST_SEGMENTS", "")).strip()
+    if flags.get("segment") or environ.get("PERF_TEST_SEGMENT", "").strip() or not index or not count or count == "0":
+        return flags
+    if not index.isdigit():
+        raise ConfigError(f"JOB_COMPLETION_INDEX: expected a whole number (got {index!r})")
+    if not count.isdigit():
+        raise ConfigError(f"PERF_TEST_SEGMENTS: expected a whole number (got {count!r})")
+    try:
+        parse_segment(f"{index}/{count}")
+    except ValueError as exc:
+        raise ConfigError(f"JOB_COMPLETION_INDEX / PERF_TEST_SEGMENTS: {exc}") from None
+    flags["segment"] = f"{int(index)}/{int(count)}"
+    return flags
 
 
 def load_s3_settings(

@@ -135,6 +135,9 @@ def handle_run(args: argparse.Namespace) -> int:
         if settings.report_path:
             _check_writable(settings.report_path, "report_path", "--report")
         ensure_open_files_for_hosts(settings.hosts)
+        from ..segments import check_start_at
+
+        check_start_at(settings)
     except ConfigError as exc:
         print(f"wefperf: configuration error: {exc}", file=sys.stderr)
         return ExitCode.USAGE
@@ -168,6 +171,12 @@ def make_reporter(settings: Settings) -> Reporter:
     """The live view on a terminal; today's plain lines anywhere else, or with --no-live."""
     from ..report.console import ConsoleReporter
 
+    if os.environ.get("WEFPERF_PROGRESS_JSON") == "1":  # a child of --processes: progress for the parent
+        from ..distribute import ProgressPrinter
+
+        return ProgressPrinter()
+    if settings.process_count > 1:  # the parent prints one summed progress line, no live view
+        return ConsoleReporter()
     if settings.no_live or not sys.stdout.isatty() or os.environ.get("TERM") == "dumb":
         return ConsoleReporter()
     from ..report.live import LiveReporter
@@ -192,11 +201,35 @@ async def _main(settings: Settings, profile: str | None, embedded: bool) -> int:
                 return ExitCode.USAGE
             settings = against
         try:
+            if settings.process_count > 1:
+                from ..distribute import run_processes
+
+                result, interrupted = await run_processes(settings, reporter=reporter, stop=stop, profile=profile)
+                reporter.results(result)
+                return finish(result, settings.results_path, interrupted=interrupted, report=settings.report_path)
             result = await run_test(settings, reporter=reporter, stop=stop, profile=profile, freeze_gc=True)
         except asyncio.CancelledError:
             print("wefperf: interrupted twice; no results written", file=sys.stderr)
             return ExitCode.INTERRUPTED
-    return finish(result, settings.results_path, interrupted=stop.is_set(), report=settings.report_path)
+    code = finish(result, settings.results_path, interrupted=stop.is_set(), report=settings.report_path)
+    if settings.shard_results and result.shard is not None:
+        code = await _store_shard(result, settings) or code
+    return code
+
+
+async def _store_shard(result: RunResult, settings: Settings) -> int:
+    """--shard-results: this segment's results beside the other segments', for `wefperf merge`."""
+    from ..shards import ShardError, store_shard
+    from ..verify.s3client import S3Failure
+
+    try:
+        where = await store_shard(result.to_dict(), settings.shard_results, settings)
+    except (ShardError, S3Failure, OSError) as exc:
+        print(f"wefperf: could not store the segment's results under {settings.shard_results}: {exc}",
+              file=sys.stderr)
+        return ExitCode.FAILED
+    print(f"Segment results stored at {where}")
+    return 0
 
 
 def stop_on_signals() -> asyncio.Event:

@@ -96,20 +96,24 @@ def quotas(total_events: int, hosts: int) -> list[int]:
 def build_arrivals(
     *, seed: int, hosts: int, curve: RateCurve, max_items: int, end_s: float | None,
     total_events: int | None, constant_eps: float | None, budget: int = PREFILL_BUDGET,
+    segment: tuple[int, int] = (0, 1),
 ) -> list[HostArrivals]:
     """Every host's arrival stream, prefilled before the clock starts.
 
     Duration mode (`end_s`): arrivals until the plan ends. Count mode (`total_events`): each
-    host has its share of the events, at its share of the rate.
+    host has its share of the events, at its share of the rate. A segment i/N gets the streams
+    of hosts h % N == i only, each the same as in the whole fleet's plan.
     """
     shares = quotas(total_events, hosts) if total_events is not None else [None] * hosts
     planned = total_events if total_events is not None else curve.total_events
     expected = planned / hosts if math.isfinite(planned) else 0.0
     # The plan's events with room for Poisson's spread, and always max_items ahead.
     ahead = int(expected + 4 * math.sqrt(expected) + 8) + max_items
-    per_host = max(max_items + 8, min(ahead, budget // max(hosts, 1)))
+    index, count = segment
+    mine = range(index, hosts, count)
+    per_host = max(max_items + 8, min(ahead, budget // max(len(mine), 1)))
     streams = []
-    for h in range(hosts):
+    for h in mine:
         stream = HostArrivals(seed, h, curve, hosts, end_s=end_s, quota=shares[h], constant_eps=constant_eps)
         stream.fill(per_host)
         streams.append(stream)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import time
 from dataclasses import dataclass
@@ -64,6 +65,16 @@ def make_senders(
     return AiohttpSenders(url, pool, timeout_s, concurrency, tls_verify)
 
 
+async def wait_for_start(start_at: float | None, clock: Callable[[], float], stopped: asyncio.Event) -> None:
+    """Sleep until the shared plan start (`clock` time), unless a stop comes first."""
+    if start_at is None or start_at <= clock():
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopped.wait(), start_at - clock())
+    while clock() < start_at and not stopped.is_set():  # the loop's timers are good to ~1 ms
+        await asyncio.sleep(0)
+
+
 class LoadEngine:
     """Runs the load phase. `stop()` ends scheduling; in-flight requests drain for a bounded time."""
 
@@ -80,8 +91,14 @@ class LoadEngine:
         clock: Callable[[], float] = time.perf_counter,
         freeze_gc: bool = False,
         window_secs: int = 0,
+        segment: tuple[int, int] = (0, 1),
+        start_at: float | None = None,
+        second_histograms: bool = False,
     ) -> None:
         self.pool, self.senders, self.schedule = pool, senders, schedule
+        # A segment i/N sends batches b % N == i; `start_at` (this clock) is the plan's shared start.
+        self.segment, self.start_at = segment, start_at
+        self.second_histograms = second_histograms
         self.concurrency = concurrency
         self.drain_timeout_s = drain_timeout_s
         self.progress, self.on_error, self.clock = progress, on_error, clock
@@ -119,9 +136,10 @@ class LoadEngine:
         """The load phase. Cancelling it (a second Ctrl-C, a host program) cancels every sender."""
         await self.senders.open()
         try:
-            start = self.clock()
-            self.scheduler = Scheduler(self.schedule, start)
-            self.recorder = Recorder(start, self.window_secs)
+            await wait_for_start(self.start_at, self.clock, self._stopped)
+            start = self.clock() if self.start_at is None else self.start_at
+            self.scheduler = Scheduler(self.schedule, start, self.segment)
+            self.recorder = Recorder(start, self.window_secs, second_histograms=self.second_histograms)
             if self._stopped.is_set():
                 self.scheduler.stop()
             if self.freeze_gc:
@@ -165,11 +183,14 @@ class LoadEngine:
         )
 
     def _planned_events(self) -> int:
-        """All events of a count-mode plan (the last batch may be short); unbounded in duration mode."""
+        """This segment's events of a count-mode plan (the last batch may be short); unbounded in duration mode."""
         total = self.schedule.total_batches
         if total is None:
             return 2**63
-        return (total - 1) * self.pool.batch_size + self.pool.events_in(total - 1)
+        mine = self.schedule.segment_batches(total, self.segment)
+        short = self.pool.batch_size - self.pool.events_in(total - 1)
+        index, count = self.segment
+        return mine * self.pool.batch_size - (short if (total - 1) % count == index else 0)
 
     async def _drain_guard(self, workers: list[asyncio.Task[None]]) -> None:
         """After a stop, give in-flight requests `drain_timeout_s` to finish, then cancel them."""

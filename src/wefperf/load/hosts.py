@@ -32,7 +32,7 @@ from ..metrics import HostRecorder, HostsFigures, LoadSummary
 from ..payload.hosts import HostPayload, build_host_payload
 from . import errors
 from .arrivals import HostArrivals, build_arrivals
-from .engine import PROGRESS_EVERY_EVENTS, ProgressInfo
+from .engine import PROGRESS_EVERY_EVENTS, ProgressInfo, wait_for_start
 from .fast_sender import _ReplyProtocol
 from .scheduler import Schedule
 
@@ -76,6 +76,10 @@ class HostsEngine:
         clock: Callable[[], float] = time.perf_counter,
         freeze_gc: bool = False,
         window_secs: int = 0,
+        host_indices: list[int] | None = None,
+        segment: tuple[int, int] = (0, 1),
+        start_at: float | None = None,
+        second_histograms: bool = False,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme != "http":
@@ -83,7 +87,12 @@ class HostsEngine:
         self._address = (parts.hostname or "127.0.0.1", parts.port or 80)
         payload.frame(parts.netloc, parts.path or "/")
         self.payload = payload
-        self.hosts = [_Host(h, a, payload.record_bases[h]) for h, a in enumerate(arrivals)]
+        # A segment i/N runs the hosts h % N == i (`host_indices`, one per arrival stream), and numbers
+        # its deliveries i, i+N, i+2N...: markers stay unique across segments.
+        indices = list(range(len(arrivals))) if host_indices is None else host_indices
+        self.hosts = [_Host(h, a, payload.record_bases[h]) for h, a in zip(indices, arrivals)]
+        self.segment, self.start_at = segment, start_at
+        self.second_histograms = second_histograms
         self.max_items, self.max_latency_s = max_items, max_latency_s
         # Duration mode: the plan's events are due before plan_end_s; each is delivered by
         # max_latency_s after it at the latest, so the window closes then. Count mode: the timeout.
@@ -135,8 +144,9 @@ class HostsEngine:
         self._loop = asyncio.get_running_loop()
         try:
             await self._connect_all()
-            self.start = self.clock()
-            self.recorder = HostRecorder(self.start, self.window_secs)
+            await wait_for_start(self.start_at, self.clock, self._stopped)
+            self.start = self.clock() if self.start_at is None else self.start_at
+            self.recorder = HostRecorder(self.start, self.window_secs, second_histograms=self.second_histograms)
             if self.freeze_gc:
                 gc.freeze()
             try:
@@ -213,7 +223,8 @@ class HostsEngine:
         first = arrivals.pos
         arrivals.pos = first + events
         record, h.record = h.record, h.record + events
-        batch = len(self.sizes)
+        index, count = self.segment
+        batch = len(self.sizes) * count + index
         self.sizes.append(events)
         shape = self.payload.shape(batch, events)
         self.sent_shapes[shape] += 1
@@ -369,18 +380,26 @@ class HostsEngine:
         """One byte per sequence number, 1 where an event was sent (for the S3 accounting)."""
         return self.payload.here(self.sizes)
 
+    def delivery_sizes(self) -> "array[int]":
+        """Events per delivery of this segment, in its own delivery order (batch = k * N + i)."""
+        return self.sizes
+
 
 def build_hosts(
     *, run_id: str, seed: int, hosts: int, max_items: int, schedule: Schedule, total_events: int | None,
-    constant_eps: float | None, event_type: str = "", variants: int = 8,
+    constant_eps: float | None, event_type: str = "", variants: int = 8, segment: tuple[int, int] = (0, 1),
 ) -> tuple[HostPayload, list[HostArrivals]]:
-    """Everything built before the clock: the delivery pieces and every host's arrivals."""
+    """Everything built before the clock: the delivery pieces and the arrivals of the segment's hosts.
+
+    The payload (names, record ids) is the whole fleet's, so host h is the same machine in every
+    segment and in a one-process run; the arrivals are built only for hosts h % N == i.
+    """
     started = time.perf_counter()
     payload = build_host_payload(run_id=run_id, hosts=hosts, max_items=max_items, event_type=event_type,
                                  variants=variants, seed=seed)
     assert schedule.curve is not None, "simulated hosts need a rate"
     arrivals = build_arrivals(seed=seed, hosts=hosts, curve=schedule.curve, max_items=max_items,
                               end_s=schedule.duration_s, total_events=None if schedule.duration_s else total_events,
-                              constant_eps=constant_eps)
+                              constant_eps=constant_eps, segment=segment)
     payload.build_seconds = time.perf_counter() - started
     return payload, arrivals

@@ -48,6 +48,20 @@ class Schedule:
         assert self.curve is not None
         return self.curve.time_at(batch * self.batch_size)
 
+    def segment_batches(self, batches: int, segment: tuple[int, int] = (0, 1)) -> int:
+        """Of the plan's batches 0..batches-1, how many are segment i's (numbers b with b % N == i)."""
+        index, count = segment
+        return max(-(-(batches - index) // count), 0)
+
+    def planned_batches(self) -> int | None:
+        """Every batch of a finite plan (count mode, or a shape that ends); None when open-ended."""
+        if self.total_batches is not None:
+            return self.total_batches
+        if self.curve is None:
+            return None
+        planned = self.curve.total_events
+        return None if planned == float("inf") else -(-int(round(planned)) // self.batch_size)
+
     def due_by(self, elapsed: float) -> int:
         """Batches of the plan due within `elapsed` seconds of the start (intended time at or before)."""
         if self.curve is None or elapsed < 0:
@@ -70,11 +84,15 @@ class Scheduler:
 
     Senders claim the next batch when they are free; with all of them busy a batch
     waits, and the wait counts in its latency (measured from the intended time).
+
+    A segment i/N claims only the batch numbers b with b % N == i, each at the time the
+    whole plan gives it: N segments together send the one-process plan exactly.
     """
 
-    def __init__(self, schedule: Schedule, start: float) -> None:
+    def __init__(self, schedule: Schedule, start: float, segment: tuple[int, int] = (0, 1)) -> None:
         self.schedule = schedule
         self.start = start
+        self.segment = segment
         self._next = 0
         self._abandoned = 0
         self.stopped = False
@@ -88,7 +106,8 @@ class Scheduler:
             return None
         if self._end is not None and now >= self._end:
             return None  # the window is over: what is still due was not sent, and says so
-        k = self._next
+        index, count = self.segment
+        k = self._next * count + index  # the batch number in the whole plan
         if self.schedule.total_batches is not None and k >= self.schedule.total_batches:
             return None
         if self.schedule.curve is not None:
@@ -100,7 +119,7 @@ class Scheduler:
             intended = now
         if self._end is not None and intended >= self._end:
             return None
-        self._next = k + 1
+        self._next += 1
         return k, intended
 
     def still_due(self, now: float) -> bool:
@@ -121,8 +140,8 @@ class Scheduler:
         self._abandoned += 1
 
     def due_batches(self, until: float) -> int:
-        """Batches the plan had due by `until` (intended time at or before it); 0 when unlimited."""
-        return self.schedule.due_by(until - self.start)
+        """This segment's batches the plan had due by `until` (intended time at or before it); 0 when unlimited."""
+        return self.schedule.segment_batches(self.schedule.due_by(until - self.start), self.segment)
 
     def due_not_claimed(self, now: float) -> int:
         """Batches whose time had come by `now` (within the plan) but that no sender took."""

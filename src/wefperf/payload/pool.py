@@ -105,6 +105,30 @@ class PayloadPool:
         return +total
 
 
+    def segment_types(
+        self, sent: int, segment: tuple[int, int], failed: Sequence[tuple[int, int]] = ()
+    ) -> Counter[int]:
+        """Events per EventID of a segment's acknowledged batches: its first `sent` batches i, i+N, ...
+
+        `failed` holds whole-plan batch numbers (inclusive ranges); only the segment's own count.
+        """
+        index, count = segment
+        if count == 1:
+            return self.expected_types(sent, failed)
+        skipped = {b for first, last in failed for b in range(first + (index - first) % count, last + 1, count)}
+        per_variant: Counter[int] = Counter()
+        for batch in range(index, index + sent * count, count):
+            if batch not in skipped:
+                per_variant[id(self.variant(batch))] += 1
+        shapes = {id(v): v for v in self.variants}
+        if self.last is not None:
+            shapes[id(self.last)] = self.last
+        total: Counter[int] = Counter()
+        for key, n in per_variant.items():
+            for event_id, value in shapes[key].type_counts.items():
+                total[event_id] += value * n
+        return +total
+
     def belongs(self, event_ids: set[int], sent_batches: int) -> bytes:
         """One byte per sequence number of the sent batches: 1 where the event is one of `event_ids`.
 

@@ -32,6 +32,11 @@ def options_from_results(data: dict[str, Any], base: VerifyOptions, event_types:
         raise ResultsFileError(f"not a wefperf results file with a payload section (missing {exc})") from None
     if seed is None:
         raise ResultsFileError("the results file has no payload seed (written by wefperf before 0.2)")
+    if data.get("merged") or (data.get("segment") or {}).get("count", 1) > 1:
+        raise ResultsFileError(
+            "the results of a segment or of a merged run: their batches are not numbered 0..n-1;"
+            " check the whole run with `wefperf merge SOURCE... --verify-s3` on its segments' results"
+        )
     if cfg.get("hosts"):
         raise ResultsFileError(
             "a run with simulated hosts (PERF_TEST_HOSTS) sends deliveries of varying size that --results cannot"

@@ -1,0 +1,302 @@
+"""`--processes N`: one run as N segment processes on this machine, merged into one result.
+
+The parent gives every child the same settings, run id, seed and start time, and a segment
+i/N; children print their progress as JSON lines on stdout, which the parent sums into one
+progress line. When they are done the parent merges their results files (histograms merged),
+judges the thresholds on the merged result and runs the S3 check once for the whole run.
+Children run in their own process group, so a Ctrl-C reaches them once, from the parent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from .exitcodes import ExitCode
+from .payload import new_run_id
+from .report.console import Reporter
+from .result import RunResult
+from .segments import shared_seed
+from .settings import ENV_NAMES, Settings
+from .shards import Shard, ShardError
+
+# Children print lines starting with this, then one JSON object (see ProgressPrinter).
+PROGRESS_PREFIX = "@wefperf-progress "
+PROGRESS_ENV = "WEFPERF_PROGRESS_JSON"
+# Time the children get to build their payload and pass the health check before the plan starts.
+START_MARGIN_S = 2.0
+# Settings the parent sets itself for every child.
+_CHILD_FIXED = {"segment", "segments", "run_id", "start_at", "processes", "results_path", "results_dir",
+                "report_path", "no_live", "verify_s3", "seed"}
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Every setting as its environment variable: a child rebuilds exactly these settings."""
+    env: dict[str, str] = {}
+    for name in Settings.model_fields:
+        if name in _CHILD_FIXED:
+            continue
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            text = value.get_secret_value()
+        elif isinstance(value, bool):
+            text = "true" if value else "false"
+        elif name == "stages":
+            text = ",".join(f"{s.duration_s!r}:{s.target_eps!r}" for s in value)
+        elif name == "thresholds":
+            text = ",".join(f"{k}={v!r}" for k, v in value.items())
+        else:
+            text = str(value)
+        env[ENV_NAMES[name]] = text
+    return env
+
+
+@dataclass
+class Child:
+    index: int
+    count: int
+    results: Path
+    proc: asyncio.subprocess.Process | None = None
+    failed_to_start: str | None = None
+    progress: dict[str, Any] = field(default_factory=dict)
+    stderr_tail: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        pid = f", pid {self.proc.pid}" if self.proc is not None else ""
+        return f"segment {self.index} of {self.count}{pid}"
+
+
+async def run_processes(
+    settings: Settings, *, reporter: Reporter, stop: asyncio.Event, profile: str | None,
+) -> tuple[RunResult, bool]:
+    """Run the children and merge their results: (the merged result, interrupted)."""
+    procs = settings.process_count
+    # Within a segment i/S (a pod of an Indexed Job), child j runs segment i + S*j of S*P: together
+    # they send exactly segment i/S, and each stores its own shard for `wefperf merge`.
+    outer, outer_count = settings.segment_of
+    count = outer_count * procs
+    segments = [outer + outer_count * j for j in range(procs)]
+    run_id = settings.run_id or new_run_id()
+    seed = settings.seed or shared_seed(run_id)
+    start_at = settings.start_at or (time.time() + START_MARGIN_S)
+    reporter.banner(settings, run_id)
+    names = ", ".join(f"{i}/{count}" for i in segments)
+    reporter.line(f"Processes: {procs} (segments {names}; one run id, plan start at {start_at:.3f});"
+                  " the results below are merged")
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("JOB_COMPLETION_INDEX", "PERF_TEST_PROFILE") and k.upper() not in _fixed_env()}
+    base.update(settings_env(settings))
+    with tempfile.TemporaryDirectory(prefix="wefperf-processes-") as folder:
+        children = [Child(i, count, Path(folder) / f"segment-{i}-of-{count}.json") for i in segments]
+        for child in children:
+            env = {**base, ENV_NAMES["segment"]: f"{child.index}/{count}", ENV_NAMES["run_id"]: run_id,
+                   ENV_NAMES["start_at"]: repr(start_at), ENV_NAMES["seed"]: str(seed),
+                   ENV_NAMES["processes"]: "1", ENV_NAMES["results_path"]: str(child.results),
+                   ENV_NAMES["verify_s3"]: "false", ENV_NAMES["no_live"]: "true", PROGRESS_ENV: "1"}
+            try:
+                child.proc = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "wefperf", "run", env=env, stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
+                )
+            except OSError as exc:
+                child.failed_to_start = f"could not start: {exc.strerror or exc}"
+        reporter.line("")
+        reporter.line("Sending events...")
+        forwarded = asyncio.ensure_future(_forward_stop(stop, children))
+        shown = asyncio.ensure_future(_show_progress(children, reporter))
+        try:
+            await asyncio.gather(*(_watch_child(c, reporter) for c in children if c.proc is not None))
+        except asyncio.CancelledError:
+            # A second Ctrl-C: the children get their second one too (they give up on the drain).
+            _signal_all(children)
+            raise
+        finally:
+            forwarded.cancel()
+            shown.cancel()
+        interrupted = stop.is_set()
+        shards, problems = _collect(children)
+        result = _merged(settings, shards, problems, run_id, profile, interrupted)
+    if settings.verify_s3 and settings.segment:
+        reporter.line("S3 verification: once for the whole run, after the segments are merged"
+                      " (`wefperf merge --verify-s3`)")
+    elif settings.verify_s3 and not interrupted and not problems and result is not None:
+        result = await _verify_whole_run(settings, shards, reporter, stop)
+        result.profile = profile
+        interrupted = stop.is_set()
+    if result is None:
+        from .runner import empty_result
+
+        result = empty_result(settings, profile, "running the segment processes")
+        result = _with_problems(result, problems)
+    return result, interrupted
+
+
+def _fixed_env() -> set[str]:
+    return {ENV_NAMES[name].upper() for name in _CHILD_FIXED} | {"PERF_TEST_SHARD_RESULTS"}
+
+
+async def _forward_stop(stop: asyncio.Event, children: list[Child]) -> None:
+    """Ctrl-C or SIGTERM on the parent: the same signal, once, to every child still running."""
+    await stop.wait()
+    _signal_all(children)
+
+
+def _signal_all(children: list[Child]) -> None:
+    for child in children:
+        if child.proc is not None and child.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                child.proc.send_signal(signal.SIGINT)
+
+
+async def _watch_child(child: Child, reporter: Reporter) -> None:
+    proc = child.proc
+    assert proc is not None and proc.stdout is not None and proc.stderr is not None
+
+    async def out() -> None:
+        assert proc.stdout is not None
+        async for raw in proc.stdout:
+            text = raw.decode(errors="replace").rstrip("\n")
+            if text.startswith(PROGRESS_PREFIX):
+                with contextlib.suppress(ValueError):
+                    child.progress = json.loads(text[len(PROGRESS_PREFIX):])
+
+    async def err() -> None:
+        assert proc.stderr is not None
+        async for raw in proc.stderr:
+            text = raw.decode(errors="replace").rstrip("\n")
+            child.stderr_tail = (child.stderr_tail + [text])[-5:]
+            reporter.error(f"[segment {child.index}/{child.count}] {text}")
+
+    await asyncio.gather(out(), err())
+    await proc.wait()
+
+
+async def _show_progress(children: list[Child], reporter: Reporter) -> None:
+    """One line a second while the figures change: the children's figures added up."""
+    shown: list[dict[str, Any]] = []
+    while True:
+        await asyncio.sleep(1.0)
+        snaps = [c.progress for c in children if c.progress]
+        if not snaps or snaps == shown:
+            continue
+        shown = snaps
+        sent = sum(int(s.get("events_sent", 0)) for s in snaps)
+        acked = sum(int(s.get("events_ok", 0)) for s in snaps)
+        failed = sum(int(s.get("events_failed", 0)) for s in snaps)
+        elapsed = max(float(s.get("elapsed_s", 0.0)) for s in snaps) or 1e-9
+        running = sum(1 for c in children if c.proc is not None and c.proc.returncode is None)
+        reporter.line(f"  Progress: {sent:,} events sent - Current rate: {sent / elapsed:.1f} events/sec"
+                      f" - Acknowledged: {acked:,} ({acked / elapsed:.1f}/sec) - Failed: {failed:,}"
+                      f" - Processes running: {running} of {len(children)}")
+
+
+def _collect(children: list[Child]) -> tuple[list[Shard], list[str]]:
+    """The children's results that were written, and one line per child that failed or died."""
+    from .shards import _parse
+
+    shards: list[Shard] = []
+    problems: list[str] = []
+    for child in children:
+        if child.failed_to_start:
+            problems.append(f"{child.name} {child.failed_to_start}")
+            continue
+        assert child.proc is not None
+        code = child.proc.returncode
+        if code is not None and code < 0:
+            problems.append(f"{child.name} died (signal {-code})" + _tail(child))
+            continue
+        if not child.results.is_file():
+            problems.append(f"{child.name} exited {code} without results" + _tail(child))
+            continue
+        try:
+            shards.append(_parse(str(child.results), child.results.read_bytes()))
+        except ShardError as exc:
+            problems.append(f"{child.name}: {exc}")
+            continue
+        if code not in (ExitCode.PASSED, ExitCode.FAILED, ExitCode.INTERRUPTED):
+            problems.append(f"{child.name} exited {code}" + _tail(child))
+    return shards, problems
+
+
+def _tail(child: Child) -> str:
+    return f": {child.stderr_tail[-1]}" if child.stderr_tail else ""
+
+
+def _merged(settings: Settings, shards: list[Shard], problems: list[str], run_id: str, profile: str | None,
+            interrupted: bool) -> RunResult | None:
+    from .merge import merge
+
+    if not shards:
+        return None
+    merged = merge(shards, _judged(settings))
+    result = merged.result
+    result.profile = profile
+    result.configuration["processes"] = settings.processes
+    result.configuration["segment"] = settings.segment
+    return _with_problems(result, problems)
+
+
+def _judged(settings: Settings) -> Settings:
+    """The whole plan's settings, or within a segment its share of them (the run is judged at the merge)."""
+    from .segments import judged_alone
+
+    return judged_alone(settings).model_copy(update={"processes": "1"})
+
+
+def _with_problems(result: RunResult, problems: list[str]) -> RunResult:
+    if not problems:
+        return result
+    verdict = result.verdict
+    code = verdict.exit_code if verdict.exit_code == ExitCode.INTERRUPTED else ExitCode.FAILED
+    result.verdict = replace(verdict, passed=False, exit_code=code, reasons=[*problems, *verdict.reasons])
+    if result.merged is not None:
+        result.merged["problems"] = problems
+    return result
+
+
+async def _verify_whole_run(settings: Settings, shards: list[Shard], reporter: Reporter,
+                            stop: asyncio.Event) -> RunResult:
+    """The S3 check once, for every segment's events: after the merge, before the report."""
+    from .merge import merge, rejudge, verify_options
+    from .runner import _FLUSH_MARGIN_S, _unless_stopped
+    from .verify import verify_s3
+
+    merged = merge(shards, _judged(settings))
+    wait = settings.flush_interval_secs * 2 + _FLUSH_MARGIN_S
+    reporter.line("Waiting for S3 parquet file flush (parquet files may take time to write)...")
+    options = verify_options(merged, settings, wait)
+    s3 = await _unless_stopped(verify_s3(options, progress=reporter.s3_waiting), stop)
+    return rejudge(merged, s3)
+
+
+class ProgressPrinter(Reporter):
+    """A child's reporter: its figures once a second as a JSON line for the parent, nothing else."""
+
+    live = True
+
+    def __init__(self) -> None:
+        self._out = sys.stdout
+
+    def snapshot(self, snap: Any) -> None:
+        line = {"elapsed_s": snap.elapsed_s, "events_sent": snap.events_sent, "events_ok": snap.events_ok,
+                "events_failed": snap.events_failed, "in_flight": snap.in_flight}
+        print(PROGRESS_PREFIX + json.dumps(line), file=self._out, flush=True)
+
+    def error(self, text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    def line(self, text: str = "") -> None:
+        if text.startswith("Started "):  # a late start: the parent shows it, prefixed with the segment
+            self.error(text)
