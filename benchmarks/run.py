@@ -83,8 +83,8 @@ def capacity_phase(plan: Plan, nginx: Nginx, workdir: Path, bodies: dict[int, Pa
 
 
 def scale_concurrency(plan: Plan) -> int:
-    """`--concurrency` for `--processes 2`: the whole run's, which the processes share, as wrk's -c is."""
-    return 2 * plan.conns
+    """`--concurrency` for `--processes 2`: it counts per process, so 2 × this = wrk's `-c`."""
+    return plan.conns
 
 
 def scale_phase(plan: Plan, workdir: Path, bodies: dict[int, Path]) -> list[Run]:
