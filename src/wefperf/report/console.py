@@ -131,6 +131,8 @@ def per_type_lines(server: "ServerStats") -> list[str]:
     """The server's counts by EventID beside what the run sent, or why they are missing."""
     if not server.expected_per_type and not server.per_type_delta:
         return []
+    if not server.per_type_known:
+        return ["", f"Server per-type delta: {server.per_type_unavailable()}"]
     if not server.counts_known:
         return ["", "Server per-type delta: unavailable (the server's /stats/throughput could not be read"
                     " before and after the load; see the note below)"]
