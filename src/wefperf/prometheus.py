@@ -129,15 +129,17 @@ class CounterTotal:
     def __init__(self) -> None:
         self._last: dict[LabelSet, float] = {}
         self._carried = 0.0
-        self.resets = 0
+        self.resets = 0  # reads in which at least one label set fell
 
     def update(self, reading: CounterReading) -> int:
+        fell = False
         for key, value in reading.series.items():
             before = self._last.get(key)
             if before is not None and value < before:
                 self._carried += before
-                self.resets += 1
+                fell = True
             self._last[key] = value
+        self.resets += fell  # reads that saw a fall: a restart resets every label set at once
         return self.total
 
     @property

@@ -25,6 +25,7 @@ from .load.hosts import HostsEngine, build_hosts
 from .load.scheduler import Schedule
 from .metrics import LoadSummary, Recorder
 from .observe import (
+    PrometheusStats,
     ServerUnavailable,
     StatsReader,
     StatsSampler,
@@ -42,6 +43,7 @@ from .settings import Settings
 from .thresholds import Measures
 from .thresholds import judge as judge_thresholds
 from .verdict import S3Figures, judge
+from .wording import plural
 
 T = TypeVar("T")
 
@@ -237,6 +239,11 @@ async def run_test(
             final, final_note = await _final_read(obs, stats)
             if final is None and final_note and baseline is not None:
                 server.notes.append(final_note)
+        if isinstance(stats, PrometheusStats) and stats.counter.resets:
+            server.notes.append(
+                f"{settings.stats_metric} fell {plural(stats.counter.resets, 'time')} during the run (a collector"
+                " restart?); counted through each fall as Prometheus' increase() does"
+            )
         if final is not None:
             server.final_total = final.total
             if baseline is not None and stats.per_type:
