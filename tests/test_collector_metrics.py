@@ -63,3 +63,15 @@ def test_a_bad_metrics_port_is_refused_in_one_line() -> None:
     assert done.err.strip() == "wefperf collector: error: --metrics-port must be between 0 and 65535 (got 70000)"
     done = run_cli("collector", "--port", "5999", "--metrics-port", "5999")
     assert done.code == 2 and "--metrics-port must differ from --port" in done.err
+
+
+def test_embedded_run_with_prometheus_stats_reads_the_embedded_collectors_metrics(tmp_path: Path) -> None:
+    results = tmp_path / "r.json"
+    done = run_cli("run", "--embedded", "--stats-format", "prometheus", "--total-events", "10000",
+                   "--results", str(results), timeout=120)
+    assert done.code == 0, done.out + done.err
+    data = json.loads(results.read_text())
+    source = data["server_stats"]["source"]
+    assert source["metric"] == METRIC and source["url"].endswith("/metrics")
+    assert data["results"]["events_received"] == data["results"]["events_sent"] == 10_000
+    assert "Server count: Prometheus counter wefperf_collector_events_received_total" in done.out
