@@ -147,7 +147,8 @@ def test_a_run_counts_from_the_counter_across_a_restart(openwec: PromCollector, 
     results = tmp_path / "r.json"
     # 20,000 events at 8,000/s, the counter read every 0.25 s: it resets once past 6,000.
     done = run_cli("run", "--total-events", "20000", "--batch-size", "500", "--target-eps", "8000",
-                   "--stats-interval-secs", "0.25", "--results", str(results), env=_env(openwec))
+                   "--stats-interval-secs", "0.25", "--results", str(results), "--report", str(tmp_path / "r.html"),
+                   env=_env(openwec))
     assert done.code == 0, done.out + done.err
     assert openwec.resets == 1 and openwec.received == 20_000
     assert "Events received (by server): 20,000" in done.out
@@ -167,6 +168,10 @@ def test_a_run_counts_from_the_counter_across_a_restart(openwec: PromCollector, 
     # per-second server samples came from the counter, a reset never shows as a negative rate
     samples = [row["server_events"] for row in data["timeline"] if row.get("server_events") is not None]
     assert samples and all(n >= 0 for n in samples)
+    # the HTML report says the same, instead of a per-type table of blanks
+    page = (tmp_path / "r.html").read_text()
+    assert "Counted by the Prometheus counter openwec_input_events_total" in page
+    assert "counts by event type are not available" in page
 
 
 def test_server_missing_events_is_judged_on_the_total(openwec: PromCollector, tmp_path: Path) -> None:
