@@ -323,6 +323,11 @@ async def _final_read(obs: aiohttp.ClientSession, stats: StatsReader) -> tuple[S
         return None, str(exc)
 
 
+def _not_there_yet(stats: StatsReader) -> bool:
+    """A Prometheus counter never seen so far (absent since the baseline)."""
+    return isinstance(stats, PrometheusStats) and not stats.seen and stats.reads > 0
+
+
 async def _wait_for_processing(
     obs: aiohttp.ClientSession, settings: Settings, stats: StatsReader, baseline: StatsSnapshot | None, acked: int,
     on_poll: Callable[[int, int], None] | None = None,
@@ -332,6 +337,10 @@ async def _wait_for_processing(
     final: StatsSnapshot | None = None
     while True:
         final, _ = await _final_read(obs, stats)
+        if baseline is not None and final is None and _not_there_yet(stats) and time.monotonic() < deadline:
+            # A counter appears with its first event: it may show up a little after the acks.
+            await asyncio.sleep(min(settings.stats_interval_secs, 1.0))
+            continue
         if baseline is None or final is None:
             return final
         if on_poll is not None:
