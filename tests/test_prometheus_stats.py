@@ -145,19 +145,20 @@ def _env(c: PromCollector, **extra: str) -> dict[str, str]:
 
 def test_a_run_counts_from_the_counter_across_a_restart(openwec: PromCollector, tmp_path: Path) -> None:
     results = tmp_path / "r.json"
-    # 20,000 events at 8,000/s, the counter read every 0.25 s: it resets once past 6,000.
-    done = run_cli("run", "--total-events", "20000", "--batch-size", "500", "--target-eps", "8000",
+    # 24,000 events at 8,000/s (two series of 4,000/s), the counter read every 0.25 s: it resets once
+    # a series passes 6,000 (about 1.5 s in), and a series regrows past that only after 1.5 s unread.
+    done = run_cli("run", "--total-events", "24000", "--batch-size", "500", "--target-eps", "8000",
                    "--stats-interval-secs", "0.25", "--results", str(results), "--report", str(tmp_path / "r.html"),
                    env=_env(openwec))
     assert done.code == 0, done.out + done.err
-    assert openwec.resets == 1 and openwec.received == 20_000
-    assert "Events received (by server): 20,000" in done.out
+    assert openwec.resets == 1 and openwec.received == 24_000
+    assert "Events received (by server): 24,000" in done.out
     # no per-type figures that look like losses: the report says why there are none
     assert "Server per-type delta: not available" in done.out and "openwec_input_events_total" in done.out
-    assert "/ 20,000" not in done.out and " 0 / " not in done.out
+    assert "/ 24,000" not in done.out and " 0 / " not in done.out
     data = json.loads(results.read_text())
     server = data["server_stats"]
-    assert data["results"]["events_received"] == 20_000
+    assert data["results"]["events_received"] == 24_000
     assert server["per_type_known"] is False and server["per_type_delta"] == {}
     assert server["source"] == {"format": "prometheus", "metric": "openwec_input_events_total",
                                 "url": openwec.metrics_url}
