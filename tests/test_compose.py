@@ -60,8 +60,15 @@ SERVERS = {
     "wef-server": ROOT / "config" / "wef-server.toml",
     "wef-server-10k-sustained": ROOT / "config" / "wef-server-10k-sustained.toml",
 }
-ALL_SERVICES = {"minio", "minio-setup", "wef-reference", *SERVERS, *PERF_SERVICES}
-WEFPERF_READS = set(ENV_NAMES.values()) | {"PERF_TEST_PROFILE"}
+# Real WS-Management over HTTPS (issue 13): a PKI one-shot, OpenWEC in TLS mode, and the wec-3k
+# profile over wsman against it.
+WSMAN_SERVICES = {"wef-pki", "openwec", "performance-test-wsman"}
+OPENWEC_CONFIG = ROOT / "config" / "openwec" / "openwec.conf.toml"
+OPENWEC_SUBSCRIPTION = ROOT / "config" / "openwec" / "subscriptions" / "wefperf.toml"
+ALL_SERVICES = {"minio", "minio-setup", "wef-reference", *SERVERS, *PERF_SERVICES, *WSMAN_SERVICES}
+# The wsman protocol's own settings (its branch adds them to Settings), and OpenSSL's CA file.
+WSMAN_READS = {"PERF_TEST_PROTOCOL", "PERF_TEST_CLIENT_CA_CERT", "PERF_TEST_CLIENT_CA_KEY", "SSL_CERT_FILE"}
+WEFPERF_READS = set(ENV_NAMES.values()) | {"PERF_TEST_PROFILE"} | WSMAN_READS
 PROFILE_ORDER = ["baseline", "target-100k", "target-200k", "target-500k", "sustained-10k", "max-throughput"]
 
 
@@ -250,7 +257,7 @@ def test_every_builtin_profile_has_a_service() -> None:
 
 def test_wefperf_services_set_only_variables_wefperf_reads(services: dict[str, Any]) -> None:
     wefperf_services = {n: s for n, s in services.items() if _uses_wefperf_image(s)}
-    assert set(wefperf_services) == {*PERF_SERVICES, "wef-reference"}
+    assert set(wefperf_services) == {*PERF_SERVICES, "wef-reference", "wef-pki", "performance-test-wsman"}
     for name, svc in wefperf_services.items():
         unknown = set(_env(svc)) - WEFPERF_READS
         assert not unknown, f"{name} sets variables wefperf never reads: {sorted(unknown)}"
@@ -301,7 +308,7 @@ def test_every_pulled_image_names_a_registry_and_a_tag(services: dict[str, Any])
 def test_image_overrides_change_only_the_image(docker_compose_bin: str) -> None:
     env = {
         **_clean_env(), "MINIO_IMAGE": "mirror.example/minio:1", "MC_IMAGE": "mirror.example/mc:1",
-        "WEF_SERVER_IMAGE": "logthing:dev",
+        "WEF_SERVER_IMAGE": "logthing:dev", "OPENWEC_IMAGE": "openwec:dev",
     }
     done = subprocess.run(
         [docker_compose_bin, "-f", str(COMPOSE_FILE), "config"],
@@ -312,6 +319,7 @@ def test_image_overrides_change_only_the_image(docker_compose_bin: str) -> None:
     assert svcs["minio"]["image"] == "mirror.example/minio:1"
     assert svcs["minio-setup"]["image"] == "mirror.example/mc:1"
     assert {svcs[s]["image"] for s in SERVERS} == {"logthing:dev"}
+    assert svcs["openwec"]["image"] == "openwec:dev"
 
 
 # --------------------------------------------------------------------------- health check
@@ -319,9 +327,10 @@ def test_image_overrides_change_only_the_image(docker_compose_bin: str) -> None:
 
 class _Health(BaseHTTPRequestHandler):
     status = 200
+    path_ok = "/health"
 
     def do_GET(self) -> None:
-        code = self.status if self.path == "/health" else 404
+        code = self.status if self.path == self.path_ok else 404
         body = b"OK" if code == 200 else b"no"
         self.send_response(code)
         self.send_header("Content-Length", str(len(body)))
@@ -385,6 +394,114 @@ def test_collector_health_check_passes_only_on_health_200(
     handler.status = 503
     assert check(port) != 0
     assert check(_closed_port()) != 0
+
+
+def test_openwec_health_check_passes_only_on_metrics_200(
+    services: dict[str, Any], health_server: Any, tmp_path: Path
+) -> None:
+    """OpenWEC has no /health: its check asks the Prometheus port, with bash alone."""
+    server, handler = health_server
+    test = services["openwec"]["healthcheck"]["test"]
+    assert test[0] == "CMD-SHELL" and "/dev/tcp/127.0.0.1/9090" in test[1]
+    env = {"PATH": _only_tools(tmp_path, ["bash", "head", "grep"])}
+
+    def check(port: int) -> int:
+        cmd = test[1].replace("9090", str(port))
+        return subprocess.run(["/bin/sh", "-c", cmd], env=env, capture_output=True, timeout=15).returncode
+
+    port = server.server_address[1]
+    assert check(port) != 0  # /metrics is 404 on a server that has only /health
+    handler.path_ok = "/metrics"
+    assert check(port) == 0
+    handler.status = 503
+    assert check(port) != 0
+
+
+# --------------------------------------------------------------------------- wsman against OpenWEC
+
+
+def _named_mounts(service: dict[str, Any]) -> dict[str, tuple[str, bool]]:
+    """Named volumes: container target -> (volume, read-only)."""
+    out = {}
+    for vol in service.get("volumes") or []:
+        if isinstance(vol, str):
+            parts = vol.split(":")
+            if not parts[0].startswith(("/", ".")):
+                out[parts[1]] = (parts[0], len(parts) > 2 and "ro" in parts[2].split(","))
+        elif vol.get("type") == "volume":
+            out[vol["target"]] = (vol["source"], bool(vol.get("read_only")))
+    return out
+
+
+def test_wsman_service_runs_wec_3k_over_wsman_against_openwec(services: dict[str, Any]) -> None:
+    svc = services["performance-test-wsman"]
+    env = _env(svc)
+    assert svc["command"] == ["run", "--profile", "wec-3k"] and env["PERF_TEST_PROFILE"] == "wec-3k"
+    assert env["PERF_TEST_PROTOCOL"] == "wsman"
+    endpoint = urlsplit(env["WEF_ENDPOINT"])
+    assert (endpoint.scheme, endpoint.hostname, endpoint.port) == ("https", "openwec", 5986)
+    assert endpoint.path == "/wsman/SubscriptionManager/WEC"  # Windows' subscription manager path
+    # Client certificates are minted from the CA in the shared volume, which also checks the server.
+    assert _named_mounts(svc)["/pki"] == ("wef-pki", True)
+    assert env["PERF_TEST_CLIENT_CA_CERT"] == env["SSL_CERT_FILE"] == "/pki/ca.crt"
+    assert env["PERF_TEST_CLIENT_CA_KEY"] == "/pki/ca.key"
+    assert svc["depends_on"] == {"openwec": {"condition": "service_healthy"}}
+    # OpenWEC writes files, not parquet: no S3 check; the count comes from its Prometheus counter.
+    assert env["PERF_TEST_VERIFY_S3"] == "false"
+    stats = {k: v for k, v in env.items() if k.startswith(("PERF_TEST_STATS", "WEF_STATS"))}
+    loaded = load_settings(environ=stats)
+    assert (loaded.stats_format, loaded.stats_metric) == ("prometheus", "openwec_input_events_total")
+    assert loaded.health_url == loaded.wef_stats_endpoint == "http://openwec:9090/metrics"
+
+
+def test_wsman_service_settings_load_once_the_wsman_protocol_is_there(services: dict[str, Any]) -> None:
+    if "PERF_TEST_PROTOCOL" not in ENV_NAMES.values():
+        pytest.skip("this build has no --protocol setting yet (the wsman protocol's branch adds it)")
+    env = _env(services["performance-test-wsman"])
+    loaded = load_settings("wec-3k", environ={k: v for k, v in env.items() if k != "SSL_CERT_FILE"})
+    assert loaded.wef_endpoint == env["WEF_ENDPOINT"] and not loaded.verify_s3
+
+
+def test_openwec_is_in_tls_mode_with_its_metrics_where_wefperf_reads_them(services: dict[str, Any]) -> None:
+    conf = tomllib.loads(OPENWEC_CONFIG.read_text(encoding="utf-8"))
+    env = _env(services["performance-test-wsman"])
+    endpoint, stats = urlsplit(env["WEF_ENDPOINT"]), urlsplit(env["WEF_STATS_ENDPOINT"])
+    (collector,) = conf["collectors"]
+    assert collector["hostname"] == endpoint.hostname and collector["listen_port"] == endpoint.port
+    auth = collector["authentication"]
+    assert auth["type"] == "Tls"
+    assert {auth["ca_certificate"], auth["server_certificate"], auth["server_private_key"]} == {
+        "/pki/ca.crt", "/pki/server.crt", "/pki/server.key"}
+    assert conf["monitoring"]["listen_port"] == stats.port and stats.hostname == "openwec"
+    openwec = services["openwec"]
+    assert {str(p) for p in openwec["expose"]} == {str(endpoint.port), str(stats.port)}
+    mounts = _named_mounts(openwec)
+    assert mounts["/pki"] == ("wef-pki", True)
+    assert conf["database"]["path"].startswith("/var/lib/openwec/db/") and "/var/lib/openwec/db" in mounts
+    assert (str(OPENWEC_CONFIG), "/etc/openwec.conf.toml", True) in _binds(openwec)
+    assert (str(OPENWEC_SUBSCRIPTION.parent), "/etc/openwec.d", True) in _binds(openwec)
+    assert openwec["depends_on"] == {"wef-pki": {"condition": "service_completed_successfully"}}
+    assert openwec["image"].startswith("ghcr.io/cea-sec/openwec:")
+
+
+def test_the_subscription_matches_the_profile_the_wsman_service_runs(services: dict[str, Any]) -> None:
+    sub = tomllib.loads(OPENWEC_SUBSCRIPTION.read_text(encoding="utf-8"))
+    profile = read_profile("wec-3k")["settings"]
+    options = sub["options"]
+    assert options["enabled"] is True and sub["outputs"], "OpenWEC ignores a subscription without outputs"
+    assert options["max_time"] == profile["max_latency_secs"]
+    assert options["max_elements"] == profile["max_items"]
+    assert options["max_envelope_size"] == 512000
+    assert "Security" in sub["query"]  # the channel wefperf's events come from
+
+
+def test_the_pki_names_the_server_wefperf_connects_to(services: dict[str, Any]) -> None:
+    pki = services["wef-pki"]
+    assert pki["entrypoint"] == ["/bin/sh", "/opt/make-pki.sh"]
+    assert (str(ROOT / "scripts" / "make-pki.sh"), "/opt/make-pki.sh", True) in _binds(pki)
+    assert _named_mounts(pki)["/pki"] == ("wef-pki", False)
+    directory, server_name, *_ = pki["command"]
+    assert directory == "/pki" and server_name == urlsplit(_env(services["performance-test-wsman"])["WEF_ENDPOINT"]).hostname
 
 
 # --------------------------------------------------------------------------- server configs

@@ -1,16 +1,21 @@
-"""The server side of the picture: wait for /health, read /stats/throughput, sample it during the load."""
+"""The server side of the picture: wait for health, read the server's count, sample it during the load.
+
+The count comes from `/stats/throughput` (JSON, per event type) or from one Prometheus counter
+(`--stats-format prometheus`, e.g. OpenWEC's `openwec_input_events_total`: a total only).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
 
 from .load import errors
+from .prometheus import CounterTotal, MetricAbsent, MetricError, absent_message, read_counter
 
 
 class ServerUnavailable(RuntimeError):
@@ -23,6 +28,7 @@ class StatsSnapshot:
 
     total: int
     per_type: dict[str, int] = field(default_factory=dict)
+    note: str | None = None  # something the report should say about this read
 
     def delta(self, earlier: "StatsSnapshot") -> dict[str, int]:
         keys = set(self.per_type) | set(earlier.per_type)
@@ -59,8 +65,8 @@ def parse_stats(payload: object) -> StatsSnapshot:
     return StatsSnapshot(sum(per_type.values()), per_type)
 
 
-async def wait_for_health(session: aiohttp.ClientSession, url: str, timeout_s: float) -> float:
-    """Poll until /health answers 200; returns the seconds it took."""
+async def wait_for_health(session: aiohttp.ClientSession, url: str, timeout_s: float, setting: str = "WEF_ENDPOINT") -> float:
+    """Poll until `url` answers 200; returns the seconds it took. `setting` is what the user should check."""
     started = time.monotonic()
     deadline = started + timeout_s
     last = "no answer"
@@ -74,7 +80,7 @@ async def wait_for_health(session: aiohttp.ClientSession, url: str, timeout_s: f
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             last = errors.classify(exc)
         if time.monotonic() >= deadline:
-            raise ServerUnavailable(_unhealthy(url, last, timeout_s))
+            raise ServerUnavailable(_unhealthy(url, last, timeout_s, setting))
         await asyncio.sleep(min(0.5, max(deadline - time.monotonic(), 0.01)))
 
 
@@ -82,46 +88,125 @@ async def wait_for_health(session: aiohttp.ClientSession, url: str, timeout_s: f
 COMPOSE_HOST = "wef-server"
 
 
-def _unhealthy(url: str, last: str, timeout_s: float) -> str:
+def _unhealthy(url: str, last: str, timeout_s: float, setting: str = "WEF_ENDPOINT") -> str:
     host = urlsplit(url).hostname or url
     if last == errors.DNS:
         hint = (f"; {host} is the compose service name of the default WEF_ENDPOINT: outside compose,"
                 " set WEF_ENDPOINT to your collector (e.g. http://127.0.0.1:5985)"
-                if host == COMPOSE_HOST else "; check WEF_ENDPOINT")
+                if host == COMPOSE_HOST and setting == "WEF_ENDPOINT" else f"; check {setting}")
         return f"WEF server did not become healthy: host {host} did not resolve (DNS) for {timeout_s:g} s{hint}"
     return (f"WEF server did not become healthy: GET {url} gave {last.replace('_', ' ')} for {timeout_s:g} s;"
-            " check that the collector is running and that WEF_ENDPOINT points at it")
+            f" check that the collector is running and that {setting} points at it")
+
+
+class StatsReader(Protocol):
+    """Where the server's count comes from: `read` gives a snapshot or raises (network, format)."""
+
+    url: str
+    per_type: bool  # whether snapshots carry per-type counts
+
+    async def read(self, session: aiohttp.ClientSession) -> StatsSnapshot: ...
+
+
+class JsonStats:
+    """The contract's `/stats/throughput`: a total and a count per event type."""
+
+    per_type = True
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    async def read(self, session: aiohttp.ClientSession) -> StatsSnapshot:
+        async with session.get(self.url, timeout=aiohttp.ClientTimeout(total=10)) as resp:
+            if resp.status != 200:
+                raise ValueError(f"GET {self.url} answered HTTP {resp.status}")
+            return parse_stats(await resp.json(content_type=None))
+
+
+class PrometheusStats:
+    """One Prometheus counter, summed over its label sets, monotonic across resets: a total only.
+
+    A counter with labels appears only with its first event, so before it has been seen its
+    absence counts as 0 (said in the snapshot's note); once seen, a later absence keeps the last
+    values. Still absent when the load is over, it is an error that names the counters present.
+    """
+
+    per_type = False
+
+    def __init__(self, url: str, metric: str) -> None:
+        self.url, self.metric = url, metric
+        self.counter = CounterTotal()
+        self.seen = False
+        self.reads = 0
+
+    async def read(self, session: aiohttp.ClientSession) -> StatsSnapshot:
+        async with session.get(self.url, timeout=aiohttp.ClientTimeout(total=10)) as resp:
+            if resp.status != 200:
+                raise ValueError(f"GET {self.url} answered HTTP {resp.status}")
+            text = await resp.text(errors="replace")
+        reading = read_counter(text, self.metric, self.url)
+        first = self.reads == 0
+        self.reads += 1
+        if reading.present:
+            self.seen = True
+            return StatsSnapshot(self.counter.update(reading))
+        if self.seen:
+            return StatsSnapshot(self.counter.total)
+        if first:
+            return StatsSnapshot(0, note=f"{self.metric} was not yet at {self.url} before the load;"
+                                         " counted from 0 (a counter with labels appears with its first event)")
+        raise MetricAbsent(absent_message(reading, self.url))
+
+
+def stats_reader(stats_format: str, url: str, metric: str) -> StatsReader:
+    """The reader PERF_TEST_STATS_FORMAT asks for."""
+    return PrometheusStats(url, metric) if stats_format == "prometheus" else JsonStats(url)
 
 
 async def fetch_stats(session: aiohttp.ClientSession, url: str) -> StatsSnapshot:
-    async with session.get(url, timeout=aiohttp.ClientTimeout(total=10)) as resp:
-        if resp.status != 200:
-            raise ValueError(f"GET {url} answered HTTP {resp.status}")
-        return parse_stats(await resp.json(content_type=None))
+    return await JsonStats(url).read(session)
+
+
+async def try_read(session: aiohttp.ClientSession, reader: StatsReader) -> tuple[StatsSnapshot | None, str | None]:
+    """Stats are observation, not load: a failure is reported and the run goes on.
+
+    MetricError is not caught: a metric of the wrong type, or a URL that serves no Prometheus
+    text, will not mend during the run, so the caller stops before the load.
+    """
+    try:
+        return await reader.read(session), None
+    except MetricError:
+        raise
+    except MetricAbsent as exc:
+        return None, str(exc)
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+        return None, f"could not read {reader.url}: {errors.describe(exc)}"
 
 
 async def try_fetch_stats(session: aiohttp.ClientSession, url: str) -> tuple[StatsSnapshot | None, str | None]:
-    """Stats are observation, not load: a failure is reported and the run goes on."""
-    try:
-        return await fetch_stats(session, url), None
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
-        return None, f"could not read {url}: {errors.describe(exc)}"
+    """`/stats/throughput` read once; a failure is a note, not an exception."""
+    return await try_read(session, JsonStats(url))
 
 
 class StatsSampler:
-    """Polls /stats/throughput every interval and hands each delta to `sink`."""
+    """Reads the server's count every interval and hands each delta to `sink`."""
 
     def __init__(
         self,
         session: aiohttp.ClientSession,
-        url: str,
+        reader: StatsReader | str,
         interval_s: float,
         sink: Callable[[float, int], None],
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
-        self.session, self.url, self.interval_s, self.sink, self.clock = session, url, interval_s, sink, clock
+        self.reader: StatsReader = JsonStats(reader) if isinstance(reader, str) else reader
+        self.session, self.interval_s, self.sink, self.clock = session, interval_s, sink, clock
         self.samples = 0
         self.last: StatsSnapshot | None = None
+
+    @property
+    def url(self) -> str:
+        return self.reader.url
 
     async def run(self, baseline: StatsSnapshot | None) -> None:
         self.last = baseline
@@ -129,7 +214,10 @@ class StatsSampler:
         while True:
             next_at += self.interval_s
             await asyncio.sleep(max(next_at - self.clock(), 0))
-            snap, _ = await try_fetch_stats(self.session, self.url)
+            try:
+                snap, _ = await try_read(self.session, self.reader)
+            except MetricError:
+                continue  # the final read reports it
             if snap is None:
                 continue
             self.samples += 1

@@ -41,6 +41,8 @@ class ServerStats:
     # baseline and the latest final read: each segment saw the whole server, not its share).
     baseline_per_type: dict[str, int] = field(default_factory=dict)
     final_per_type: dict[str, int] = field(default_factory=dict)
+    # Where the count came from when not /stats/throughput: {"format": "prometheus", "metric", "url"}.
+    source: dict[str, str] | None = None
 
     @property
     def events_received(self) -> int | None:
@@ -52,6 +54,18 @@ class ServerStats:
     def counts_known(self) -> bool:
         """Both stats reads worked, so the per-type deltas mean something."""
         return self.events_received is not None
+
+    @property
+    def per_type_known(self) -> bool:
+        """A Prometheus counter is a total: the server's counts by event type are not known then."""
+        return self.source is None
+
+    def per_type_unavailable(self) -> str:
+        """Why there are no per-type counts, in words for the reports."""
+        if self.source is None:
+            return ""
+        return (f"not available: the server's count is the Prometheus counter {self.source['metric']},"
+                " a total over every event type (PERF_TEST_STATS_FORMAT=prometheus)")
 
     def per_event_id(self) -> list[EventIdCount]:
         """One row per EventID, the server's labels for it merged (most counted first)."""
@@ -77,11 +91,13 @@ class ServerStats:
             "per_type_delta": self.per_type_delta,
             "expected_per_type": {str(k): v for k, v in sorted(self.expected_per_type.items())},
             "per_event_id": [
-                {"event_id": r.event_id, "counted": r.counted if self.counts_known else None,
+                {"event_id": r.event_id, "counted": r.counted if self.counts_known and self.per_type_known else None,
                  "expected": r.expected, "labels": list(r.labels)}
                 for r in self.per_event_id()
             ],
             "counts_known": self.counts_known,
+            "per_type_known": self.per_type_known,
+            "source": self.source or {"format": "json"},
             "notes": self.notes,
         }
 

@@ -17,6 +17,7 @@ from typing import Any, Callable, Coroutine, TypeVar
 
 import aiohttp
 
+from .exitcodes import ExitCode
 from .limits import ensure_open_files_for_hosts
 from .load.arrivals import HostArrivals
 from .load.engine import LoadEngine, make_senders
@@ -24,14 +25,18 @@ from .load.hosts import HostsEngine, build_hosts
 from .load.scheduler import Schedule
 from .metrics import LoadSummary, Recorder
 from .observe import (
+    PrometheusStats,
     ServerUnavailable,
+    StatsReader,
     StatsSampler,
     StatsSnapshot,
-    try_fetch_stats,
+    stats_reader,
+    try_read,
     wait_for_health,
 )
 from .payload import PayloadPool, build_pool, new_run_id
 from .payload.hosts import HostPayload
+from .prometheus import MetricError
 from .report.console import Reporter
 from .result import RunResult, ServerStats, ShardData
 from .segments import SegmentInfo, check_start_at, judged_alone, shared_seed
@@ -39,6 +44,7 @@ from .settings import Settings
 from .thresholds import Measures
 from .thresholds import judge as judge_thresholds
 from .verdict import S3Figures, judge
+from .wording import plural
 
 T = TypeVar("T")
 
@@ -105,6 +111,9 @@ async def run_test(
         )
     started_at = datetime.now(timezone.utc)
     server = ServerStats()
+    stats = stats_reader(settings.stats_format, settings.wef_stats_endpoint, settings.stats_metric)
+    if settings.stats_format == "prometheus":
+        server.source = {"format": "prometheus", "metric": settings.stats_metric, "url": settings.wef_stats_endpoint}
 
     def stopped_before_load(phase: str) -> RunResult:
         rep.line(f"Interrupted while {phase}: nothing was sent, writing partial results")
@@ -115,7 +124,9 @@ async def run_test(
     connector = aiohttp.TCPConnector(limit=4, ssl=settings.tls_verify)
     async with aiohttp.ClientSession(connector=connector, trust_env=True) as obs:
         try:
-            waited = await _unless_stopped(wait_for_health(obs, settings.health_url, settings.health_timeout_secs), stop)
+            waited = await _unless_stopped(
+                wait_for_health(obs, settings.health_url, settings.health_timeout_secs, settings.health_setting), stop
+            )
         except ServerUnavailable as exc:
             rep.error(str(exc))
             return _result(settings, profile, run_id, started_at, pool, _empty_load(), server, None, "", str(exc), rep,
@@ -123,13 +134,21 @@ async def run_test(
         if waited is None:
             return stopped_before_load("waiting for the WEF server's /health")
         rep.line("WEF server is healthy")
-        read = await _unless_stopped(try_fetch_stats(obs, settings.wef_stats_endpoint), stop)
+        try:
+            read = await _unless_stopped(try_read(obs, stats), stop)
+        except MetricError as exc:
+            # A wrong metric type or a URL without Prometheus text: no load, a configuration error.
+            rep.error(f"wefperf: configuration error: {exc}")
+            return _result(settings, profile, run_id, started_at, pool, _empty_load(), server, None, "", str(exc), rep,
+                           show=False, unavailable_code=ExitCode.USAGE)
         if read is None:
             return stopped_before_load("reading the baseline stats")
         baseline, note = read
         if baseline is not None:
             server.baseline_total = baseline.total
             rep.line(f"Baseline event count: {baseline.total:,}")
+            if baseline.note:
+                server.notes.append(baseline.note)
         elif note:
             server.notes.append(note)
             rep.error(f"Warning: {note}; the server-side counts will be missing")
@@ -186,7 +205,7 @@ async def run_test(
             if engine.recorder is not None:
                 engine.recorder.server_sample(when, delta)
 
-        sampler = StatsSampler(obs, settings.wef_stats_endpoint, settings.stats_interval_secs, to_timeline)
+        sampler = StatsSampler(obs, stats, settings.stats_interval_secs, to_timeline)
         async with asyncio.TaskGroup() as beside:
             # The sampler and the stop watcher live exactly as long as the load phase.
             sampling = beside.create_task(sampler.run(baseline))
@@ -225,7 +244,7 @@ async def run_test(
             rep.line("Waiting for event processing to complete...")
             rep.waiting("count", settings.processing_wait_secs)
             final = await _unless_stopped(
-                _wait_for_processing(obs, settings, baseline, load.events_ok, rep.count_waiting), stop
+                _wait_for_processing(obs, settings, stats, baseline, load.events_ok, rep.count_waiting), stop
             )
             stopped_in = "waiting for the server's count" if _is_set(stop) else None
             if settings.verify_s3 and segmented:
@@ -243,11 +262,18 @@ async def run_test(
                 load = replace(load, interrupted=True)
                 s3 = None
         if final is None or s3 is not None or load.interrupted:
-            final, _ = await try_fetch_stats(obs, settings.wef_stats_endpoint)
+            final, final_note = await _final_read(obs, stats)
+            if final is None and final_note and baseline is not None:
+                server.notes.append(final_note)
+        if isinstance(stats, PrometheusStats) and stats.counter.resets:
+            server.notes.append(
+                f"{settings.stats_metric} fell {plural(stats.counter.resets, 'time')} during the run (a collector"
+                " restart?); counted through each fall as Prometheus' increase() does"
+            )
         if final is not None:
             server.final_total = final.total
             server.final_per_type = dict(final.per_type)
-            if baseline is not None:
+            if baseline is not None and stats.per_type:
                 server.per_type_delta = final.delta(baseline)
         if baseline is not None:
             server.baseline_per_type = dict(baseline.per_type)
@@ -322,15 +348,32 @@ async def _watch(stop: asyncio.Event, engine: LoadEngine | HostsEngine) -> None:
     engine.stop(interrupted=True)
 
 
+async def _final_read(obs: aiohttp.ClientSession, stats: StatsReader) -> tuple[StatsSnapshot | None, str | None]:
+    """The last read of the server's count; any failure, a changed metric type included, is a note."""
+    try:
+        return await try_read(obs, stats)
+    except MetricError as exc:
+        return None, str(exc)
+
+
+def _not_there_yet(stats: StatsReader) -> bool:
+    """A Prometheus counter never seen so far (absent since the baseline)."""
+    return isinstance(stats, PrometheusStats) and not stats.seen and stats.reads > 0
+
+
 async def _wait_for_processing(
-    obs: aiohttp.ClientSession, settings: Settings, baseline: StatsSnapshot | None, acked: int,
+    obs: aiohttp.ClientSession, settings: Settings, stats: StatsReader, baseline: StatsSnapshot | None, acked: int,
     on_poll: Callable[[int, int], None] | None = None,
 ) -> StatsSnapshot | None:
     """Poll the stats until the server counted every acknowledged event, or the wait runs out."""
     deadline = time.monotonic() + settings.processing_wait_secs
     final: StatsSnapshot | None = None
     while True:
-        final, _ = await try_fetch_stats(obs, settings.wef_stats_endpoint)
+        final, _ = await _final_read(obs, stats)
+        if baseline is not None and final is None and _not_there_yet(stats) and time.monotonic() < deadline:
+            # A counter appears with its first event: it may show up a little after the acks.
+            await asyncio.sleep(min(settings.stats_interval_secs, 1.0))
+            continue
         if baseline is None or final is None:
             return final
         if on_poll is not None:
@@ -417,6 +460,7 @@ def _result(
     stopped_in: str | None = None,
     show: bool = True,
     shard: ShardData | None = None,
+    unavailable_code: ExitCode = ExitCode.FAILED,
 ) -> RunResult:
     figures = None
     if s3 is not None:
@@ -429,6 +473,8 @@ def _result(
     # A segment is judged on its own share of the plan; the run's verdict comes from the merge.
     judged = judged_alone(settings) if settings.segment else settings
     verdict = judge(judged, load, figures, server=server, unavailable=unavailable)
+    if unavailable and verdict.exit_code != unavailable_code:
+        verdict = replace(verdict, exit_code=unavailable_code)
     result = RunResult(
         run_id=run_id,
         test_name=settings.test_name,

@@ -98,6 +98,8 @@ def usable_cores() -> int:
     except AttributeError:  # pragma: no cover - no affinity API (macOS)
         return os.cpu_count() or 1
 
+# A Prometheus metric name, as the exposition format allows it.
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
 HttpUrl = Annotated[str, AfterValidator(check_url)]
 OptionalHttpUrl = Annotated[str, AfterValidator(_check_url_or_empty)]
@@ -341,6 +343,24 @@ class Settings(S3Settings):
                     " usable core (with PERF_TEST_SEGMENT i/S, child j runs segment i+S*j of S*N)",
     )
 
+    # -- server-side counting from Prometheus (issue 13: stats) --------------------------------
+    stats_format: Literal["json", "prometheus"] = Field(
+        "json", validation_alias="PERF_TEST_STATS_FORMAT",
+        description="how the server counts: json reads /stats/throughput (per event type); prometheus reads"
+                    " one counter from the metrics text at WEF_STATS_ENDPOINT (a total only)",
+    )
+    stats_metric: str = Field(
+        "openwec_input_events_total", validation_alias="PERF_TEST_STATS_METRIC",
+        description="with PERF_TEST_STATS_FORMAT=prometheus: the counter of received events, summed over its"
+                    " labels (OpenWEC: openwec_input_events_total; wefperf collector:"
+                    " wefperf_collector_events_received_total)",
+    )
+    health_endpoint: OptionalHttpUrl = Field(
+        "", validation_alias="PERF_TEST_HEALTH_URL",
+        description="URL that answers 200 when the collector is up; empty means WEF_ENDPOINT's host + /health,"
+                    " or WEF_STATS_ENDPOINT with PERF_TEST_STATS_FORMAT=prometheus (OpenWEC has no /health)",
+    )
+
     @field_validator("test_name", mode="before")
     @classmethod
     def _blank_name(cls, v: Any) -> Any:
@@ -397,8 +417,21 @@ class Settings(S3Settings):
             raise ValueError(f"must be a whole number from 1 to {MAX_PROCESSES}, or auto (got {v!r})")
         return str(int(text))
 
+    @field_validator("stats_metric", mode="after")
+    @classmethod
+    def _metric_name(cls, v: str) -> str:
+        text = v.strip()
+        if not _METRIC_NAME.fullmatch(text):
+            raise ValueError(f"not a Prometheus metric name (letters, digits, _ and :; got {v!r})")
+        return text
+
     @model_validator(mode="after")
     def _derived(self) -> Settings:
+        if self.stats_format == "prometheus" and not self.wef_stats_endpoint:
+            raise ValueError(
+                "PERF_TEST_STATS_FORMAT=prometheus needs WEF_STATS_ENDPOINT, the collector's metrics URL"
+                " (e.g. http://openwec:9090/metrics)"
+            )
         if not self.wef_stats_endpoint:
             self.wef_stats_endpoint = self.server_base + "/stats/throughput"
         if self.sender == "fast" and not self.events_url.startswith("http://"):
@@ -464,7 +497,19 @@ class Settings(S3Settings):
 
     @property
     def health_url(self) -> str:
+        """PERF_TEST_HEALTH_URL, else the metrics URL in prometheus mode, else WEF_ENDPOINT's /health."""
+        if self.health_endpoint:
+            return self.health_endpoint
+        if self.stats_format == "prometheus":
+            return self.wef_stats_endpoint
         return self.server_base + "/health"
+
+    @property
+    def health_setting(self) -> str:
+        """The setting a user should check when the health URL does not answer."""
+        if self.health_endpoint:
+            return "PERF_TEST_HEALTH_URL"
+        return "WEF_STATS_ENDPOINT" if self.stats_format == "prometheus" else "WEF_ENDPOINT"
 
     @property
     def duration_mode(self) -> bool:

@@ -80,7 +80,10 @@ def measures(load: LoadSummary, achieved: float | None, server: ServerStats | No
     lat = load.event_latency if load.event_latency is not None else load.latency
     counted = lat.count > 0
     missing_at_server: float | None = None
-    if server is not None and server.counts_known:
+    if server is not None and server.counts_known and not server.per_type_known:
+        # A total only (a Prometheus counter): what was acknowledged and not counted.
+        missing_at_server = float(max(load.events_ok - (server.events_received or 0), 0))
+    elif server is not None and server.counts_known:
         missing_at_server = sum(max((r.expected or 0) - r.counted, 0) for r in server.per_event_id()
                                 if r.event_id is not None)
     return Measures(

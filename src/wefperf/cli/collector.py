@@ -46,6 +46,10 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-eps", type=float, default=None, metavar="N",
                    help="admit at most N events/s: each request's events reserve their share of one admission"
                         " clock and the reply waits for its turn, like a collector with that capacity (default: no limit)")
+    p.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                   help="also serve Prometheus /metrics on this port (0 picks a free one), as the real collector"
+                        " does on 9100/9090: wefperf_collector_events_received_total{event_type} and more"
+                        " (default: off)")
     p.set_defaults(handler=_run)
 
 
@@ -69,6 +73,10 @@ def _run(args: argparse.Namespace) -> int:
     for name in ("max_file_size_mb", "max_body_mb", "max_pending_mb"):
         if getattr(args, name) <= 0:
             return _fail(f"--{name.replace('_', '-')} must be more than 0")
+    if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
+        return _fail(f"--metrics-port must be between 0 and 65535 (got {args.metrics_port})")
+    if args.metrics_port is not None and args.metrics_port == args.port != 0:
+        return _fail(f"--metrics-port must differ from --port (both {args.port})")
     if args.max_eps is not None and not (0 < args.max_eps < float("inf")):
         return _fail(f"--max-eps must be more than 0 (got {args.max_eps:g})")
     try:
@@ -89,5 +97,6 @@ def _run(args: argparse.Namespace) -> int:
         max_pending_bytes=int(args.max_pending_mb * MB),
         shutdown_timeout_secs=args.shutdown_timeout_secs,
         max_eps=args.max_eps,
+        metrics_port=args.metrics_port,
     )
     return run(cfg)

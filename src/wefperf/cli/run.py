@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ..result import RunResult
 
 PROFILE_ENV = "PERF_TEST_PROFILE"
+EMBEDDED_STATS_STANDIN = "http://127.0.0.1/replaced-by-the-embedded-stack"
 # Settings with a flag of their own name, the run's before the S3 ones; credentials only from
 # the environment, the results path as --results, the report path as --report, no_live as --no-live.
 _FLAGGED = [
@@ -108,6 +109,9 @@ def settings_from_args(args: argparse.Namespace) -> tuple[Settings, str | None]:
         flags["results_path"] = args.results
     if args.threshold:
         flags["thresholds"] = ",".join(args.threshold)
+    if getattr(args, "embedded", False):
+        # The embedded stack says where its stats are once it is up; until then, a stand-in.
+        flags["wef_stats_endpoint"] = EMBEDDED_STATS_STANDIN
     settings = load_settings(profile, flags, environ)
     if settings.results_dir:
         settings = settings.model_copy(update={"results_path": timestamped_path(settings.results_dir, profile)})
@@ -310,16 +314,20 @@ async def _embedded(stack: contextlib.AsyncExitStack, settings: Settings, report
                 flush_interval_secs=settings.flush_interval_secs,
                 max_file_size_mb=settings.max_file_size_mb,
                 bucket=settings.s3_bucket,
+                metrics=settings.stats_format == "prometheus",
             )
         )
     except (RuntimeError, OSError) as exc:
         print(f"wefperf: could not start the embedded collector: {exc}", file=sys.stderr)
         return None
     reporter.line(f"Embedded reference collector at {ends.wef_endpoint}, S3 at {ends.s3_endpoint}")
+    prometheus = settings.stats_format == "prometheus"
     return settings.model_copy(
         update={
             "wef_endpoint": ends.wef_endpoint,
-            "wef_stats_endpoint": base_url(ends.wef_endpoint) + "/stats/throughput",
+            # With prometheus stats, its /metrics port and its counter (the health check follows the URL).
+            "wef_stats_endpoint": ends.metrics_endpoint if prometheus else base_url(ends.wef_endpoint) + "/stats/throughput",
+            **({"stats_metric": "wefperf_collector_events_received_total"} if prometheus else {}),
             "s3_endpoint": ends.s3_endpoint,
             "s3_bucket": ends.bucket,
             "aws_access_key_id": SecretStr(ends.access_key),

@@ -39,12 +39,25 @@ class StackEndpoints:
     bucket: str
     access_key: str
     secret_key: str
+    metrics_endpoint: str = ""  # the collector's Prometheus /metrics, when asked for (metrics=True)
 
 
 async def _drain(stream: asyncio.StreamReader, tail: collections.deque[str]) -> None:
     """Keep reading the child's output so it never blocks on a full pipe; remember the last lines."""
     while line := await stream.readline():
         tail.append(line.decode("utf-8", "replace").rstrip())
+
+
+async def _metrics_line(proc: asyncio.subprocess.Process, tail: collections.deque[str], timeout: float) -> str:
+    """The line after the ready one, when the collector serves /metrics: where it does."""
+    from .metrics import READY_PREFIX as METRICS_PREFIX
+
+    assert proc.stdout is not None
+    line = (await asyncio.wait_for(proc.stdout.readline(), timeout)).decode("utf-8", "replace").strip()
+    if not line.startswith(METRICS_PREFIX):
+        tail.append(line)
+        raise EmbeddedStackError(_died("did not say where its /metrics is", proc, tail))
+    return line[len(METRICS_PREFIX):]
 
 
 async def _wait_ready(proc: asyncio.subprocess.Process, tail: collections.deque[str], timeout: float) -> str:
@@ -82,12 +95,13 @@ def _died(what: str, proc: asyncio.subprocess.Process, tail: collections.deque[s
 async def embedded_stack(
     *, flush_interval_secs: float = DEFAULTS.flush_interval_secs, max_file_size_mb: float = DEFAULTS.max_file_size_mb,
     bucket: str = DEFAULTS.s3_bucket, start_timeout: float = 60.0, stop_timeout: float = 60.0,
-    max_eps: float | None = None,
+    max_eps: float | None = None, metrics: bool = False,
 ) -> AsyncIterator[StackEndpoints]:
     """Start moto S3 (with `bucket`) and the collector on free 127.0.0.1 ports; on exit SIGTERM the
     collector (it flushes every buffer to S3), wait for it, then stop moto.
 
-    `max_eps`: the collector admits at most that many events a second (`wefperf collector --max-eps`)."""
+    `max_eps`: the collector admits at most that many events a second (`wefperf collector --max-eps`).
+    `metrics`: it also serves Prometheus /metrics on a free port (`--metrics-port 0`)."""
     try:
         moto = await asyncio.to_thread(MotoServer().start)
     except RuntimeError as exc:
@@ -104,6 +118,7 @@ async def embedded_stack(
             "--s3-endpoint", moto.endpoint, "--bucket", bucket,
             "--flush-interval-secs", str(flush_interval_secs), "--max-file-size-mb", str(max_file_size_mb),
             *(("--max-eps", repr(float(max_eps))) if max_eps else ()),
+            *(("--metrics-port", "0") if metrics else ()),
         )
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -119,8 +134,9 @@ async def embedded_stack(
             base = await _wait_ready(proc, tail, start_timeout)
         except asyncio.TimeoutError:
             raise EmbeddedStackError(f"the embedded collector did not start within {start_timeout:.0f} s") from None
+        metrics_endpoint = await _metrics_line(proc, tail, start_timeout) if metrics else ""
         drains.append(asyncio.create_task(_drain(proc.stdout, tail)))
-        yield StackEndpoints(base + "/wsman/events", moto.endpoint, bucket, ACCESS_KEY, SECRET_KEY)
+        yield StackEndpoints(base + "/wsman/events", moto.endpoint, bucket, ACCESS_KEY, SECRET_KEY, metrics_endpoint)
     finally:
         if proc is not None and proc.returncode is None:
             proc.send_signal(signal.SIGTERM)

@@ -45,6 +45,7 @@ class TargetConfig:
     max_pending_bytes: int
     shutdown_timeout_secs: float
     max_eps: float | None = None  # admit at most this many events a second (admission.py); None: no limit
+    metrics_port: int | None = None  # serve Prometheus /metrics on this port (0: a free one); None: off
 
 
 async def serve(cfg: TargetConfig) -> ExitCode:
@@ -95,22 +96,37 @@ async def _serve_http(cfg: TargetConfig, client: object, target: S3Target) -> Ex
         if exc.errno == errno.EADDRINUSE:
             raise TargetError(f"port {cfg.port} on {cfg.host} is already in use: stop what uses it or pass another --port") from None
         raise TargetError(f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror or exc}") from None
+    metrics_runner = None
+    if cfg.metrics_port is not None:
+        try:
+            metrics_runner = await _start_metrics(cfg, collector)
+        except TargetError:
+            await runner.cleanup()
+            await uploader.close(0)
+            raise
     sink.start()
+    # Before the ready line: whoever waits for it may signal us at once.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     port = runner.addresses[0][1]
     print(f"{READY_PREFIX}http://{cfg.host}:{port}", flush=True)
+    if metrics_runner is not None:
+        from .metrics import READY_PREFIX as METRICS_PREFIX
+
+        print(f"{METRICS_PREFIX}http://{cfg.host}:{metrics_runner.addresses[0][1]}/metrics", flush=True)
     # In the unit of --max-file-size-mb (MiB), so the number is the one the user gave.
     log.info("writing parquet to s3://%s at %s (flush every %g s, files up to %g MB)",
              target.bucket, target.endpoint, cfg.flush_interval_secs, cfg.max_file_bytes / (1024 * 1024))
     if cfg.max_eps:
         log.info("admitting at most %s events/s (--max-eps): replies wait for their turn", f"{cfg.max_eps:,g}")
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("stopping: flushing every buffer to S3")
     await runner.cleanup()  # no new requests; in-flight ones finish first
+    if metrics_runner is not None:
+        await metrics_runner.cleanup()
     await sink.close()
     await uploader.close(cfg.shutdown_timeout_secs)
     s = collector.summary()
@@ -121,6 +137,23 @@ async def _serve_http(cfg: TargetConfig, client: object, target: S3Target) -> Ex
         target.bucket, s["upload_retries"], s["dropped_events"],
     )
     return ExitCode.FAILED if s["dropped_events"] else ExitCode.PASSED
+
+
+async def _start_metrics(cfg: TargetConfig, collector: Collector) -> web.AppRunner:
+    """The Prometheus port beside the WEF one, as the real collector has it (9100/9090)."""
+    from .metrics import metrics_app
+
+    runner = web.AppRunner(metrics_app(collector), access_log=None, shutdown_timeout=1)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, cfg.host, cfg.metrics_port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        if exc.errno == errno.EADDRINUSE:
+            raise TargetError(f"--metrics-port {cfg.metrics_port} on {cfg.host} is already in use:"
+                              " stop what uses it or pass another port") from None
+        raise TargetError(f"cannot listen on {cfg.host}:{cfg.metrics_port}: {exc.strerror or exc}") from None
+    return runner
 
 
 def run(cfg: TargetConfig) -> ExitCode:

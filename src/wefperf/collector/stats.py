@@ -52,6 +52,10 @@ class ThroughputStats:
     def total(self) -> int:
         return sum(c.total for c in self._types.values())
 
+    def totals(self) -> dict[str, int]:
+        """Events received per type key since start: what /metrics exports."""
+        return {key: c.total for key, c in self._types.items()}
+
     def snapshot(self) -> list[dict[str, Any]]:
         """The JSON rows of docs/contract.md, sorted by `last_minute` descending (then by name, for stability)."""
         second = int(self._clock())

@@ -113,6 +113,8 @@ def banner_lines(settings: "Settings", run_id: str) -> list[str]:
         lines.append("Event type: weighted mix of 4624, 4634, 4672, 4688, 4625")
     lines.append(f"S3 verification: {'Enabled' if settings.verify_s3 else 'Disabled'}")
     lines.append(f"Endpoint: {settings.events_url}")
+    if settings.stats_format == "prometheus":
+        lines.append(f"Server count: Prometheus counter {settings.stats_metric} at {settings.wef_stats_endpoint}")
     lines.append(f"Run id: {run_id}")
     lines.append("")
     return lines
@@ -131,6 +133,8 @@ def per_type_lines(server: "ServerStats") -> list[str]:
     """The server's counts by EventID beside what the run sent, or why they are missing."""
     if not server.expected_per_type and not server.per_type_delta:
         return []
+    if not server.per_type_known:
+        return ["", f"Server per-type delta: {server.per_type_unavailable()}"]
     if not server.counts_known:
         return ["", "Server per-type delta: unavailable (the server's /stats/throughput could not be read"
                     " before and after the load; see the note below)"]

@@ -546,6 +546,14 @@ def _server_section(data: Data) -> list[str]:
     if isinstance(received, int) and isinstance(acked, int):
         line += f", {num(acked)} acknowledged (difference {acked - received:+,})"
     out.append(f"<p>{esc(line)}.</p>")
+    source = server.get("source")
+    if server.get("per_type_known") is False and isinstance(source, dict):
+        out.append(f"<p>Counted by the Prometheus counter {esc(str(source.get('metric')))} at"
+                   f" {esc(str(source.get('url')))}: a total over every event type, so counts by event type"
+                   " are not available.</p>")
+        for note in server.get("notes") or []:
+            out.append(f'<p class="note">Note: {esc(note)}</p>')
+        return out
     rows = []
     for r in server.get("per_event_id") or []:
         counted, expected = r.get("counted"), r.get("expected")
