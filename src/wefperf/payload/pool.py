@@ -27,6 +27,7 @@ class Variant:
     type_counts: dict[int, int]
     framed_parts: tuple[bytes, ...] = ()
     event_ids: tuple[int, ...] = ()  # the EventID at each index of the batch
+    request_length: int = 0  # head and body, set by `PayloadPool.frame`
 
     @property
     def body_length(self) -> int:
@@ -61,11 +62,16 @@ class PayloadPool:
         def framed(v: Variant) -> Variant:
             parts = list(v.parts)
             parts[0] = make_head(v.body_length) + parts[0]
-            return replace(v, framed_parts=tuple(parts))
+            length = sum(map(len, parts)) + (len(parts) - 1) * len(BATCH_PLACEHOLDER)
+            return replace(v, framed_parts=tuple(parts), request_length=length)
 
         self.variants = [framed(v) for v in self.variants]
         if self.last is not None:
             self.last = framed(self.last)
+
+    def request_length(self, batch: int) -> int:
+        """Bytes of `request(batch)`, without building it."""
+        return self.variant(batch).request_length
 
     def request(self, batch: int) -> bytes:
         """Head and body in one buffer; needs `frame` first."""
