@@ -389,7 +389,9 @@ def _analysis(rep: Report, cap: list[Run], ratios: dict[tuple[str, int], Stat],
         "pieces). When every channel is mid-request (a run at full speed) the buffer goes in one write; when some "
         "channel is idle, a batch may fall due while this one writes, so the request goes in slices of at most "
         "256 KiB (memoryviews, no further copy), the next only after the kernel has taken the last and the loop "
-        "has had a turn.")
+        "has had a turn. No name keeps the buffer once the transport has it all, so it is freed at once and the "
+        "next request's copy reuses the same cache-warm memory; sixteen senders each holding their 1.6 MB buffer "
+        "until the reply cost about a tenth of the big-batch rate.")
     add("- **Why two senders**: `--sender auto` (the default) picks the fast sender for `http://` and aiohttp for "
         "`https://`. The fast sender writes pre-framed requests on one keep-alive connection per worker and parses "
         "replies with httptools; aiohttp stays for what it does that the fast path does not: TLS, proxies "
