@@ -45,6 +45,12 @@ class TargetConfig:
     max_pending_bytes: int
     shutdown_timeout_secs: float
     max_eps: float | None = None  # admit at most this many events a second (admission.py); None: no limit
+    # --- WS-Management push mode (wsman_routes.py) and TLS ---
+    wsman: bool = False
+    wsman_heartbeat_secs: float = 3600.0
+    tls_cert: str = ""  # with tls_key: serve https
+    tls_key: str = ""
+    client_ca: str = ""  # with TLS: a client certificate signed by this CA is required
 
 
 async def serve(cfg: TargetConfig) -> ExitCode:
@@ -85,10 +91,27 @@ async def _serve_http(cfg: TargetConfig, client: object, target: S3Target) -> Ex
 
         middlewares = (admission_middleware(Admission(cfg.max_eps), collector.stats),)
     app = make_app(collector, max_body_bytes=cfg.max_body_bytes, middlewares=middlewares)
+    if cfg.wsman:
+        from .wsman_routes import WsmanState, add_routes
+
+        add_routes(app, WsmanState(heartbeat_s=cfg.wsman_heartbeat_secs))
+    ssl_context = None
+    if cfg.tls_cert:
+        from pathlib import Path
+
+        from ..wsman.certs import CertError
+        from ..wsman.tls import server_context
+
+        try:
+            ssl_context = server_context(Path(cfg.tls_cert), Path(cfg.tls_key),
+                                         Path(cfg.client_ca) if cfg.client_ca else None)
+        except CertError as exc:
+            await uploader.close(0)
+            raise TargetError(str(exc)) from None
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
     await runner.setup()
     try:
-        await web.TCPSite(runner, cfg.host, cfg.port).start()
+        await web.TCPSite(runner, cfg.host, cfg.port, ssl_context=ssl_context).start()
     except OSError as exc:
         await runner.cleanup()
         await uploader.close(0)
@@ -97,7 +120,7 @@ async def _serve_http(cfg: TargetConfig, client: object, target: S3Target) -> Ex
         raise TargetError(f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror or exc}") from None
     sink.start()
     port = runner.addresses[0][1]
-    print(f"{READY_PREFIX}http://{cfg.host}:{port}", flush=True)
+    print(f"{READY_PREFIX}{'https' if ssl_context else 'http'}://{cfg.host}:{port}", flush=True)
     # In the unit of --max-file-size-mb (MiB), so the number is the one the user gave.
     log.info("writing parquet to s3://%s at %s (flush every %g s, files up to %g MB)",
              target.bucket, target.endpoint, cfg.flush_interval_secs, cfg.max_file_bytes / (1024 * 1024))
