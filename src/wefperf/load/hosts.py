@@ -224,7 +224,7 @@ class HostsEngine:
         if not h.delivering:
             h.delivering = True
             self.hosts_delivering += 1
-        data = self.payload.request(batch, events, h.index, record)
+        data = self._request(h, batch, events, record)
         sent = self.clock()
         rec.sent(events, intended, sent)
         if self.progress is not None and rec.events_sent >= self._next_progress:
@@ -250,6 +250,10 @@ class HostsEngine:
             cls = errors.http_status(status)
             if rec.failed(batch, events, cls, f"HTTP {status}", done) and self.on_error:
                 self.on_error(f"Delivery {batch} failed: HTTP {status}")
+
+    def _request(self, h: _Host, batch: int, events: int, record: int) -> bytes:
+        """What goes on the wire for one delivery (wsman_hosts.py makes envelopes instead)."""
+        return self.payload.request(batch, events, h.index, record)
 
     # -- connections ---------------------------------------------------------------------------
 

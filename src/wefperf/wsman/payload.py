@@ -69,7 +69,7 @@ class WsmanPayload:
         m = self.hosts.max_items
         first_start = v.lead[len(BATCH_HEAD):]
         tails, nexts = [], [first_start]
-        for i, join in enumerate(v.joins):
+        for join in v.joins:
             cut = join.index(_EVENT_END) + len(_EVENT_END)
             tails.append(join[:cut])
             nexts.append(join[cut:])
