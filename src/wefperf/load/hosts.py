@@ -58,6 +58,7 @@ class HostsEngine:
     """Runs the load phase with simulated hosts; the same run()/stop()/recorder shape as LoadEngine."""
 
     name = "hosts"
+    schemes: tuple[str, ...] = ("http",)  # the raw protocol below; wsman_hosts.py adds https
 
     def __init__(
         self,
@@ -78,8 +79,8 @@ class HostsEngine:
         window_secs: int = 0,
     ) -> None:
         parts = urlsplit(url)
-        if parts.scheme != "http":
-            raise ValueError("simulated hosts speak plain http:// only")
+        if parts.scheme not in self.schemes:
+            raise ValueError(f"simulated hosts speak {' or '.join(self.schemes)} only")
         self._address = (parts.hostname or "127.0.0.1", parts.port or 80)
         payload.frame(parts.netloc, parts.path or "/")
         self.payload = payload

@@ -55,6 +55,7 @@ class WsmanHostsEngine(HostsEngine):
     """HostsEngine's hosts and schedule; the wire is WS-Management Events with Acks."""
 
     name = "hosts-wsman"
+    schemes = ("http", "https")
 
     def __init__(
         self, *, payload: HostPayload, arrivals: list[HostArrivals], url: str, max_items: int,
