@@ -95,6 +95,7 @@ class WsmanHostsEngine(HostsEngine):
                     timeout=aiohttp.ClientTimeout(total=self.request_timeout_s),
                 )
                 st.sub = await self._enumerate(h.index)
+                st.last = self.clock()  # idle from now on: the first heartbeat is one interval away
                 self.enumerated += 1
                 self.connections += 1
             except Exception as exc:  # counted; the host enumerates again at its first delivery
