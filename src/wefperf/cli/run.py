@@ -285,7 +285,8 @@ async def _embedded(stack: contextlib.AsyncExitStack, settings: Settings, report
     except (RuntimeError, OSError, ValueError) as exc:
         print(f"wefperf: could not start the embedded collector: {exc}", file=sys.stderr)
         return None
-    reporter.line(f"Embedded reference collector at {ends.wef_endpoint}, S3 at {ends.s3_endpoint}")
+    shown = base_url(ends.wef_endpoint) + "/wsman/SubscriptionManager/WEC (WS-Management)" if wsman else ends.wef_endpoint
+    reporter.line(f"Embedded reference collector at {shown}, S3 at {ends.s3_endpoint}")
     extra: dict[str, Any] = {"tls_ca": settings.client_ca_cert} if tls else {}
     return settings.model_copy(
         update={
