@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench lock clean
+.PHONY: demo demo-wsman test lint bench lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,15 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/wefperf run --profile sustained-10k --embedded --results .demo-results.json
 	@echo "Next: point it at your collector: WEF_ENDPOINT=http://HOST:5985 $(BIN)/wefperf run --profile baseline (README: Quick start)"
+
+# The wec-3k profile (30 s of it) over WS-Management/HTTPS with a client certificate per host, against
+# the embedded collector in TLS mode; the certificates live in a temporary folder.
+demo-wsman: $(STAMP)
+	@d=$$(mktemp -d "$${TMPDIR:-/tmp}/wefperf-demo-wsman.XXXXXX") && \
+	$(BIN)/wefperf certs ca --out "$$d" >/dev/null && \
+	$(BIN)/wefperf run --profile wec-3k --duration-secs 30 --protocol wsman --embedded \
+	  --client-ca-cert "$$d/ca.crt" --client-ca-key "$$d/ca.key" --client-cert-cache "$$d/cache" \
+	  --results .demo-wsman-results.json; rc=$$?; rm -rf "$$d"; exit $$rc
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -454,12 +454,16 @@ def test_wsman_service_runs_wec_3k_over_wsman_against_openwec(services: dict[str
     assert loaded.health_url == loaded.wef_stats_endpoint == "http://openwec:9090/metrics"
 
 
-def test_wsman_service_settings_load_once_the_wsman_protocol_is_there(services: dict[str, Any]) -> None:
-    if "PERF_TEST_PROTOCOL" not in ENV_NAMES.values():
-        pytest.skip("this build has no --protocol setting yet (the wsman protocol's branch adds it)")
-    env = _env(services["performance-test-wsman"])
+def test_wsman_service_settings_load_with_the_pki_its_volume_holds(services: dict[str, Any], tmp_path: Path) -> None:
+    """The service's settings load as the container sees them: /pki is where wef-pki writes the CA."""
+    from wefperf.wsman.certs import make_ca, write_pair
+
+    ca = make_ca()
+    write_pair(ca.cert, ca.key, tmp_path / "ca.crt", tmp_path / "ca.key")
+    env = {k: v.replace("/pki/", f"{tmp_path}/") for k, v in _env(services["performance-test-wsman"]).items()}
     loaded = load_settings("wec-3k", environ={k: v for k, v in env.items() if k != "SSL_CERT_FILE"})
-    assert loaded.wef_endpoint == env["WEF_ENDPOINT"] and not loaded.verify_s3
+    assert loaded.protocol == "wsman" and loaded.wef_endpoint == env["WEF_ENDPOINT"] and not loaded.verify_s3
+    assert loaded.client_ca_cert == f"{tmp_path}/ca.crt" and loaded.tls_ca == f"{tmp_path}/ca.crt"
 
 
 def test_openwec_is_in_tls_mode_with_its_metrics_where_wefperf_reads_them(services: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import ssl
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
@@ -23,6 +24,7 @@ from .load.arrivals import HostArrivals
 from .load.engine import LoadEngine, make_senders
 from .load.hosts import HostsEngine, build_hosts
 from .load.scheduler import Schedule
+from .load.wsman_hosts import WsmanHostsEngine
 from .metrics import LoadSummary, Recorder
 from .observe import (
     PrometheusStats,
@@ -45,6 +47,8 @@ from .thresholds import Measures
 from .thresholds import judge as judge_thresholds
 from .verdict import S3Figures, judge
 from .wording import plural
+from .wsman.certs import CertError
+from .wsman.tls import host_contexts
 
 T = TypeVar("T")
 
@@ -121,7 +125,17 @@ async def run_test(
         return _result(settings, profile, run_id, started_at, pool, load, server, None, "", None, rep,
                        stopped_in=phase, show=False)
 
-    connector = aiohttp.TCPConnector(limit=4, ssl=settings.tls_verify)
+    host_ssl: list[ssl.SSLContext | bool] = []
+    observer_ssl: ssl.SSLContext | bool = settings.tls_verify
+    if settings.protocol == "wsman":
+        assert hosts is not None
+        try:
+            host_ssl, observer_ssl = await asyncio.to_thread(_wsman_tls, settings, hosts[0])
+        except CertError as exc:
+            rep.error(str(exc))
+            return _result(settings, profile, run_id, started_at, pool, _empty_load(), server, None, "", str(exc), rep,
+                           show=False)
+    connector = aiohttp.TCPConnector(limit=4, ssl=observer_ssl)
     async with aiohttp.ClientSession(connector=connector, trust_env=True) as obs:
         try:
             waited = await _unless_stopped(
@@ -167,7 +181,17 @@ async def run_test(
 
         window_secs = max(1, round(settings.threshold_window_secs)) if settings.abort_on_fail else 0
         engine: LoadEngine | HostsEngine
-        if hosts is not None:
+        if hosts is not None and settings.protocol == "wsman":
+            engine = WsmanHostsEngine(
+                payload=hosts[0], arrivals=hosts[1], url=settings.subscription_manager_url,
+                max_items=settings.max_items, max_latency_s=settings.max_latency_secs,
+                plan_end_s=schedule.duration_s, timeout_s=settings.timeout_secs,
+                request_timeout_s=settings.request_timeout_secs, ssl_for=host_ssl.__getitem__,
+                drain_timeout_s=settings.drain_timeout_secs, progress=rep.progress, on_error=rep.error,
+                freeze_gc=freeze_gc, window_secs=window_secs,
+            )
+            sender_name = engine.name
+        elif hosts is not None:
             engine = HostsEngine(
                 payload=hosts[0], arrivals=hosts[1], url=settings.events_url, max_items=settings.max_items,
                 max_latency_s=settings.max_latency_secs, plan_end_s=schedule.duration_s,
@@ -222,6 +246,8 @@ async def run_test(
         if rep.live and engine.recorder is not None:
             rep.snapshot(engine.recorder.snapshot(engine.clock()))  # the load's last state
         rep.load_ended()
+        if isinstance(engine, WsmanHostsEngine):
+            rep.line(engine.wsman_line())
         server.sampler_samples = sampler.samples
         rep.line("")
         if load.interrupted:
@@ -288,6 +314,16 @@ async def run_test(
         shard = ShardData(SegmentInfo(segment[0], segment[1], settings.start_at or None), sizes)
     return _result(settings, profile, run_id, started_at, pool, load, server, s3, sender_name, None, rep,
                    stopped_in=stopped_in, shard=shard)
+
+
+def _wsman_tls(settings: Settings, payload: HostPayload) -> tuple[list[ssl.SSLContext | bool], ssl.SSLContext | bool]:
+    """Every host's TLS context (minted certificates included), before the clock starts."""
+    return host_contexts(
+        url=settings.subscription_manager_url, names=[n.decode() for n in payload.names],
+        verify=settings.tls_verify, ca_file=settings.tls_ca, client_cert=settings.client_cert,
+        client_key=settings.client_key, client_ca_cert=settings.client_ca_cert,
+        client_ca_key=settings.client_ca_key, cache=settings.client_cert_cache,
+    )
 
 
 def _is_set(stop: asyncio.Event | None) -> bool:

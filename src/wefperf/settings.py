@@ -361,6 +361,35 @@ class Settings(S3Settings):
                     " or WEF_STATS_ENDPOINT with PERF_TEST_STATS_FORMAT=prometheus (OpenWEC has no /health)",
     )
 
+    # --- WS-Management push mode and client certificates (issue 13, docs/wsman.md) ---
+    protocol: Literal["batch", "wsman"] = Field(
+        "batch", validation_alias="PERF_TEST_PROTOCOL",
+        description="batch: the simplified events batch (docs/contract.md); wsman: WEF push mode, each host"
+                    " Enumerates at WEF_ENDPOINT (the subscription manager URL) and delivers Events envelopes"
+                    " in UTF-16 to its NotifyTo, waiting for each Ack",
+    )
+    client_cert: str = Field(
+        "", validation_alias="PERF_TEST_CLIENT_CERT",
+        description="wsman over https: PEM client certificate every host presents (with PERF_TEST_CLIENT_KEY)",
+    )
+    client_key: str = Field("", validation_alias="PERF_TEST_CLIENT_KEY", description="PEM key of PERF_TEST_CLIENT_CERT")
+    client_ca_cert: str = Field(
+        "", validation_alias="PERF_TEST_CLIENT_CA_CERT",
+        description="wsman over https: PEM CA that mints one client certificate per host (CN = its FQDN) before"
+                    " the clock starts, cached on disk (with PERF_TEST_CLIENT_CA_KEY, an EC key)",
+    )
+    client_ca_key: str = Field("", validation_alias="PERF_TEST_CLIENT_CA_KEY",
+                               description="PEM key of PERF_TEST_CLIENT_CA_CERT")
+    client_cert_cache: str = Field(
+        "", validation_alias="PERF_TEST_CLIENT_CERT_CACHE",
+        description="folder of the minted client certificates; empty: ~/.cache/wefperf/client-certs",
+    )
+    tls_ca: str = Field(
+        "", validation_alias="PERF_TEST_TLS_CA",
+        description="PEM CA bundle that signed the collector's certificate; empty: the system store"
+                    " (which honours SSL_CERT_FILE)",
+    )
+
     @field_validator("test_name", mode="before")
     @classmethod
     def _blank_name(cls, v: Any) -> Any:
@@ -445,14 +474,16 @@ class Settings(S3Settings):
             self.duration_secs = sum(stage.duration_s for stage in self.stages)
         if self.duration_secs == 0 and self.total_events == 0:
             raise ValueError("PERF_TEST_TOTAL_EVENTS and PERF_TEST_DURATION_SECS are both 0: set one of them")
+        self._check_wsman()
         if self.hosts:
             if not self.rate_limited:
                 raise ValueError(
                     "PERF_TEST_HOSTS: simulated hosts need a rate to spread over them"
                     " (PERF_TEST_TARGET_EPS or PERF_TEST_STAGES); unlimited has none"
                 )
-            if not self.events_url.startswith("http://"):
-                raise ValueError("PERF_TEST_HOSTS: simulated hosts speak plain http:// only for now")
+            if not self.events_url.startswith("http://") and self.protocol != "wsman":
+                raise ValueError("PERF_TEST_HOSTS: simulated hosts speak plain http:// only with"
+                                 " PERF_TEST_PROTOCOL=batch; wsman speaks https:// too")
         if self.shard_results and not self.segment and self.process_count == 1:
             raise ValueError("PERF_TEST_SHARD_RESULTS: only a segment (PERF_TEST_SEGMENT) stores a shard result")
         if self.shard_results.startswith("s3://") and not urlsplit(self.shard_results).netloc:
@@ -461,6 +492,26 @@ class Settings(S3Settings):
             if name in self.thresholds and not self.verify_s3:
                 raise ValueError(f"PERF_TEST_THRESHOLDS: {name} needs the S3 check (PERF_TEST_VERIFY_S3=true)")
         return self
+
+    def _check_wsman(self) -> None:
+        """WS-Management's rules; one host per concurrent sender when PERF_TEST_HOSTS is not set."""
+        for a, b in (("client_cert", "client_key"), ("client_ca_cert", "client_ca_key")):
+            if bool(getattr(self, a)) != bool(getattr(self, b)):
+                raise ValueError(f"{env_name(a)} and {env_name(b)} go together")
+        if self.client_cert and self.client_ca_cert:
+            raise ValueError("PERF_TEST_CLIENT_CERT and PERF_TEST_CLIENT_CA_CERT: give one of them")
+        for name in ("client_cert", "client_key", "client_ca_cert", "client_ca_key", "tls_ca"):
+            path = getattr(self, name)
+            if path and not Path(path).is_file():
+                raise ValueError(f"{env_name(name)}: no such file {path!r}")
+        if self.protocol != "wsman":
+            if self.client_cert or self.client_ca_cert:
+                raise ValueError("client certificates are for PERF_TEST_PROTOCOL=wsman")
+            return
+        if not self.rate_limited:
+            raise ValueError("PERF_TEST_PROTOCOL=wsman: its hosts need a rate (PERF_TEST_TARGET_EPS or PERF_TEST_STAGES)")
+        if not self.hosts:
+            self.hosts = self.concurrency
 
     @property
     def rate_limited(self) -> bool:
@@ -494,6 +545,12 @@ class Settings(S3Settings):
         """Where batches go: WEF_ENDPOINT's own path, or /wsman/events when it has none."""
         path = urlsplit(self.wef_endpoint).path.rstrip("/")
         return self.server_base + (path or "/wsman/events")
+
+    @property
+    def subscription_manager_url(self) -> str:
+        """wsman: WEF_ENDPOINT's own path, or Windows' /wsman/SubscriptionManager/WEC when it has none."""
+        path = urlsplit(self.wef_endpoint).path.rstrip("/")
+        return self.server_base + (path if path and path != "/wsman/events" else "/wsman/SubscriptionManager/WEC")
 
     @property
     def health_url(self) -> str:

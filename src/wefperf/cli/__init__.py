@@ -15,7 +15,7 @@ from .. import __version__
 from ..exitcodes import ExitCode
 
 # Sub-command modules, in the order `wefperf --help` lists them.
-COMMANDS = ("run", "capacity", "profiles", "verify", "merge", "collector", "report", "compare")
+COMMANDS = ("run", "capacity", "profiles", "verify", "merge", "collector", "report", "compare", "certs")
 
 
 class _Parser(argparse.ArgumentParser):

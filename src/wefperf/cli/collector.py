@@ -50,6 +50,16 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also serve Prometheus /metrics on this port (0 picks a free one), as the real collector"
                         " does on 9100/9090: wefperf_collector_events_received_total{event_type} and more"
                         " (default: off)")
+    # --- WS-Management push mode and TLS (docs/wsman.md) ---
+    p.add_argument("--wsman", action="store_true",
+                   help="also speak WEF push mode: Enumerate on any other POST path, Events and Heartbeat on"
+                        " /wsman/subscriptions/<GUID>, each answered with an Ack")
+    p.add_argument("--heartbeat-secs", type=float, default=3600.0,
+                   help="with --wsman: the Heartbeats interval the subscription asks for (default 3600)")
+    p.add_argument("--tls-cert", default="", help="PEM server certificate: serve https (with --tls-key)")
+    p.add_argument("--tls-key", default="", help="PEM key of --tls-cert")
+    p.add_argument("--client-ca", default="",
+                   help="with --tls-cert: require a client certificate signed by this CA (PEM); its CN names the host")
     p.set_defaults(handler=_run)
 
 
@@ -79,6 +89,12 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(f"--metrics-port must differ from --port (both {args.port})")
     if args.max_eps is not None and not (0 < args.max_eps < float("inf")):
         return _fail(f"--max-eps must be more than 0 (got {args.max_eps:g})")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        return _fail("--tls-cert and --tls-key go together")
+    if args.client_ca and not args.tls_cert:
+        return _fail("--client-ca needs --tls-cert and --tls-key")
+    if not 0 < args.heartbeat_secs < 86_400 * 365:
+        return _fail(f"--heartbeat-secs must be more than 0 (got {args.heartbeat_secs:g})")
     try:
         from ..collector.service import TargetConfig, run
     except ImportError as exc:
@@ -98,5 +114,10 @@ def _run(args: argparse.Namespace) -> int:
         shutdown_timeout_secs=args.shutdown_timeout_secs,
         max_eps=args.max_eps,
         metrics_port=args.metrics_port,
+        wsman=args.wsman,
+        wsman_heartbeat_secs=args.heartbeat_secs,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        client_ca=args.client_ca,
     )
     return run(cfg)

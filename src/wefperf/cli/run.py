@@ -308,22 +308,28 @@ async def _embedded(stack: contextlib.AsyncExitStack, settings: Settings, report
         print(f"wefperf: --embedded needs {exc.name}: pip install 'wefperf[collector]'", file=sys.stderr)
         return None
 
+    wsman = settings.protocol == "wsman"
     try:
+        tls, health_ssl = _embedded_tls(stack, settings) if wsman and settings.client_ca_cert else (None, True)
         ends = await stack.enter_async_context(
             embedded_stack(
                 flush_interval_secs=settings.flush_interval_secs,
                 max_file_size_mb=settings.max_file_size_mb,
                 bucket=settings.s3_bucket,
                 metrics=settings.stats_format == "prometheus",
+                wsman=wsman, tls=tls, health_ssl=health_ssl,
             )
         )
-    except (RuntimeError, OSError) as exc:
+    except (RuntimeError, OSError, ValueError) as exc:
         print(f"wefperf: could not start the embedded collector: {exc}", file=sys.stderr)
         return None
-    reporter.line(f"Embedded reference collector at {ends.wef_endpoint}, S3 at {ends.s3_endpoint}")
+    shown = base_url(ends.wef_endpoint) + "/wsman/SubscriptionManager/WEC (WS-Management)" if wsman else ends.wef_endpoint
+    reporter.line(f"Embedded reference collector at {shown}, S3 at {ends.s3_endpoint}")
+    extra: dict[str, Any] = {"tls_ca": settings.client_ca_cert} if tls else {}
     prometheus = settings.stats_format == "prometheus"
     return settings.model_copy(
         update={
+            **extra,
             "wef_endpoint": ends.wef_endpoint,
             # With prometheus stats, its /metrics port and its counter (the health check follows the URL).
             "wef_stats_endpoint": ends.metrics_endpoint if prometheus else base_url(ends.wef_endpoint) + "/stats/throughput",
@@ -334,3 +340,22 @@ async def _embedded(stack: contextlib.AsyncExitStack, settings: Settings, report
             "aws_secret_access_key": SecretStr(ends.secret_key),
         }
     )
+
+
+def _embedded_tls(stack: contextlib.ExitStack | contextlib.AsyncExitStack, settings: Settings) -> tuple[tuple[str, str, str], Any]:
+    """wsman with a client CA: the embedded collector serves https with a certificate that CA signs
+    (so PERF_TEST_TLS_CA is that CA) and requires client certificates from it."""
+    import tempfile
+    from pathlib import Path
+
+    from ..wsman import certs
+    from ..wsman.tls import client_context
+
+    folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wefperf-tls-")))
+    ca = certs.load_issuer(Path(settings.client_ca_cert), Path(settings.client_ca_key))
+    cert, key = certs.issue(ca, "127.0.0.1", server_names=("127.0.0.1", "localhost"))
+    server = certs.write_pair(cert, key, folder / "server.crt", folder / "server.key")
+    cert, key = certs.issue(ca, "wefperf-observer")
+    observer = certs.write_pair(cert, key, folder / "observer.crt", folder / "observer.key")
+    health = client_context(verify=True, ca_file=settings.client_ca_cert, pair=observer)
+    return (str(server.cert), str(server.key), settings.client_ca_cert), health

@@ -14,7 +14,7 @@ import contextlib
 import os
 import signal
 from dataclasses import dataclass
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 import aiohttp
 
@@ -60,7 +60,9 @@ async def _metrics_line(proc: asyncio.subprocess.Process, tail: collections.dequ
     return line[len(METRICS_PREFIX):]
 
 
-async def _wait_ready(proc: asyncio.subprocess.Process, tail: collections.deque[str], timeout: float) -> str:
+async def _wait_ready(
+    proc: asyncio.subprocess.Process, tail: collections.deque[str], timeout: float, ssl: Any = True,
+) -> str:
     assert proc.stdout is not None
 
     async def first_line() -> str:
@@ -72,7 +74,7 @@ async def _wait_ready(proc: asyncio.subprocess.Process, tail: collections.deque[
         raise EmbeddedStackError(_died("exited before listening", proc, tail))
 
     base = await asyncio.wait_for(first_line(), timeout)
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ssl)) as session:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             try:
@@ -95,13 +97,16 @@ def _died(what: str, proc: asyncio.subprocess.Process, tail: collections.deque[s
 async def embedded_stack(
     *, flush_interval_secs: float = DEFAULTS.flush_interval_secs, max_file_size_mb: float = DEFAULTS.max_file_size_mb,
     bucket: str = DEFAULTS.s3_bucket, start_timeout: float = 60.0, stop_timeout: float = 60.0,
-    max_eps: float | None = None, metrics: bool = False,
+    max_eps: float | None = None, metrics: bool = False, wsman: bool = False,
+    tls: tuple[str, str, str] | None = None, health_ssl: Any = True,
 ) -> AsyncIterator[StackEndpoints]:
     """Start moto S3 (with `bucket`) and the collector on free 127.0.0.1 ports; on exit SIGTERM the
     collector (it flushes every buffer to S3), wait for it, then stop moto.
 
     `max_eps`: the collector admits at most that many events a second (`wefperf collector --max-eps`).
-    `metrics`: it also serves Prometheus /metrics on a free port (`--metrics-port 0`)."""
+    `metrics`: it also serves Prometheus /metrics on a free port (`--metrics-port 0`);
+    `wsman`: it speaks WEF push mode too; `tls`: (cert, key, client CA) for https with client certificates,
+    and `health_ssl` the context its /health is probed with."""
     try:
         moto = await asyncio.to_thread(MotoServer().start)
     except RuntimeError as exc:
@@ -119,6 +124,8 @@ async def embedded_stack(
             "--flush-interval-secs", str(flush_interval_secs), "--max-file-size-mb", str(max_file_size_mb),
             *(("--max-eps", repr(float(max_eps))) if max_eps else ()),
             *(("--metrics-port", "0") if metrics else ()),
+            *(("--wsman",) if wsman else ()),
+            *(("--tls-cert", tls[0], "--tls-key", tls[1], "--client-ca", tls[2]) if tls else ()),
         )
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -131,7 +138,7 @@ async def embedded_stack(
         assert proc.stderr is not None and proc.stdout is not None
         drains.append(asyncio.create_task(_drain(proc.stderr, tail)))
         try:
-            base = await _wait_ready(proc, tail, start_timeout)
+            base = await _wait_ready(proc, tail, start_timeout, health_ssl)
         except asyncio.TimeoutError:
             raise EmbeddedStackError(f"the embedded collector did not start within {start_timeout:.0f} s") from None
         metrics_endpoint = await _metrics_line(proc, tail, start_timeout) if metrics else ""

@@ -46,6 +46,12 @@ class TargetConfig:
     shutdown_timeout_secs: float
     max_eps: float | None = None  # admit at most this many events a second (admission.py); None: no limit
     metrics_port: int | None = None  # serve Prometheus /metrics on this port (0: a free one); None: off
+    # --- WS-Management push mode (wsman_routes.py) and TLS ---
+    wsman: bool = False
+    wsman_heartbeat_secs: float = 3600.0
+    tls_cert: str = ""  # with tls_key: serve https
+    tls_key: str = ""
+    client_ca: str = ""  # with TLS: a client certificate signed by this CA is required
 
 
 async def serve(cfg: TargetConfig) -> ExitCode:
@@ -86,10 +92,27 @@ async def _serve_http(cfg: TargetConfig, client: object, target: S3Target) -> Ex
 
         middlewares = (admission_middleware(Admission(cfg.max_eps), collector.stats),)
     app = make_app(collector, max_body_bytes=cfg.max_body_bytes, middlewares=middlewares)
+    if cfg.wsman:
+        from .wsman_routes import WsmanState, add_routes
+
+        add_routes(app, WsmanState(heartbeat_s=cfg.wsman_heartbeat_secs))
+    ssl_context = None
+    if cfg.tls_cert:
+        from pathlib import Path
+
+        from ..wsman.certs import CertError
+        from ..wsman.tls import server_context
+
+        try:
+            ssl_context = server_context(Path(cfg.tls_cert), Path(cfg.tls_key),
+                                         Path(cfg.client_ca) if cfg.client_ca else None)
+        except CertError as exc:
+            await uploader.close(0)
+            raise TargetError(str(exc)) from None
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
     await runner.setup()
     try:
-        await web.TCPSite(runner, cfg.host, cfg.port).start()
+        await web.TCPSite(runner, cfg.host, cfg.port, ssl_context=ssl_context).start()
     except OSError as exc:
         await runner.cleanup()
         await uploader.close(0)
@@ -111,7 +134,7 @@ async def _serve_http(cfg: TargetConfig, client: object, target: S3Target) -> Ex
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     port = runner.addresses[0][1]
-    print(f"{READY_PREFIX}http://{cfg.host}:{port}", flush=True)
+    print(f"{READY_PREFIX}{'https' if ssl_context else 'http'}://{cfg.host}:{port}", flush=True)
     if metrics_runner is not None:
         from .metrics import READY_PREFIX as METRICS_PREFIX
 

@@ -14,6 +14,11 @@ TIMEOUT = "timeout"
 PROTOCOL = "protocol_error"
 TLS = "tls_error"
 OTHER = "other"
+WRONG_ACK = "wrong_ack"  # WS-Management: the Ack is missing or relates to another message
+
+
+class WrongAck(Exception):
+    """The collector's answer to an Events message is not its Ack (wrong Action or RelatesTo)."""
 
 
 def http_status(status: int) -> str:
@@ -22,6 +27,8 @@ def http_status(status: int) -> str:
 
 def classify(exc: BaseException) -> str:
     """Map an exception from either sender to one class name."""
+    if isinstance(exc, WrongAck):
+        return WRONG_ACK
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return TIMEOUT
     if isinstance(exc, ssl.SSLError):

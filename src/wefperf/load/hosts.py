@@ -58,6 +58,7 @@ class HostsEngine:
     """Runs the load phase with simulated hosts; the same run()/stop()/recorder shape as LoadEngine."""
 
     name = "hosts"
+    schemes: tuple[str, ...] = ("http",)  # the raw protocol below; wsman_hosts.py adds https
 
     def __init__(
         self,
@@ -82,8 +83,8 @@ class HostsEngine:
         second_histograms: bool = False,
     ) -> None:
         parts = urlsplit(url)
-        if parts.scheme != "http":
-            raise ValueError("simulated hosts speak plain http:// only")
+        if parts.scheme not in self.schemes:
+            raise ValueError(f"simulated hosts speak {' or '.join(self.schemes)} only")
         self._address = (parts.hostname or "127.0.0.1", parts.port or 80)
         payload.frame(parts.netloc, parts.path or "/")
         self.payload = payload
@@ -235,7 +236,7 @@ class HostsEngine:
         if not h.delivering:
             h.delivering = True
             self.hosts_delivering += 1
-        data = self.payload.request(batch, events, h.index, record)
+        data = self._request(h, batch, events, record)
         sent = self.clock()
         rec.sent(events, intended, sent)
         if self.progress is not None and rec.events_sent >= self._next_progress:
@@ -261,6 +262,10 @@ class HostsEngine:
             cls = errors.http_status(status)
             if rec.failed(batch, events, cls, f"HTTP {status}", done) and self.on_error:
                 self.on_error(f"Delivery {batch} failed: HTTP {status}")
+
+    def _request(self, h: _Host, batch: int, events: int, record: int) -> bytes:
+        """What goes on the wire for one delivery (wsman_hosts.py makes envelopes instead)."""
+        return self.payload.request(batch, events, h.index, record)
 
     # -- connections ---------------------------------------------------------------------------
 

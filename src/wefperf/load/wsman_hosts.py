@@ -1,0 +1,237 @@
+"""Simulated hosts speaking WEF push mode (`--protocol wsman`), on top of HostsEngine's schedule.
+
+Before the clock starts every host opens its own session (with its own client certificate over
+TLS) and Enumerates at the subscription manager URL; it keeps the first subscription. Each
+delivery then goes to NotifyTo as one or more Events envelopes (cut at MaxEnvelopeSize), one at a
+time, each waiting for its Ack (closed loop per host, as Windows does); the Ack's RelatesTo must be
+the envelope's MessageID. A host idle for the subscription's Heartbeats interval sends a Heartbeat.
+
+Retries: Windows retries a failed delivery after the subscription's ConnectionRetry interval (60 s
+by default, `Total` times), then falls back to re-enumerating. Here a failed envelope (non-2xx,
+transport error, wrong Ack) is tried again at most `MAX_RETRIES` times after
+min(ConnectionRetry, `RETRY_CAP_S`), so a run always ends; each retry resends the same events
+(same markers), so a collector that stored the first attempt shows duplicates in the S3 check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from ..payload.hosts import HostPayload
+from ..wsman import envelope, ns
+from ..wsman.parse import EnvelopeError, Subscription, ack_relates_to, subscriptions
+from ..wsman.payload import Envelopes, WsmanPayload
+from . import errors
+from .arrivals import HostArrivals
+from .engine import ProgressInfo
+from .hosts import CONNECT_AT_ONCE, HostsEngine, _Host
+
+MAX_RETRIES = 2
+RETRY_CAP_S = 1.0
+_HEADERS = {"Content-Type": ns.CONTENT_TYPE, "User-Agent": "wefperf (WS-Management push)"}
+
+
+class _State:
+    __slots__ = ("session", "sub", "lock", "last", "pending", "args", "session_id")
+
+    def __init__(self) -> None:
+        self.session: aiohttp.ClientSession | None = None
+        self.sub: Subscription | None = None
+        self.lock = asyncio.Lock()
+        self.last = 0.0  # clock of the last message this host sent
+        self.pending: Envelopes | None = None
+        self.args = (0, 0, 0)  # (batch, events, first record) of the delivery in hand
+        self.session_id = f"uuid:{str(uuid.uuid4()).upper()}"
+
+
+class WsmanHostsEngine(HostsEngine):
+    """HostsEngine's hosts and schedule; the wire is WS-Management Events with Acks."""
+
+    name = "hosts-wsman"
+    schemes = ("http", "https")
+
+    def __init__(
+        self, *, payload: HostPayload, arrivals: list[HostArrivals], url: str, max_items: int,
+        max_latency_s: float, plan_end_s: float | None, timeout_s: float, request_timeout_s: float,
+        ssl_for: Callable[[int], ssl.SSLContext | bool] = lambda _h: True,
+        drain_timeout_s: float = 10.0, progress: Callable[[ProgressInfo], None] | None = None,
+        on_error: Callable[[str], None] | None = None, clock: Callable[[], float] = time.perf_counter,
+        freeze_gc: bool = False, window_secs: int = 0, retry_cap_s: float = RETRY_CAP_S,
+        max_retries: int = MAX_RETRIES,
+    ) -> None:
+        super().__init__(
+            payload=payload, arrivals=arrivals, url=url, max_items=max_items, max_latency_s=max_latency_s,
+            plan_end_s=plan_end_s, timeout_s=timeout_s, request_timeout_s=request_timeout_s,
+            drain_timeout_s=drain_timeout_s, progress=progress, on_error=on_error, clock=clock,
+            freeze_gc=freeze_gc, window_secs=window_secs,
+        )
+        self.url = url
+        self.wsman = WsmanPayload(payload)
+        self.ssl_for = ssl_for
+        self.retry_cap_s, self.max_retries = retry_cap_s, max_retries
+        self.states = [_State() for _ in self.hosts]
+        self.machines = [n.decode() for n in payload.names]
+        self.enumerated = self.envelopes = self.retries = self.wrong_acks = 0
+        self.heartbeats = self.heartbeats_acked = 0
+        self._beat: asyncio.Task[None] | None = None
+
+    # -- before the clock --------------------------------------------------------------------------
+
+    async def _connect_all(self) -> None:
+        """Every host: a session of its own (its certificate), then one Enumerate."""
+
+        async def one(h: _Host) -> None:
+            st = self.states[h.index]
+            try:
+                st.session = aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=1, ssl=self.ssl_for(h.index)),
+                    timeout=aiohttp.ClientTimeout(total=self.request_timeout_s),
+                )
+                st.sub = await self._enumerate(h.index)
+                st.last = self.clock()  # idle from now on: the first heartbeat is one interval away
+                self.enumerated += 1
+                self.connections += 1
+            except Exception as exc:  # counted; the host enumerates again at its first delivery
+                self.connect_failures += 1
+                self._connect_errors[errors.classify(exc)] += 1
+
+        for first in range(0, len(self.hosts), CONNECT_AT_ONCE):
+            if self._stopping:
+                return
+            await asyncio.gather(*(one(h) for h in self.hosts[first : first + CONNECT_AT_ONCE]))
+        if self.connect_failures and self.on_error:
+            classes = ", ".join(f"{name} x{n}" for name, n in self._connect_errors.most_common())
+            self.on_error(f"{self.connect_failures:,} of {len(self.hosts):,} hosts could not enumerate before the"
+                          f" load ({classes}); each tries again at its first delivery")
+        self._beat = asyncio.ensure_future(self._heartbeats())
+
+    async def _enumerate(self, host: int) -> Subscription:
+        st = self.states[host]
+        assert st.session is not None
+        mid = envelope.message_id()
+        body = envelope.encode(envelope.enumerate_request(
+            to=self.url, machine=self.machines[host], mid=mid, session=st.session_id))
+        async with st.session.post(self.url, data=body, headers=_HEADERS) as resp:
+            answer = await resp.read()
+            if resp.status != 200:
+                raise aiohttp.ClientResponseError(resp.request_info, (), status=resp.status,
+                                                  message=f"Enumerate answered HTTP {resp.status}")
+        subs = subscriptions(answer)
+        if not subs:
+            raise EnvelopeError("the collector has no subscription for this host")
+        return subs[0]
+
+    # -- the load ----------------------------------------------------------------------------------
+
+    def _request(self, h: _Host, batch: int, events: int, record: int) -> bytes:
+        st = self.states[h.index]
+        st.args = (batch, events, record)
+        sub = st.sub
+        if sub is None:
+            st.pending = None
+            return b""
+        st.pending = self.wsman.envelopes(
+            batch, events, h.index, record, to=sub.notify_to, machine=self.machines[h.index],
+            session=st.session_id, reference=sub.reference, max_envelope=sub.max_envelope,
+        )
+        return st.pending.data
+
+    async def _send(self, h: _Host, data: bytes) -> int:
+        st = self.states[h.index]
+        async with st.lock:
+            if st.sub is None:  # enumeration failed before the load: try once more now
+                st.sub = await self._enumerate(h.index)
+                self.enumerated += 1
+                self._request(h, *st.args)
+            pending = st.pending
+            assert pending is not None and st.session is not None
+            view = memoryview(pending.data)
+            for (a, b), mid in zip(pending.cuts, pending.message_ids, strict=True):
+                status = await self._post(st, st.sub.notify_to, view[a:b], mid)
+                if not 200 <= status < 300:
+                    return status
+            return 200
+
+    async def _post(self, st: _State, url: str, body: Any, mid: str) -> int:
+        """One envelope until its Ack, with the bounded retries of the module docstring."""
+        assert st.session is not None and st.sub is not None
+        attempt = 0
+        while True:
+            try:
+                st.last = self.clock()
+                self.envelopes += 1
+                async with st.session.post(url, data=body, headers=_HEADERS) as resp:
+                    answer = await resp.read()
+                    status = resp.status
+                if 200 <= status < 300:
+                    action, relates = ack_relates_to(answer)
+                    if action != ns.ACTION_ACK or relates != mid:
+                        self.wrong_acks += 1
+                        raise errors.WrongAck(f"expected an Ack relating to {mid}, got {action or 'no Action'}"
+                                              f" relating to {relates or 'nothing'}")
+                    return status
+                if attempt >= self.max_retries or self._stopping:
+                    return status
+            except (aiohttp.ClientError, OSError, asyncio.TimeoutError, errors.WrongAck, EnvelopeError):
+                if attempt >= self.max_retries or self._stopping:
+                    raise
+            attempt += 1
+            self.retries += 1
+            await asyncio.sleep(min(st.sub.retry_s, self.retry_cap_s))
+
+    async def _heartbeats(self) -> None:
+        """A host idle past its subscription's Heartbeats interval sends a Heartbeat (and waits for its Ack)."""
+        tick = min([s.sub.heartbeat_s / 4 for s in self.states if s.sub is not None] + [1.0])
+        while not self._stopping:
+            await asyncio.sleep(tick)
+            now = self.clock()
+            due = [i for i, s in enumerate(self.states)
+                   if s.sub is not None and not s.lock.locked() and now - s.last >= s.sub.heartbeat_s]
+            if due:
+                await asyncio.gather(*(self._heartbeat(i) for i in due), return_exceptions=True)
+
+    async def _heartbeat(self, host: int) -> None:
+        st = self.states[host]
+        async with st.lock:
+            assert st.sub is not None and st.session is not None
+            mid = envelope.message_id()
+            body = envelope.encode(envelope.heartbeat(
+                to=st.sub.notify_to, machine=self.machines[host], mid=mid, session=st.session_id,
+                reference=st.sub.reference))
+            self.heartbeats += 1
+            st.last = self.clock()
+            try:
+                async with st.session.post(st.sub.notify_to, data=body, headers=_HEADERS) as resp:
+                    answer = await resp.read()
+                    ok = resp.status == 200 and ack_relates_to(answer) == (ns.ACTION_ACK, mid)
+            except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+                if self.on_error:
+                    self.on_error(f"Heartbeat of {self.machines[host]} failed: {errors.describe(exc)}")
+                return
+            if ok:
+                self.heartbeats_acked += 1
+            elif self.on_error:
+                self.on_error(f"Heartbeat of {self.machines[host]} was not acknowledged")
+
+    async def _close_all(self) -> None:
+        if self._beat is not None:
+            self._beat.cancel()
+            await asyncio.gather(self._beat, return_exceptions=True)
+        for st in self.states:
+            if st.session is not None:
+                await st.session.close()
+                st.session = None
+        await asyncio.sleep(0)
+
+    def wsman_line(self) -> str:
+        """One line for the report: what the protocol did besides the events."""
+        return (f"WS-Management: {self.enumerated:,} enumerations, {self.envelopes:,} Events envelopes,"
+                f" {self.retries:,} retries, {self.wrong_acks:,} wrong Acks, {self.heartbeats:,} heartbeats"
+                f" ({self.heartbeats_acked:,} acknowledged)")

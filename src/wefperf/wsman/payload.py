@@ -1,0 +1,135 @@
+"""Events deliveries of simulated hosts in WS-Management form, from pieces made before the clock.
+
+The events are the ones of `payload/hosts.py` (same markers, record ids and host names, so the
+S3 accounting is the same), each wrapped in `<w:Event><![CDATA[...]]></w:Event>` and turned into
+UTF-16LE once, before the load. A delivery then patches its per-event values as UTF-16 code
+units with slice assignments and C-level `map`s, and adds one header per envelope (MessageID,
+bookmark): constant Python work per request, none per event.
+
+A delivery whose envelope would exceed the subscription's MaxEnvelopeSize is cut into several
+envelopes at event boundaries; sizes are bounded before the load (`_Sizes`), so the cut is a
+bisect per envelope.
+"""
+
+from __future__ import annotations
+
+import uuid
+from bisect import bisect_right
+from dataclasses import dataclass
+from itertools import accumulate, repeat
+
+from ..payload.hosts import HostPayload
+from ..payload.marker import batch_token
+from ..payload.wire import BATCH_HEAD, BATCH_TAIL
+from . import envelope, ns
+
+_U16 = "utf-16-le"
+_RECORD_BOUND = 2 * 20  # an EventRecordID of up to 20 digits, in UTF-16
+_HEADER_BOUND = 8_192  # the header of one envelope, at most (names and URLs included), in bytes
+_EVENT_END = b"</Event>\n"
+
+
+def u16(text: str) -> bytes:
+    return text.encode(_U16)
+
+
+@dataclass(frozen=True)
+class WsmanVariant:
+    """One pre-built HostVariant, in UTF-16LE, each event split around its three patched values."""
+
+    starts: tuple[bytes, ...]  # `<w:Event ...><![CDATA[` + the event up to its record id
+    after_record: tuple[bytes, ...]
+    after_computer: tuple[bytes, ...]
+    ends: tuple[bytes, ...]  # marker index to `</Event>` + `]]></w:Event>`
+    bound: tuple[int, ...]  # cumulative size bound of the first k events (k = 0..max_items)
+
+
+@dataclass
+class Envelopes:
+    """A delivery's envelopes, joined, with where each starts and ends, and their MessageIDs."""
+
+    data: bytes
+    cuts: list[tuple[int, int]]
+    message_ids: list[str]
+    records: list[int]  # the bookmark (last RecordId) each envelope carries
+
+
+class WsmanPayload:
+    """Builds the Events envelopes of every host from a HostPayload's pre-built events."""
+
+    def __init__(self, hosts: HostPayload, *, channel: str = "Security") -> None:
+        self.hosts = hosts
+        self.channel = channel
+        longest = max((len(n) for n in hosts.names), default=0)
+        self.names = [u16(n.decode()) for n in hosts.names]
+        self.variants = [self._variant(i, 2 * longest) for i in range(len(hosts.variants))]
+
+    def _variant(self, index: int, name_bound: int) -> WsmanVariant:
+        v = self.hosts.variants[index]
+        m = self.hosts.max_items
+        first_start = v.lead[len(BATCH_HEAD):]
+        tails, nexts = [], [first_start]
+        for join in v.joins:
+            cut = join.index(_EVENT_END) + len(_EVENT_END)
+            tails.append(join[:cut])
+            nexts.append(join[cut:])
+        tails.append(v.ends[m - 1][: -len(BATCH_TAIL)])
+        open_, close = envelope.EVENT_OPEN, envelope.EVENT_CLOSE
+        starts = tuple(u16(open_ + s.decode()) for s in nexts)
+        ends = tuple(u16(t.decode() + close) for t in tails)
+        after_record = tuple(u16(p.decode()) for p in v.after_record)
+        after_computer = tuple(u16(p.decode()) for p in v.after_computer)
+        token = 2 * len(batch_token(0))
+        sizes = [
+            len(starts[i]) + len(after_record[i]) + len(after_computer[i]) + len(ends[i]) + _RECORD_BOUND + name_bound + token
+            for i in range(m)
+        ]
+        return WsmanVariant(starts, after_record, after_computer, ends, tuple(accumulate(sizes, initial=0)))
+
+    def envelopes(
+        self, batch: int, events: int, host: int, first_record: int, *, to: str, machine: str,
+        session: str, reference: str, max_envelope: int,
+    ) -> Envelopes:
+        """`events` events of `host` from `first_record`, in as many envelopes as MaxEnvelopeSize needs."""
+        v = self.variants[batch % len(self.variants)]
+        k = events
+        parts: list[bytes] = [b""] * (7 * k)
+        parts[0::7] = v.starts[:k]
+        parts[1::7] = map(str.encode, map(str, range(first_record, first_record + k)), repeat(_U16, k))
+        parts[2::7] = v.after_record[:k]
+        parts[3::7] = [self.names[host]] * k
+        parts[4::7] = v.after_computer[:k]
+        parts[5::7] = [u16(batch_token(batch).decode())] * k
+        parts[6::7] = v.ends[:k]
+        return self._cut(v, parts, k, first_record, to=to, machine=machine, session=session,
+                         reference=reference, max_envelope=max_envelope)
+
+    def _cut(
+        self, v: WsmanVariant, parts: list[bytes], k: int, first_record: int, *, to: str, machine: str,
+        session: str, reference: str, max_envelope: int,
+    ) -> Envelopes:
+        budget = max_envelope - _HEADER_BOUND
+        if v.bound[1] > budget:
+            raise ValueError(f"one event needs more than MaxEnvelopeSize {max_envelope} bytes")
+        out: list[bytes] = []
+        cuts: list[tuple[int, int]] = []
+        mids: list[str] = []
+        records: list[int] = []
+        a, offset = 0, 0
+        while a < k:
+            b = min(k, bisect_right(v.bound, v.bound[a] + budget, a) - 1)
+            mid = f"uuid:{str(uuid.uuid4()).upper()}"
+            last = first_record + b - 1
+            header = envelope.delivery_header(
+                to=to, action=ns.ACTION_EVENTS, machine=machine, mid=mid, session=session, reference=reference,
+                bookmark=envelope.bookmark_xml(self.channel, last),
+            )
+            head, tail = envelope.split_envelope(header)
+            body = b"".join([ns.BOM, u16(head), *parts[7 * a : 7 * b], u16(tail)])
+            out.append(body)
+            cuts.append((offset, offset + len(body)))
+            offset += len(body)
+            mids.append(mid)
+            records.append(last)
+            a = b
+        return Envelopes(b"".join(out), cuts, mids, records)
