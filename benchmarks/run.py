@@ -156,6 +156,19 @@ def write_phase(plan: Plan, nginx: Nginx, workdir: Path) -> list[Run]:
     return runs
 
 
+def wsman_phase(plan: Plan) -> list[dict[str, float]]:
+    """Section 7: the client's CPU to build one WS-Management envelope beside one batch body."""
+    rows: list[dict[str, float]] = []
+    for r in range(plan.rounds):
+        out = subprocess.run([str(VENV_BIN / "python"), str(ROOT / "benchmarks" / "wsman_cost.py"), "--json"],
+                             capture_output=True, text=True, check=True)
+        for row in json.loads(out.stdout):
+            rows.append({**row, "round": r})
+            print(f"bench: wsman cost round {r + 1}/{plan.rounds} {row['events']:>5} events: batch "
+                  f"{row['batch_us']:.1f} µs, wsman {row['wsman_us']:.1f} µs", flush=True)
+    return rows
+
+
 def profile_wefperf(nginx: Nginx, workdir: Path, batch_size: int, conns: int, secs: float) -> list[tuple[float, str]]:
     """Where wefperf's CPU goes at unlimited rate (py-spy from the benchmark's tools venv)."""
     spy = next((str(p) for p in (TOOLS_VENV / "bin" / "py-spy", VENV_BIN / "py-spy") if p.exists()),
@@ -210,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         runs = {k: [_run_from(d) for d in v] for k, v in saved["runs"].items()}
         profiles = {int(k): [(float(x[0]), str(x[1])) for x in v] for k, v in saved["profiles"].items()}
         summary = write_report(Path(args.out), plan, runs["capacity"], runs.get("scale", []), runs["rate"],
-                               runs["memory"], runs["writes"], profiles, datetime.fromisoformat(saved["started"]), saved["took_s"])
+                               runs["memory"], runs["writes"], profiles, datetime.fromisoformat(saved["started"]), saved["took_s"],
+                               saved.get("wsman", []))
         print("\n".join(summary))
         return 0
     plan = (Plan(args.rounds, 2, 3, 2, 4, 2, args.conns, (10_000, 100_000, 500_000)) if args.quick
@@ -236,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
             rate = rate_phase(plan, nginx, workdir)
             mem = memory_phase(plan, nginx, workdir)
             writes = write_phase(plan, nginx, workdir)
+            wsman = wsman_phase(plan)
             profiles = {bs: profile_wefperf(nginx, workdir, bs, plan.conns, min(plan.capacity_secs, 5))
                         for bs in BATCH_SIZES}
         finally:
@@ -246,9 +261,9 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.raw).write_text(json.dumps({
             "plan": asdict(plan), "started": started.isoformat(), "took_s": took, "profiles": profiles,
             "runs": {"capacity": [asdict(r) for r in cap], "scale": [asdict(r) for r in scale], "rate": [asdict(r) for r in rate],
-                     "memory": [asdict(r) for r in mem], "writes": [asdict(r) for r in writes]},
+                     "memory": [asdict(r) for r in mem], "writes": [asdict(r) for r in writes]}, "wsman": wsman,
         }, indent=1))
-    summary = write_report(Path(args.out), plan, cap, scale, rate, mem, writes, profiles, started, took)
+    summary = write_report(Path(args.out), plan, cap, scale, rate, mem, writes, profiles, started, took, wsman)
     print("\n".join(summary))
     print(f"bench: wrote {args.out}")
     return 0

@@ -2,11 +2,14 @@
 
 Both are built from pieces made before the clock (payload/hosts.py, wsman/payload.py); this times
 only the per-request part: patching record ids, host name and batch number, and joining. Run:
-    .venv/bin/python benchmarks/wsman_cost.py
+    .venv/bin/python benchmarks/wsman_cost.py [--json]
+`make bench` runs it with --json for section 7 of docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
+import json
+import sys
 import time
 from collections.abc import Callable
 
@@ -28,6 +31,13 @@ def per_call_us(fn: Callable[[int], object], budget_s: float = 0.6) -> float:
 
 
 def main() -> None:
+    if "--json" in sys.argv[1:]:
+        rows = []
+        for k in (10, 1000):
+            b, w, bb, wb = measure(k)
+            rows.append({"events": k, "batch_us": b, "wsman_us": w, "batch_bytes": bb, "wsman_bytes": wb})
+        print(json.dumps(rows))
+        return
     print(f"{'events':>7} {'batch body':>12} {'wsman envelope':>15} {'ratio':>6} {'batch bytes':>12} {'wsman bytes':>12}")
     for k in (10, 1000):
         b, w, bb, wb = measure(k)
@@ -48,6 +58,7 @@ def measure(k: int) -> tuple[float, float, int, int]:
                                session="uuid:S", reference=REFERENCE, max_envelope=10**9).data
 
     return per_call_us(batch), per_call_us(ws), len(batch(0)), len(ws(0))
+
 
 if __name__ == "__main__":
     main()
