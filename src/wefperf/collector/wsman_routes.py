@@ -5,7 +5,7 @@ OpenWEC does); the answer holds one subscription whose NotifyTo is /wsman/subscr
 on the address the client used. Events there are decoded from UTF-16, taken out of CDATA and
 handed to the same `Collector.ingest` as a batch body, so counts and parquet rows are the same.
 Status codes follow OpenWEC: a missing Identifier or Version is 400, an unknown Identifier 404,
-an envelope over MaxEnvelopeSize 400. A Version other than ours is 400 too (OpenWEC accepts it).
+an envelope over MaxEnvelopeSize 400. Any Version is accepted, as OpenWEC accepts it.
 """
 
 from __future__ import annotations
@@ -102,8 +102,6 @@ async def subscription(req: web.Request) -> web.Response:
         return _refuse(state, 400, "Bad Request: no Identifier or Version in the header")
     if msg.identifier != state.identifier or req.match_info.get("ident", msg.identifier) != state.identifier:
         return _refuse(state, 404, f"Not Found: unknown subscription {msg.identifier}")
-    if msg.version != state.version:
-        return _refuse(state, 400, f"Bad Request: subscription version {msg.version} is not {state.version}")
     if msg.action == ns.ACTION_HEARTBEAT:
         state.heartbeats += 1
         return _reply(envelope.ack(msg.message_id))
