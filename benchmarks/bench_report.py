@@ -125,7 +125,7 @@ def write_report(out: Path, plan: Plan, cap: list[Run], scale: list[Run], rate: 
     missed = [g for g in rep.goals if not g[1]]
     if missed:
         rep.add("## What limits the missed goals, and what would close the gap\n")
-        rep.add(missed_notes(plan, cap, rate, ratios, profiles))
+        rep.add(missed_notes(plan, cap, rate, ratios, profiles, writes, scale))
     else:
         rep.add("Every goal is met in this run.\n")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -417,8 +417,8 @@ def _analysis(rep: Report, cap: list[Run], ratios: dict[tuple[str, int], Stat],
         "channel is idle, a batch may fall due while this one writes, so the request goes in slices of at most "
         "256 KiB (memoryviews, no further copy), the next only after the kernel has taken the last and the loop "
         "has had a turn. No name keeps the buffer once the transport has it all, so it is freed at once and the "
-        "next request's copy reuses the same cache-warm memory; sixteen senders each holding their 1.6 MB buffer "
-        "until the reply cost about a tenth of the big-batch rate.")
+        "next request's copy can reuse the same cache-warm memory instead of sixteen senders' 1.6 MB buffers "
+        "spread over 26 MB.")
     add("- **Why two senders**: `--sender auto` (the default) picks the fast sender for `http://` and aiohttp for "
         "`https://`. The fast sender writes pre-framed requests on one keep-alive connection per worker and parses "
         "replies with httptools; aiohttp stays for what it does that the fast path does not: TLS, proxies "
@@ -431,8 +431,18 @@ def _analysis(rep: Report, cap: list[Run], ratios: dict[tuple[str, int], Stat],
     add("")
 
 
+def write_cost(writes: list[Run], bs: int, mode: str) -> float | None:
+    """Median client + nginx CPU µs per request of one write path (section 5), None if not measured."""
+    runs = by(writes, f"write {mode}", bs)
+    if not runs:
+        return None
+    return Stat.of([1e6 * (r.own["user_s"] + r.own["sys_s"]) / r.own["requests"] + r.nginx_us_per_request
+                    for r in runs]).median
+
+
 def missed_notes(plan: Plan, cap: list[Run], rate: list[Run], ratios: dict[tuple[str, int], Stat],
-                 profiles: dict[int, list[tuple[float, str]]]) -> str:
+                 profiles: dict[int, list[tuple[float, str]]], writes: list[Run] | None = None,
+                 scale: list[Run] | None = None) -> str:
     """Explanations for missed goals, built from this run's measurements."""
     notes: list[str] = []
     for bs in (1000, 10):
@@ -445,14 +455,19 @@ def missed_notes(plan: Plan, cap: list[Run], rate: list[Run], ratios: dict[tuple
                 f"request, wrk {median_of(wrk, 'cpu_us_per_request'):.0f} µs; other load during these runs: wrk "
                 f"{median_of(wrk, 'other_cores'):.2f} cores, wefperf {median_of(fast, 'other_cores'):.2f} (medians). ")
         if bs >= 100:
+            join, lines, static = (write_cost(writes or [], bs, m) for m in ("join", "writelines", "static"))
             text += ("wrk writes one constant buffer again and again; wefperf gives each of the "
                      f"{bs:,} events in a request its own marker (run id, batch, index), without which the S3 "
-                     "accounting could not find lost or duplicated events. Section 5 measures that cost, "
-                     "and the ways around the copy: writev from the unjoined pieces hands the kernel "
-                     f"{2 * bs + 1:,} buffers (uvloop passes at most 1,024 to one call, IOV_MAX), and patching "
-                     f"the {bs:,} numbers into a kept buffer touches {bs:,} cache lines spread over 1.6 MB per "
-                     "request; neither was cheaper than one sequential copy here. To close it: "
-                     "`--processes 2` (section 6), where a core is free.")
+                     "accounting could not find lost or duplicated events. ")
+            if join is not None and static is not None and lines is not None:
+                text += (f"Section 5 measures it: a constant body costs {static:.0f} µs of client and nginx CPU "
+                         f"per request, the same requests with fresh markers {join:.0f} µs joined and "
+                         f"{lines:.0f} µs as writev from the unjoined pieces ({2 * bs + 1:,} buffers; uvloop "
+                         "passes at most 1,024 to one call). Between rounds and runs of `make bench` the "
+                         "two ways of writing have each come out ahead, so the fast sender keeps the simpler "
+                         "one copy. ")
+            text += ("The rest is the per-request Python work (a future, the httptools callback, the "
+                     "recorder). To close it on one machine: `--processes 2` (section 6), where a core is free.")
         else:
             text += ("Each request is small, so the fixed Python cost per request dominates: the worker's claim/"
                      "record steps, a future per request, the httptools callback and the task wake-up, beside the "
@@ -486,6 +501,17 @@ def missed_notes(plan: Plan, cap: list[Run], rate: list[Run], ratios: dict[tuple
         notes.append("- **Rate accuracy** at " + ", ".join(f"{t:,}" for t in rates_off) + " events/s: the open-model "
                      "schedule never slows down, so a shortfall means the sender fell behind the plan (see the lag "
                      "column) and caught up later; the causes and remedies are those of the lag above.")
+    two, wrk2 = by(scale or [], "scale wefperf x2", 10), by(scale or [], "scale wrk -t2", 10)
+    if two and wrk2 and Stat.of([t.eps / w.eps for t, w in zip(two, wrk2) if w.eps]).median < GOAL_CAPACITY_VS_WRK:
+        def cores(runs: list[Run]) -> float:
+            return Stat.of([r.client_cpu_s / r.wall_s for r in runs if r.wall_s]).median
+        notes.append(
+            f"- **`--processes 2`, 10-event batches**. Two sender processes, their parent and nginx's two workers "
+            f"share {os.cpu_count()} cores: the two processes together got {cores(two):.2f} cores and nginx "
+            f"{median_of(two, 'nginx_cores'):.2f}, so a second process found no free core to use; wrk -t2 got "
+            f"{cores(wrk2):.2f} cores and spends less of it per request (section 1). Where each process has a "
+            "core of its own (a bigger machine, or pods on several nodes), processes add up as section 6's "
+            "1,000-event rows show.")
     if not all(r.nginx_cores < SINK_BUSY_LIMIT for r in cap):
         notes.append(f"- **Sink**: nginx went above {SINK_BUSY_LIMIT:g} of its core in some run, so for that run "
                      "it, not the client, may have set the rate.")

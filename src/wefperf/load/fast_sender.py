@@ -12,8 +12,7 @@ both ways (docs/benchmarks.md, section 5).
 
 Nothing keeps a request's buffer once the transport has it. A sender waiting for its reply
 while holding its 1.6 MB buffer made 16 senders' copies land in 16 different, cache-cold
-places; freed at once, the next copy reuses the same warm memory, and the fast sender's
-big-batch rate rose from about 0.8x to about 0.9x wrk's on the same sink.
+places; freed at once, the next copy can reuse the same warm memory.
 
 When some sender is idle, it may be waiting for a batch that falls due while this one
 writes, so a large request goes out in slices (memoryviews of the one buffer): one slice
