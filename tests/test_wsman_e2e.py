@@ -204,3 +204,20 @@ def test_mtls_wsman_run_against_the_embedded_stack_accounts_exactly(tmp_path: Pa
     counted = data["server_stats"]["final_total"] - data["server_stats"]["baseline_total"]
     assert counted == sent  # sent = acked = counted = parquet rows
     assert len(list((tmp_path / "cache").rglob("*.crt"))) == 301  # one per host + the observer
+
+
+@pytest.mark.slow
+def test_two_processes_of_wsman_hosts_account_exactly_as_one_run(tmp_path: Path) -> None:
+    """Each process runs every other host and numbers its deliveries apart, so no marker repeats."""
+    results = tmp_path / "r.json"
+    done = wefperf(
+        "run", "--embedded", "--protocol", "wsman", "--hosts", "120", "--target-eps", "1200",
+        "--duration-secs", "2", "--max-latency-secs", "0.5", "--verify-s3", "--flush-interval-secs", "1",
+        "--processes", "2", "--no-live", "--results", str(results), "-e", "PERF_TEST_PASS_RATIO=0.5", timeout=180,
+    )
+    assert done.code == 0, done.out + done.err
+    data = json.loads(results.read_text())
+    sent = data["results"]["events_sent"]
+    acc = data["s3_verification"]["accounting"]
+    assert sent > 0 and data["results"]["events_failed"] == 0
+    assert acc["expected"] == acc["found"] == sent and acc["missing"] == 0 and acc["duplicated"] == 0

@@ -189,6 +189,8 @@ async def run_test(
                 request_timeout_s=settings.request_timeout_secs, ssl_for=host_ssl.__getitem__,
                 drain_timeout_s=settings.drain_timeout_secs, progress=rep.progress, on_error=rep.error,
                 freeze_gc=freeze_gc, window_secs=window_secs,
+                host_indices=list(range(segment[0], settings.hosts, segment[1])), segment=segment,
+                start_at=start_at, second_histograms=segmented,
             )
             sender_name = engine.name
         elif hosts is not None:

@@ -64,19 +64,22 @@ class WsmanHostsEngine(HostsEngine):
         drain_timeout_s: float = 10.0, progress: Callable[[ProgressInfo], None] | None = None,
         on_error: Callable[[str], None] | None = None, clock: Callable[[], float] = time.perf_counter,
         freeze_gc: bool = False, window_secs: int = 0, retry_cap_s: float = RETRY_CAP_S,
-        max_retries: int = MAX_RETRIES,
+        max_retries: int = MAX_RETRIES, host_indices: list[int] | None = None,
+        segment: tuple[int, int] = (0, 1), start_at: float | None = None, second_histograms: bool = False,
     ) -> None:
         super().__init__(
             payload=payload, arrivals=arrivals, url=url, max_items=max_items, max_latency_s=max_latency_s,
             plan_end_s=plan_end_s, timeout_s=timeout_s, request_timeout_s=request_timeout_s,
             drain_timeout_s=drain_timeout_s, progress=progress, on_error=on_error, clock=clock,
-            freeze_gc=freeze_gc, window_secs=window_secs,
+            freeze_gc=freeze_gc, window_secs=window_secs, host_indices=host_indices, segment=segment,
+            start_at=start_at, second_histograms=second_histograms,
         )
         self.url = url
         self.wsman = WsmanPayload(payload)
         self.ssl_for = ssl_for
         self.retry_cap_s, self.max_retries = retry_cap_s, max_retries
-        self.states = [_State() for _ in self.hosts]
+        # By the host's number in the whole fleet: a segment runs every N-th host.
+        self.states = {h.index: _State() for h in self.hosts}
         self.machines = [n.decode() for n in payload.names]
         self.enumerated = self.envelopes = self.retries = self.wrong_acks = 0
         self.heartbeats = self.heartbeats_acked = 0
@@ -188,11 +191,11 @@ class WsmanHostsEngine(HostsEngine):
 
     async def _heartbeats(self) -> None:
         """A host idle past its subscription's Heartbeats interval sends a Heartbeat (and waits for its Ack)."""
-        tick = min([s.sub.heartbeat_s / 4 for s in self.states if s.sub is not None] + [1.0])
+        tick = min([s.sub.heartbeat_s / 4 for s in self.states.values() if s.sub is not None] + [1.0])
         while not self._stopping:
             await asyncio.sleep(tick)
             now = self.clock()
-            due = [i for i, s in enumerate(self.states)
+            due = [i for i, s in self.states.items()
                    if s.sub is not None and not s.lock.locked() and now - s.last >= s.sub.heartbeat_s]
             if due:
                 await asyncio.gather(*(self._heartbeat(i) for i in due), return_exceptions=True)
@@ -224,7 +227,7 @@ class WsmanHostsEngine(HostsEngine):
         if self._beat is not None:
             self._beat.cancel()
             await asyncio.gather(self._beat, return_exceptions=True)
-        for st in self.states:
+        for st in self.states.values():
             if st.session is not None:
                 await st.session.close()
                 st.session = None
