@@ -277,12 +277,19 @@ class HostsEngine:
         self.connections += 1
         return proto
 
+    # What `_open_host` does, for the message when some hosts could not.
+    open_verb = "connect"
+
+    async def _open_host(self, h: _Host) -> None:
+        """Before the clock: what one host sets up (here its connection)."""
+        h.proto = await self._connect()
+
     async def _connect_all(self) -> None:
         """Every host opens its connection before the clock starts, a bounded number at a time."""
 
         async def one(h: _Host) -> None:
             try:
-                h.proto = await self._connect()
+                await self._open_host(h)
             except Exception as exc:  # counted; the host tries again at its first delivery
                 self.connect_failures += 1
                 self._connect_errors[errors.classify(exc)] += 1
@@ -293,8 +300,8 @@ class HostsEngine:
             await asyncio.gather(*(one(h) for h in self.hosts[first : first + CONNECT_AT_ONCE]))
         if self.connect_failures and self.on_error:
             classes = ", ".join(f"{name} x{n}" for name, n in self._connect_errors.most_common())
-            self.on_error(f"{self.connect_failures:,} of {len(self.hosts):,} hosts could not connect before the"
-                          f" load ({classes}); each tries again at its first delivery")
+            self.on_error(f"{self.connect_failures:,} of {len(self.hosts):,} hosts could not {self.open_verb} before"
+                          f" the load ({classes}); each tries again at its first delivery")
 
     async def _send(self, h: _Host, data: bytes) -> int:
         loop = self._loop

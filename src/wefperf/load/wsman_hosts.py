@@ -31,7 +31,7 @@ from ..wsman.payload import Envelopes, WsmanPayload
 from . import errors
 from .arrivals import HostArrivals
 from .engine import ProgressInfo
-from .hosts import CONNECT_AT_ONCE, HostsEngine, _Host
+from .hosts import HostsEngine, _Host
 
 MAX_RETRIES = 2
 RETRY_CAP_S = 1.0
@@ -87,33 +87,24 @@ class WsmanHostsEngine(HostsEngine):
 
     # -- before the clock --------------------------------------------------------------------------
 
+    open_verb = "enumerate"
+
+    async def _open_host(self, h: _Host) -> None:
+        """A session of its own (its certificate), then one Enumerate."""
+        st = self.states[h.index]
+        st.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=1, ssl=self.ssl_for(h.index)),
+            timeout=aiohttp.ClientTimeout(total=self.request_timeout_s),
+        )
+        st.sub = await self._enumerate(h.index)
+        st.last = self.clock()  # idle from now on: the first heartbeat is one interval away
+        self.enumerated += 1
+        self.connections += 1
+
     async def _connect_all(self) -> None:
-        """Every host: a session of its own (its certificate), then one Enumerate."""
-
-        async def one(h: _Host) -> None:
-            st = self.states[h.index]
-            try:
-                st.session = aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(limit=1, ssl=self.ssl_for(h.index)),
-                    timeout=aiohttp.ClientTimeout(total=self.request_timeout_s),
-                )
-                st.sub = await self._enumerate(h.index)
-                st.last = self.clock()  # idle from now on: the first heartbeat is one interval away
-                self.enumerated += 1
-                self.connections += 1
-            except Exception as exc:  # counted; the host enumerates again at its first delivery
-                self.connect_failures += 1
-                self._connect_errors[errors.classify(exc)] += 1
-
-        for first in range(0, len(self.hosts), CONNECT_AT_ONCE):
-            if self._stopping:
-                return
-            await asyncio.gather(*(one(h) for h in self.hosts[first : first + CONNECT_AT_ONCE]))
-        if self.connect_failures and self.on_error:
-            classes = ", ".join(f"{name} x{n}" for name, n in self._connect_errors.most_common())
-            self.on_error(f"{self.connect_failures:,} of {len(self.hosts):,} hosts could not enumerate before the"
-                          f" load ({classes}); each tries again at its first delivery")
-        self._beat = asyncio.ensure_future(self._heartbeats())
+        await super()._connect_all()
+        if not self._stopping:
+            self._beat = asyncio.ensure_future(self._heartbeats())
 
     async def _enumerate(self, host: int) -> Subscription:
         st = self.states[host]
