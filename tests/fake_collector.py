@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from threaded_app import ThreadedApp
+
 _TYPE_RE = re.compile(rb'<Provider Name="([^"]*)"[^>]*/><EventID>(\d+)</EventID>')
 
 
@@ -27,7 +29,7 @@ def _label(provider: str, event_id: str, labels: str, n: int) -> str:
 
 
 @dataclass
-class FakeCollector:
+class FakeCollector(ThreadedApp):
     """Runs an aiohttp server on 127.0.0.1 in a thread with its own loop."""
 
     fail_every: int = 0  # answer 500 to every Nth events request (1-based count)
@@ -45,11 +47,8 @@ class FakeCollector:
     deliveries: dict[tuple[str, int], list[int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
+        self._init_server()
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._runner: web.AppRunner | None = None
 
     @property
     def url(self) -> str:
@@ -94,30 +93,7 @@ class FakeCollector:
         server = self._runner.server if self._runner is not None else None
         return len(server.connections) if server is not None else 0
 
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        app = web.Application(client_max_size=256 * 1024 * 1024)
+    def _routes(self, app: web.Application) -> None:
         app.router.add_post("/wsman/events", self._events)
         app.router.add_get("/health", self._health)
         app.router.add_get("/stats/throughput", self._stats)
-        self._runner = web.AppRunner(app, access_log=None)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=self.ssl_context)
-        self._loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self._ready.set()
-        self._loop.run_forever()
-
-    def start(self) -> "FakeCollector":
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def stop(self) -> None:
-        async def _cleanup() -> None:
-            if self._runner is not None:
-                await self._runner.cleanup()
-
-        asyncio.run_coroutine_threadsafe(_cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)

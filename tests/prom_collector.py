@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import threading
 from collections import Counter
@@ -12,12 +11,14 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from threaded_app import ThreadedApp
+
 _EVENT = re.compile(rb"<EventID>")
 METRIC = "openwec_input_events_total"
 
 
 @dataclass
-class PromCollector:
+class PromCollector(ThreadedApp):
     """aiohttp on 127.0.0.1 in a thread; events alternate between two subscriptions' label sets."""
 
     reset_at: int = 0  # after a scrape showing a series at this value or more, restart: every series vanishes
@@ -28,11 +29,8 @@ class PromCollector:
     resets: int = 0
 
     def __post_init__(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
+        self._init_server()
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._runner: web.AppRunner | None = None
         self._requests = 0
 
     @property
@@ -82,31 +80,8 @@ class PromCollector:
     async def _json(self, request: web.Request) -> web.Response:
         return web.json_response([{"event_type": "EventID 4624", "total_events": self.received}])
 
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        app = web.Application(client_max_size=256 * 1024 * 1024)
+    def _routes(self, app: web.Application) -> None:
         app.router.add_post("/wsman/events", self._events)
         app.router.add_get("/metrics", self._metrics)
         # JSON where Prometheus text is expected, for the test of a wrong WEF_STATS_ENDPOINT.
         app.router.add_get("/api/stats", self._json)
-        self._runner = web.AppRunner(app, access_log=None)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
-        self._loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self._ready.set()
-        self._loop.run_forever()
-
-    def start(self) -> "PromCollector":
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def stop(self) -> None:
-        async def _cleanup() -> None:
-            if self._runner is not None:
-                await self._runner.cleanup()
-
-        asyncio.run_coroutine_threadsafe(_cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
