@@ -7,6 +7,7 @@ import asyncio
 import re
 import ssl
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -49,6 +50,18 @@ class FakeCollector(ThreadedApp):
     def __post_init__(self) -> None:
         self._init_server()
         self._lock = threading.Lock()
+
+    async def settled_requests(self, quiet_s: float = 0.3, timeout_s: float = 5.0) -> int:
+        """The request count once it has stopped moving: bytes a cancelled client wrote before
+        its cancel may still be read by this thread afterwards, and are not a sender still running."""
+        deadline = time.monotonic() + timeout_s
+        seen = self.requests
+        while time.monotonic() < deadline:
+            await asyncio.sleep(quiet_s)
+            if self.requests == seen:
+                break
+            seen = self.requests
+        return seen
 
     @property
     def url(self) -> str:

@@ -46,7 +46,7 @@ async def test_cancelling_the_api_mid_load_leaves_no_task_behind(caplog: pytest.
         gc.collect()
         await asyncio.sleep(0.05)
         assert "Task was destroyed but it is pending" not in caplog.text
-        sent = c.requests
+        sent = await c.settled_requests()
         await asyncio.sleep(0.5)
         assert c.requests == sent  # no sender still running after the cancel
     finally:

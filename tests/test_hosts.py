@@ -347,7 +347,7 @@ async def test_stop_mid_load_reports_events_still_held_and_cancel_leaves_no_task
             await run
         await asyncio.sleep(0)
         assert {t for t in asyncio.all_tasks() - before if not t.done()} == set()
-        sent = c.requests
+        sent = await c.settled_requests()
         await asyncio.sleep(0.5)
         assert c.requests == sent and c.connections_now() <= 1  # no host left, every socket closed
     finally:
