@@ -335,6 +335,9 @@ async def test_stop_mid_load_reports_events_still_held_and_cancel_leaves_no_task
         assert result.exit_code == 130 and load.interrupted and hosts is not None
         assert hosts.events_due == load.events_sent + hosts.events_held
         assert hosts.events_held > 0  # events that had not waited 5 s yet
+        # ... are not held against the run: none had waited max-latency, so it owed what it sent
+        assert load.due_events == load.events_sent
+        assert [j.measured for j in result.verdict.thresholds if j.name == "achieved_ratio"] == [1.0]
         assert load.events_sent == load.events_ok == sum(c.events.values())
 
         before = asyncio.all_tasks()
@@ -352,6 +355,25 @@ async def test_stop_mid_load_reports_events_still_held_and_cancel_leaves_no_task
         assert c.requests == sent and c.connections_now() <= 1  # no host left, every socket closed
     finally:
         c.stop()
+
+
+async def test_a_stopped_run_whose_hosts_fell_behind_shows_the_shortfall() -> None:
+    """10 hosts, 100 events a delivery, 0.5 s replies: at most 2,000 events/s of the 3,000 asked."""
+    c = FakeCollector(delay_s=0.5).start()
+    try:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(4, stop.set)
+        settings = _settings(c.url, hosts=10, target_eps=3000, duration_secs=30, max_items=100,
+                             max_latency_secs=1)
+        result = await run_test(settings, stop=stop, seed=8)
+    finally:
+        c.stop()
+    load = result.load
+    assert load.interrupted and load.due_events is not None
+    ratio = [j.measured for j in result.verdict.thresholds if j.name == "achieved_ratio"]
+    # what had waited more than 1 s by the stop was owed; the hosts could not deliver it
+    assert load.due_events > load.events_sent and ratio == [load.events_ok / load.due_events]
+    assert 0.5 < ratio[0] < 0.9
 
 
 @pytest.mark.slow

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from wefperf.metrics import PENDING_MAX, BatchSet, Recorder, ranges_count
+import random
+
+from hdrh.histogram import HdrHistogram
+
+from wefperf.metrics import PENDING_MAX, BatchSet, Percentiles, Recorder, _histogram, mean_of, ranges_count
 
 
 def test_timeline_has_one_row_per_second_with_sent_acked_failed_and_p99() -> None:
@@ -99,3 +103,19 @@ def test_snapshot_reads_the_counters_and_the_last_closed_second() -> None:
     assert snap.last.errors == {"connection_reset": 3} and abs(snap.elapsed_s - 1.3) < 1e-9
     snap.last.errors.clear()  # a copy: the timeline keeps its own
     assert rec.summary(12.0).timeline[0].errors == {"connection_reset": 3}
+
+
+def test_the_mean_is_hdrs_own_for_recorded_merged_and_decoded_histograms() -> None:
+    rng = random.Random(5)
+    for n in (1, 7, 300, 20_000):
+        h = _histogram()
+        for _ in range(n):
+            h.record_value(int(rng.lognormvariate(rng.uniform(0, 12), rng.uniform(0.1, 3))) + 1)
+        merged = _histogram()
+        merged.add(h)
+        for x in (h, merged, HdrHistogram.decode(h.encode())):
+            assert mean_of(x) == x.get_mean_value()
+            p = Percentiles.of(x)
+            assert (p.p50, p.p99, p.mean) == (x.get_value_at_percentile(50) / 1000,
+                                              x.get_value_at_percentile(99) / 1000, x.get_mean_value() / 1000)
+    assert mean_of(_histogram()) == 0.0

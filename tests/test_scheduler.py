@@ -63,6 +63,20 @@ def test_due_batches_counts_the_plan_up_to_a_time_within_its_bounds() -> None:
     assert unlimited.due_batches(99.0) == 0
 
 
+def test_a_stopped_run_owes_only_what_fell_due_before_the_stop_less_a_moment() -> None:
+    """--abort-on-fail's check and batch 10 fall due on the same second: the stop released its sender."""
+    sched = Scheduler(Schedule.for_run(target_eps=1000, batch_size=100, total_events=0, duration_s=30,
+                                       timeout_s=300), start=0.0)
+    for _ in range(11):
+        sched.claim(0.0)  # batches 0..10, the last due at 1.0 s
+    sched.unclaim()  # batch 10 was given back at the stop
+    assert sched.due_batches(1.004) == 11
+    assert sched.due_when_stopped(1.004, grace_s=0.01) == 10  # batch 10 was not late yet
+    assert sched.due_when_stopped(1.5, grace_s=0.01) == 15  # batches 10..14 were owed and not sent
+    sched.claim(0.0)  # taken again: one that went out counts, however close to the stop
+    assert sched.due_when_stopped(1.004, grace_s=0.01) == 11
+
+
 def test_stages_plan_the_integral_of_the_rate_and_batches_follow_the_curve() -> None:
     from wefperf.load.shapes import parse_stages
 

@@ -112,7 +112,10 @@ def _achieved(settings: Settings, load: LoadSummary) -> tuple[float | None, str]
     # runs too are judged on the events due, not on a rate over a window that includes the wait.
     if (load.cut_short or settings.duration_mode or load.hosts is not None) and load.due_events:
         share = load.events_ok / load.due_events
-        if load.cut_short:
+        if load.cut_short and load.hosts is not None:
+            window = (f"in the {load.window_s:.1f} s the run lasted (a host holds an event up to"
+                      f" {load.hosts.max_latency_s:g} s)")
+        elif load.cut_short:
             window = f"in the {load.window_s:.1f} s the run lasted"
         elif settings.duration_mode:
             window = f"by the plan ({settings.duration_secs:g} s)"

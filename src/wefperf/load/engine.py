@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
-from ..metrics import LoadSummary, Recorder
+from ..metrics import LATE_THRESHOLD_S, LoadSummary, Recorder
 from ..payload import PayloadPool
 from . import errors
 from .scheduler import Schedule, Scheduler
@@ -171,7 +171,9 @@ class LoadEngine:
             window_end = min(end, sched.end_time)
         due = None
         if not self.schedule.unlimited:
-            due = min(sched.due_batches(window_end) * self.pool.batch_size, self._planned_events())
+            batches = (sched.due_when_stopped(window_end, LATE_THRESHOLD_S) if self._interrupted or self._aborted
+                       else sched.due_batches(window_end))
+            due = min(batches * self.pool.batch_size, self._planned_events())
         return self.recorder.summary(
             end,
             timed_out=sched.timed_out,
@@ -225,6 +227,7 @@ class LoadEngine:
                 except asyncio.CancelledError:
                     if me in self._released and me.cancelling() == 1:
                         me.uncancel()  # stop() gave this slot up; any other cancel goes on up
+                        sched.unclaim()
                         return
                     raise
                 finally:

@@ -143,6 +143,16 @@ class Scheduler:
         """This segment's batches the plan had due by `until` (intended time at or before it); 0 when unlimited."""
         return self.schedule.segment_batches(self.schedule.due_by(until - self.start), self.segment)
 
+    def due_when_stopped(self, stopped_at: float, grace_s: float) -> int:
+        """Batches the plan had due when a stop came, as the run is judged on them.
+
+        A batch due less than `grace_s` before the stop and not sent is not held against the
+        run: its sender woke with the stop (an --abort-on-fail check and a batch fall due on the
+        same second boundary), and it was not late yet. One that did go out counts.
+        """
+        taken = self._next - self._abandoned
+        return max(self.due_batches(stopped_at - grace_s), min(self.due_batches(stopped_at), taken))
+
     def due_not_claimed(self, now: float) -> int:
         """Batches whose time had come by `now` (within the plan) but that no sender took."""
         return max(self.due_batches(now) - (self._next - self._abandoned), 0)
