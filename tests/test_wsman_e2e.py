@@ -123,6 +123,12 @@ def test_idle_hosts_send_heartbeats_and_get_them_acknowledged(tiny: Script, tmp_
     assert tiny.heartbeats >= 2
     assert f"{tiny.heartbeats} heartbeats ({tiny.heartbeats} acknowledged)" in done.out
     assert data["results"]["failed_batches"] == 0
+    w = data["wsman"]  # the results JSON carries what the console says
+    assert w["heartbeats"] == w["heartbeats_acked"] == tiny.heartbeats and w["enumerations"] == 2
+    assert w["heartbeat_s"] == 0.3 and w["wrong_acks"] == w["retries"] == 0
+    # the subscription's MaxTime is not the hosts' --max-latency-secs: the report says so
+    assert (f"Note: a Windows forwarder would deliver after MaxTime ({w['max_time_s']:g} s); these hosts"
+            " deliver after --max-latency-secs (1.5 s)") in done.out
 
 
 # --- the reference collector in TLS mode -----------------------------------------------------------
@@ -221,3 +227,6 @@ def test_two_processes_of_wsman_hosts_account_exactly_as_one_run(tmp_path: Path)
     acc = data["s3_verification"]["accounting"]
     assert sent > 0 and data["results"]["events_failed"] == 0
     assert acc["expected"] == acc["found"] == sent and acc["missing"] == 0 and acc["duplicated"] == 0
+    # the merged result adds up both processes' protocol counters: every host enumerated once
+    assert data["wsman"]["enumerations"] == 120 and "120 enumerations" in done.out
+    assert data["wsman"]["envelopes"] >= data["results"]["successful_batches"]

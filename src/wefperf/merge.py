@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .metrics import ErrorClass, HostsFigures, LoadSummary, Percentiles, Second, merge_encoded
+from .metrics import ErrorClass, HostsFigures, LoadSummary, Percentiles, Second, WsmanFigures, merge_encoded
 from .result import RunResult, ServerStats, unpack_sizes
 from .settings import ConfigError, Settings, describe_validation_error
 from .shards import Shard, ShardError
@@ -109,6 +109,7 @@ def merge_load(datas: Sequence[dict[str, Any]]) -> LoadSummary:
 
     dues = [r.get("events_due_in_window") for r in rs]
     hosts = [d.get("hosts") for d in datas]
+    wsman = [d.get("wsman") for d in datas]
     return LoadSummary(
         elapsed_s=max(float(r["total_time_seconds"]) for r in rs),
         batches_sent=sum(int(s["batches_sent"]) for s in shard),
@@ -132,6 +133,7 @@ def merge_load(datas: Sequence[dict[str, Any]]) -> LoadSummary:
         due_events=None if any(d is None for d in dues) else sum(int(d) for d in dues if d is not None),
         event_latency=pct("event", 2) if all(h.get("event") for h in hists) and hists[0].get("event") else None,
         hosts=merge_hosts([h for h in hosts if h]) if any(hosts) else None,
+        wsman=merge_wsman([w for w in wsman if w]) if any(wsman) else None,
         aborted=next((r["aborted"] for r in rs if r.get("aborted")), None),
     )
 
@@ -200,6 +202,15 @@ def merge_hosts(figures: Sequence[dict[str, Any]]) -> HostsFigures:
     summed["max_items"] = int(figures[0]["max_items"])
     summed["max_latency_s"] = float(figures[0]["max_latency_s"])
     return HostsFigures(**summed)
+
+
+def merge_wsman(figures: Sequence[dict[str, Any]]) -> WsmanFigures:
+    """Counters add up; the subscription is the first segment's that saw one."""
+    counters = ("enumerations", "envelopes", "retries", "wrong_acks", "heartbeats", "heartbeats_acked")
+    summed: dict[str, Any] = {n: sum(int(f[n]) for f in figures) for n in counters}
+    seen = next((f for f in figures if f.get("max_time_s") is not None), {})
+    return WsmanFigures(**summed, heartbeat_s=seen.get("heartbeat_s"), max_time_s=seen.get("max_time_s"),
+                        max_envelope=seen.get("max_envelope"))
 
 
 # -- the server's counts ----------------------------------------------------------------------

@@ -213,6 +213,22 @@ class HostsFigures:
 
 
 @dataclass(frozen=True)
+class WsmanFigures:
+    """What WS-Management added around the events (--protocol wsman), and what the subscription asked."""
+
+    enumerations: int
+    envelopes: int  # Events envelopes posted, retries included
+    retries: int
+    wrong_acks: int  # a 2xx whose Ack did not relate to the envelope's MessageID
+    heartbeats: int
+    heartbeats_acked: int
+    # The first host's subscription (None when no host enumerated): Heartbeats, MaxTime, MaxEnvelopeSize.
+    heartbeat_s: float | None = None
+    max_time_s: float | None = None
+    max_envelope: int | None = None
+
+
+@dataclass(frozen=True)
 class LoadSummary:
     """Everything the load phase measured; crosses into verdict and reports."""
 
@@ -242,6 +258,7 @@ class LoadSummary:
     # delivery's reply, and the hosts' own figures; None without hosts.
     event_latency: Percentiles | None = None
     hosts: HostsFigures | None = None
+    wsman: WsmanFigures | None = None
 
     # Why a threshold stopped the run early (--abort-on-fail), or None.
     aborted: str | None = None

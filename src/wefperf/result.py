@@ -204,6 +204,7 @@ class RunResult:
                 "event": _pct(load.event_latency) if load.event_latency is not None else None,
             },
             "hosts": asdict(load.hosts) if load.hosts is not None else None,
+            "wsman": asdict(load.wsman) if load.wsman is not None else None,
             "errors": {
                 name: {"batches": c.batches, "events": c.events, "samples": c.samples}
                 for name, c in sorted(load.errors.items())

@@ -248,8 +248,6 @@ async def run_test(
         if rep.live and engine.recorder is not None:
             rep.snapshot(engine.recorder.snapshot(engine.clock()))  # the load's last state
         rep.load_ended()
-        if isinstance(engine, WsmanHostsEngine):
-            rep.line(engine.wsman_line())
         server.sampler_samples = sampler.samples
         rep.line("")
         if load.interrupted:

@@ -20,10 +20,12 @@ import ssl
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
 
+from ..metrics import LoadSummary, WsmanFigures
 from ..payload.hosts import HostPayload
 from ..wsman import envelope, ns
 from ..wsman.parse import EnvelopeError, Subscription, ack_relates_to, subscriptions
@@ -224,8 +226,16 @@ class WsmanHostsEngine(HostsEngine):
                 st.session = None
         await asyncio.sleep(0)
 
-    def wsman_line(self) -> str:
-        """One line for the report: what the protocol did besides the events."""
-        return (f"WS-Management: {self.enumerated:,} enumerations, {self.envelopes:,} Events envelopes,"
-                f" {self.retries:,} retries, {self.wrong_acks:,} wrong Acks, {self.heartbeats:,} heartbeats"
-                f" ({self.heartbeats_acked:,} acknowledged)")
+    async def run(self) -> LoadSummary:
+        load = await super().run()
+        return replace(load, wsman=self.figures())
+
+    def figures(self) -> WsmanFigures:
+        """The protocol's counters, and the subscription the first host that enumerated was given."""
+        sub = next((s.sub for s in self.states.values() if s.sub is not None), None)
+        return WsmanFigures(
+            enumerations=self.enumerated, envelopes=self.envelopes, retries=self.retries,
+            wrong_acks=self.wrong_acks, heartbeats=self.heartbeats, heartbeats_acked=self.heartbeats_acked,
+            heartbeat_s=sub.heartbeat_s if sub else None, max_time_s=sub.max_time_s if sub else None,
+            max_envelope=sub.max_envelope if sub else None,
+        )

@@ -166,6 +166,26 @@ def hosts_lines(load: "LoadSummary") -> list[str]:
     return lines
 
 
+def wsman_lines(load: "LoadSummary") -> list[str]:
+    """What WS-Management added around the events, and where the subscription and the hosts differ."""
+    w = load.wsman
+    if w is None:
+        return []
+    lines = [
+        f"WS-Management: {w.enumerations:,} enumerations, {w.envelopes:,} Events envelopes,"
+        f" {w.retries:,} retries, {w.wrong_acks:,} wrong Acks, {w.heartbeats:,} heartbeats"
+        f" ({w.heartbeats_acked:,} acknowledged)",
+    ]
+    if w.max_time_s is not None:
+        lines.append(f"  Subscription: Heartbeats {w.heartbeat_s:g} s, MaxTime {w.max_time_s:g} s,"
+                     f" MaxEnvelopeSize {w.max_envelope:,} bytes")
+        held = load.hosts.max_latency_s if load.hosts is not None else None
+        if held is not None and abs(held - w.max_time_s) > 1e-9:
+            lines.append(f"  Note: a Windows forwarder would deliver after MaxTime ({w.max_time_s:g} s); these"
+                         f" hosts deliver after --max-latency-secs ({held:g} s)")
+    return lines
+
+
 def _pct_line(label: str, p: Percentiles) -> str:
     return (
         f"  {label:<26} p50 {p.p50:9.2f}  p90 {p.p90:9.2f}  p99 {p.p99:9.2f}"
@@ -207,6 +227,7 @@ def result_lines(result: "RunResult") -> list[str]:
     if load.event_latency is not None:
         lines[-1:-1] = [_pct_line("event latency (per event)", load.event_latency)]
         lines.extend(hosts_lines(load))
+        lines.extend(wsman_lines(load))
     if load.due_not_sent:
         lines.append(
             f"  Behind schedule: {plural(load.due_not_sent, 'batch')} due but never sent (every sender was busy;"
