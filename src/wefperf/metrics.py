@@ -328,11 +328,12 @@ class Recorder:
     def _close_second(self) -> None:
         self._flush()
         row = self.timeline[self._second_index]
-        if self._window is not None:
-            snap = _histogram()
-            snap.add(self._second)
-            self._window.append((snap, row.sent_events, row.failed_events))
         second, lag = self._second, self._second_lag_us
+        # A new one rather than the library's reset(), which zeroes every bucket in Python; the
+        # closed second's histogram is not written again, so the sliding window keeps it as it is.
+        self._second = _histogram()
+        if self._window is not None:
+            self._window.append((second, row.sent_events, row.failed_events))
         if second.get_total_count():
             # One pass over the counts for all three, about a millisecond once a second.
             p = second.get_percentile_to_value_dict([50.0, 90.0, 99.0])
@@ -340,7 +341,6 @@ class Recorder:
             row.max_ms = second.get_max_value() / 1000
             if self.second_hists is not None:
                 self.second_hists[row.t] = encode(second)
-            second.reset()
         if lag:
             above = len(lag) - math.ceil(len(lag) * 0.99) + 1  # the p99 is the above-th largest
             row.lag_p99_ms = max(heapq.nlargest(above, lag)[-1], _LOWEST_US) / 1000
