@@ -130,6 +130,25 @@ def test_a_capacity_search_gets_its_curve_with_each_step_and_the_capacity() -> N
     assert "8,000 events/s" in page  # the capacity in words
 
 
+def test_a_wsman_hosts_run_shows_its_hosts_event_latency_and_protocol_counters() -> None:
+    data = results_dict(
+        hosts={"hosts": 4000, "max_items": 100, "max_latency_s": 30.0, "events_due": 180_000, "events_held": 12,
+               "full_deliveries": 7, "timed_deliveries": 8_123, "hosts_delivering": 3_999, "connections": 4000,
+               "connect_failures": 1},
+        wsman={"enumerations": 4000, "envelopes": 8_131, "retries": 2, "wrong_acks": 1, "heartbeats": 55,
+               "heartbeats_acked": 54, "heartbeat_s": 3600.0, "max_time_s": 30.0, "max_envelope": 512_000},
+    )
+    data["latency_ms"]["event"] = {"count": 179_988, "p50": 15_001.5, "p90": 27_010.0, "p99": 29_950.25,
+                                   "p99_9": 30_010.0, "max": 30_200.0, "mean": 15_100.0}
+    page = render_html(data)
+    section = page[page.index("<h2>Simulated hosts</h2>"):page.index("<h2>Errors by class</h2>")]
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", section)
+    for shown in ("179,988", "29,950.25", "4,000 (4,000, 3,999)", "8,123", "8,131", "2 / 1", "55 (54)", "deliveries on max latency (30 s)",
+                  "3,600 s, 30 s, 512,000 bytes"):
+        assert shown in cells, shown
+    assert "<h2>Simulated hosts</h2>" not in render_html(results_dict())  # a batch run has no such section
+
+
 def test_results_of_an_older_wefperf_still_render() -> None:
     """Before the timeline carried latency per second: those charts have gaps, nothing breaks."""
     data = results_dict()

@@ -146,6 +146,7 @@ def render_html(data: Data) -> str:
         parts.extend(timeline_charts(data))
     parts.extend(_verdict_section(data))
     parts.extend(_latency_section(data))
+    parts.extend(_hosts_section(data))
     parts.extend(_errors_section(data))
     parts.extend(_server_section(data))
     parts.extend(_s3_section(data))
@@ -513,6 +514,47 @@ def _latency_section(data: Data) -> list[str]:
     if extra:
         out.append("<p class=\"note\">" + esc("; ".join(extra)) + "</p>")
     return out
+
+
+def _hosts_section(data: Data) -> list[str]:
+    """Simulated hosts: each event's latency from when it fell due, deliveries, and the wsman protocol."""
+    hosts = data.get("hosts")
+    if not isinstance(hosts, dict):
+        return []
+    out = ["<h2>Simulated hosts</h2>"]
+    event = (data.get("latency_ms") or {}).get("event")
+    if isinstance(event, dict):
+        out.append(table(["event latency (ms, from when each event fell due)", "events", "p50", "p90", "p99",
+                          "p99.9", "max", "mean"],
+                         [["per event", num(event.get("count")), num(event.get("p50"), 2), num(event.get("p90"), 2),
+                           num(event.get("p99"), 2), num(event.get("p99_9"), 2), num(event.get("max"), 2),
+                           num(event.get("mean"), 2)]], numeric=range(1, 8)))
+    rows = [
+        ["hosts (connections opened, hosts that delivered)",
+         f"{num(hosts.get('hosts'))} ({num(hosts.get('connections'))}, {num(hosts.get('hosts_delivering'))})"],
+        [f"full deliveries ({num(hosts.get('max_items'))} events)", num(hosts.get("full_deliveries"))],
+        [f"deliveries on max latency ({_secs(hosts.get('max_latency_s'))})", num(hosts.get("timed_deliveries"))],
+        ["events due in the plan", num(hosts.get("events_due"))],
+        ["events still held at their hosts when the window closed", num(hosts.get("events_held"))],
+        ["hosts that could not connect before the load", num(hosts.get("connect_failures"))],
+    ]
+    wsman = data.get("wsman")
+    if isinstance(wsman, dict):
+        rows += [
+            ["WS-Management enumerations", num(wsman.get("enumerations"))],
+            ["Events envelopes (retries included)", num(wsman.get("envelopes"))],
+            ["retries / wrong Acks", f"{num(wsman.get('retries'))} / {num(wsman.get('wrong_acks'))}"],
+            ["heartbeats (acknowledged)", f"{num(wsman.get('heartbeats'))} ({num(wsman.get('heartbeats_acked'))})"],
+            ["subscription: Heartbeats, MaxTime, MaxEnvelopeSize",
+             f"{_secs(wsman.get('heartbeat_s'))}, {_secs(wsman.get('max_time_s'))},"
+             f" {num(wsman.get('max_envelope'))} bytes"],
+        ]
+    out.append(table(["", "value"], rows, numeric=(1,)))
+    return out
+
+
+def _secs(value: Any) -> str:
+    return f"{value:,g} s" if isinstance(value, (int, float)) and not isinstance(value, bool) else "–"
 
 
 def _errors_section(data: Data) -> list[str]:
