@@ -357,6 +357,22 @@ async def test_stop_mid_load_reports_events_still_held_and_cancel_leaves_no_task
         c.stop()
 
 
+async def test_a_duration_run_whose_plan_holds_no_event_lasts_its_duration_and_owes_nothing() -> None:
+    """Poisson arrivals at 0.5 events/s over 1.5 s: seed 1 gives the two hosts none."""
+    c = FakeCollector().start()
+    try:
+        settings = _settings(c.url, hosts=2, target_eps=0.5, duration_secs=1.5, max_latency_secs=0.5,
+                             processing_wait_secs=0)
+        result = await run_test(settings, seed=1)
+    finally:
+        c.stop()
+    load = result.load
+    assert load.due_events == load.events_sent == c.requests == 0
+    assert load.elapsed_s >= 1.5  # not over at once: the hosts stayed, idle, until the plan's end
+    assert result.exit_code == 0 and result.passed
+    assert [j.measured for j in result.verdict.thresholds if j.name == "achieved_ratio"] == [1.0]
+
+
 async def test_a_stopped_run_whose_hosts_fell_behind_shows_the_shortfall() -> None:
     """10 hosts, 100 events a delivery, 0.5 s replies: at most 2,000 events/s of the 3,000 asked."""
     c = FakeCollector(delay_s=0.5).start()

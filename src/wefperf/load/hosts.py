@@ -17,6 +17,7 @@ Plain http:// only (a raw asyncio protocol per host); https:// is refused by the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import time
 from array import array
@@ -156,6 +157,7 @@ class HostsEngine:
                     guard = group.create_task(self._drain_guard(tasks))
                     if tasks:
                         await asyncio.wait(tasks)
+                    await self._idle_until_plan_end()
                     guard.cancel()
             except* Exception as failures:  # a bug in a host's loop: the first one, as itself
                 raise failures.exceptions[0] from None
@@ -165,6 +167,17 @@ class HostsEngine:
         finally:
             await self._close_all()
         return self._summary(self.clock())
+
+    async def _idle_until_plan_end(self) -> None:
+        """A duration run lasts its duration: hosts whose plan ran out of events (sparse arrivals
+        can leave a host, or the whole fleet, with none) stay connected and idle, heartbeating
+        over wsman, until the plan's end or a stop."""
+        if self.plan_end_s is None or self._stopping:
+            return
+        left = self.start + self.plan_end_s - self.clock()
+        if left > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), left)
 
     async def _drain_guard(self, tasks: list[asyncio.Task[None]]) -> None:
         """After a stop, deliveries in flight get `drain_timeout_s` to finish, then are cancelled."""
