@@ -98,7 +98,7 @@ def tiny() -> Iterator[Script]:
 def _run(script: Script, tmp_path: Path, *extra: str):
     results = tmp_path / "r.json"
     done = wefperf(
-        "run", "--protocol", "wsman", "--hosts", "2", "--no-live", "--results", str(results),
+        "run", "--protocol", "wsman", "--hosts", "2", "--no-live", "--results", str(results), "--seed", "11",
         "--processing-wait-secs", "0", "--wef-endpoint", f"http://127.0.0.1:{script.port}/wsman/SubscriptionManager/WEC",
         *extra, timeout=60,
     )
