@@ -501,8 +501,7 @@ def _latency_section(data: Data) -> list[str]:
     for key, label in names.items():
         p = lat.get(key)
         if isinstance(p, dict):
-            rows.append([label, num(p.get("count")), num(p.get("p50"), 2), num(p.get("p90"), 2), num(p.get("p99"), 2),
-                         num(p.get("p99_9"), 2), num(p.get("max"), 2), num(p.get("mean"), 2)])
+            rows.append([label, *_pct_cells(p)])
     res = data.get("results") or {}
     out = ["<h2>Latency percentiles (HDR histograms, ms)</h2>",
            table(["", "batches", "p50", "p90", "p99", "p99.9", "max", "mean"], rows, numeric=range(1, 8))]
@@ -516,6 +515,11 @@ def _latency_section(data: Data) -> list[str]:
     return out
 
 
+def _pct_cells(p: dict[str, Any]) -> list[str]:
+    """A results JSON percentile object as table cells: count, p50, p90, p99, p99.9, max, mean."""
+    return [num(p.get("count")), *(num(p.get(k), 2) for k in ("p50", "p90", "p99", "p99_9", "max", "mean"))]
+
+
 def _hosts_section(data: Data) -> list[str]:
     """Simulated hosts: each event's latency from when it fell due, deliveries, and the wsman protocol."""
     hosts = data.get("hosts")
@@ -525,10 +529,7 @@ def _hosts_section(data: Data) -> list[str]:
     event = (data.get("latency_ms") or {}).get("event")
     if isinstance(event, dict):
         out.append(table(["event latency (ms, from when each event fell due)", "events", "p50", "p90", "p99",
-                          "p99.9", "max", "mean"],
-                         [["per event", num(event.get("count")), num(event.get("p50"), 2), num(event.get("p90"), 2),
-                           num(event.get("p99"), 2), num(event.get("p99_9"), 2), num(event.get("max"), 2),
-                           num(event.get("mean"), 2)]], numeric=range(1, 8)))
+                          "p99.9", "max", "mean"], [["per event", *_pct_cells(event)]], numeric=range(1, 8)))
     rows = [
         ["hosts (connections opened, hosts that delivered)",
          f"{num(hosts.get('hosts'))} ({num(hosts.get('connections'))}, {num(hosts.get('hosts_delivering'))})"],
