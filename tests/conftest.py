@@ -12,7 +12,16 @@ from typing import Iterator
 
 import pytest
 
+from fake_collector import FakeCollector
 from wefperf.collector.s3server import MotoServer
+
+
+@pytest.fixture
+def collector() -> Iterator[FakeCollector]:
+    """The contract-shaped fake collector (tests/fake_collector.py), on its own port for one test."""
+    c = FakeCollector().start()
+    yield c
+    c.stop()
 
 
 @pytest.fixture(scope="session")

@@ -28,13 +28,6 @@ from wefperf.verdict import judge
 ESC = "\x1b["
 
 
-@pytest.fixture
-def collector():
-    c = FakeCollector().start()
-    yield c
-    c.stop()
-
-
 def _env(c: FakeCollector, **extra: str) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("PERF_TEST_", "WEF_", "S3_", "AWS_"))}
     return {**base, "WEF_ENDPOINT": c.url, "PERF_TEST_PROCESSING_WAIT_SECS": "3", "TERM": "xterm-256color",

@@ -170,13 +170,6 @@ def test_auto_puts_the_report_beside_the_results(tmp_path: Path) -> None:
 # -- the CLI ------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def collector():
-    c = FakeCollector().start()
-    yield c
-    c.stop()
-
-
 def test_run_writes_the_report_beside_the_results(collector: FakeCollector, tmp_path: Path) -> None:
     results = tmp_path / "out" / "r.json"
     done = wefperf("run", "--total-events", "20000", "--event-type", "4624", "--results", str(results),

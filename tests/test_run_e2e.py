@@ -21,13 +21,6 @@ from refusing_server import RefusingServer
 SECRET = "s3cr3t-never-printed"
 
 
-@pytest.fixture
-def collector():
-    c = FakeCollector().start()
-    yield c
-    c.stop()
-
-
 def _env(c: FakeCollector, **extra: str) -> dict[str, str]:
     return {"WEF_ENDPOINT": c.url, "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_ACCESS_KEY_ID": "AKIDSECRETID",
             "PERF_TEST_PROCESSING_WAIT_SECS": "3", **extra}

@@ -14,13 +14,6 @@ from fake_collector import FakeCollector
 from helpers import wefperf as run_cli
 
 
-@pytest.fixture
-def collector():
-    c = FakeCollector().start()
-    yield c
-    c.stop()
-
-
 def _env(c: FakeCollector, **extra: str) -> dict[str, str]:
     # These tests check counts and merging, not speed: a loaded machine must not fail them on the rate.
     return {"WEF_ENDPOINT": c.url, "PERF_TEST_PROCESSING_WAIT_SECS": "2", "PERF_TEST_PASS_RATIO": "0.5", **extra}
