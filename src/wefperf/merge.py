@@ -120,6 +120,7 @@ def merge_load(datas: Sequence[dict[str, Any]]) -> LoadSummary:
         events_failed=sum(int(r["events_failed"]) for r in rs),
         late_batches=sum(int(r["late_batches"]) for r in rs),
         latency=pct("latency"),
+        latency_acked=pct("latency_acked") if all(h.get("latency_acked") for h in hists) else None,
         service=pct("service"),
         schedule_lag=pct("schedule_lag"),
         errors=merge_errors([d.get("errors") or {} for d in datas]),

@@ -1,8 +1,9 @@
 """Counters, HDR histograms and the per-second timeline.
 
-Memory is fixed: three full-run histograms, one per-second histogram that is reset each
-second, one second's raw schedule lags, a timeline row per second, and one byte per batch up
-to the last failed one.
+Latency from the intended send time covers every batch that fell due: acknowledged ones at
+their reply, failed ones at their failure, and ones never sent at the end of the load window
+(no coordinated omission for failures either). The acknowledged-only figure is kept beside it,
+labelled so.
 """
 
 from __future__ import annotations
@@ -153,15 +154,16 @@ class Window:
 class Second:
     """One timeline row: what happened in one second of the load phase.
 
-    Latency is from the intended send time, of the batches acknowledged in this second; None
-    where a second has no data (no batch acknowledged, none sent, no stats sample).
+    Latency is from the intended send time, of the batches that completed in this second
+    (acknowledged or failed); None where a second has no data (none completed, none sent, no
+    stats sample).
     """
 
     t: int
     sent_events: int = 0
     acked_events: int = 0
     failed_events: int = 0
-    p99_ms: float | None = None  # None: no batch was acknowledged in this second
+    p99_ms: float | None = None  # None: no batch completed (acknowledged or failed) in this second
     server_events: int | None = None  # stats delta the sampler saw in this second
     p50_ms: float | None = None
     p90_ms: float | None = None
@@ -240,7 +242,7 @@ class LoadSummary:
     batches_failed: int
     events_failed: int
     late_batches: int
-    latency: Percentiles
+    latency: Percentiles  # every batch that fell due: acknowledged, failed, or never sent
     service: Percentiles
     schedule_lag: Percentiles
     errors: dict[str, ErrorClass]
@@ -259,6 +261,8 @@ class LoadSummary:
     event_latency: Percentiles | None = None
     hosts: HostsFigures | None = None
     wsman: WsmanFigures | None = None
+    # From the intended send time, of the acknowledged batches only (None: not measured).
+    latency_acked: Percentiles | None = None
 
     # Why a threshold stopped the run early (--abort-on-fail), or None.
     aborted: str | None = None
@@ -272,6 +276,29 @@ class LoadSummary:
         """Interrupted, aborted by a threshold, or out of time before the plan was sent."""
         return self.interrupted or self.timed_out or self.aborted is not None
 
+    @property
+    def rate_window_s(self) -> float:
+        """The seconds every headline rate is over: the load window, never the drain after it."""
+        return self.window_s if self.window_s > 0 else self.elapsed_s
+
+    @property
+    def drain_s(self) -> float:
+        """After the load window: waiting for replies in flight, and hosts' last deliveries."""
+        return max(self.elapsed_s - self.rate_window_s, 0.0)
+
+    @property
+    def acked_rate_eps(self) -> float:
+        """The headline rate: events acknowledged per second of the load window."""
+        return self.events_ok / self.rate_window_s if self.rate_window_s > 0 else 0.0
+
+    @property
+    def sent_rate_eps(self) -> float:
+        return self.events_sent / self.rate_window_s if self.rate_window_s > 0 else 0.0
+
+    def per_window_s(self, events: int) -> float:
+        """Any count as a rate over the same load window as the headline rate."""
+        return events / self.rate_window_s if self.rate_window_s > 0 else 0.0
+
 
 class Recorder:
     """Takes one call per batch from the senders; cheap enough for 50k batches/s."""
@@ -284,12 +311,14 @@ class Recorder:
         # judged on a sliding window while the run goes on (--abort-on-fail); off by default.
         self._window: deque[tuple[HdrHistogram, int, int]] | None = deque(maxlen=window_secs) if window_secs else None
         self.latency = _histogram()
+        self.latency_acked = _histogram()
         self.service = _histogram()
         self.lag = _histogram()
         self._second = _histogram()
         # Microsecond samples not yet in the histograms (see PENDING_MAX).
         self._lag_us: array[int] = array("q")
         self._latency_us: array[int] = array("q")
+        self._acked_us: array[int] = array("q")
         self._service_us: array[int] = array("q")
         # This second's schedule lags, raw: its p99 comes from them exactly (a C-speed copy per
         # flush and one partial sort per second), cheaper than a second histogram fed per value.
@@ -301,6 +330,7 @@ class Recorder:
         self.batches_ok = self.events_ok = 0
         self.batches_failed = self.events_failed = 0
         self.late_batches = 0
+        self.last_sent = start  # when the latest batch went out
         self.errors: dict[str, ErrorClass] = {}
         self.failed_set = BatchSet()
         self.server_events = 0
@@ -323,6 +353,7 @@ class Recorder:
         self._second_lag_us.extend(self._lag_us)
         _record_grouped(self._lag_us, self.lag)
         _record_grouped(self._latency_us, self.latency, self._second)
+        _record_grouped(self._acked_us, self.latency_acked)
         _record_grouped(self._service_us, self.service)
 
     def _close_second(self) -> None:
@@ -333,7 +364,7 @@ class Recorder:
         # closed second's histogram is not written again, so the sliding window keeps it as it is.
         self._second = _histogram()
         if self._window is not None:
-            self._window.append((second, row.sent_events, row.failed_events))
+            self._window.append((self._judged_second(second), row.sent_events, row.failed_events))
         if second.get_total_count():
             # One pass over the counts for all three, about a millisecond once a second.
             p = second.get_percentile_to_value_dict([50.0, 90.0, 99.0])
@@ -346,6 +377,10 @@ class Recorder:
             row.lag_p99_ms = max(heapq.nlargest(above, lag)[-1], _LOWEST_US) / 1000
             del lag[:]
         row.in_flight = self.batches_sent - self.batches_ok - self.batches_failed
+
+    def _judged_second(self, second: HdrHistogram) -> HdrHistogram:
+        """The closed second's latency that --abort-on-fail judges: the same samples as the verdict."""
+        return second
 
     def tick(self, now: float) -> None:
         """Close every second before `now`, even one in which nothing was acknowledged."""
@@ -370,7 +405,8 @@ class Recorder:
         """Latency and errors over the sliding window of closed seconds; None before it is full."""
         if self._window is None or len(self._window) < (self._window.maxlen or 0):
             return None
-        merged = _histogram()
+        first = self._window[0][0]
+        merged = HdrHistogram(_LOWEST_US, _HIGHEST_US, first.significant_figures)
         sent = failed = 0
         for hist, s, f in self._window:
             merged.add(hist)
@@ -381,6 +417,7 @@ class Recorder:
     def sent(self, events: int, intended: float, actual: float) -> None:
         # The row first: crossing into a new second closes the old one before this batch counts.
         row = self._row(actual)
+        self.last_sent = actual
         self.batches_sent += 1
         self.events_sent += events
         lag = actual - intended
@@ -396,14 +433,25 @@ class Recorder:
         self._row(done).acked_events += events
         self.batches_ok += 1
         self.events_ok += events
-        self._latency_us.append(int((done - intended) * 1e6))
+        latency = int((done - intended) * 1e6)
+        self._latency_us.append(latency)
+        self._acked_us.append(latency)
         self._service_us.append(int((done - actual) * 1e6))
         if len(self._latency_us) >= PENDING_MAX:
             self._flush()
 
-    def failed(self, batch: int, events: int, error_class: str, detail: str, done: float) -> bool:
-        """Count a failed batch; True when its detail is among the first few of its class."""
+    def failed(self, batch: int, events: int, error_class: str, detail: str, done: float,
+               intended: float | None = None) -> bool:
+        """Count a failed batch; True when its detail is among the first few of its class.
+
+        `intended`: the batch's intended send time; its latency then runs until the failure,
+        so a server that times out its slowest requests cannot improve its percentiles.
+        """
         row = self._row(done)
+        if intended is not None:
+            self._latency_us.append(int((done - intended) * 1e6))
+            if len(self._latency_us) >= PENDING_MAX:
+                self._flush()
         self.batches_failed += 1
         self.events_failed += events
         row.failed_events += events
@@ -416,6 +464,14 @@ class Recorder:
             cls.samples.append(f"batch {batch}: {detail}")
             return True
         return False
+
+    def never_sent(self, intended: "list[float]", window_end: float) -> None:
+        """Batches that fell due in the window but never went out: latency until the window's end."""
+        if not intended:
+            return
+        self._flush()
+        samples: array[float] = array("d", (window_end - t for t in intended))
+        record_bucketed(samples, self.latency)
 
     def server_sample(self, when: float, delta_events: int) -> None:
         row = self._row(when)
@@ -437,6 +493,7 @@ class Recorder:
             events_failed=self.events_failed,
             late_batches=self.late_batches,
             latency=Percentiles.of(self.latency),
+            latency_acked=Percentiles.of(self.latency_acked),
             service=Percentiles.of(self.service),
             schedule_lag=Percentiles.of(self.lag),
             errors=dict(self.errors),
@@ -454,54 +511,71 @@ class Recorder:
 
     def encoded(self) -> dict[str, str]:
         """The whole-run histograms, HDR-encoded, for a merge of segments."""
-        return {"latency": encode(self.latency), "service": encode(self.service), "schedule_lag": encode(self.lag)}
+        return {"latency": encode(self.latency), "latency_acked": encode(self.latency_acked),
+                "service": encode(self.service), "schedule_lag": encode(self.lag)}
 
 
-def record_bucketed(samples_s: "array[float]", histogram: HdrHistogram) -> None:
-    """Add latency samples (seconds) to a histogram with one record_value call per bucket.
+def record_bucketed(samples_s: "array[float]", *histograms: HdrHistogram) -> None:
+    """Add latency samples (seconds) to histograms with one record_value call per bucket.
 
     For many samples per second (simulated hosts record one per event): pyarrow maps each
     sample to its bucket's lowest value in C, so the pure-Python record_value runs once per
-    distinct bucket, not once per event. The histogram ends up the same as recording each
-    sample (its max, mean and percentiles are all read per bucket).
+    distinct bucket, not once per event. Each histogram ends up the same as recording each
+    sample (its max, mean and percentiles are all read per bucket). The histograms share
+    one precision (the first one's).
     """
     if not samples_s:
         return
     import pyarrow as pa
-    import pyarrow.compute as pc
+    import pyarrow.compute as pc  # loaded before the clock by the hosts engine (see hosts.py)
 
     seconds = pa.Array.from_buffers(pa.float64(), len(samples_s), [None, pa.py_buffer(samples_s.tobytes())])
     us = pc.cast(pc.trunc(pc.multiply(seconds, 1e6)), pa.int64())
     us = pc.min_element_wise(pc.max_element_wise(us, _LOWEST_US), _HIGHEST_US)
     # The lowest value of each sample's bucket: drop the bits below the histogram's resolution.
-    magnitude = histogram.sub_bucket_half_count_magnitude  # 10 at 3 significant figures, 7 at 2
+    magnitude = histograms[0].sub_bucket_half_count_magnitude  # 10 at 3 significant figures, 7 at 2
     shift = pc.max_element_wise(pc.subtract(pc.cast(pc.floor(pc.log2(us)), pa.int64()), magnitude), 0)
     lowest = pc.shift_left(pc.shift_right(us, shift), shift)
     counts = pc.value_counts(lowest)
     for value, count in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist()):
-        histogram.record_value(value, count)
+        for histogram in histograms:
+            histogram.record_value(value, count)
     del samples_s[:]
 
 
+def _event_histogram() -> HdrHistogram:
+    # Two significant figures (1 %) are plenty for latencies of seconds, and keep the buckets
+    # few enough for record_bucketed to pay off from a few thousand events per second.
+    return HdrHistogram(_LOWEST_US, _HIGHEST_US, 2)
+
+
 class HostRecorder(Recorder):
-    """The Recorder, plus one latency sample per event: from when it was due to its delivery's reply."""
+    """The Recorder, plus one latency sample per event: from when it was due to its delivery's end.
+
+    An event's latency ends at its delivery's reply, or at its failure; an event still held at
+    its host when the window closed counts until then. The sliding window of --abort-on-fail
+    judges these per-event samples, as the final verdict does.
+    """
 
     def __init__(self, start: float, *args: int, **kwargs: Any) -> None:
         super().__init__(start, *args, **kwargs)
-        # Two significant figures (1 %) are plenty for latencies of seconds, and keep the buckets
-        # few enough for record_bucketed to pay off from a few thousand events per second.
-        self.event_latency = HdrHistogram(_LOWEST_US, _HIGHEST_US, 2)
+        self.event_latency = _event_histogram()
+        self._second_event = _event_histogram()
         self._event_s: array[float] = array("d")
 
     def event_latencies(self, done_s: float, due_s: "array[float]") -> None:
-        """`done_s`: the reply, `due_s`: the delivery's events' due times, seconds after the start."""
+        """`done_s`: the delivery's end, `due_s`: its events' due times, seconds after the start."""
         self._event_s.extend(map(sub, repeat(done_s, len(due_s)), due_s))
         if len(self._event_s) >= PENDING_MAX:
-            record_bucketed(self._event_s, self.event_latency)
+            record_bucketed(self._event_s, self.event_latency, self._second_event)
 
     def _flush(self) -> None:
         super()._flush()
-        record_bucketed(self._event_s, self.event_latency)
+        record_bucketed(self._event_s, self.event_latency, self._second_event)
+
+    def _judged_second(self, second: HdrHistogram) -> HdrHistogram:
+        judged, self._second_event = self._second_event, _event_histogram()
+        return judged
 
     def summary(self, end: float, **kwargs: Any) -> LoadSummary:
         load = super().summary(end, **kwargs)

@@ -171,11 +171,12 @@ class RunResult:
                 "events_received": received,
                 "successful_batches": load.batches_ok,
                 "failed_batches": load.batches_failed,
-                # Ingested = acknowledged; the attempted rate is beside it.
-                "events_per_second_overall": round(load.events_ok / load.elapsed_s, 2),
-                "events_per_second_attempted": round(load.events_sent / load.elapsed_s, 2),
+                # Ingested = acknowledged, over the load window (drain_seconds after it are not load
+                # time); the attempted and server-counted rates are over the same window.
+                "events_per_second_overall": round(load.acked_rate_eps, 2),
+                "events_per_second_attempted": round(load.sent_rate_eps, 2),
                 "events_per_second_processed": (
-                    round(received / load.elapsed_s, 2) if received is not None else None
+                    round(load.per_window_s(received), 2) if received is not None else None
                 ),
                 "events_acknowledged": load.events_ok,
                 "events_failed": load.events_failed,
@@ -186,6 +187,7 @@ class RunResult:
                 "cut_short": load.cut_short,
                 "aborted": load.aborted,
                 "load_window_seconds": round(load.window_s, 3),
+                "drain_seconds": round(load.drain_s, 3),
                 "events_due_in_window": load.due_events,
             },
             "s3_verification": self.s3.to_dict() if self.s3 is not None else None,
@@ -197,7 +199,12 @@ class RunResult:
             "profile": self.profile,
             "sender": self.sender,
             "latency_ms": {
+                # Every batch that fell due: acknowledged, failed (until its failure), never sent
+                # (until the window's end).
                 "from_intended_send": _pct(load.latency),
+                "from_intended_send_acknowledged_only": (
+                    _pct(load.latency_acked) if load.latency_acked is not None else None
+                ),
                 "service_time": _pct(load.service),
                 "schedule_lag": _pct(load.schedule_lag),
                 # Simulated hosts: from when each event became due to its delivery's reply.

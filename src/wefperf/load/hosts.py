@@ -17,7 +17,6 @@ Plain http:// only (a raw asyncio protocol per host); https:// is refused by the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import time
 from array import array
@@ -27,13 +26,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from urllib.parse import urlsplit
 
-import pyarrow  # noqa: F401  (imported now, not at the first second of the load: record_bucketed uses it)
+import pyarrow.compute  # noqa: F401  (loaded now, not in the first second of the load: record_bucketed uses it)
 
 from ..metrics import LATE_THRESHOLD_S, HostRecorder, HostsFigures, LoadSummary
 from ..payload.hosts import HostPayload, build_host_payload
 from . import errors
 from .arrivals import HostArrivals, build_arrivals
-from .engine import PROGRESS_EVERY_EVENTS, ProgressInfo, wait_for_start
+from .base import EngineBase, ProgressInfo, wait_for_start
+from .engine import PROGRESS_EVERY_EVENTS
 from .fast_sender import _ReplyProtocol
 from .scheduler import Schedule
 
@@ -55,7 +55,7 @@ class _Host:
         self.delivering = False  # has sent at least one delivery
 
 
-class HostsEngine:
+class HostsEngine(EngineBase):
     """Runs the load phase with simulated hosts; the same run()/stop()/recorder shape as LoadEngine."""
 
     name = "hosts"
@@ -83,6 +83,7 @@ class HostsEngine:
         start_at: float | None = None,
         second_histograms: bool = False,
     ) -> None:
+        super().__init__(clock=clock, drain_timeout_s=drain_timeout_s, progress=progress, on_error=on_error)
         parts = urlsplit(url)
         if parts.scheme not in self.schemes:
             raise ValueError(f"simulated hosts speak {' or '.join(self.schemes)} only")
@@ -100,11 +101,9 @@ class HostsEngine:
         # max_latency_s after it at the latest, so the window closes then. Count mode: the timeout.
         self.plan_end_s = plan_end_s
         self.close_s = plan_end_s + max_latency_s if plan_end_s is not None else timeout_s
-        self.request_timeout_s, self.drain_timeout_s = request_timeout_s, drain_timeout_s
-        self.progress, self.on_error, self.clock = progress, on_error, clock
+        self.request_timeout_s = request_timeout_s
         self.freeze_gc = freeze_gc
         self.window_secs = window_secs  # > 0: the recorder keeps a sliding window for --abort-on-fail
-        self._aborted: str | None = None
         self.recorder: HostRecorder | None = None
         self.start = 0.0
         # Per delivery, in batch-number order: its events (the S3 accounting's `here` mask).
@@ -116,30 +115,8 @@ class HostsEngine:
         self._connect_errors: Counter[str] = Counter()
         self._next_progress = PROGRESS_EVERY_EVENTS
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._sleeping: set[asyncio.Task[None]] = set()
-        self._released: set[asyncio.Task[None]] = set()
-        self._stopping = False
-        self._interrupted = False
-        self._stopped_at: float | None = None
-        self._stopped = asyncio.Event()
 
     # -- the run ------------------------------------------------------------------------------
-
-    def stop(self, interrupted: bool = True, aborted: str | None = None) -> None:
-        """No host starts another delivery; hosts waiting for their trigger give up at once.
-
-        `interrupted`: the user asked; `aborted`: a threshold broke (--abort-on-fail).
-        """
-        self._interrupted = self._interrupted or interrupted
-        if aborted is not None and self._aborted is None:
-            self._aborted = aborted
-        if self._stopped_at is None:
-            self._stopped_at = self.clock()
-        self._stopping = True
-        for task in list(self._sleeping):
-            self._released.add(task)
-            task.cancel()
-        self._stopped.set()
 
     async def run(self) -> LoadSummary:
         """Connect every host, then the load. Cancelling it cancels every host."""
@@ -172,28 +149,15 @@ class HostsEngine:
         """A duration run lasts its duration: hosts whose plan ran out of events (sparse arrivals
         can leave a host, or the whole fleet, with none) stay connected and idle, heartbeating
         over wsman, until the plan's end or a stop."""
-        if self.plan_end_s is None or self._stopping:
-            return
-        left = self.start + self.plan_end_s - self.clock()
-        if left > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopped.wait(), left)
-
-    async def _drain_guard(self, tasks: list[asyncio.Task[None]]) -> None:
-        """After a stop, deliveries in flight get `drain_timeout_s` to finish, then are cancelled."""
-        await self._stopped.wait()
-        _, pending = await asyncio.wait(tasks, timeout=self.drain_timeout_s)
-        for task in pending:
-            task.cancel()
+        if self.plan_end_s is not None:
+            await self._idle_until(self.start + self.plan_end_s)
 
     async def _host(self, h: _Host) -> None:
         arrivals, clock, start = h.arrivals, self.clock, self.start
         due = arrivals.due
         m, wait, close = self.max_items, self.max_latency_s, self.close_s
-        me = asyncio.current_task()
-        assert me is not None
         first_cycle = True
-        while not self._stopping:
+        while not self.stopping:
             if arrivals.ahead() < m and not arrivals.exhausted:
                 arrivals.fill(max(m, _REFILL))
             pos, held = arrivals.pos, len(due)
@@ -212,21 +176,10 @@ class HostsEngine:
                 trigger = due[pos + m - 1]
             if trigger >= close:
                 return
+            if not await self._wait_until(start + trigger, spin=False):
+                return  # stop() ended the wait
             now = clock() - start
-            if trigger > now:
-                self._sleeping.add(me)
-                try:
-                    while now < trigger:
-                        await asyncio.sleep(trigger - now)
-                        now = clock() - start
-                except asyncio.CancelledError:
-                    if me in self._released and me.cancelling() == 1:
-                        me.uncancel()  # stop() ended the wait; any other cancel goes on up
-                        return
-                    raise
-                finally:
-                    self._sleeping.discard(me)
-            if self._stopping or (now >= close and now - trigger > _TIMER_SLACK_S):
+            if self.stopping or (now >= close and now - trigger > _TIMER_SLACK_S):
                 return  # a host still busy when the window closed keeps what it holds (reported)
             events = bisect_right(due, now, pos, min(pos + m, held)) - pos
             await self._deliver(h, events, start + trigger)
@@ -259,21 +212,26 @@ class HostsEngine:
         try:
             status = await self._send(h, data)
         except asyncio.CancelledError:
-            rec.failed(batch, events, "interrupted", "cancelled while in flight", self.clock())
+            done = self.clock()
+            rec.failed(batch, events, "interrupted", "cancelled while in flight", done, intended)
+            rec.event_latencies(done - self.start, arrivals.due[first : first + events])
             raise
         except Exception as exc:  # every transport failure is counted; the host goes on with new events
+            done = self.clock()
             cls = errors.classify(exc)
-            if rec.failed(batch, events, cls, errors.describe(exc), self.clock()) and self.on_error:
+            # A failed delivery's events count in the latency too, until the failure.
+            rec.event_latencies(done - self.start, arrivals.due[first : first + events])
+            if rec.failed(batch, events, cls, errors.describe(exc), done, intended) and self.on_error:
                 self.on_error(f"Delivery {batch} failed: {cls}: {errors.describe(exc)}")
             return
         done = self.clock()
+        rec.event_latencies(done - self.start, arrivals.due[first : first + events])
         if 200 <= status < 300:
             rec.ok(events, intended, sent, done)
-            rec.event_latencies(done - self.start, arrivals.due[first : first + events])
             self.acked_shapes[shape] += 1
         else:
             cls = errors.http_status(status)
-            if rec.failed(batch, events, cls, f"HTTP {status}", done) and self.on_error:
+            if rec.failed(batch, events, cls, f"HTTP {status}", done, intended) and self.on_error:
                 self.on_error(f"Delivery {batch} failed: HTTP {status}")
 
     def _request(self, h: _Host, batch: int, events: int, record: int) -> bytes:
@@ -308,7 +266,7 @@ class HostsEngine:
                 self._connect_errors[errors.classify(exc)] += 1
 
         for first in range(0, len(self.hosts), CONNECT_AT_ONCE):
-            if self._stopping:
+            if self.stopping:
                 return
             await asyncio.gather(*(one(h) for h in self.hosts[first : first + CONNECT_AT_ONCE]))
         if self.connect_failures and self.on_error:
@@ -365,23 +323,56 @@ class HostsEngine:
         self.progress(ProgressInfo(rec.events_sent, rec.batches_sent, elapsed, rate, remaining,
                                    rec.events_ok, rec.events_ok / elapsed))
 
+    def _window_end(self, rec: HostRecorder, end: float, timed_out: bool) -> float:
+        """Where the load window ends: the rates are over it; the hosts' last deliveries are drain.
+
+        Stopped: at the stop. Duration mode: at the plan's end (events due until then; a host
+        may hold its last ones up to max-latency after it, which is drain, not load). Count mode:
+        when the plan's last event fell due, or later by as much as the hosts fell behind.
+        """
+        start = self.start
+        stopped = self._stop_window_end(start, end)
+        if stopped is not None:
+            return stopped
+        if self.plan_end_s is not None:
+            return min(end, start + self.plan_end_s)
+        if timed_out:
+            return min(end, start + self.close_s)
+        last_due = max((h.arrivals.due[-1] for h in self.hosts if h.arrivals.due), default=0.0)
+        behind = rec.last_sent - start - self.max_latency_s
+        return min(end, start + max(last_due, behind))
+
+    def _owed(self, t: float) -> int:
+        """Events a host that never waited for a reply would have delivered by `t` (seconds after
+        the start): every event that had waited max-latency, and every full delivery's worth.
+
+        An ideal host holds fewer than max_items events, none older than max-latency, so this
+        never holds more against a run than it owed (it may owe up to max_items - 1 more per host).
+        """
+        m, wait = self.max_items, self.max_latency_s
+        return sum(max(h.arrivals.due_by(t - wait), h.arrivals.due_by(t) - (m - 1)) for h in self.hosts)
+
+    def _never_delivered(self, rec: HostRecorder, until: float, end: float) -> None:
+        """Events due by `until` and never sent count in the event latency until `end` (seconds)."""
+        for h in self.hosts:
+            a = h.arrivals
+            last = bisect_right(a.due, until, a.pos) if a.pos < len(a.due) else a.pos
+            if last > a.pos:
+                rec.event_latencies(end, a.due[a.pos:last])
+
     def _summary(self, end: float) -> LoadSummary:
         rec = self.recorder
         if rec is None:  # stopped or cancelled while connecting: nothing was sent
             self.start = end
             rec = self.recorder = HostRecorder(end)
         start = self.start
-        stopped_early = self._interrupted or self._aborted is not None
-        if stopped_early and self._stopped_at is not None:
-            window_end = max(min(end, self._stopped_at), start)
-        else:
-            window_end = min(end, start + self.close_s)
-        window = window_end - start
+        stopped_early = self.stopped_early
+        unfinished = any(not h.arrivals.exhausted or h.arrivals.pos < len(h.arrivals.due) for h in self.hosts)
+        timed_out = self.plan_end_s is None and not stopped_early and unfinished
+        window = self._window_end(rec, end, timed_out) - start
         # Duration mode: every event of the plan was due (unless the run was stopped early).
         until = self.plan_end_s if self.plan_end_s is not None and not stopped_early else window
         events_due = sum(h.arrivals.due_by(until) for h in self.hosts)
-        unfinished = any(not h.arrivals.exhausted or h.arrivals.pos < len(h.arrivals.due) for h in self.hosts)
-        timed_out = self.plan_end_s is None and not stopped_early and unfinished
         figures = HostsFigures(
             hosts=len(self.hosts), max_items=self.max_items, max_latency_s=self.max_latency_s,
             events_due=events_due, events_held=max(events_due - rec.events_sent, 0),
@@ -391,10 +382,13 @@ class HostsEngine:
         )
         owed = events_due
         if stopped_early:
-            # A host holds an event up to max-latency before it owes a delivery: the run is judged
-            # on what had waited that long by the stop (or went out sooner, on a full delivery).
-            waited = window - self.max_latency_s - LATE_THRESHOLD_S
-            owed = max(sum(h.arrivals.due_by(waited) for h in self.hosts), rec.events_sent)
+            # A host holds an event up to max-latency (or until it holds max_items) before it owes
+            # a delivery: the run is judged on what it owed by the stop, less the late grace.
+            owed = max(self._owed(window - LATE_THRESHOLD_S), rec.events_sent)
+            self._never_delivered(rec, window - self.max_latency_s - LATE_THRESHOLD_S, window)
+        else:
+            # Held when the hosts' last chance passed: latency until then (no coordinated omission).
+            self._never_delivered(rec, until, min(end - start, self.close_s))
         load = rec.summary(end, timed_out=timed_out, interrupted=self._interrupted, window_s=window,
                            due_events=owed, aborted=self._aborted)
         return replace(load, hosts=figures)

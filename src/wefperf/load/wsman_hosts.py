@@ -105,7 +105,7 @@ class WsmanHostsEngine(HostsEngine):
 
     async def _connect_all(self) -> None:
         await super()._connect_all()
-        if not self._stopping:
+        if not self.stopping:
             self._beat = asyncio.ensure_future(self._heartbeats())
 
     async def _enumerate(self, host: int) -> Subscription:
@@ -173,10 +173,10 @@ class WsmanHostsEngine(HostsEngine):
                         raise errors.WrongAck(f"expected an Ack relating to {mid}, got {action or 'no Action'}"
                                               f" relating to {relates or 'nothing'}")
                     return status
-                if attempt >= self.max_retries or self._stopping:
+                if attempt >= self.max_retries or self.stopping:
                     return status
             except (aiohttp.ClientError, OSError, asyncio.TimeoutError, errors.WrongAck, EnvelopeError):
-                if attempt >= self.max_retries or self._stopping:
+                if attempt >= self.max_retries or self.stopping:
                     raise
             attempt += 1
             self.retries += 1
@@ -185,7 +185,7 @@ class WsmanHostsEngine(HostsEngine):
     async def _heartbeats(self) -> None:
         """A host idle past its subscription's Heartbeats interval sends a Heartbeat (and waits for its Ack)."""
         tick = min([s.sub.heartbeat_s / 4 for s in self.states.values() if s.sub is not None] + [1.0])
-        while not self._stopping:
+        while not self.stopping:
             await asyncio.sleep(tick)
             now = self.clock()
             due = [i for i, s in self.states.items()

@@ -193,16 +193,22 @@ def _pct_line(label: str, p: Percentiles) -> str:
     )
 
 
+def _unacked(load: LoadSummary) -> str:
+    """How many latency samples are not acknowledgements (failed, or never sent)."""
+    acked = load.latency_acked.count if load.latency_acked is not None else load.batches_ok
+    other = load.latency.count - acked
+    return f"; {other:,} failed or never sent, each counted until then" if other > 0 else ""
+
+
 def result_lines(result: "RunResult") -> list[str]:
     load, server, verdict = result.load, result.server, result.verdict
     received = server.events_received
-    elapsed = load.elapsed_s
     lines = [
         "",
         RULE,
         "PERFORMANCE TEST RESULTS",
         RULE,
-        f"Total time: {elapsed:.2f} seconds",
+        f"Total time: {load.elapsed_s:.2f} seconds (load {load.rate_window_s:.2f} s + drain {load.drain_s:.2f} s)",
         f"Events sent: {load.events_sent:,}",
         f"Events acknowledged (2xx): {load.events_ok:,}",
         f"Events failed: {load.events_failed:,}",
@@ -210,16 +216,18 @@ def result_lines(result: "RunResult") -> list[str]:
         f"Successful batches: {load.batches_ok:,}",
         f"Failed batches: {load.batches_failed:,}",
         "",
-        f"Overall ingestion rate: {load.events_ok / elapsed:.2f} events/second (acknowledged;"
-        f" {load.events_sent / elapsed:.2f} sent)",
+        f"Overall ingestion rate: {load.acked_rate_eps:.2f} events/second (acknowledged;"
+        f" {load.sent_rate_eps:.2f} sent; over the {load.rate_window_s:.2f} s load window)",
         (
-            f"Server processing rate: {received / elapsed:.2f} events/second"
+            f"Server processing rate: {load.per_window_s(received):.2f} events/second"
             if received is not None
             else "Server processing rate: unknown"
         ),
         "",
-        f"Latency (ms, {plural(load.latency.count, 'acknowledged batch')}):",
+        f"Latency (ms, {plural(load.latency.count, 'batch')} that fell due{_unacked(load)}):",
         _pct_line("from intended send time", load.latency),
+        *([_pct_line("  acknowledged only", load.latency_acked)]
+          if load.latency_acked is not None and load.latency_acked.count != load.latency.count else []),
         _pct_line("service time", load.service),
         _pct_line("schedule lag", load.schedule_lag),
         f"  Late batches (sent > 10 ms after their time): {load.late_batches:,}",
