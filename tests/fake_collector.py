@@ -36,6 +36,7 @@ class FakeCollector(ThreadedApp):
     fail_every: int = 0  # answer 500 to every Nth events request (1-based count)
     fail_status: int = 500
     delay_s: float = 0.0
+    hang_every: int = 0  # never answer every Nth events request (1-based count) until the client gives up
     health_ok: bool = True
     labels: str = "real"  # how /stats/throughput labels event types, see _label
     stats_ok: bool = True
@@ -73,6 +74,12 @@ class FakeCollector(ThreadedApp):
         with self._lock:
             self.requests += 1
             n = self.requests
+        if self.hang_every and n % self.hang_every == 0:
+            # No answer until the client gives up (aiohttp does not cancel a handler on disconnect).
+            deadline = time.monotonic() + 60
+            while request.transport is not None and not request.transport.is_closing() and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            return web.Response(status=504, text="hung")
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         if self.fail_every and n % self.fail_every == 0:

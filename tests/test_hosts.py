@@ -374,7 +374,11 @@ async def test_a_duration_run_whose_plan_holds_no_event_lasts_its_duration_and_o
 
 
 async def test_a_stopped_run_whose_hosts_fell_behind_shows_the_shortfall() -> None:
-    """10 hosts, 100 events a delivery, 0.5 s replies: at most 2,000 events/s of the 3,000 asked."""
+    """10 hosts, 100 events a delivery, 0.5 s replies: at most 2,000 events/s of the 3,000 asked.
+
+    A host at 300 events/s fills a 100-event delivery in a third of a second, so by the stop it owed
+    every full delivery's worth, not only what had waited max-latency (1 s): the ratio is near
+    2/3 plus the start (about 0.7), not the 0.93 that owing only 1-s-old events gave."""
     c = FakeCollector(delay_s=0.5).start()
     try:
         stop = asyncio.Event()
@@ -389,7 +393,7 @@ async def test_a_stopped_run_whose_hosts_fell_behind_shows_the_shortfall() -> No
     ratio = [j.measured for j in result.verdict.thresholds if j.name == "achieved_ratio"]
     # what had waited more than 1 s by the stop was owed; the hosts could not deliver it
     assert load.due_events > load.events_sent and ratio == [load.events_ok / load.due_events]
-    assert 0.5 < ratio[0] < 0.9
+    assert 0.5 < ratio[0] < 0.85
 
 
 @pytest.mark.slow
