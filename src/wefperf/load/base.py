@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
+
+from ..metrics import Recorder
 
 # The loop's timers are only good to about a millisecond (libuv counts whole ms), so a
 # waiter sleeps until this much before its time, then yields to the loop until it is.
@@ -46,9 +50,17 @@ class EngineBase:
     def __init__(
         self, *, clock: Callable[[], float], drain_timeout_s: float,
         progress: Callable[[ProgressInfo], None] | None, on_error: Callable[[str], None] | None,
+        freeze_gc: bool, window_secs: int, segment: tuple[int, int], start_at: float | None,
+        second_histograms: bool,
     ) -> None:
         self.clock, self.drain_timeout_s = clock, drain_timeout_s
         self.progress, self.on_error = progress, on_error
+        # gc.freeze() changes the whole process: only the CLI, which owns the process, asks for it.
+        self.freeze_gc = freeze_gc
+        self.window_secs = window_secs  # > 0: the recorder keeps a sliding window for --abort-on-fail
+        # A segment i/N runs its share of the plan; `start_at` (this clock) is the plan's shared start.
+        self.segment, self.start_at = segment, start_at
+        self.second_histograms = second_histograms  # a segment keeps each second's histogram for the merge
         self._sleeping: set[asyncio.Task[None]] = set()
         # Sleeping workers that stop() woke by cancelling them: their cancellation is ours, not a caller's.
         self._released: set[asyncio.Task[None]] = set()
@@ -84,6 +96,28 @@ class EngineBase:
 
     def _on_stop(self) -> None:
         """What an engine does first when stopped (the batch engine stops its scheduler)."""
+
+    async def _run_workers(self, work: list[Coroutine[Any, Any, None]], plan_end: float | None) -> None:
+        """Run every worker with the drain guard beside them; then, unless stopped, idle until the
+        plan's end. A worker's bug surfaces as itself, not as an ExceptionGroup."""
+        if self.freeze_gc:
+            # Everything built so far (payload, modules, sessions) lives for the whole run: keep the
+            # cyclic GC from rescanning it while the workers allocate a future per request.
+            gc.freeze()
+        try:
+            async with asyncio.TaskGroup() as group:
+                workers = [group.create_task(w) for w in work]
+                guard = group.create_task(self._drain_guard(workers))
+                if workers:
+                    await asyncio.wait(workers)
+                if plan_end is not None:
+                    await self._idle_until(plan_end)
+                guard.cancel()
+        except* Exception as failures:
+            raise failures.exceptions[0] from None
+        finally:
+            if self.freeze_gc:
+                gc.unfreeze()
 
     async def _wait_until(self, when: float, *, spin: bool = True) -> bool:
         """Sleep until `when` (clock time); False when stop() gave the wait up first.
@@ -131,6 +165,19 @@ class EngineBase:
         if left > 0 and not self.stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopped.wait(), left)
+
+    def _remaining_s(self, now: float, rate_eps: float) -> float | None:
+        """Seconds of load left, for the progress line; None when the plan does not say."""
+        return None
+
+    def _report_progress(self, rec: Recorder, now: float) -> None:
+        """One progress line's figures, as rates since the load's start."""
+        if self.progress is None:
+            return
+        elapsed = max(now - rec.start, 1e-9)
+        rate = rec.events_sent / elapsed
+        self.progress(ProgressInfo(rec.events_sent, rec.batches_sent, elapsed, rate, self._remaining_s(now, rate),
+                                   rec.events_ok, rec.events_ok / elapsed))
 
     def _stop_window_end(self, start: float, end: float) -> float | None:
         """Where a stopped run's load window ends: at the stop, never before the start

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import time
 from typing import Callable, Protocol
 
@@ -70,15 +69,12 @@ class LoadEngine(EngineBase):
         start_at: float | None = None,
         second_histograms: bool = False,
     ) -> None:
-        super().__init__(clock=clock, drain_timeout_s=drain_timeout_s, progress=progress, on_error=on_error)
+        # A segment i/N sends batches b % N == i, each at the time the whole plan gives it.
+        super().__init__(clock=clock, drain_timeout_s=drain_timeout_s, progress=progress, on_error=on_error,
+                         freeze_gc=freeze_gc, window_secs=window_secs, segment=segment, start_at=start_at,
+                         second_histograms=second_histograms)
         self.pool, self.senders, self.schedule = pool, senders, schedule
-        # A segment i/N sends batches b % N == i; `start_at` (this clock) is the plan's shared start.
-        self.segment, self.start_at = segment, start_at
-        self.second_histograms = second_histograms
         self.concurrency = concurrency
-        # gc.freeze() changes the whole process: only the CLI, which owns the process, asks for it.
-        self.freeze_gc = freeze_gc
-        self.window_secs = window_secs  # > 0: the recorder keeps a sliding window for --abort-on-fail
         self.scheduler: Scheduler | None = None
         self.recorder: Recorder | None = None
 
@@ -94,26 +90,11 @@ class LoadEngine(EngineBase):
             start = self.clock() if self.start_at is None else self.start_at
             self.scheduler = Scheduler(self.schedule, start, self.segment)
             self.recorder = Recorder(start, self.window_secs, second_histograms=self.second_histograms)
-            if self._stopped.is_set():
+            if self.stopping:
                 self.scheduler.stop()
-            if self.freeze_gc:
-                # Everything built so far (pool, modules, sessions) lives for the whole run: keep the
-                # cyclic GC from rescanning it while the senders allocate a future per request.
-                gc.freeze()
-            try:
-                async with asyncio.TaskGroup() as group:
-                    workers = [group.create_task(self._worker()) for _ in range(self.concurrency)]
-                    guard = group.create_task(self._drain_guard(workers))
-                    await asyncio.wait(workers)
-                    planned = self.schedule.planned_s()
-                    if planned is not None and not self.schedule.unlimited:
-                        await self._idle_until(start + planned)
-                    guard.cancel()
-            except* Exception as failures:  # a sender's bug: the first one, as itself
-                raise failures.exceptions[0] from None
-            finally:
-                if self.freeze_gc:
-                    gc.unfreeze()
+            planned = None if self.schedule.unlimited else self.schedule.planned_s()
+            await self._run_workers([self._worker() for _ in range(self.concurrency)],
+                                    None if planned is None else start + planned)
         finally:
             await self.senders.close()
         return self._summary(self.clock())
@@ -194,7 +175,7 @@ class LoadEngine(EngineBase):
                 sent = clock()
             rec.sent(events, intended, sent)
             if progress is not None and rec.batches_sent % every == 0:
-                self._report_progress(sent)
+                self._report_progress(rec, sent)
             try:
                 status = await channel.send(batch)
             except asyncio.CancelledError:
@@ -215,18 +196,11 @@ class LoadEngine(EngineBase):
                 if rec.failed(batch, events, cls, f"HTTP {status}", done, intended) and self.on_error:
                     self.on_error(f"Batch {batch} failed: HTTP {status}")
 
-    def _report_progress(self, now: float) -> None:
-        rec, sched = self.recorder, self.scheduler
-        assert rec is not None and sched is not None and self.progress is not None
-        elapsed = max(now - sched.start, 1e-9)
-        rate = rec.events_sent / elapsed
-        remaining: float | None
+    def _remaining_s(self, now: float, rate_eps: float) -> float | None:
+        sched, rec = self.scheduler, self.recorder
+        assert sched is not None and rec is not None
         if sched.end_time is not None:
-            remaining = max(sched.end_time - now, 0.0)
-        elif self.schedule.total_batches is not None and rate > 0:
-            left = max(self.schedule.total_batches * self.pool.batch_size - rec.events_sent, 0)
-            remaining = left / rate
-        else:
-            remaining = None
-        self.progress(ProgressInfo(rec.events_sent, rec.batches_sent, elapsed, rate, remaining,
-                                   rec.events_ok, rec.events_ok / elapsed))
+            return max(sched.end_time - now, 0.0)
+        if self.schedule.total_batches is not None and rate_eps > 0:
+            return max(self.schedule.total_batches * self.pool.batch_size - rec.events_sent, 0) / rate_eps
+        return None

@@ -17,7 +17,7 @@ Plain http:// only (a raw asyncio protocol per host); https:// is refused by the
 from __future__ import annotations
 
 import asyncio
-import gc
+import math
 import time
 from array import array
 from bisect import bisect_right
@@ -83,7 +83,9 @@ class HostsEngine(EngineBase):
         start_at: float | None = None,
         second_histograms: bool = False,
     ) -> None:
-        super().__init__(clock=clock, drain_timeout_s=drain_timeout_s, progress=progress, on_error=on_error)
+        super().__init__(clock=clock, drain_timeout_s=drain_timeout_s, progress=progress, on_error=on_error,
+                         freeze_gc=freeze_gc, window_secs=window_secs, segment=segment, start_at=start_at,
+                         second_histograms=second_histograms)
         parts = urlsplit(url)
         if parts.scheme not in self.schemes:
             raise ValueError(f"simulated hosts speak {' or '.join(self.schemes)} only")
@@ -94,16 +96,12 @@ class HostsEngine(EngineBase):
         # its deliveries i, i+N, i+2N...: markers stay unique across segments.
         indices = list(range(len(arrivals))) if host_indices is None else host_indices
         self.hosts = [_Host(h, a, payload.record_bases[h]) for h, a in zip(indices, arrivals)]
-        self.segment, self.start_at = segment, start_at
-        self.second_histograms = second_histograms
         self.max_items, self.max_latency_s = max_items, max_latency_s
         # Duration mode: the plan's events are due before plan_end_s; each is delivered by
         # max_latency_s after it at the latest, so the window closes then. Count mode: the timeout.
         self.plan_end_s = plan_end_s
         self.close_s = plan_end_s + max_latency_s if plan_end_s is not None else timeout_s
         self.request_timeout_s = request_timeout_s
-        self.freeze_gc = freeze_gc
-        self.window_secs = window_secs  # > 0: the recorder keeps a sliding window for --abort-on-fail
         self.recorder: HostRecorder | None = None
         self.start = 0.0
         # Per delivery, in batch-number order: its events (the S3 accounting's `here` mask).
@@ -126,31 +124,14 @@ class HostsEngine(EngineBase):
             await wait_for_start(self.start_at, self.clock, self._stopped)
             self.start = self.clock() if self.start_at is None else self.start_at
             self.recorder = HostRecorder(self.start, self.window_secs, second_histograms=self.second_histograms)
-            if self.freeze_gc:
-                gc.freeze()
-            try:
-                async with asyncio.TaskGroup() as group:
-                    tasks = [group.create_task(self._host(h)) for h in self.hosts]
-                    guard = group.create_task(self._drain_guard(tasks))
-                    if tasks:
-                        await asyncio.wait(tasks)
-                    await self._idle_until_plan_end()
-                    guard.cancel()
-            except* Exception as failures:  # a bug in a host's loop: the first one, as itself
-                raise failures.exceptions[0] from None
-            finally:
-                if self.freeze_gc:
-                    gc.unfreeze()
+            # A duration run lasts its duration: hosts whose plan ran out of events (sparse arrivals
+            # can leave a host, or the whole fleet, with none) stay connected and idle, heartbeating
+            # over wsman, until the plan's end or a stop.
+            plan_end = None if self.plan_end_s is None else self.start + self.plan_end_s
+            await self._run_workers([self._host(h) for h in self.hosts], plan_end)
         finally:
             await self._close_all()
         return self._summary(self.clock())
-
-    async def _idle_until_plan_end(self) -> None:
-        """A duration run lasts its duration: hosts whose plan ran out of events (sparse arrivals
-        can leave a host, or the whole fleet, with none) stay connected and idle, heartbeating
-        over wsman, until the plan's end or a stop."""
-        if self.plan_end_s is not None:
-            await self._idle_until(self.start + self.plan_end_s)
 
     async def _host(self, h: _Host) -> None:
         arrivals, clock, start = h.arrivals, self.clock, self.start
@@ -208,7 +189,7 @@ class HostsEngine(EngineBase):
         if self.progress is not None and rec.events_sent >= self._next_progress:
             while self._next_progress <= rec.events_sent:
                 self._next_progress += PROGRESS_EVERY_EVENTS
-            self._report_progress(sent)
+            self._report_progress(rec, sent)
         try:
             status = await self._send(h, data)
         except asyncio.CancelledError:
@@ -314,33 +295,29 @@ class HostsEngine(EngineBase):
 
     # -- what the run did ------------------------------------------------------------------------
 
-    def _report_progress(self, now: float) -> None:
-        rec = self.recorder
-        assert rec is not None and self.progress is not None
-        elapsed = max(now - self.start, 1e-9)
-        rate = rec.events_sent / elapsed
-        remaining = max(self.start + self.close_s - now, 0.0) if self.plan_end_s is not None else None
-        self.progress(ProgressInfo(rec.events_sent, rec.batches_sent, elapsed, rate, remaining,
-                                   rec.events_ok, rec.events_ok / elapsed))
+    def _remaining_s(self, now: float, rate_eps: float) -> float | None:
+        return max(self.start + self.close_s - now, 0.0) if self.plan_end_s is not None else None
 
-    def _window_end(self, rec: HostRecorder, end: float, timed_out: bool) -> float:
-        """Where the load window ends: the rates are over it; the hosts' last deliveries are drain.
+    def _window(self, rec: HostRecorder, end: float, timed_out: bool) -> float:
+        """The load window, in seconds from the start: the rates are over it; the hosts' last
+        deliveries after it are drain.
 
-        Stopped: at the stop. Duration mode: at the plan's end (events due until then; a host
-        may hold its last ones up to max-latency after it, which is drain, not load). Count mode:
-        when the plan's last event fell due, or later by as much as the hosts fell behind.
+        Stopped: until the stop. Duration mode: the plan's length (events fall due until then; a
+        host may hold its last ones up to max-latency after it, which is drain, not load). Count
+        mode: until the plan's last event fell due, or later by as much as the hosts fell behind.
         """
         start = self.start
+        elapsed = end - start
         stopped = self._stop_window_end(start, end)
         if stopped is not None:
-            return stopped
+            return stopped - start
         if self.plan_end_s is not None:
-            return min(end, start + self.plan_end_s)
+            return min(elapsed, self.plan_end_s)
         if timed_out:
-            return min(end, start + self.close_s)
+            return min(elapsed, self.close_s)
         last_due = max((h.arrivals.due[-1] for h in self.hosts if h.arrivals.due), default=0.0)
         behind = rec.last_sent - start - self.max_latency_s
-        return min(end, start + max(last_due, behind))
+        return min(elapsed, max(last_due, behind))
 
     def _owed(self, t: float) -> int:
         """Events a host that never waited for a reply would have delivered by `t` (seconds after
@@ -369,9 +346,12 @@ class HostsEngine(EngineBase):
         stopped_early = self.stopped_early
         unfinished = any(not h.arrivals.exhausted or h.arrivals.pos < len(h.arrivals.due) for h in self.hosts)
         timed_out = self.plan_end_s is None and not stopped_early and unfinished
-        window = self._window_end(rec, end, timed_out) - start
-        # Duration mode: every event of the plan was due (unless the run was stopped early).
-        until = self.plan_end_s if self.plan_end_s is not None and not stopped_early else window
+        window = self._window(rec, end, timed_out)
+        # Duration mode: every event of the plan was due (unless the run was stopped early); count
+        # mode, unless stopped or timed out, too.
+        until = window
+        if not stopped_early:
+            until = self.plan_end_s if self.plan_end_s is not None else (window if timed_out else math.inf)
         events_due = sum(h.arrivals.due_by(until) for h in self.hosts)
         figures = HostsFigures(
             hosts=len(self.hosts), max_items=self.max_items, max_latency_s=self.max_latency_s,
