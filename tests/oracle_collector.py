@@ -90,7 +90,7 @@ class OracleCollector(ThreadedApp):
     fail_mode: str = "500"  # "500" or "hang"
     count_lag_s: float = 0.0
     port: int = 0
-    records: list[RequestRecord] = field(default_factory=list)
+    records: list[RequestRecord] = field(default_factory=list, repr=False)
     enumerates: int = 0
     heartbeats: int = 0
     identifier: str = field(default_factory=lambda: str(uuid.uuid4()).upper())

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +27,14 @@ from wefperf.wsman import ns
 
 pytestmark = pytest.mark.slow
 
-DELAY_S = 0.05  # the oracle's reply delay in the scenarios that have one
+DELAY_S = 0.25  # the oracle's reply delay in the scenarios that have one (see the rate test for why 250 ms)
 RATE_TOL = 0.03  # issue 19 item 1: the headline rate within 3 % of acknowledged / planned window
 P50_SLACK_MS = 300.0  # upper bound of p50 over the reply delay: scheduling on a busy machine
 P90_SLACK_MS = 600.0
 CLOCK_SLACK_MS = 0.001  # wefperf truncates its samples to whole microseconds
 PACING_TOL = 0.10  # the oracle's arrival rate over 3 s against the target (late sends catch up)
-COUNT_LAG_S = 2.0  # the lagging scenarios: /stats/throughput counts events 2 s after their reply
+COUNT_LAG_S = 3.0  # the lagging scenarios: /stats/throughput counts events 3 s after their reply
+STATS_EVERY = "0.25"  # --stats-interval-secs of the lagging runs: the count is polled often
 
 _ITEM1 = "issue 19 item 1: events_per_second_overall divides by the elapsed time, not the planned load window"
 _ITEM2 = "issue 19 item 2: latency from intended send records acknowledged batches only"
@@ -45,8 +46,8 @@ class Run:
     """One CLI run against one oracle: what wefperf reported and what the oracle saw."""
 
     oracle: OracleCollector
-    done: Done
-    data: dict[str, Any]
+    done: Done = field(repr=False)
+    data: dict[str, Any] = field(repr=False)
     planned_s: float  # the planned load window, from the test's own plan (never from wefperf)
     target_eps: float | None = None  # the constant rate of the plan, when it has one
 
@@ -85,23 +86,23 @@ def _scenario(build: Callable[[Path], Run]) -> Any:
 
 @_scenario
 def fixed(tmp: Path) -> Run:
-    """2,000/s for 4 s in 100-event batches, 50 ms replies, a server count 2 s behind its acks."""
+    """2,000/s for 4 s in 100-event batches, 250 ms replies, a server count 3 s behind its acks."""
     oracle = OracleCollector(reply_delay_s=DELAY_S, count_lag_s=COUNT_LAG_S)
     return _run(tmp, oracle, 4.0, "--target-eps", "2000", "--duration-secs", "4", "--batch-size", "100",
-                target_eps=2000)
+                "--stats-interval-secs", STATS_EVERY, target_eps=2000)
 
 
 @_scenario
 def coarse(tmp: Path) -> Run:
-    """2,000/s for 4 s in 2,000-event batches: 4 batches, due at 0, 1, 2 and 3 s."""
+    """2,000/s for 4 s in 4,000-event batches: 2 batches, due at 0 and 2 s; immediate replies."""
     return _run(tmp, OracleCollector(), 4.0, "--target-eps", "2000", "--duration-secs", "4",
-                "--batch-size", "2000", target_eps=2000)
+                "--batch-size", "4000", target_eps=2000)
 
 
 @_scenario
 def stages(tmp: Path) -> Run:
     """A profile's [[stages]]: 1 s ramp to 2,000/s, then 3 s at 2,000/s (7,000 events); 100-event
-    batches, 50 ms replies, every 25th request answered 500."""
+    batches, 250 ms replies, every 25th request answered 500."""
     profile = tmp / "oracle-stages.toml"
     profile.write_text(
         'name = "oracle-stages"\n\n[settings]\nbatch_size = 100\ntotal_events = 0\n\n'
@@ -113,7 +114,7 @@ def stages(tmp: Path) -> Run:
 
 @_scenario
 def hosts(tmp: Path) -> Run:
-    """20 simulated hosts, 2,000/s for 4 s, deliveries after 0.5 s at most; 50 ms replies."""
+    """20 simulated hosts, 2,000/s for 4 s, deliveries after 0.5 s at most; 250 ms replies."""
     return _run(tmp, OracleCollector(reply_delay_s=DELAY_S), 4.0, "--hosts", "20", "--target-eps", "2000",
                 "--duration-secs", "4", "--max-latency-secs", "0.5", "--seed", "7")
 
@@ -129,15 +130,19 @@ def wsman(tmp: Path) -> Run:
 
 @_scenario
 def processes(tmp: Path) -> Run:
-    """`--processes 2`, 2,000/s for 4 s in 100-event batches, 50 ms replies, a count 2 s behind."""
+    """`--processes 2`, 2,000/s for 4 s in 100-event batches, 250 ms replies, a count 3 s behind.
+
+    Each segment (today) waits only until the count reaches its own 4,000 events: about 2 s + 3 s
+    into the run, while the whole run is counted only at about 4 s + 3 s, so its read is short by
+    a margin of some 2 s however busy the machine (it does not hang on how fast the load ends)."""
     oracle = OracleCollector(reply_delay_s=DELAY_S, count_lag_s=COUNT_LAG_S)
     return _run(tmp, oracle, 4.0, "--processes", "2", "--target-eps", "2000", "--duration-secs", "4",
-                "--batch-size", "100", target_eps=2000)
+                "--batch-size", "100", "--stats-interval-secs", STATS_EVERY, target_eps=2000)
 
 
 @_scenario
 def hung(tmp: Path) -> Run:
-    """2,000/s for 4 s in 100-event batches, 50 ms replies, every 20th request never answered,
+    """2,000/s for 4 s in 100-event batches, 250 ms replies, every 20th request never answered,
     `--request-timeout-secs 1`: 4 of 80 requests time out."""
     oracle = OracleCollector(reply_delay_s=DELAY_S, fail_every=20, fail_mode="hang")
     return _run(tmp, oracle, 4.0, "--target-eps", "2000", "--duration-secs", "4", "--batch-size", "100",
@@ -209,20 +214,28 @@ def test_hung_requests_fail_as_timeouts_after_the_request_timeout(hung: Run) -> 
 # --- the headline rate: acknowledged events over the planned load window ------------------------
 
 
+def _item1(why: str) -> pytest.MarkDecorator:
+    return pytest.mark.xfail(strict=True, reason=f"{_ITEM1} ({why})")
+
+
 @pytest.mark.parametrize("name", [
-    "fixed", "stages", "processes",
-    pytest.param("coarse", marks=pytest.mark.xfail(strict=True, reason=_ITEM1 + " (4 batches span 3 s)")),
-    pytest.param("hosts", marks=pytest.mark.xfail(strict=True, reason=_ITEM1 + " (the final max-latency drain)")),
-    pytest.param("wsman", marks=pytest.mark.xfail(strict=True, reason=_ITEM1 + " (the final max-latency drain)")),
-    pytest.param("hung", marks=pytest.mark.xfail(strict=True, reason=_ITEM1 + " (the last request's timeout)")),
+    pytest.param("fixed", marks=_item1("the last replies' 250 ms")),
+    pytest.param("stages", marks=_item1("the last replies' 250 ms")),
+    pytest.param("processes", marks=_item1("the last replies' 250 ms")),
+    pytest.param("coarse", marks=_item1("2 batches due at 0 and 2 s: the window ends at the second")),
+    pytest.param("hosts", marks=_item1("the hosts' final max-latency drain")),
+    pytest.param("wsman", marks=_item1("the hosts' final max-latency drain")),
+    pytest.param("hung", marks=_item1("the last request's 1 s timeout")),
 ])
 def test_the_headline_rate_is_acknowledged_events_over_the_planned_window(name: str,
                                                                           request: pytest.FixtureRequest) -> None:
     """events_per_second_overall within 3 % of the oracle's accepted events / the planned 4 s.
 
-    In the 100-event fixed-rate runs today's elapsed-time rate happens to fall inside 3 % (80 batches
-    span 79 intervals, and the last reply takes 50 ms), so they pass; coarse batches, hosts' drain
-    and a hung last request show issue 19 item 1.
+    Every scenario is wrong today by more than 3 %, and a busy machine cannot hide it: the batch
+    runs end 250 ms (the reply delay) after the last batch due at 3.95 s, and lateness only widens
+    that gap (≤ 8,000 / 4.2 s = 1,905/s); hosts add their 0.5 s drain, the hung run its last
+    request's 1 s timeout; the coarse run's elapsed time ends with its second batch, at about 2 s
+    (≈ 4,000/s: only that batch sent 1.9 s late would bring it inside 3 %).
     """
     run: Run = request.getfixturevalue(name)
     expected = run.oracle.events_accepted() / run.planned_s
@@ -259,7 +272,7 @@ def test_latency_percentiles_are_at_least_the_oracles_reply_times(name: str, req
 
 @pytest.mark.parametrize("name", DELAYED)
 def test_latency_percentiles_sit_just_above_the_reply_delay(name: str, request: pytest.FixtureRequest) -> None:
-    """With 50 ms replies: p50 ≥ 50 ms and ≤ 50 + 300 ms; p90 ≤ 50 + 600 ms (a busy machine's
+    """With 250 ms replies: p50 ≥ 250 ms and ≤ 250 + 300 ms; p90 ≤ 250 + 600 ms (a busy machine's
     scheduling). Hung requests are 5 % of the hung run: they cannot move its p50 or p90."""
     lat = request.getfixturevalue(name).latency()
     delay_ms = DELAY_S * 1000
@@ -281,7 +294,7 @@ def test_latency_has_one_sample_per_batch_that_fell_due(hung: Run) -> None:
 
 def test_hosts_event_latency_is_bounded_by_max_latency_and_the_reply(hosts: Run) -> None:
     """An event waits at most --max-latency-secs (0.5 s) at its host, then its delivery's reply
-    (≥ 50 ms): every event ≥ 50 ms, and the worst ≤ 0.5 s + 50 ms + 1 s of scheduling slack."""
+    (≥ 250 ms): every event ≥ 250 ms, and the worst ≤ 0.5 s + 250 ms + 1 s of scheduling slack."""
     event = hosts.latency("event")
     assert event["count"] == hosts.oracle.events_accepted()
     assert event["p50"] >= DELAY_S * 1000
@@ -311,6 +324,6 @@ def test_wsman_envelopes_match_the_oracles(wsman: Run) -> None:
 ])
 def test_events_received_is_the_oracles_count(name: str, request: pytest.FixtureRequest) -> None:
     """The server's count (events_received) is every event the oracle accepted, also when the
-    oracle counts them 2 s after acknowledging them (fixed: one process; processes: two)."""
+    oracle counts them 3 s after acknowledging them (fixed: one process; processes: two)."""
     run: Run = request.getfixturevalue(name)
     assert run.results["events_received"] == run.oracle.events_accepted()
