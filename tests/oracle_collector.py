@@ -218,8 +218,7 @@ class OracleCollector(ThreadedApp):
     async def _stats(self, _req: web.Request) -> web.Response:
         totals = self._counted_labels(time.monotonic())
         rows = [{"event_type": k, "total_events": v, "last_minute": v, "last_five_minutes": v,
-                 "average_per_second_last_minute": v / 60} for k, v in totals.items()]
-        rows.sort(key=lambda r: r["last_minute"], reverse=True)
+                 "average_per_second_last_minute": v / 60} for k, v in totals.most_common()]
         return web.json_response(rows)
 
     def _routes(self, app: web.Application) -> None:
