@@ -39,6 +39,7 @@ from .observe import (
 from .payload import PayloadPool, build_pool, new_run_id
 from .payload.hosts import HostPayload
 from .prometheus import MetricError
+from .recount import take_final
 from .report.console import Reporter
 from .result import RunResult, ServerStats, ShardData
 from .segments import SegmentInfo, check_start_at, judged_alone, shared_seed
@@ -297,10 +298,7 @@ async def run_test(
                 " restart?); counted through each fall as Prometheus' increase() does"
             )
         if final is not None:
-            server.final_total = final.total
-            server.final_per_type = dict(final.per_type)
-            if baseline is not None and stats.per_type:
-                server.per_type_delta = final.delta(baseline)
+            take_final(server, final, baseline if stats.per_type else None)
         if baseline is not None:
             server.baseline_per_type = dict(baseline.per_type)
         if isinstance(engine, HostsEngine):
