@@ -87,3 +87,81 @@ def test_merge_with_a_reachable_server_waits_for_the_whole_run_and_reads_again(
     assert received == 4000, f"merged count {received}, the segments read {finals}\n{done.out}"
     assert passed and done.code == 0, done.out + done.err
     assert "Waiting for event processing to complete" in done.out
+
+
+# -- issue 19, item 6: the result of a scale-out run has the shape and flags of a one-process run --------
+
+
+def _paths(value: object, prefix: str = "") -> set[str]:
+    """Every key path of a results JSON (list items by their first element)."""
+    if isinstance(value, dict):
+        out = {prefix}
+        for key, inner in value.items():
+            out |= _paths(inner, f"{prefix}.{key}")
+        return out
+    if isinstance(value, list) and value:
+        return {prefix} | _paths(value[0], prefix + "[]")
+    return {prefix}
+
+
+FLAGS = ("interrupted", "timed_out", "cut_short", "aborted")
+
+
+@pytest.mark.slow
+def test_processes_with_verify_s3_give_the_shape_and_flags_of_one_process(
+    wef_target, moto_endpoint: str, bucket: str, tmp_path: Path
+) -> None:
+    target = wef_target("--flush-interval-secs", "1")
+    env = {"WEF_ENDPOINT": target.base, "S3_ENDPOINT": moto_endpoint, "S3_BUCKET": bucket,
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "PERF_TEST_PROCESSING_WAIT_SECS": "5",
+           "PERF_TEST_FLUSH_INTERVAL_SECS": "1", "PERF_TEST_PASS_RATIO": "0.5"}
+    runs = {}
+    for processes in ("1", "2"):
+        path = tmp_path / f"p{processes}.json"
+        done = run_cli("run", "--processes", processes, "--total-events", "2000", "--batch-size", "100",
+                       "--target-eps", "2000", "--verify-s3", "--test-name", "shape", "--results", str(path), env=env)
+        assert done.code == 0, done.out + done.err
+        runs[processes] = json.loads(path.read_text())
+    one, two = runs["1"], runs["2"]
+    # the same keys (a merged run adds what it merged, nothing else), the S3 check of the whole run
+    assert _paths(two) - _paths(one) <= {p for p in _paths(two) if p.startswith(".merged")}
+    assert _paths(one) - _paths(two) == set()
+    assert two["s3_verification"]["accounting"]["found"] == 2000
+    # the configuration is the run's as given, --processes included (not a child's, not cleared by a merge)
+    assert two["configuration"]["processes"] == "2" and one["configuration"]["processes"] == "1"
+    assert {k: v for k, v in two["configuration"].items() if k not in ("processes", "results_path")} == \
+        {k: v for k, v in one["configuration"].items() if k not in ("processes", "results_path")}
+    assert [two["results"][f] for f in FLAGS] == [one["results"][f] for f in FLAGS] == [False, False, False, None]
+    assert two["stopped_in"] is one["stopped_in"] is None
+    assert two["verdict"]["passed"] and two["verdict"]["exit_code"] == one["verdict"]["exit_code"] == 0
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_processes_wait_for_s3_exits_130_and_says_interrupted(
+    collector: FakeCollector, moto_endpoint: str, bucket: str, tmp_path: Path
+) -> None:
+    import signal
+
+    # The fake collector writes nothing to S3: the check waits for its whole flush window (25 s).
+    env = {"WEF_ENDPOINT": collector.url, "S3_ENDPOINT": moto_endpoint, "S3_BUCKET": bucket,
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "PERF_TEST_PROCESSING_WAIT_SECS": "5",
+           "PERF_TEST_FLUSH_INTERVAL_SECS": "5", "PERF_TEST_PASS_RATIO": "0.5"}
+    results = tmp_path / "r.json"
+    proc = _start(["run", "--processes", "2", "--total-events", "1000", "--batch-size", "100", "--target-eps", "2000",
+                   "--verify-s3", "--results", str(results)], env)
+    assert proc.stdout is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + 60
+    for line in proc.stdout:
+        seen.append(line)
+        if "Waiting for S3 parquet file flush" in line or time.monotonic() > deadline:
+            break
+    assert any("Waiting for S3" in s for s in seen), "".join(seen)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=40)
+    assert proc.returncode == 130, "".join(seen) + out + err
+    data = json.loads(results.read_text())
+    assert data["results"]["interrupted"] is True
+    assert data["stopped_in"] == "verifying S3" and data["s3_verification"] is None
+    assert data["verdict"]["exit_code"] == 130 and not data["verdict"]["passed"]
+    assert data["configuration"]["processes"] == "2"

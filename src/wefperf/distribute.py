@@ -237,8 +237,7 @@ def _merged(settings: Settings, shards: list[Shard], profile: str | None) -> Mer
     merged = merge(shards, _judged(settings))
     result = merged.result
     result.profile = profile
-    result.configuration["processes"] = settings.processes
-    result.configuration["segment"] = settings.segment
+    result.configuration = settings.public_dict()  # the run as given, not a child's share of it
     return merged
 
 
