@@ -25,9 +25,9 @@ from pydantic import SecretStr
 
 from .exitcodes import ExitCode
 from .merge import MergedRun, rejudge
+from .model import RunResult
 from .payload import new_run_id
 from .report.console import Reporter
-from .result import RunResult
 from .segments import shared_seed
 from .settings import ENV_NAMES, Settings
 from .shards import Shard, ShardError

@@ -20,7 +20,15 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-# The run's data types live in model.py; these names stay importable from here.
+# The histograms' range and their text encoding live in hdr.py, the run's data types in model.py;
+# these names stay importable from here.
+from .hdr import HIGHEST_US as _HIGHEST_US
+from .hdr import LOWEST_US as _LOWEST_US
+from .hdr import decode as decode
+from .hdr import encode as encode
+from .hdr import histogram as _histogram
+from .hdr import merge_encoded as merge_encoded
+from .model import ERROR_SAMPLES_PER_CLASS as ERROR_SAMPLES_PER_CLASS
 from .model import PERCENTILES as PERCENTILES
 from .model import BatchRanges as BatchRanges
 from .model import ErrorClass as ErrorClass
@@ -28,39 +36,15 @@ from .model import HostsFigures as HostsFigures
 from .model import LoadSummary as LoadSummary
 from .model import Percentiles as Percentiles
 from .model import Second as Second
+from .model import Snapshot as Snapshot
 from .model import WsmanFigures as WsmanFigures
 from .model import mean_of as mean_of
 
-# Microseconds, from 1 µs to one hour, three significant figures.
-_LOWEST_US, _HIGHEST_US, _DIGITS = 1, 3_600_000_000, 3
 LATE_THRESHOLD_S = 0.010  # a batch sent more than 10 ms after its intended time is late
-ERROR_SAMPLES_PER_CLASS = 3
 # Raw samples wait in a small buffer and reach the histograms grouped by value, at each
 # second boundary or when this many are pending: hdrhistogram's record_value is pure
 # Python (~2.4 µs), too slow to call four times per batch at 50k batches/s.
 PENDING_MAX = 65_536
-
-
-def _histogram() -> HdrHistogram:
-    return HdrHistogram(_LOWEST_US, _HIGHEST_US, _DIGITS)
-
-
-def encode(h: HdrHistogram) -> str:
-    """HDR's own compressed encoding as text: what a segment's results carry for the merge."""
-    encoded: bytes = h.encode()
-    return encoded.decode("ascii")
-
-
-def decode(text: str) -> HdrHistogram:
-    return HdrHistogram.decode(text.encode("ascii"))
-
-
-def merge_encoded(texts: "list[str]", digits: int = _DIGITS) -> HdrHistogram:
-    """One histogram holding every encoded one's counts: merged, never averaged."""
-    merged = HdrHistogram(_LOWEST_US, _HIGHEST_US, digits)
-    for text in texts:
-        merged.add(decode(text))
-    return merged
 
 
 def _record_grouped(samples: "array[int]", *histograms: HdrHistogram) -> None:
@@ -117,20 +101,6 @@ class Window:
     @property
     def error_ratio(self) -> float:
         return self.failed_events / self.sent_events if self.sent_events else 0.0
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """The recorder's figures at one moment, read beside the load (the live view), never from a sender."""
-
-    elapsed_s: float
-    events_sent: int
-    events_ok: int
-    events_failed: int
-    in_flight: int  # requests sent and not yet answered
-    server_events: int  # what the stats sampler has seen the server count since the baseline
-    errors: dict[str, int]  # failed batches by class
-    last: Second | None  # the last closed second
 
 
 def _copy(row: Second) -> Second:

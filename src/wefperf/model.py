@@ -33,6 +33,7 @@ Data = Mapping[str, Any]
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 BatchRanges = list[tuple[int, int]]  # inclusive (first, last) batch numbers, ascending
 Bound = Literal["max", "min"]
+ERROR_SAMPLES_PER_CLASS = 3  # an error class keeps the details of its first few batches
 
 
 class ExitCode(IntEnum):
@@ -142,6 +143,20 @@ class Second:
         row = cls(**{k: v for k, v in d.items() if k in known})
         row.errors = {str(k): int(v) for k, v in (d.get("errors") or {}).items()}
         return row
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The recorder's figures at one moment, read beside the load (the live view), never from a sender."""
+
+    elapsed_s: float
+    events_sent: int
+    events_ok: int
+    events_failed: int
+    in_flight: int  # requests sent and not yet answered
+    server_events: int  # what the stats sampler has seen the server count since the baseline
+    errors: dict[str, int]  # failed batches by class
+    last: Second | None  # the last closed second
 
 
 @dataclass

@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 import aiohttp
 
+from .model import ServerStats
 from .observe import StatsSnapshot, stats_reader
-from .result import ServerStats
 from .settings import Settings
 
 

@@ -26,6 +26,7 @@ from .load.hosts import HostsEngine, build_hosts
 from .load.scheduler import Schedule
 from .load.wsman_hosts import WsmanHostsEngine
 from .metrics import LoadSummary, Recorder
+from .model import RunResult, S3Figures, SegmentInfo, ServerStats, ShardData
 from .observe import (
     PrometheusStats,
     ServerUnavailable,
@@ -41,12 +42,11 @@ from .payload.hosts import HostPayload
 from .prometheus import MetricError
 from .recount import take_final
 from .report.console import Reporter
-from .result import RunResult, ServerStats, ShardData
-from .segments import SegmentInfo, check_start_at, judged_alone, shared_seed
+from .segments import check_start_at, judged_alone, shared_seed
 from .settings import Settings
 from .thresholds import Measures
 from .thresholds import judge as judge_thresholds
-from .verdict import S3Figures, judge
+from .verdict import judge
 from .wording import plural
 from .wsman.certs import CertError
 from .wsman.tls import host_contexts
