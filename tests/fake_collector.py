@@ -40,6 +40,7 @@ class FakeCollector(ThreadedApp):
     health_ok: bool = True
     labels: str = "real"  # how /stats/throughput labels event types, see _label
     stats_ok: bool = True
+    count_delay_s: float = 0.0  # a lagging collector: /stats/throughput counts an event this long after its ack
     requests: int = 0
     ok_requests: int = 0
     events: Counter[str] = field(default_factory=Counter)
@@ -85,13 +86,20 @@ class FakeCollector(ThreadedApp):
         if self.fail_every and n % self.fail_every == 0:
             return web.Response(status=self.fail_status, text="injected failure")
         peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+        found = _TYPE_RE.findall(body)
         with self._lock:
             self.ok_requests += 1
-            found = _TYPE_RE.findall(body)
+            self.deliveries.setdefault(tuple(peer[:2]) if peer else ("?", 0), []).append(len(found))
+        if self.count_delay_s:
+            asyncio.get_running_loop().call_later(self.count_delay_s, self._count, found)
+        else:
+            self._count(found)
+        return web.Response(text="OK")
+
+    def _count(self, found: list[tuple[bytes, bytes]]) -> None:
+        with self._lock:
             for n, (provider, event_id) in enumerate(found):
                 self.events[_label(provider.decode(), event_id.decode(), self.labels, n)] += 1
-            self.deliveries.setdefault(tuple(peer[:2]) if peer else ("?", 0), []).append(len(found))
-        return web.Response(text="OK")
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.Response(text="OK") if self.health_ok else web.Response(status=503)

@@ -20,12 +20,10 @@ from typing import Any
 from .capacity import Capacity, Step, search
 from .exitcodes import ExitCode
 from .load.shapes import Stage
-from .metrics import LoadSummary
+from .model import LoadSummary, RunResult, Verdict
 from .report.console import Reporter
-from .result import RunResult
 from .settings import ConfigError, Settings
 from .thresholds import SPECS
-from .verdict import Verdict
 
 DEFAULT_START_EPS = 1_000.0
 DEFAULT_STEP_SECS = 10.0

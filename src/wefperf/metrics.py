@@ -13,44 +13,38 @@ import math
 import re
 from array import array
 from collections import Counter, deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from itertools import repeat
 from operator import sub
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-# Microseconds, from 1 µs to one hour, three significant figures.
-_LOWEST_US, _HIGHEST_US, _DIGITS = 1, 3_600_000_000, 3
-PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+# The histograms' range and their text encoding live in hdr.py, the run's data types in model.py;
+# these names stay importable from here.
+from .hdr import HIGHEST_US as _HIGHEST_US
+from .hdr import LOWEST_US as _LOWEST_US
+from .hdr import decode as decode
+from .hdr import encode as encode
+from .hdr import histogram as _histogram
+from .hdr import merge_encoded as merge_encoded
+from .model import ERROR_SAMPLES_PER_CLASS as ERROR_SAMPLES_PER_CLASS
+from .model import PERCENTILES as PERCENTILES
+from .model import BatchRanges as BatchRanges
+from .model import ErrorClass as ErrorClass
+from .model import HostsFigures as HostsFigures
+from .model import LoadSummary as LoadSummary
+from .model import Percentiles as Percentiles
+from .model import Second as Second
+from .model import Snapshot as Snapshot
+from .model import WsmanFigures as WsmanFigures
+from .model import mean_of as mean_of
+
 LATE_THRESHOLD_S = 0.010  # a batch sent more than 10 ms after its intended time is late
-ERROR_SAMPLES_PER_CLASS = 3
 # Raw samples wait in a small buffer and reach the histograms grouped by value, at each
 # second boundary or when this many are pending: hdrhistogram's record_value is pure
 # Python (~2.4 µs), too slow to call four times per batch at 50k batches/s.
 PENDING_MAX = 65_536
-
-
-def _histogram() -> HdrHistogram:
-    return HdrHistogram(_LOWEST_US, _HIGHEST_US, _DIGITS)
-
-
-def encode(h: HdrHistogram) -> str:
-    """HDR's own compressed encoding as text: what a segment's results carry for the merge."""
-    encoded: bytes = h.encode()
-    return encoded.decode("ascii")
-
-
-def decode(text: str) -> HdrHistogram:
-    return HdrHistogram.decode(text.encode("ascii"))
-
-
-def merge_encoded(texts: "list[str]", digits: int = _DIGITS) -> HdrHistogram:
-    """One histogram holding every encoded one's counts: merged, never averaged."""
-    merged = HdrHistogram(_LOWEST_US, _HIGHEST_US, digits)
-    for text in texts:
-        merged.add(decode(text))
-    return merged
 
 
 def _record_grouped(samples: "array[int]", *histograms: HdrHistogram) -> None:
@@ -62,7 +56,6 @@ def _record_grouped(samples: "array[int]", *histograms: HdrHistogram) -> None:
     del samples[:]
 
 
-BatchRanges = list[tuple[int, int]]  # inclusive (first, last) batch numbers, ascending
 _RUNS = re.compile(rb"\x01+")
 
 
@@ -97,46 +90,6 @@ def ranges_count(ranges: BatchRanges) -> int:
 
 
 @dataclass(frozen=True)
-class Percentiles:
-    """Milliseconds; what the report and the results JSON show for one histogram."""
-
-    count: int
-    p50: float
-    p90: float
-    p99: float
-    p999: float
-    max: float
-    mean: float
-
-    @classmethod
-    def of(cls, h: HdrHistogram) -> "Percentiles":
-        if h.get_total_count() == 0:
-            return cls(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-        at = h.get_percentile_to_value_dict(list(PERCENTILES))  # one pass for all four
-        p = [at[q] / 1000 for q in PERCENTILES]
-        return cls(h.get_total_count(), p[0], p[1], p[2], p[3], h.get_max_value() / 1000, mean_of(h) / 1000)
-
-
-def mean_of(h: HdrHistogram) -> float:
-    """HDR's mean (each bucket at its median value), read over the recorded range only.
-
-    The library's own get_mean_value walks every bucket through a Python iterator: about
-    20 ms, long enough to make senders late when the --abort-on-fail guard judges its window.
-    """
-    if not h.get_total_count():
-        return 0.0
-    # min_value and max_value are the library's own bounds of what was recorded (or merged in).
-    lo = h.get_counts_array_index(min(h.min_value, h.max_value))
-    hi = min(h.get_counts_array_index(h.max_value), h.counts_len - 1)
-    total = 0
-    for index, count in enumerate(h.counts[lo:hi + 1], lo):
-        if count:
-            low: int = h.get_value_from_index(index)
-            total += count * (low + ((h.get_highest_equivalent_value(low) - low + 1) >> 1))
-    return float(total / h.get_total_count())
-
-
-@dataclass(frozen=True)
 class Window:
     """The last few seconds of a run, for thresholds judged while it goes on."""
 
@@ -150,154 +103,8 @@ class Window:
         return self.failed_events / self.sent_events if self.sent_events else 0.0
 
 
-@dataclass
-class Second:
-    """One timeline row: what happened in one second of the load phase.
-
-    Latency is from the intended send time, of the batches that completed in this second
-    (acknowledged or failed); None where a second has no data (none completed, none sent, no
-    stats sample).
-    """
-
-    t: int
-    sent_events: int = 0
-    acked_events: int = 0
-    failed_events: int = 0
-    p99_ms: float | None = None  # None: no batch completed (acknowledged or failed) in this second
-    server_events: int | None = None  # stats delta the sampler saw in this second
-    p50_ms: float | None = None
-    p90_ms: float | None = None
-    max_ms: float | None = None
-    lag_p99_ms: float | None = None  # schedule lag p99 of the batches sent in this second; None: none sent
-    errors: dict[str, int] = field(default_factory=dict)  # failed events by class
-    in_flight: int | None = None  # requests sent and not yet answered at the second's end
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """The recorder's figures at one moment, read beside the load (the live view), never from a sender."""
-
-    elapsed_s: float
-    events_sent: int
-    events_ok: int
-    events_failed: int
-    in_flight: int  # requests sent and not yet answered
-    server_events: int  # what the stats sampler has seen the server count since the baseline
-    errors: dict[str, int]  # failed batches by class
-    last: Second | None  # the last closed second
-
-
 def _copy(row: Second) -> Second:
     return replace(row, errors=dict(row.errors))
-
-
-@dataclass
-class ErrorClass:
-    batches: int = 0
-    events: int = 0
-    samples: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class HostsFigures:
-    """What the simulated hosts did, beside the per-delivery counters of LoadSummary."""
-
-    hosts: int
-    max_items: int
-    max_latency_s: float
-    events_due: int  # events the plan had due in the load window
-    events_held: int  # due, but never sent: still held at their hosts when the window closed
-    full_deliveries: int  # sent holding max_items events
-    timed_deliveries: int  # sent because the oldest held event had waited max_latency_s
-    hosts_delivering: int  # hosts that sent at least one delivery
-    connections: int  # TCP connections opened (one per host; more after the server closed some)
-    connect_failures: int  # connections that could not be opened before the load started
-
-
-@dataclass(frozen=True)
-class WsmanFigures:
-    """What WS-Management added around the events (--protocol wsman), and what the subscription asked."""
-
-    enumerations: int
-    envelopes: int  # Events envelopes posted, retries included
-    retries: int
-    wrong_acks: int  # a 2xx whose Ack did not relate to the envelope's MessageID
-    heartbeats: int
-    heartbeats_acked: int
-    # The first host's subscription (None when no host enumerated): Heartbeats, MaxTime, MaxEnvelopeSize.
-    heartbeat_s: float | None = None
-    max_time_s: float | None = None
-    max_envelope: int | None = None
-
-
-@dataclass(frozen=True)
-class LoadSummary:
-    """Everything the load phase measured; crosses into verdict and reports."""
-
-    elapsed_s: float
-    batches_sent: int
-    events_sent: int
-    batches_ok: int
-    events_ok: int
-    batches_failed: int
-    events_failed: int
-    late_batches: int
-    latency: Percentiles  # every batch that fell due: acknowledged, failed, or never sent
-    service: Percentiles
-    schedule_lag: Percentiles
-    errors: dict[str, ErrorClass]
-    failed_ranges: BatchRanges  # every failed batch, exactly
-    timeline: list[Second]
-    timed_out: bool
-    interrupted: bool
-    # Due within the plan but never sent because every sender was busy: the run fell behind.
-    due_not_sent: int = 0
-    # The load window (from the plan's start until it ended, or was stopped or timed out), and the
-    # events the plan had due within it (None at unlimited rate): what a cut-short run is judged on.
-    window_s: float = 0.0
-    due_events: int | None = None
-    # Simulated hosts (PERF_TEST_HOSTS): each event's latency from when it became due to its
-    # delivery's reply, and the hosts' own figures; None without hosts.
-    event_latency: Percentiles | None = None
-    hosts: HostsFigures | None = None
-    wsman: WsmanFigures | None = None
-    # From the intended send time, of the acknowledged batches only (None: not measured).
-    latency_acked: Percentiles | None = None
-
-    # Why a threshold stopped the run early (--abort-on-fail), or None.
-    aborted: str | None = None
-    # For a merge of segments (issue 11): the whole-run histograms in HDR's own compressed
-    # encoding (base64 text) by name, and each second's latency histogram by timeline row.
-    histograms: dict[str, str] | None = None
-    second_histograms: dict[int, str] | None = None
-
-    @property
-    def cut_short(self) -> bool:
-        """Interrupted, aborted by a threshold, or out of time before the plan was sent."""
-        return self.interrupted or self.timed_out or self.aborted is not None
-
-    @property
-    def rate_window_s(self) -> float:
-        """The seconds every headline rate is over: the load window, never the drain after it."""
-        return self.window_s if self.window_s > 0 else self.elapsed_s
-
-    @property
-    def drain_s(self) -> float:
-        """After the load window: waiting for replies in flight, and hosts' last deliveries."""
-        return max(self.elapsed_s - self.rate_window_s, 0.0)
-
-    @property
-    def acked_rate_eps(self) -> float:
-        """The headline rate: events acknowledged per second of the load window."""
-        return self.events_ok / self.rate_window_s if self.rate_window_s > 0 else 0.0
-
-    @property
-    def sent_rate_eps(self) -> float:
-        return self.events_sent / self.rate_window_s if self.rate_window_s > 0 else 0.0
-
-    def per_window_s(self, events: int) -> float:
-        """Any count as a rate over the same load window as the headline rate."""
-        return events / self.rate_window_s if self.rate_window_s > 0 else 0.0
 
 
 class Recorder:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from .load import errors
+from .model import event_id_of as event_id_of
 from .prometheus import CounterTotal, MetricAbsent, MetricError, absent_message, read_counter
 
 
@@ -34,23 +35,6 @@ class StatsSnapshot:
         keys = set(self.per_type) | set(earlier.per_type)
         out = {k: self.per_type.get(k, 0) - earlier.per_type.get(k, 0) for k in keys}
         return {k: v for k, v in sorted(out.items(), key=lambda kv: (-kv[1], kv[0])) if v}
-
-
-def event_id_of(label: str) -> int | None:
-    """The EventID in a server's type label: `Provider:4624` and `EventID 4624` both give 4624.
-
-    The real collector labels an event `Provider:ID` when it read a provider from the
-    `<Provider>` element's text and `EventID ID` otherwise (docs/contract.md), so one EventID
-    can appear under two labels; `unknown` and anything else give None.
-    """
-    if label.startswith("EventID "):
-        tail = label[len("EventID "):]
-    else:
-        _, sep, tail = label.rpartition(":")
-        if not sep:
-            return None
-    tail = tail.strip()
-    return int(tail) if tail.isdigit() else None
 
 
 def parse_stats(payload: object) -> StatsSnapshot:

@@ -26,6 +26,7 @@ from .load.hosts import HostsEngine, build_hosts
 from .load.scheduler import Schedule
 from .load.wsman_hosts import WsmanHostsEngine
 from .metrics import LoadSummary, Recorder
+from .model import RunResult, S3Figures, SegmentInfo, ServerStats, ShardData
 from .observe import (
     PrometheusStats,
     ServerUnavailable,
@@ -39,13 +40,13 @@ from .observe import (
 from .payload import PayloadPool, build_pool, new_run_id
 from .payload.hosts import HostPayload
 from .prometheus import MetricError
+from .recount import take_final
 from .report.console import Reporter
-from .result import RunResult, ServerStats, ShardData
-from .segments import SegmentInfo, check_start_at, judged_alone, shared_seed
+from .segments import check_start_at, judged_alone, shared_seed
 from .settings import Settings
 from .thresholds import Measures
 from .thresholds import judge as judge_thresholds
-from .verdict import S3Figures, judge
+from .verdict import judge
 from .wording import plural
 from .wsman.certs import CertError
 from .wsman.tls import host_contexts
@@ -297,10 +298,7 @@ async def run_test(
                 " restart?); counted through each fall as Prometheus' increase() does"
             )
         if final is not None:
-            server.final_total = final.total
-            server.final_per_type = dict(final.per_type)
-            if baseline is not None and stats.per_type:
-                server.per_type_delta = final.delta(baseline)
+            take_final(server, final, baseline if stats.per_type else None)
         if baseline is not None:
             server.baseline_per_type = dict(baseline.per_type)
         if isinstance(engine, HostsEngine):

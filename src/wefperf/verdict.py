@@ -7,36 +7,14 @@ must also send its events before the timeout, and the S3 check must pass when it
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-from .exitcodes import ExitCode
 from .load.shapes import RateCurve
-from .metrics import LoadSummary
+from .model import ExitCode, LoadSummary, ServerStats
+from .model import S3Figures as S3Figures
+from .model import Verdict as Verdict
 from .settings import Settings
-from .thresholds import Judged, Measures
+from .thresholds import Measures
 from .thresholds import judge as judge_thresholds
 from .wording import plural
-
-if TYPE_CHECKING:
-    from .result import ServerStats
-
-
-@dataclass(frozen=True)
-class Verdict:
-    passed: bool
-    exit_code: ExitCode
-    reasons: list[str] = field(default_factory=list)
-    # The share of the plan that was held (None when no rate applies).
-    target_ratio: float | None = None
-    thresholds: list[Judged] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class S3Figures:
-    passed: bool
-    missing: int | None = None
-    duplicated: int | None = None
 
 
 def judge(settings: Settings, load: LoadSummary, s3: S3Figures | bool | None, *,

@@ -8,12 +8,11 @@ from typing import TYPE_CHECKING, TextIO
 from ..exitcodes import ExitCode
 from ..load import ProgressInfo
 from ..load.shapes import RateCurve
-from ..metrics import LoadSummary, Percentiles
+from ..model import LoadSummary, Percentiles
 from ..wording import plural
 
 if TYPE_CHECKING:
-    from ..metrics import Snapshot
-    from ..result import RunResult, ServerStats
+    from ..model import RunResult, ServerStats, Snapshot
     from ..settings import Settings
 
 RULE = "=" * 70
