@@ -336,7 +336,7 @@ class HostsEngine:
             raise
         finally:
             timer.cancel()
-        if not proto.keep_alive:
+        if not proto.keep_alive or proto.early:  # an early reply leaves the request unfinished
             self._drop(h)
         return status
 
