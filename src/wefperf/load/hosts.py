@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from urllib.parse import urlsplit
 
-import pyarrow  # noqa: F401  (imported now, not at the first second of the load: record_bucketed uses it)
+import pyarrow.compute  # noqa: F401  (loaded now, not at the load's first second: record_bucketed uses it)
 
 from ..metrics import LATE_THRESHOLD_S, HostRecorder, HostsFigures, LoadSummary
 from ..payload.hosts import HostPayload, build_host_payload
