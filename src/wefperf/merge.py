@@ -129,6 +129,7 @@ def merge_load(datas: Sequence[dict[str, Any]]) -> LoadSummary:
         timed_out=any(r.get("timed_out") for r in rs),
         interrupted=any(r.get("interrupted") for r in rs),
         due_not_sent=sum(int(r.get("due_not_sent") or 0) for r in rs),
+        events_unsent=sum(int(r.get("events_failed_unsent") or 0) for r in rs),
         window_s=max(float(r.get("load_window_seconds") or 0.0) for r in rs),
         due_events=None if any(d is None for d in dues) else sum(int(d) for d in dues if d is not None),
         event_latency=pct("event", 2) if all(h.get("event") for h in hists) and hists[0].get("event") else None,

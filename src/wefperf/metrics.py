@@ -204,10 +204,10 @@ class HostsFigures:
     max_items: int
     max_latency_s: float
     events_due: int  # events the plan had due in the load window
-    events_held: int  # due, but never sent: still held at their hosts when the window closed
+    events_held: int  # due, but never tried: still held at their hosts when the window closed
     full_deliveries: int  # sent holding max_items events
     timed_deliveries: int  # sent because the oldest held event had waited max_latency_s
-    hosts_delivering: int  # hosts that sent at least one delivery
+    hosts_delivering: int  # hosts that wrote at least one delivery to a connection
     connections: int  # TCP connections opened (one per host; more after the server closed some)
     connect_failures: int  # connections that could not be opened before the load started
 
@@ -250,6 +250,9 @@ class LoadSummary:
     interrupted: bool
     # Due within the plan but never sent because every sender was busy: the run fell behind.
     due_not_sent: int = 0
+    # Counted in events_failed, though not a byte of them was written: their host could not connect
+    # (or enumerate), or an earlier envelope of their delivery failed. Due and failed, never sent.
+    events_unsent: int = 0
     # The load window (from the plan's start until it ended, or was stopped or timed out), and the
     # events the plan had due within it (None at unlimited rate): what a cut-short run is judged on.
     window_s: float = 0.0
@@ -266,6 +269,12 @@ class LoadSummary:
     # encoding (base64 text) by name, and each second's latency histogram by timeline row.
     histograms: dict[str, str] | None = None
     second_histograms: dict[int, str] | None = None
+
+    @property
+    def error_ratio(self) -> float:
+        """Failed events of those the run tried to send (sent, or failed before a byte went out)."""
+        tried = self.events_sent + self.events_unsent
+        return self.events_failed / tried if tried else 0.0
 
     @property
     def cut_short(self) -> bool:
@@ -300,6 +309,7 @@ class Recorder:
         self.batches_sent = self.events_sent = 0
         self.batches_ok = self.events_ok = 0
         self.batches_failed = self.events_failed = 0
+        self.batches_unsent = self.events_unsent = 0  # failed without being sent (see `unsent`)
         self.late_batches = 0
         self.errors: dict[str, ErrorClass] = {}
         self.failed_set = BatchSet()
@@ -345,7 +355,10 @@ class Recorder:
             above = len(lag) - math.ceil(len(lag) * 0.99) + 1  # the p99 is the above-th largest
             row.lag_p99_ms = max(heapq.nlargest(above, lag)[-1], _LOWEST_US) / 1000
             del lag[:]
-        row.in_flight = self.batches_sent - self.batches_ok - self.batches_failed
+        row.in_flight = self._in_flight()
+
+    def _in_flight(self) -> int:
+        return self.batches_sent + self.batches_unsent - self.batches_ok - self.batches_failed
 
     def tick(self, now: float) -> None:
         """Close every second before `now`, even one in which nothing was acknowledged."""
@@ -360,7 +373,7 @@ class Recorder:
             events_sent=self.events_sent,
             events_ok=self.events_ok,
             events_failed=self.events_failed,
-            in_flight=self.batches_sent - self.batches_ok - self.batches_failed,
+            in_flight=self._in_flight(),
             server_events=self.server_events,
             errors={name: cls.batches for name, cls in self.errors.items()},
             last=_copy(self.timeline[index - 1]) if index > 0 else None,
@@ -400,6 +413,12 @@ class Recorder:
         self._service_us.append(int((done - actual) * 1e6))
         if len(self._latency_us) >= PENDING_MAX:
             self._flush()
+
+    def unsent(self, batches: int, events: int) -> None:
+        """Of the failure just counted (`failed`, called first: it closes the second), the batches
+        and events that never had a byte written: failed of what was due, never counted by `sent`."""
+        self.batches_unsent += batches
+        self.events_unsent += events
 
     def failed(self, batch: int, events: int, error_class: str, detail: str, done: float) -> bool:
         """Count a failed batch; True when its detail is among the first few of its class."""
@@ -445,6 +464,7 @@ class Recorder:
             timed_out=timed_out,
             interrupted=interrupted,
             due_not_sent=due_not_sent,
+            events_unsent=self.events_unsent,
             window_s=max(end - self.start, 0.0) if window_s is None else window_s,
             due_events=due_events,
             aborted=aborted,

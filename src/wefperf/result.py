@@ -179,6 +179,9 @@ class RunResult:
                 ),
                 "events_acknowledged": load.events_ok,
                 "events_failed": load.events_failed,
+                # Of those, never written to a connection (simulated hosts that could not connect or
+                # enumerate, or the envelopes after a failed one): failed, but not part of events_sent.
+                "events_failed_unsent": load.events_unsent,
                 "late_batches": load.late_batches,
                 "due_not_sent": load.due_not_sent,
                 "timed_out": load.timed_out,

@@ -205,7 +205,8 @@ def result_lines(result: "RunResult") -> list[str]:
         f"Total time: {elapsed:.2f} seconds",
         f"Events sent: {load.events_sent:,}",
         f"Events acknowledged (2xx): {load.events_ok:,}",
-        f"Events failed: {load.events_failed:,}",
+        f"Events failed: {load.events_failed:,}"
+        + (f" ({load.events_unsent:,} of them never sent: no connection or subscription)" if load.events_unsent else ""),
         f"Events received (by server): {received:,}" if received is not None else "Events received (by server): unknown (stats unavailable)",
         f"Successful batches: {load.batches_ok:,}",
         f"Failed batches: {load.batches_failed:,}",
