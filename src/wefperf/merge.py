@@ -271,7 +271,10 @@ def verify_options(merged: MergedRun, s3_settings: Any, wait_secs: float) -> Any
         interleaved: array[int] = array("H", bytes(2 * span))
         for i, s in enumerate(sizes):
             interleaved[i::count] = s + array("H", bytes(2 * (len(range(i, span, count)) - len(s))))
-        here = payload.here(interleaved)
+        # A segment's delivery k is the run's delivery k * count + i.
+        partial = {int(k) * count + i: int(n) for i, d in enumerate(datas)
+                   for k, n in (d["shard"].get("partial_acks") or {}).items()}
+        here = payload.here(interleaved, partial)
         batch_size, total, sent_batches = settings.max_items, None, span
     else:
         count_mode = not settings.duration_mode

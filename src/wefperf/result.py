@@ -108,6 +108,8 @@ class ShardData:
 
     segment: SegmentInfo
     delivery_sizes: "array[int] | None" = None  # simulated hosts: events per delivery, in its order
+    # Simulated hosts: deliveries acknowledged in part (place in delivery_sizes -> events Acked).
+    partial_acks: dict[int, int] = field(default_factory=dict)
 
     def to_dict(self, load: LoadSummary, server: ServerStats) -> dict[str, Any]:
         sizes = None
@@ -119,6 +121,7 @@ class ShardData:
             "second_histograms": {str(t): h for t, h in sorted((load.second_histograms or {}).items())},
             "batches_sent": load.batches_sent,
             "delivery_sizes": sizes,
+            "partial_acks": {str(k): n for k, n in sorted(self.partial_acks.items())},
             "server_baseline_per_type": server.baseline_per_type,
             "server_final_per_type": server.final_per_type,
         }
