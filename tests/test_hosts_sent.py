@@ -20,6 +20,7 @@ from wefperf.load.hosts import HostsEngine, build_hosts
 from wefperf.load.scheduler import Schedule
 from wefperf.load.wsman_hosts import WsmanHostsEngine
 from wefperf.metrics import LoadSummary
+from wefperf.report.console import hosts_lines
 from wefperf.verdict import judge
 from wefperf.wsman import envelope, parse
 
@@ -70,6 +71,13 @@ async def test_hosts_that_cannot_connect_send_nothing_and_the_run_fails_saying_s
     assert verdict.reasons[0] == (f"no host sent a delivery (connection_refused x{load.batches_failed});"
                                   f" {HOSTS} of {HOSTS} hosts could not connect before the load")
     assert [j.measured for j in verdict.thresholds if j.name == "error_ratio"] == [1.0]
+    h = load.hosts
+    assert hosts_lines(load)[1:3] == [
+        f"Simulated hosts: {HOSTS} (0 connections opened, 0 hosts delivered)",
+        f"  Deliveries: {h.full_deliveries} full (10 events), {h.timed_deliveries} on max latency (0.2 s, fewer events)",
+    ]
+    assert (f"Events due in the plan: {h.events_due}; sent: 0; failed unsent (no connection): {h.events_due};"
+            " still held at their hosts when the window closed: 0") in hosts_lines(load)[3]
 
 
 def _no_subscription_app() -> web.Application:
