@@ -15,6 +15,12 @@ from ..payload import CONTENT_TYPE, PayloadPool
 from .errors import EarlyReply
 
 
+def body_written(tracker: aiohttp.UploadTracker) -> bool:
+    """At the reply's head: True once the request body was written whole (the upload settled well)."""
+    upload = tracker.upload_complete
+    return upload.done() and not upload.cancelled() and upload.exception() is None
+
+
 class AiohttpChannel:
     def __init__(self, owner: "AiohttpSenders") -> None:
         self._owner = owner
@@ -24,9 +30,7 @@ class AiohttpChannel:
         assert o.session is not None
         tracker = aiohttp.UploadTracker()
         async with o.session.post(o.url, data=o.pool.body(batch), headers=o.headers, upload_tracker=tracker) as resp:
-            # Read at the reply's head: settled without error once the whole body was written.
-            upload = tracker.upload_complete
-            written = upload.done() and not upload.cancelled() and upload.exception() is None
+            written = body_written(tracker)  # read at the reply's head
             await resp.read()
             status = resp.status
         if not written and 200 <= status < 300:

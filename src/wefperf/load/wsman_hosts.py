@@ -8,7 +8,7 @@ the envelope's MessageID. A host idle for the subscription's Heartbeats interval
 
 Retries: Windows retries a failed delivery after the subscription's ConnectionRetry interval (60 s
 by default, `Total` times), then falls back to re-enumerating. Here a failed envelope (non-2xx,
-transport error, wrong Ack) is tried again at most `MAX_RETRIES` times after
+transport error, wrong Ack, an Ack before the envelope was written whole) is tried again at most `MAX_RETRIES` times after
 min(ConnectionRetry, `RETRY_CAP_S`), so a run always ends; each retry resends the same events
 (same markers), so a collector that stored the first attempt shows duplicates in the S3 check.
 """
@@ -32,6 +32,7 @@ from ..wsman import envelope, ns
 from ..wsman.parse import EnvelopeError, Subscription, ack_relates_to, subscriptions
 from ..wsman.payload import WsmanPayload
 from . import errors
+from .aiohttp_sender import body_written
 from .arrivals import HostArrivals
 from .engine import ProgressInfo
 from .hosts import Delivery, HostsEngine, _Host
@@ -210,10 +211,15 @@ class WsmanHostsEngine(HostsEngine):
             try:
                 st.last = self.clock()
                 self.envelopes += 1
-                async with st.session.post(url, data=body, headers=_HEADERS, trace_request_ctx=written) as resp:
+                tracker = aiohttp.UploadTracker()
+                async with st.session.post(url, data=body, headers=_HEADERS, trace_request_ctx=written,
+                                           upload_tracker=tracker) as resp:
+                    whole = body_written(tracker)
                     answer = await resp.read()
                     status = resp.status
                 if 200 <= status < 300:
+                    if not whole:  # an Ack for bytes the collector had not received yet
+                        raise errors.EarlyReply(f"HTTP {status} before the envelope's last byte was written")
                     action, relates = ack_relates_to(answer)
                     if action != ns.ACTION_ACK or relates != mid:
                         self.wrong_acks += 1
@@ -222,7 +228,8 @@ class WsmanHostsEngine(HostsEngine):
                     return status
                 if attempt >= self.max_retries or self._stopping:
                     return status
-            except (aiohttp.ClientError, OSError, asyncio.TimeoutError, errors.WrongAck, EnvelopeError):
+            except (aiohttp.ClientError, OSError, asyncio.TimeoutError, errors.WrongAck, errors.EarlyReply,
+                    EnvelopeError):
                 if attempt >= self.max_retries or self._stopping:
                     raise
             attempt += 1
