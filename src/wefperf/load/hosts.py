@@ -451,7 +451,8 @@ class HostsEngine:
         return sorted(self.payload.expected_types(self.sent_shapes))
 
     def here(self) -> bytes:
-        """One byte per sequence number, 1 where an event was sent (for the S3 accounting)."""
+        """One byte per sequence number for the S3 accounting: 1 where an event was sent, 2 where
+        it was Acked in a delivery that failed later (`partial`)."""
         return self.payload.here(self.sizes, self.partial)
 
     def delivery_sizes(self) -> "array[int]":

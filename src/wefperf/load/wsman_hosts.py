@@ -8,9 +8,13 @@ the envelope's MessageID. A host idle for the subscription's Heartbeats interval
 
 Retries: Windows retries a failed delivery after the subscription's ConnectionRetry interval (60 s
 by default, `Total` times), then falls back to re-enumerating. Here a failed envelope (non-2xx,
-transport error, wrong Ack, an Ack before the envelope was written whole) is tried again at most `MAX_RETRIES` times after
-min(ConnectionRetry, `RETRY_CAP_S`), so a run always ends; each retry resends the same events
-(same markers), so a collector that stored the first attempt shows duplicates in the S3 check.
+transport error, wrong Ack, an Ack before the envelope was written whole) is tried again at most
+`MAX_RETRIES` times after min(ConnectionRetry, `RETRY_CAP_S`), so a run always ends; each retry
+resends the same events (same markers), so a collector that stored the first attempt shows
+duplicates in the S3 check.
+
+Each envelope counts on its own (module `_transmit`): a delivery whose later envelope failed keeps
+its earlier envelopes acknowledged, and a host that could not enumerate or connect sent nothing.
 """
 
 from __future__ import annotations
@@ -66,6 +70,7 @@ class _Written:
     def __call__(self) -> None:
         if not self.sent_at:
             self.sent_at = self.engine._written(self.host, self.delivery, self.events)
+            self.delivery.sent_at = self.delivery.sent_at or self.sent_at
 
 
 class WsmanHostsEngine(HostsEngine):
@@ -169,32 +174,40 @@ class WsmanHostsEngine(HostsEngine):
                              unsent=(1, d.events))
                 return
             view, done_events, prev = memoryview(pending.data), 0, d.record - 1
-            for (a, b), mid, last in zip(pending.cuts, pending.message_ids, pending.records, strict=True):
-                events, prev = last - prev, last
-                written = _Written(self, h, d, events)
-                rest = d.events - done_events  # this envelope's events and those of the ones after it
-                try:
-                    status = await self._post(st, st.sub.notify_to, view[a:b], mid, written)
-                except asyncio.CancelledError:
-                    self._envelope_failed(d, written, rest, "interrupted", "cancelled while in flight", report=False)
-                    raise
-                except Exception as exc:
-                    self._envelope_failed(d, written, rest, errors.classify(exc), errors.describe(exc))
-                    break
-                if not 200 <= status < 300:
-                    self._envelope_failed(d, written, rest, errors.http_status(status), f"HTTP {status}")
-                    break
-                done = self.clock()
-                rec.ok(events, d.intended, written.sent_at, done)
-                start = d.first + done_events
-                rec.event_latencies(done - self.start, h.arrivals.due[start : start + events])
-                done_events += events
-            if done_events:
-                # The Acked events are the delivery's first ones: the same types as a delivery of that many.
-                self.acked_shapes[self.payload.shape(d.batch, done_events)] += 1
-                if done_events < d.events:
-                    index, count = self.segment
-                    self.partial[(d.batch - index) // count] = done_events
+            try:
+                for (a, b), mid, last in zip(pending.cuts, pending.message_ids, pending.records, strict=True):
+                    events, prev = last - prev, last
+                    written = _Written(self, h, d, events)
+                    rest = d.events - done_events  # this envelope's events and those of the ones after it
+                    try:
+                        status = await self._post(st, st.sub.notify_to, view[a:b], mid, written)
+                    except asyncio.CancelledError:
+                        self._envelope_failed(d, written, rest, "interrupted", "cancelled while in flight",
+                                              report=False)
+                        raise
+                    except Exception as exc:
+                        self._envelope_failed(d, written, rest, errors.classify(exc), errors.describe(exc))
+                        break
+                    if not 200 <= status < 300:
+                        self._envelope_failed(d, written, rest, errors.http_status(status), f"HTTP {status}")
+                        break
+                    done = self.clock()
+                    rec.ok(events, d.intended, written.sent_at, done)
+                    start = d.first + done_events
+                    rec.event_latencies(done - self.start, h.arrivals.due[start : start + events])
+                    done_events += events
+            finally:  # a cancel too keeps what was Acked before it
+                self._acked(d, done_events)
+
+    def _acked(self, d: Delivery, events: int) -> None:
+        """The delivery's first `events` were Acked: the server's per-type expectation and, when
+        a later envelope failed, the S3 accounting's (see `partial`)."""
+        if events:
+            # The Acked events are the delivery's first ones: the same types as a delivery of that many.
+            self.acked_shapes[self.payload.shape(d.batch, events)] += 1
+            if events < d.events:
+                index, count = self.segment
+                self.partial[(d.batch - index) // count] = events
 
     def _envelope_failed(self, d: Delivery, written: _Written, rest: int, cls: str, detail: str,
                          report: bool = True) -> None:
