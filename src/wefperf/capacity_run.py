@@ -202,7 +202,7 @@ def step_of(rate: float, result: RunResult, plan: SearchPlan) -> Step:
         latency_p50_ms=lat.p50 if counted else None,
         latency_p99_ms=lat.p99 if counted else None,
         latency_p999_ms=lat.p999 if counted else None,
-        error_ratio=load.events_failed / load.events_sent if load.events_sent else 0.0,
+        error_ratio=load.error_ratio,
         server_lag_events=lag,
         broken=broken_thresholds(result),
         run_id=result.run_id,

@@ -146,6 +146,7 @@ def merge_load(runs: Sequence[RunResult]) -> LoadSummary:
         timed_out=any(load.timed_out for load in loads),
         interrupted=any(load.interrupted for load in loads),
         due_not_sent=sum(load.due_not_sent for load in loads),
+        events_unsent=sum(load.events_unsent for load in loads),
         window_s=max(load.window_s for load in loads),
         due_events=None if any(d is None for d in dues) else sum(d for d in dues if d is not None),
         event_latency=pct("event", 2) if every("event") else None,
@@ -285,7 +286,10 @@ def verify_options(merged: MergedRun, s3_settings: Any, wait_secs: float) -> Any
         interleaved: array[int] = array("H", bytes(2 * span))
         for i, s in enumerate(sizes):
             interleaved[i::count] = s + array("H", bytes(2 * (len(range(i, span, count)) - len(s))))
-        here = payload.here(interleaved)
+        # A segment's delivery k is the run's delivery k * count + i.
+        partial = {k * count + i: n for i, r in enumerate(runs) if r.shard is not None
+                   for k, n in r.shard.partial_acks.items()}
+        here = payload.here(interleaved, partial)
         batch_size, total, sent_batches = settings.max_items, None, span
     else:
         count_mode = not settings.duration_mode

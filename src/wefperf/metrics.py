@@ -136,6 +136,7 @@ class Recorder:
         self.batches_sent = self.events_sent = 0
         self.batches_ok = self.events_ok = 0
         self.batches_failed = self.events_failed = 0
+        self.batches_unsent = self.events_unsent = 0  # failed without being sent (see `unsent`)
         self.late_batches = 0
         self.last_sent = start  # when the latest batch went out
         self.errors: dict[str, ErrorClass] = {}
@@ -183,7 +184,10 @@ class Recorder:
             above = len(lag) - math.ceil(len(lag) * 0.99) + 1  # the p99 is the above-th largest
             row.lag_p99_ms = max(heapq.nlargest(above, lag)[-1], _LOWEST_US) / 1000
             del lag[:]
-        row.in_flight = self.batches_sent - self.batches_ok - self.batches_failed
+        row.in_flight = self._in_flight()
+
+    def _in_flight(self) -> int:
+        return self.batches_sent + self.batches_unsent - self.batches_ok - self.batches_failed
 
     def _judged_second(self, second: HdrHistogram) -> HdrHistogram:
         """The closed second's latency that --abort-on-fail judges: the same samples as the verdict."""
@@ -202,7 +206,7 @@ class Recorder:
             events_sent=self.events_sent,
             events_ok=self.events_ok,
             events_failed=self.events_failed,
-            in_flight=self.batches_sent - self.batches_ok - self.batches_failed,
+            in_flight=self._in_flight(),
             server_events=self.server_events,
             errors={name: cls.batches for name, cls in self.errors.items()},
             last=_copy(self.timeline[index - 1]) if index > 0 else None,
@@ -246,6 +250,12 @@ class Recorder:
         self._service_us.append(int((done - actual) * 1e6))
         if len(self._latency_us) >= PENDING_MAX:
             self._flush()
+
+    def unsent(self, batches: int, events: int) -> None:
+        """Of the failure just counted (`failed`, called first: it closes the second), the batches
+        and events that never had a byte written: failed of what was due, never counted by `sent`."""
+        self.batches_unsent += batches
+        self.events_unsent += events
 
     def failed(self, batch: int, events: int, error_class: str, detail: str, done: float,
                intended: float | None = None) -> bool:
@@ -309,6 +319,7 @@ class Recorder:
             timed_out=timed_out,
             interrupted=interrupted,
             due_not_sent=due_not_sent,
+            events_unsent=self.events_unsent,
             window_s=max(end - self.start, 0.0) if window_s is None else window_s,
             due_events=due_events,
             aborted=aborted,

@@ -249,6 +249,9 @@ class LoadSummary:
     interrupted: bool
     # Due within the plan but never sent because every sender was busy: the run fell behind.
     due_not_sent: int = 0
+    # Counted in events_failed, though not a byte of them was written: their host could not connect
+    # (or enumerate), or an earlier envelope of their delivery failed. Due and failed, never sent.
+    events_unsent: int = 0
     # The load window (from the plan's start until it ended, or was stopped or timed out), and the
     # events the plan had due within it (None at unlimited rate): what a cut-short run is judged on.
     window_s: float = 0.0
@@ -268,6 +271,12 @@ class LoadSummary:
     # They travel in a segment's `shard` (ShardData.to_dict), not in a plain run's results.
     histograms: dict[str, str] | None = None
     second_histograms: dict[int, str] | None = None
+
+    @property
+    def error_ratio(self) -> float:
+        """Failed events of those the run tried to send (sent, or failed before a byte went out)."""
+        tried = self.events_sent + self.events_unsent
+        return self.events_failed / tried if tried else 0.0
 
     @property
     def cut_short(self) -> bool:
@@ -315,6 +324,9 @@ class LoadSummary:
                 ),
                 "events_acknowledged": self.events_ok,
                 "events_failed": self.events_failed,
+                # Of those, never written to a connection (simulated hosts that could not connect or
+                # enumerate, or the envelopes after a failed one): failed, but not part of events_sent.
+                "events_failed_unsent": self.events_unsent,
                 "late_batches": self.late_batches,
                 "due_not_sent": self.due_not_sent,
                 "timed_out": self.timed_out,
@@ -372,6 +384,7 @@ class LoadSummary:
             timed_out=bool(r.get("timed_out")),
             interrupted=bool(r.get("interrupted")),
             due_not_sent=int(r.get("due_not_sent") or 0),
+            events_unsent=int(r.get("events_failed_unsent") or 0),
             window_s=float(r.get("load_window_seconds") or 0.0),
             due_events=None if due is None else int(due),
             event_latency=_pct_or_none(lat.get("event")),
@@ -592,6 +605,8 @@ class ShardData:
 
     segment: SegmentInfo
     delivery_sizes: array[int] | None = None  # simulated hosts: events per delivery, in its order
+    # Simulated hosts: deliveries acknowledged in part (place in delivery_sizes -> events Acked).
+    partial_acks: dict[int, int] = field(default_factory=dict)
 
     def to_dict(self, load: LoadSummary, server: ServerStats) -> dict[str, Any]:
         """The results JSON's `shard` (the load's histograms and the server's totals travel in it)."""
@@ -601,6 +616,7 @@ class ShardData:
             "second_histograms": {str(t): h for t, h in sorted((load.second_histograms or {}).items())},
             "batches_sent": load.batches_sent,
             "delivery_sizes": sizes,
+            "partial_acks": {str(k): n for k, n in sorted(self.partial_acks.items())},
             "server_baseline_per_type": server.baseline_per_type,
             "server_final_per_type": server.final_per_type,
         }
@@ -612,7 +628,8 @@ class ShardData:
         start = data.get("start_at")
         sizes = shard.get("delivery_sizes")
         return cls(SegmentInfo(int(seg["index"]), int(seg["count"]), None if start is None else float(start)),
-                   unpack_sizes(sizes) if sizes else None)
+                   unpack_sizes(sizes) if sizes else None,
+                   {int(k): int(n) for k, n in (shard.get("partial_acks") or {}).items()})
 
 
 def pack_sizes(sizes: array[int]) -> str:

@@ -309,7 +309,8 @@ async def run_test(
     shard = None
     if segmented:
         sizes = engine.delivery_sizes() if isinstance(engine, HostsEngine) else None
-        shard = ShardData(SegmentInfo(segment[0], segment[1], settings.start_at or None), sizes)
+        partial = dict(engine.partial) if isinstance(engine, HostsEngine) else {}
+        shard = ShardData(SegmentInfo(segment[0], segment[1], settings.start_at or None), sizes, partial)
     return _result(settings, profile, run_id, started_at, pool, load, server, s3, sender_name, None, rep,
                    stopped_in=stopped_in, shard=shard)
 
@@ -426,12 +427,15 @@ class _Checks:
     batch_size: int  # sequence number = batch × this + index
     total_events: int | None  # count mode: the last batch may be short
     here: bytes | None = None  # simulated hosts: which sequence numbers were sent
+    # Simulated hosts: deliveries numbered, sent or not (not batches sent: a host that could not
+    # connect numbered deliveries it never sent, and a WS-Man delivery may be several envelopes).
+    deliveries: int | None = None
 
 
 def _checks(pool: PayloadPool | HostPayload, engine: LoadEngine | HostsEngine, total_events: int | None) -> _Checks:
     if isinstance(engine, HostsEngine):
         # Deliveries hold 1..max_items events: `here` says which sequence numbers exist.
-        return _Checks(pool.run_id, engine.event_ids(), engine.max_items, None, engine.here())
+        return _Checks(pool.run_id, engine.event_ids(), engine.max_items, None, engine.here(), len(engine.sizes))
     assert isinstance(pool, PayloadPool)
     return _Checks(pool.run_id, pool.event_ids(), pool.batch_size, total_events)
 
@@ -454,7 +458,7 @@ async def _verify(
         max_file_size_bytes=int(settings.max_file_size_mb * 1024 * 1024),
         run_id=checks.run_id,
         batch_size=checks.batch_size,
-        sent_batches=load.batches_sent,
+        sent_batches=load.batches_sent if checks.deliveries is None else checks.deliveries,
         total_events=checks.total_events,
         failed_ranges=list(load.failed_ranges),
         here=checks.here,

@@ -23,7 +23,7 @@ from array import array
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 import pyarrow.compute  # noqa: F401  (loaded now, not in the first second of the load: record_bucketed uses it)
@@ -53,6 +53,20 @@ class _Host:
         self.record = first_record  # the next EventRecordID
         self.proto: _ReplyProtocol | None = None
         self.delivering = False  # has sent at least one delivery
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One delivery on its way: which events, when it was due, and when its bytes went out."""
+
+    batch: int  # its number: the events' markers carry it
+    events: int
+    first: int  # its first event's place in the host's arrivals
+    record: int  # its first EventRecordID
+    intended: float  # clock time it fell due
+    shape: int  # payload.shape(batch, events)
+    due: "array[float]"  # the host's arrivals (due times): this delivery's are due[first:first + events]
+    sent_at: float = 0.0  # clock time its first bytes were written to a connection; 0: never
 
 
 class HostsEngine(EngineBase):
@@ -106,6 +120,9 @@ class HostsEngine(EngineBase):
         self.start = 0.0
         # Per delivery, in batch-number order: its events (the S3 accounting's `here` mask).
         self.sizes: array[int] = array("I")
+        # Deliveries acknowledged in part (WS-Man: envelopes Acked before a later one failed): place
+        # in `sizes` -> events Acked. Those events are expected in S3 though the delivery failed.
+        self.partial: dict[int, int] = {}
         self.sent_shapes = payload.new_shape_counts()
         self.acked_shapes = payload.new_shape_counts()
         self.full_deliveries = self.timed_deliveries = self.hosts_delivering = 0
@@ -166,8 +183,7 @@ class HostsEngine(EngineBase):
             await self._deliver(h, events, start + trigger)
 
     async def _deliver(self, h: _Host, events: int, intended: float) -> None:
-        rec, arrivals = self.recorder, h.arrivals
-        assert rec is not None
+        arrivals = h.arrivals
         first = arrivals.pos
         arrivals.pos = first + events
         record, h.record = h.record, h.record + events
@@ -180,40 +196,67 @@ class HostsEngine(EngineBase):
             self.full_deliveries += 1
         else:
             self.timed_deliveries += 1
+        await self._transmit(h, Delivery(batch, events, first, record, intended, shape, arrivals.due))
+
+    async def _transmit(self, h: _Host, d: Delivery) -> None:
+        """Send one delivery and count it: sent once written, then acknowledged or failed."""
+        rec = self.recorder
+        assert rec is not None
+        data = self._request(h, d.batch, d.events, d.record)
+        try:
+            status = await self._send(h, data, d)
+        except asyncio.CancelledError:
+            self._failed(d, d.events, "interrupted", "cancelled while in flight", self.clock(),
+                         unsent=self._unsent(d), report=False)
+            raise
+        except Exception as exc:  # every transport failure is counted; the host goes on with new events
+            self._failed(d, d.events, errors.classify(exc), errors.describe(exc), self.clock(), unsent=self._unsent(d))
+            return
+        done = self.clock()
+        if 200 <= status < 300:
+            rec.ok(d.events, d.intended, d.sent_at, done)
+            rec.event_latencies(done - self.start, h.arrivals.due[d.first : d.first + d.events])
+            self.acked_shapes[d.shape] += 1
+        else:
+            self._failed(d, d.events, errors.http_status(status), f"HTTP {status}", done)
+
+    @staticmethod
+    def _unsent(d: Delivery) -> tuple[int, int]:
+        return (0, 0) if d.sent_at else (1, d.events)
+
+    def _written(self, h: _Host, d: Delivery, events: int) -> float:
+        """`events` of `d` are being written to an open connection now: count them sent, and
+        their host as delivering. Returns the time."""
+        rec = self.recorder
+        assert rec is not None
+        now = self.clock()
+        rec.sent(events, d.intended, now)
         if not h.delivering:
             h.delivering = True
             self.hosts_delivering += 1
-        data = self._request(h, batch, events, record)
-        sent = self.clock()
-        rec.sent(events, intended, sent)
         if self.progress is not None and rec.events_sent >= self._next_progress:
             while self._next_progress <= rec.events_sent:
                 self._next_progress += PROGRESS_EVERY_EVENTS
-            self._report_progress(rec, sent)
-        try:
-            status = await self._send(h, data)
-        except asyncio.CancelledError:
-            done = self.clock()
-            rec.failed(batch, events, "interrupted", "cancelled while in flight", done, intended)
-            rec.event_latencies(done - self.start, arrivals.due[first : first + events])
-            raise
-        except Exception as exc:  # every transport failure is counted; the host goes on with new events
-            done = self.clock()
-            cls = errors.classify(exc)
-            # A failed delivery's events count in the latency too, until the failure.
-            rec.event_latencies(done - self.start, arrivals.due[first : first + events])
-            if rec.failed(batch, events, cls, errors.describe(exc), done, intended) and self.on_error:
-                self.on_error(f"Delivery {batch} failed: {cls}: {errors.describe(exc)}")
-            return
-        done = self.clock()
-        rec.event_latencies(done - self.start, arrivals.due[first : first + events])
-        if 200 <= status < 300:
-            rec.ok(events, intended, sent, done)
-            self.acked_shapes[shape] += 1
-        else:
-            cls = errors.http_status(status)
-            if rec.failed(batch, events, cls, f"HTTP {status}", done, intended) and self.on_error:
-                self.on_error(f"Delivery {batch} failed: HTTP {status}")
+            self._report_progress(rec, now)
+        return now
+
+    def _failed(self, d: Delivery, events: int, cls: str, detail: str, done: float, *,
+                unsent: tuple[int, int] = (0, 0), report: bool = True) -> None:
+        """The last `events` of `d` failed; `unsent`: (batches, events) of them never written.
+
+        Their latency runs until the failure, for the delivery and for each event (no coordinated
+        omission).
+        """
+        rec = self.recorder
+        assert rec is not None
+        at = d.first + d.events - events
+        rec.event_latencies(done - self.start, d.due[at : at + events])
+        first_of_class = rec.failed(d.batch, events, cls, detail, done, d.intended)
+        if unsent != (0, 0):
+            rec.unsent(*unsent)
+        if first_of_class and report and self.on_error:
+            why = detail if cls.startswith("http_") else f"{cls}: {detail}"
+            self.on_error(f"Delivery {d.batch} failed: {why}")
 
     def _request(self, h: _Host, batch: int, events: int, record: int) -> bytes:
         """What goes on the wire for one delivery (wsman_hosts.py makes envelopes instead)."""
@@ -255,7 +298,8 @@ class HostsEngine(EngineBase):
             self.on_error(f"{self.connect_failures:,} of {len(self.hosts):,} hosts could not {self.open_verb} before"
                           f" the load ({classes}); each tries again at its first delivery")
 
-    async def _send(self, h: _Host, data: bytes) -> int:
+    async def _send(self, h: _Host, data: bytes, d: Delivery) -> int:
+        """Write one delivery on the host's connection (opened again if it was closed); its reply status."""
         loop = self._loop
         assert loop is not None
         proto = h.proto
@@ -267,6 +311,7 @@ class HostsEngine(EngineBase):
         waiter: asyncio.Future[int] = loop.create_future()
         proto.waiter = waiter
         timer = loop.call_later(self.request_timeout_s, self._expire, proto)
+        d.sent_at = self._written(h, d, d.events)
         transport.write(data)
         try:
             status = await waiter
@@ -275,7 +320,7 @@ class HostsEngine(EngineBase):
             raise
         finally:
             timer.cancel()
-        if not proto.keep_alive:
+        if not proto.keep_alive or proto.early:  # an early reply leaves the request unfinished
             self._drop(h)
         return status
 
@@ -355,7 +400,7 @@ class HostsEngine(EngineBase):
         events_due = sum(h.arrivals.due_by(until) for h in self.hosts)
         figures = HostsFigures(
             hosts=len(self.hosts), max_items=self.max_items, max_latency_s=self.max_latency_s,
-            events_due=events_due, events_held=max(events_due - rec.events_sent, 0),
+            events_due=events_due, events_held=max(events_due - rec.events_sent - rec.events_unsent, 0),
             full_deliveries=self.full_deliveries, timed_deliveries=self.timed_deliveries,
             hosts_delivering=self.hosts_delivering, connections=self.connections,
             connect_failures=self.connect_failures,
@@ -364,7 +409,7 @@ class HostsEngine(EngineBase):
         if stopped_early:
             # A host holds an event up to max-latency (or until it holds max_items) before it owes
             # a delivery: the run is judged on what it owed by the stop, less the late grace.
-            owed = max(self._owed(window - LATE_THRESHOLD_S), rec.events_sent)
+            owed = max(self._owed(window - LATE_THRESHOLD_S), rec.events_sent + rec.events_unsent)
             self._never_delivered(rec, window - self.max_latency_s - LATE_THRESHOLD_S, window)
         else:
             # Held when the hosts' last chance passed: latency until then (no coordinated omission).
@@ -382,8 +427,9 @@ class HostsEngine(EngineBase):
         return sorted(self.payload.expected_types(self.sent_shapes))
 
     def here(self) -> bytes:
-        """One byte per sequence number, 1 where an event was sent (for the S3 accounting)."""
-        return self.payload.here(self.sizes)
+        """One byte per sequence number for the S3 accounting: 1 where an event was sent, 2 where
+        it was Acked in a delivery that failed later (`partial`)."""
+        return self.payload.here(self.sizes, self.partial)
 
     def delivery_sizes(self) -> "array[int]":
         """Events per delivery of this segment, in its own delivery order (batch = k * N + i)."""

@@ -21,7 +21,7 @@ import secrets
 import time
 from array import array
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -127,11 +127,19 @@ class HostPayload:
                         total[event_id] += cum[k] * count
         return +total
 
-    def here(self, sizes: Sequence[int]) -> bytes:
-        """One byte per sequence number of the sent deliveries: 1 where an event was sent."""
+    def here(self, sizes: Sequence[int], partial: Mapping[int, int] | None = None) -> bytes:
+        """One byte per sequence number of the deliveries: 1 where an event was sent, 2 where it was
+        acknowledged in a delivery that failed later (`partial`: place in `sizes` -> events Acked, a
+        prefix; WS-Man envelopes), so the S3 accounting expects it though the delivery failed."""
         m = self.max_items
         rows = [b"\x01" * k + b"\x00" * (m - k) for k in range(m + 1)]
-        return b"".join(map(rows.__getitem__, sizes))
+        mask = b"".join(map(rows.__getitem__, sizes))
+        if not partial:
+            return mask
+        marked = bytearray(mask)
+        for k, acked in partial.items():
+            marked[k * m : k * m + acked] = b"\x02" * acked
+        return bytes(marked)
 
 
 def _split(event: bytes) -> tuple[bytes, bytes, bytes, bytes]:

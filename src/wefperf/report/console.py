@@ -158,7 +158,8 @@ def hosts_lines(load: "LoadSummary") -> list[str]:
         f"  Deliveries: {h.full_deliveries:,} full ({plural(h.max_items, 'event')}),"
         f" {h.timed_deliveries:,} on max latency ({h.max_latency_s:g} s, fewer events)",
         f"  Events due in the plan: {h.events_due:,}; sent: {load.events_sent:,};"
-        f" still held at their hosts when the window closed: {h.events_held:,}",
+        + (f" failed unsent (no connection): {load.events_unsent:,};" if load.events_unsent else "")
+        + f" still held at their hosts when the window closed: {h.events_held:,}",
     ]
     if h.connect_failures:
         lines.append(f"  Hosts that could not connect before the load: {h.connect_failures:,}")
@@ -210,7 +211,8 @@ def result_lines(result: "RunResult") -> list[str]:
         f"Total time: {load.elapsed_s:.2f} seconds (load {load.rate_window_s:.2f} s + drain {load.drain_s:.2f} s)",
         f"Events sent: {load.events_sent:,}",
         f"Events acknowledged (2xx): {load.events_ok:,}",
-        f"Events failed: {load.events_failed:,}",
+        f"Events failed: {load.events_failed:,}"
+        + (f" ({load.events_unsent:,} of them never sent: no connection or subscription)" if load.events_unsent else ""),
         f"Events received (by server): {received:,}" if received is not None else "Events received (by server): unknown (stats unavailable)",
         f"Successful batches: {load.batches_ok:,}",
         f"Failed batches: {load.batches_failed:,}",

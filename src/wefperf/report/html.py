@@ -536,6 +536,8 @@ def _hosts_section(data: Data) -> list[str]:
         [f"full deliveries ({num(hosts.get('max_items'))} events)", num(hosts.get("full_deliveries"))],
         [f"deliveries on max latency ({_secs(hosts.get('max_latency_s'))})", num(hosts.get("timed_deliveries"))],
         ["events due in the plan", num(hosts.get("events_due"))],
+        ["events failed, never sent (no connection or subscription)",
+         num((data.get("results") or {}).get("events_failed_unsent"))],
         ["events still held at their hosts when the window closed", num(hosts.get("events_held"))],
         ["hosts that could not connect before the load", num(hosts.get("connect_failures"))],
     ]
