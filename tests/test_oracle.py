@@ -7,8 +7,8 @@ machine: counts are exact; a rate is within 3 % only where its definition is exa
 acknowledged / the planned load window); latency lower bounds are exact (each request's latency
 includes the oracle's own reply time) and upper bounds are generous.
 
-Where issue 19 says a figure is wrong today, its test is `xfail(strict=True)` naming the item: when
-the fix lands the test passes, strict makes that an XPASS failure, and the marker must go.
+Each figure issue 19 found wrong (items 1-3: the rate over the drain, latency blind to failures,
+a scale-out run's server count) failed here before its fix.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ PACING_TOL = 0.10  # the oracle's arrival rate over 3 s against the target (late
 COUNT_LAG_S = 3.0  # the lagging scenarios: /stats/throughput counts events 3 s after their reply
 STATS_EVERY = "0.25"  # --stats-interval-secs of the lagging runs: the count is polled often
 
-_ITEM3 = "issue 19 item 3: each segment stops waiting for the server count at about its own share"
 
 
 @dataclass
@@ -312,7 +311,7 @@ def test_wsman_envelopes_match_the_oracles(wsman: Run) -> None:
 
 @pytest.mark.parametrize("name", [
     *[n for n in ALL if n != "processes"],
-    pytest.param("processes", marks=pytest.mark.xfail(strict=True, reason=_ITEM3)),
+    "processes",
 ])
 def test_events_received_is_the_oracles_count(name: str, request: pytest.FixtureRequest) -> None:
     """The server's count (events_received) is every event the oracle accepted, also when the
