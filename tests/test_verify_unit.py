@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pyarrow as pa
 import pytest
 
 from verify_data import hand_event, parquet_bytes, run_events
 from wefperf.payload import find_markers
 from wefperf.report.s3 import s3_block
 from wefperf.verify import VerifyResult, dates_covered
-from wefperf.verify.accounting import SeqCounter, count_markers, format_ranges, summarize
+from wefperf.verify.accounting import SeqCounter, format_ranges, summarize
 from wefperf.verify.footer import FOOTER_PROBE, CorruptParquet, footer_length, parse_footer
+from wefperf.verify.markers import FileCount, count_file
+from wefperf.verify.numbering import Numbering
 
 
-def _count(span: int | None, seqs: list[int], **kw: int) -> SeqCounter:
-    c = SeqCounter(span)
-    c.add(seqs, max(seqs, default=-1), **kw)
+def _count(numbering: Numbering | None, seqs: list[int]) -> SeqCounter:
+    c = SeqCounter(numbering.span if numbering is not None else None)
+    span = numbering.span if numbering is not None else 1 << 62
+    c.add(FileCount(placed=[pa.array([s for s in seqs if s < span], pa.int64())],
+                    never_sent=sum(1 for s in seqs if s >= span)))
     return c
 
 
@@ -24,8 +29,8 @@ def test_accounting_counts_missing_duplicates_and_failed_batches() -> None:
     # 20 batches of 10, count mode with 195 events (last batch short); batch 7 was not acknowledged.
     seqs = [s for s in range(195) if not 30 <= s <= 39 and s not in (55, 56, 57) and not 75 <= s <= 79]
     seqs += list(range(120, 130)) + [150, 150] + [195]  # duplicates, and one beyond what was sent
-    acct = summarize(_count(200, seqs), run_id="r1", batch_size=10, sent_batches=20, total_events=195,
-                     failed_ranges=[(7, 7)])
+    numbering = Numbering.contiguous(10, 195)
+    acct = summarize(_count(numbering, seqs), run_id="r1", numbering=numbering, failed_ranges=[(7, 7)])
     assert acct.expected == 185
     assert acct.missing == 13
     assert acct.missing_ranges == [(30, 39), (55, 57)]
@@ -38,9 +43,10 @@ def test_accounting_counts_missing_duplicates_and_failed_batches() -> None:
 
 
 def test_accounting_clean_run_is_ok_and_unknown_extent_reports_no_missing() -> None:
-    acct = summarize(_count(100, list(range(100))), run_id="r", batch_size=10, sent_batches=10, total_events=None)
+    numbering = Numbering.contiguous(10, 100)
+    acct = summarize(_count(numbering, list(range(100))), run_id="r", numbering=numbering)
     assert (acct.expected, acct.found, acct.missing, acct.duplicated, acct.ok) == (100, 100, 0, 0, True)
-    grown = summarize(_count(None, [0, 1, 5, 5]), run_id="r", batch_size=10, sent_batches=None, total_events=None)
+    grown = summarize(_count(None, [0, 1, 5, 5]), run_id="r", numbering=None)
     assert grown.expected is None and grown.missing == 0 and grown.found == 3 and grown.duplicated == 1
 
 
@@ -75,9 +81,9 @@ def test_footer_and_column_ranges_decode_from_sparse_bytes() -> None:
     ranges[tail_at] = tail
     fetched = sum(map(len, ranges.values()))
     assert fetched < size / 2  # the padded column was never needed
-    counts = count_markers(size, ranges, "abc123", 50)
-    assert sorted(counts.seqs) == list(range(300))
-    assert (counts.bad_index, counts.other, counts.unmarked) == (0, 0, 0)
+    counts = count_file(size, ranges, "abc123", Numbering.contiguous(50, 300), 50, "4624")
+    assert sorted(s for a in counts.placed for s in a.to_pylist()) == list(range(300))
+    assert (counts.never_sent, counts.other, counts.unmarked, counts.misplaced) == (0, 0, 0, [])
     # The vectorised pattern agrees with the marker module on the stored JSON text.
     assert [m.seq(50) for m in find_markers(str(__import__("json").dumps({"raw_xml": events[7]})))] == [7]
 
@@ -86,9 +92,9 @@ def test_markers_of_other_runs_bad_indexes_and_unmarked_rows() -> None:
     rows = [hand_event("r1", 0, 1), hand_event("r1", 0, 12), hand_event("zz9", 0, 1), "<Event/>"]
     data = parquet_bytes(rows)
     size, tail_at, tail = _ranged(data)
-    counts = count_markers(size, {tail_at: tail}, "r1", 10)
-    assert list(counts.seqs) == [1]
-    assert (counts.bad_index, counts.other, counts.unmarked) == (1, 1, 1)
+    counts = count_file(size, {tail_at: tail}, "r1", None, 10, "4624")
+    assert [s for a in counts.placed for s in a.to_pylist()] == [1]
+    assert (counts.never_sent, counts.other, counts.unmarked) == (1, 1, 1)
 
 
 @pytest.mark.parametrize(("blob", "why"), [(b"not parquet at all", "no parquet magic"),

@@ -407,10 +407,6 @@ class HostsEngine:
         """Every EventID the sent deliveries carried (acknowledged or not)."""
         return sorted(self.payload.expected_types(self.sent_shapes))
 
-    def here(self) -> bytes:
-        """One byte per sequence number, 1 where an event was sent (for the S3 accounting)."""
-        return self.payload.here(self.sizes)
-
     def delivery_sizes(self) -> "array[int]":
         """Events per delivery of this segment, in its own delivery order (batch = k * N + i)."""
         return self.sizes
