@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import io
 import json
+import re
 import socket
 import threading
 import time
@@ -23,6 +24,7 @@ import pytest
 
 from helpers import wefperf
 from verify_data import DAY, hand_event, key, mixed_results, mixed_run, parquet_bytes, put_all, run_events
+from wefperf.report.html import render_html
 from wefperf.report.s3 import s3_block
 from wefperf.verify import VerifyOptions, verify_s3
 from wefperf.verify.from_results import options_from_results
@@ -68,6 +70,9 @@ async def test_events_under_another_types_partition_are_misplaced_and_fail(
     assert "never sent" not in every.reason
     assert every.to_dict()["accounting"]["misplaced"] == misfiled
     assert f"  Misplaced: {misfiled:,} rows under another event type's partition" in "\n".join(s3_block(every))
+    page = render_html({"configuration": {}, "results": {}, "s3_verification": every.to_dict()})
+    assert re.search(rf"misplaced \(under another event type&#x27;s partition\)</t[dh]><td[^>]*>{misfiled:,}<", page)
+    assert "<h3>Misplaced events (under another event type's partition)</h3>" in page
 
     fours = await verify_s3(options_from_results(results, base, ["4624"]))  # `verify --event-type 4624`
     assert fours.accounting is not None and not fours.passed
@@ -343,7 +348,6 @@ async def test_a_stray_huge_batch_number_costs_no_memory(moto_endpoint: str, s3_
 
 async def test_simulated_hosts_are_numbered_densely(moto_endpoint: str, s3_client, bucket: str) -> None:
     """10,007 events in deliveries of 1..3 with max_items 2000: one byte per event, not per numbered slot."""
-    import re
     from array import array
 
     from wefperf.payload.hosts import build_host_payload
