@@ -131,3 +131,47 @@ def test_s3_block_matches_the_seed_layout() -> None:
     bad = VerifyResult(passed=False, files=0, total_bytes=0, rows=0, sample_keys=[], problems=[],
                        reasons=["No files found"])
     assert "✗ S3 verification failed: No files found" in s3_block(bad)
+
+
+def test_numbering_is_dense_over_short_batches_and_unsent_ones() -> None:
+    from wefperf.payload import build_pool
+
+    pool = build_pool(run_id="n1", batch_size=10, total_events=45, variants=3, seed=4)  # batch 4 holds 5
+    every = Numbering.of_pool(pool, 5)
+    assert every.span == 45 and every.offsets is None and every.types is not None
+    ids = [e for b in range(5) for e in pool.variant(b).event_ids]
+    assert [every.type_ids[c - 1] for c in every.types] == ids
+    # A scale-out run where batch 1 was never sent: numbers stay dense, one byte per event.
+    holes = Numbering.of_pool(pool, [True, False, True, True, True])
+    assert holes.span == 35
+    dense = holes.dense(pa.array([0, 1, 2, 4, 4, 9_999_999_999], pa.int64()), pa.array([3, 0, 0, 4, 5, 0], pa.int64()))
+    assert dense.to_pylist() == [3, None, 10, 34, None, None]
+    assert [holes.marker_seq(s) for s in (3, 10, 34)] == [3, 20, 44]
+    assert holes.batch_range(1, 2) == (10, 20) and holes.batch_range(4, 9) == (30, 35)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_summaries_in_slices_equal_one_summary(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ranges that cross a slice's edge are joined: the slice size changes nothing."""
+    import random
+
+    from wefperf.verify import accounting
+
+    rng = random.Random(seed)
+    numbering = Numbering.contiguous(10, rng.randint(1, 300))
+    seqs = [s for s in range(numbering.span) for _ in range(rng.choice((0, 1, 1, 1, 2, 3)))]
+    wrong = [s for s in range(numbering.span) if rng.random() < 0.1]
+    failed = [(b, b) for b in range(30) if rng.random() < 0.1]
+
+    def summary() -> accounting.Accounting:
+        counter = SeqCounter(numbering.span)
+        counter.add(FileCount(placed=[pa.array(seqs, pa.int64())], misplaced=[pa.array(wrong, pa.int64())]))
+        return summarize(counter, run_id="r", numbering=numbering, failed_ranges=failed, max_ranges=5)
+
+    whole = summary()
+    monkeypatch.setattr(accounting, "SLICE", rng.randint(1, 17))
+    assert summary() == whole
+    stored = set(seqs) | set(wrong)
+    failed_seqs = {s for b, _ in failed for s in range(b * 10, b * 10 + 10)}
+    assert whole.missing == sum(1 for s in range(numbering.span) if s not in stored and s not in failed_seqs)
+    assert whole.misplaced == len(wrong)
