@@ -104,7 +104,12 @@ class ObjectReader:
             job = asyncio.ensure_future(self._footer_only(obj))
             if obj.etag:
                 self._footers[same] = job
-        return await job
+        try:
+            return await job
+        except BaseException:
+            if self._footers.get(same) is job:
+                del self._footers[same]  # a failed or cancelled read is tried again at the next poll
+            raise
 
     async def _count(self, obj: StoredObject, out: Outcome) -> None:
         tail_at, tail, footer = await self._fetch_footer(obj)
