@@ -160,6 +160,34 @@ async def test_polling_goes_on_until_quiet_so_a_late_duplicate_is_seen(
     assert 2.0 <= elapsed < 15
 
 
+async def test_other_writers_to_the_bucket_do_not_keep_the_check_waiting(
+    moto_endpoint: str, s3_client, bucket: str
+) -> None:
+    run, bs = "q0u1e7", 10
+    put_all(s3_client, bucket, {key("all"): parquet_bytes(run_events(run, bs, 3))})
+    stop = threading.Event()
+    other = parquet_bytes([hand_event("0th3r", 0, i) for i in range(5)])
+
+    def other_run() -> None:  # another run's collector flushing into the same partitions all the while
+        n = 0
+        while not stop.wait(0.25):
+            s3_client.put_object(Bucket=bucket, Key=key(f"other-{n}"), Body=other)
+            n += 1
+
+    writer = threading.Thread(target=other_run)
+    writer.start()
+    try:
+        started = time.monotonic()
+        res = await verify_s3(_opts(moto_endpoint, bucket, run_id=run, batch_size=bs, sent_batches=3, wait_secs=30,
+                                    poll_interval_secs=0.2, settle_secs=1.0))
+        elapsed = time.monotonic() - started
+    finally:
+        stop.set()
+        writer.join()
+    assert res.passed, res.reason
+    assert elapsed < 15, f"took {elapsed:.1f} s"  # quiet after ~1 s; the deadline is 30 s (generous when busy)
+
+
 # -- 4. transient S3 errors ---------------------------------------------------------------------
 
 

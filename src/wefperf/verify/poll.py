@@ -5,7 +5,8 @@ object changed or vanished, the count starts again. A file is counted whole or n
 so a poll that fails half-way (a `503 SlowDown`, a request that did not answer before the
 deadline) is simply tried again at the next poll; its error is reported only when the last
 poll fails. Once nothing is missing, polling goes on until no object appeared or changed
-for `settle_secs` (a later flush may still write a duplicate), or the deadline.
+for `settle_secs` (a later flush may still write a duplicate), or the deadline; with a run
+id, only objects holding the run's rows count as appeared.
 """
 
 from __future__ import annotations
@@ -49,8 +50,7 @@ class _Verifier:
         width = self.numbering.width if self.numbering is not None else (opts.batch_size or 1000)
         self.lister = Lister(opts, client, io, deadline)
         self.reader = ObjectReader(opts, client, io, deadline, self.numbering, width)
-        self.width = width
-        self.seen: frozenset[tuple[str, str, int]] | None = None  # the last listing, to tell when S3 is quiet
+        self.new_rows = 0  # this run's rows in the objects read by the current poll
         self._reset()
 
     def _reset(self) -> None:
@@ -59,23 +59,27 @@ class _Verifier:
         self.counter = SeqCounter(span) if self.opts.run_id else None
 
     async def poll(self) -> tuple[list[StoredObject], list[str], bool]:
-        """The objects and layout problems, and whether anything appeared or changed since the last poll."""
+        """The objects and layout problems, and whether anything that matters changed since the last poll:
+        an object changed or vanished, or a new one appeared (with a run id: one holding this run's rows,
+        so other writers to a shared bucket do not keep the check waiting)."""
         objects, problems = await self.lister.list_objects()
         current = {o.key: o for o in objects}
-        if any(k not in current or current[k].etag != o.etag or current[k].size != o.size
-               for k, o in self.outcomes.items()):
+        changed = any(k not in current or current[k].etag != o.etag or current[k].size != o.size
+                      for k, o in self.outcomes.items())
+        if changed:
             self._reset()  # an object changed or vanished: count everything again
         fresh = [o for o in objects if o.key not in self.outcomes]
+        self.new_rows = 0
         await gather_all([self._read(o) for o in fresh])
-        seen = frozenset((o.key, o.etag, o.size) for o in objects)
-        changed, self.seen = seen != self.seen, seen
-        return objects, problems, changed
+        appeared = self.new_rows > 0 if self.counter is not None else bool(fresh)
+        return objects, problems, changed or appeared
 
     async def _read(self, obj: StoredObject) -> None:
         out = await self.reader.inspect(obj, self.counter is not None)
         # No await from here on: the file's rows and its outcome are recorded together or not at all.
         if out.count is not None and self.counter is not None:
             self.counter.add(out.count)
+            self.new_rows += out.count.rows
         out.count = None
         self.outcomes[obj.key] = out
 
