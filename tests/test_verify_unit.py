@@ -175,3 +175,13 @@ def test_summaries_in_slices_equal_one_summary(seed: int, monkeypatch: pytest.Mo
     failed_seqs = {s for b, _ in failed for s in range(b * 10, b * 10 + 10)}
     assert whole.missing == sum(1 for s in range(numbering.span) if s not in stored and s not in failed_seqs)
     assert whole.misplaced == len(wrong)
+
+
+def test_the_partitions_listed_are_the_types_the_sent_events_carried() -> None:
+    from wefperf.payload.hosts import build_host_payload
+
+    payload = build_host_payload(run_id="t1", hosts=2, max_items=10, seed=3)
+    every = sorted({e for v in payload.variants for e in v.event_ids})
+    one = Numbering.of_hosts(payload, [1, 0])  # a single one-event delivery
+    assert one.type_ids == every and len(every) > 1
+    assert one.sent_types() == [payload.variants[0].event_ids[0]]

@@ -286,7 +286,7 @@ def verify_options(merged: MergedRun, s3_settings: Any, wait_secs: float) -> Any
     started = datetime.fromisoformat(result.timestamp) if result.timestamp else datetime.now(timezone.utc)
     return VerifyOptions(
         endpoint=s3_settings.s3_endpoint, bucket=s3_settings.s3_bucket, access_key=s3_settings.access_key,
-        secret_key=s3_settings.secret_key, event_types=[str(e) for e in numbering.type_ids],
+        secret_key=s3_settings.secret_key, event_types=[str(e) for e in numbering.sent_types()],
         dates=run_dates(started, datetime.now(timezone.utc) + timedelta(seconds=wait_secs)),
         max_file_size_bytes=int(settings.max_file_size_mb * 1024 * 1024), run_id=run_id, batch_size=batch_size,
         sent_batches=sent_batches, total_events=total, failed_ranges=list(result.load.failed_ranges),

@@ -444,7 +444,7 @@ async def _verify(
         bucket=settings.s3_bucket,
         access_key=settings.aws_access_key_id.get_secret_value(),
         secret_key=settings.aws_secret_access_key.get_secret_value(),
-        event_types=[str(event_id) for event_id in numbering.type_ids],
+        event_types=[str(event_id) for event_id in numbering.sent_types()],
         # Files flushed during the wait may land after midnight UTC, and a collector's clock may be behind.
         dates=run_dates(started, datetime.now(timezone.utc) + timedelta(seconds=wait_secs)),
         max_file_size_bytes=int(settings.max_file_size_mb * 1024 * 1024),

@@ -107,9 +107,8 @@ class HostsEngine:
         self._aborted: str | None = None
         self.recorder: HostRecorder | None = None
         self.start = 0.0
-        # Per delivery, in batch-number order: its events (the S3 accounting's `here` mask).
+        # Per delivery, in batch-number order: its events (the S3 accounting numbers events by these).
         self.sizes: array[int] = array("I")
-        self.sent_shapes = payload.new_shape_counts()
         self.acked_shapes = payload.new_shape_counts()
         self.full_deliveries = self.timed_deliveries = self.hosts_delivering = 0
         self.connections = self.connect_failures = 0
@@ -241,7 +240,6 @@ class HostsEngine:
         batch = len(self.sizes) * count + index
         self.sizes.append(events)
         shape = self.payload.shape(batch, events)
-        self.sent_shapes[shape] += 1
         if events == self.max_items:
             self.full_deliveries += 1
         else:
@@ -402,10 +400,6 @@ class HostsEngine:
     def expected_types(self) -> Counter[int]:
         """Events per EventID that the acknowledged deliveries carried."""
         return self.payload.expected_types(self.acked_shapes)
-
-    def event_ids(self) -> list[int]:
-        """Every EventID the sent deliveries carried (acknowledged or not)."""
-        return sorted(self.payload.expected_types(self.sent_shapes))
 
     def delivery_sizes(self) -> "array[int]":
         """Events per delivery of this segment, in its own delivery order (batch = k * N + i)."""

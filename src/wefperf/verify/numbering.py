@@ -98,6 +98,12 @@ class Numbering:
         ok = pc.and_(known, pc.less(index, size))
         return pc.if_else(ok, pc.add(start, index), pa.scalar(None, pa.int64()))
 
+    def sent_types(self) -> list[int]:
+        """The event types the sent events carried (a short run may not reach every type of its payload)."""
+        if self.types is None:
+            return list(self.type_ids)
+        return [e for i, e in enumerate(self.type_ids) if self.types.find(bytes([i + 1])) >= 0]
+
     def code_of(self, event_type: str) -> int:
         """The type code of a partition's event type; 0 when the run sent no such type."""
         try:
