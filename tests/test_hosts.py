@@ -69,7 +69,9 @@ def test_a_delivery_is_one_host_s_events_with_its_name_record_ids_and_unique_mar
     assert stamp.sub(b"", again.request(7, 13, 42, first)) == stamp.sub(b"", request)
 
 
-def test_expected_types_and_the_here_mask_come_from_what_the_deliveries_carried() -> None:
+def test_expected_types_and_the_s3_numbering_come_from_what_the_deliveries_carried() -> None:
+    from wefperf.verify import Numbering
+
     payload = build_host_payload(run_id="r1", hosts=5, max_items=10, seed=3)
     sizes = array("I", [10, 1, 7, 3, 10, 2] * 30)
     shapes = payload.new_shape_counts()
@@ -78,10 +80,12 @@ def test_expected_types_and_the_here_mask_come_from_what_the_deliveries_carried(
         shapes[payload.shape(batch, k)] += 1
         carried.update(int(e) for e in _EVENT_ID.findall(payload.body(batch, k, batch % 5, 1)))
     assert payload.expected_types(shapes) == carried and len(carried) == 5
-    here = payload.here(sizes)
-    assert len(here) == len(sizes) * 10
-    assert here[:20] == b"\x01" * 10 + b"\x01" + b"\x00" * 9
-    assert here.count(1) == sum(sizes)
+    # The S3 accounting numbers the events densely (one byte each), each with the type it carried.
+    numbering = Numbering.of_hosts(payload, sizes)
+    assert numbering.span == sum(sizes) and numbering.types is not None
+    sent = [int(e) for b, k in enumerate(sizes) for e in _EVENT_ID.findall(payload.body(b, k, b % 5, 1))]
+    assert [numbering.type_ids[code - 1] for code in numbering.types] == sent
+    assert numbering.marker_seq(10) == 1 * 10 + 0 and numbering.marker_seq(12) == 2 * 10 + 1
 
 
 # -- arrivals ---------------------------------------------------------------------------------

@@ -267,7 +267,7 @@ def verify_options(merged: MergedRun, s3_settings: Any, wait_secs: float) -> Any
     """VerifyOptions for every segment's events at once: which sequence numbers were sent, by whom."""
     from .payload import build_pool
     from .payload.hosts import build_host_payload
-    from .verify import VerifyOptions, dates_covered
+    from .verify import Numbering, VerifyOptions, run_dates
 
     settings, runs = merged.settings, merged.runs
     result = merged.result
@@ -279,7 +279,6 @@ def verify_options(merged: MergedRun, s3_settings: Any, wait_secs: float) -> Any
     if settings.hosts:
         payload = build_host_payload(run_id=run_id, hosts=settings.hosts, max_items=settings.max_items,
                                      event_type=settings.event_type, variants=settings.payload_variants, seed=int(seed))
-        event_ids = sorted({e for v in payload.variants for e in v.event_ids})
         sizes = [r.shard.delivery_sizes if r.shard and r.shard.delivery_sizes is not None else array("H")
                  for r in runs]
         span = max(((len(s) - 1) * count + i + 1 for i, s in enumerate(sizes) if len(s)), default=0)
@@ -289,30 +288,28 @@ def verify_options(merged: MergedRun, s3_settings: Any, wait_secs: float) -> Any
         # A segment's delivery k is the run's delivery k * count + i.
         partial = {k * count + i: n for i, r in enumerate(runs) if r.shard is not None
                    for k, n in r.shard.partial_acks.items()}
-        here = payload.here(interleaved, partial)
+        numbering = Numbering.of_hosts(payload, interleaved, partial)
         batch_size, total, sent_batches = settings.max_items, None, span
     else:
         count_mode = not settings.duration_mode
         total = settings.total_events if count_mode else None
         pool = build_pool(run_id=run_id, batch_size=settings.batch_size, event_type=settings.event_type,
                           total_events=total, variants=settings.payload_variants, seed=int(seed))
-        event_ids = pool.event_ids()
         sent = [r.load.batches_sent for r in runs]
         span = max(((n - 1) * count + i + 1 for i, n in enumerate(sent) if n), default=0)
         flags = bytearray(span)
         for i, n in enumerate(sent):
             flags[i: i + n * count: count] = b"\x01" * n
-        full, empty = b"\x01" * settings.batch_size, b"\x00" * settings.batch_size
-        here = b"".join(full if f else empty for f in flags)
+        numbering = Numbering.of_pool(pool, [bool(f) for f in flags])
         batch_size, sent_batches = settings.batch_size, span
     started = datetime.fromisoformat(result.timestamp) if result.timestamp else datetime.now(timezone.utc)
     return VerifyOptions(
         endpoint=s3_settings.s3_endpoint, bucket=s3_settings.s3_bucket, access_key=s3_settings.access_key,
-        secret_key=s3_settings.secret_key, event_types=[str(e) for e in event_ids],
-        dates=dates_covered(started, datetime.now(timezone.utc) + timedelta(seconds=wait_secs)),
+        secret_key=s3_settings.secret_key, event_types=[str(e) for e in numbering.sent_types()],
+        dates=run_dates(started, datetime.now(timezone.utc) + timedelta(seconds=wait_secs)),
         max_file_size_bytes=int(settings.max_file_size_mb * 1024 * 1024), run_id=run_id, batch_size=batch_size,
-        sent_batches=sent_batches, total_events=total, failed_ranges=list(result.load.failed_ranges), here=here,
-        wait_secs=wait_secs,
+        sent_batches=sent_batches, total_events=total, failed_ranges=list(result.load.failed_ranges),
+        numbering=numbering, wait_secs=wait_secs, settle_secs=settings.flush_interval_secs,
     )
 
 

@@ -12,9 +12,9 @@ import contextlib
 import secrets
 import ssl
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Coroutine, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Coroutine, TypeVar
 
 import aiohttp
 
@@ -50,6 +50,9 @@ from .verdict import judge
 from .wording import plural
 from .wsman.certs import CertError
 from .wsman.tls import host_contexts
+
+if TYPE_CHECKING:
+    from .verify import Numbering
 
 T = TypeVar("T")
 
@@ -280,8 +283,8 @@ async def run_test(
             elif settings.verify_s3 and not _is_set(stop):
                 rep.line("Waiting for S3 parquet file flush (parquet files may take time to write)...")
                 rep.waiting("s3", settings.flush_interval_secs * 2 + _FLUSH_MARGIN_S)
-                checks = _checks(pool, engine, None if settings.duration_mode else settings.total_events)
-                s3 = await _unless_stopped(_verify(settings, checks, load, started_at, rep), stop)
+                numbering = _numbering(pool, engine, load)
+                s3 = await _unless_stopped(_verify(settings, pool.run_id, numbering, load, started_at, rep), stop)
                 stopped_in = "verifying S3" if _is_set(stop) else None
             if _is_set(stop):
                 # Ctrl-C while waiting: the load is complete, the checks after it are not.
@@ -418,51 +421,39 @@ async def _wait_for_processing(
         await asyncio.sleep(min(settings.stats_interval_secs, 1.0))
 
 
-@dataclass(frozen=True)
-class _Checks:
-    """What the S3 accounting needs to know about the run's sequence numbers."""
+def _numbering(pool: PayloadPool | HostPayload, engine: LoadEngine | HostsEngine, load: LoadSummary) -> Numbering:
+    """Which events the run sent, numbered densely, with each one's type: what the S3 accounting needs."""
+    from .verify import Numbering
 
-    run_id: str
-    event_ids: list[int]
-    batch_size: int  # sequence number = batch × this + index
-    total_events: int | None  # count mode: the last batch may be short
-    here: bytes | None = None  # simulated hosts: which sequence numbers were sent
-    # Simulated hosts: deliveries numbered, sent or not (not batches sent: a host that could not
-    # connect numbered deliveries it never sent, and a WS-Man delivery may be several envelopes).
-    deliveries: int | None = None
-
-
-def _checks(pool: PayloadPool | HostPayload, engine: LoadEngine | HostsEngine, total_events: int | None) -> _Checks:
     if isinstance(engine, HostsEngine):
-        # Deliveries hold 1..max_items events: `here` says which sequence numbers exist.
-        return _Checks(pool.run_id, engine.event_ids(), engine.max_items, None, engine.here(), len(engine.sizes))
+        assert isinstance(pool, HostPayload)
+        return Numbering.of_hosts(pool, engine.delivery_sizes(), engine.partial)
     assert isinstance(pool, PayloadPool)
-    return _Checks(pool.run_id, pool.event_ids(), pool.batch_size, total_events)
+    return Numbering.of_pool(pool, load.batches_sent)
 
 
 async def _verify(
-    settings: Settings, checks: _Checks, load: LoadSummary, started: datetime, rep: Reporter
+    settings: Settings, run_id: str, numbering: Numbering, load: LoadSummary, started: datetime, rep: Reporter
 ) -> Any:
-    from .verify import VerifyOptions, dates_covered, verify_s3
+    from .verify import VerifyOptions, run_dates, verify_s3
 
     wait_secs = settings.flush_interval_secs * 2 + _FLUSH_MARGIN_S
-    event_types = [str(event_id) for event_id in checks.event_ids]
     options = VerifyOptions(
         endpoint=settings.s3_endpoint,
         bucket=settings.s3_bucket,
         access_key=settings.aws_access_key_id.get_secret_value(),
         secret_key=settings.aws_secret_access_key.get_secret_value(),
-        event_types=event_types,
-        # Files flushed during the wait may land after midnight UTC: cover the wait too.
-        dates=dates_covered(started, datetime.now(timezone.utc) + timedelta(seconds=wait_secs)),
+        event_types=[str(event_id) for event_id in numbering.sent_types()],
+        # Files flushed during the wait may land after midnight UTC, and a collector's clock may be behind.
+        dates=run_dates(started, datetime.now(timezone.utc) + timedelta(seconds=wait_secs)),
         max_file_size_bytes=int(settings.max_file_size_mb * 1024 * 1024),
-        run_id=checks.run_id,
-        batch_size=checks.batch_size,
-        sent_batches=load.batches_sent if checks.deliveries is None else checks.deliveries,
-        total_events=checks.total_events,
+        run_id=run_id,
+        batch_size=numbering.width,
+        sent_batches=load.batches_sent,
         failed_ranges=list(load.failed_ranges),
-        here=checks.here,
+        numbering=numbering,
         wait_secs=wait_secs,
+        settle_secs=settings.flush_interval_secs,  # a later flush may still write a duplicate
     )
     return await verify_s3(options, progress=rep.s3_waiting)
 

@@ -118,12 +118,11 @@ class HostsEngine(EngineBase):
         self.request_timeout_s = request_timeout_s
         self.recorder: HostRecorder | None = None
         self.start = 0.0
-        # Per delivery, in batch-number order: its events (the S3 accounting's `here` mask).
+        # Per delivery, in batch-number order: its events (the S3 accounting numbers events by these).
         self.sizes: array[int] = array("I")
         # Deliveries acknowledged in part (WS-Man: envelopes Acked before a later one failed): place
         # in `sizes` -> events Acked. Those events are expected in S3 though the delivery failed.
         self.partial: dict[int, int] = {}
-        self.sent_shapes = payload.new_shape_counts()
         self.acked_shapes = payload.new_shape_counts()
         self.full_deliveries = self.timed_deliveries = self.hosts_delivering = 0
         self.connections = self.connect_failures = 0
@@ -191,7 +190,6 @@ class HostsEngine(EngineBase):
         batch = len(self.sizes) * count + index
         self.sizes.append(events)
         shape = self.payload.shape(batch, events)
-        self.sent_shapes[shape] += 1
         if events == self.max_items:
             self.full_deliveries += 1
         else:
@@ -421,15 +419,6 @@ class HostsEngine(EngineBase):
     def expected_types(self) -> Counter[int]:
         """Events per EventID that the acknowledged deliveries carried."""
         return self.payload.expected_types(self.acked_shapes)
-
-    def event_ids(self) -> list[int]:
-        """Every EventID the sent deliveries carried (acknowledged or not)."""
-        return sorted(self.payload.expected_types(self.sent_shapes))
-
-    def here(self) -> bytes:
-        """One byte per sequence number for the S3 accounting: 1 where an event was sent, 2 where
-        it was Acked in a delivery that failed later (`partial`)."""
-        return self.payload.here(self.sizes, self.partial)
 
     def delivery_sizes(self) -> "array[int]":
         """Events per delivery of this segment, in its own delivery order (batch = k * N + i)."""

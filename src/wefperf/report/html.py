@@ -645,6 +645,7 @@ def _s3_section(data: Data) -> list[str]:
         rows += [["events of run", acct.get("run_id")], ["expected (acknowledged)", num(acct.get("expected"))],
                  ["found", num(acct.get("found"))], ["missing", num(acct.get("missing"))],
                  ["duplicated (extra copies)", num(acct.get("duplicated"))],
+                 ["misplaced (under another event type's partition)", num(acct.get("misplaced") or 0)],
                  ["never sent (unexpected sequence numbers)", num(acct.get("unexpected"))],
                  ["stored although not acknowledged", num(acct.get("not_acknowledged_found"))],
                  ["rows of other runs / without a marker",
@@ -660,6 +661,9 @@ def _s3_section(data: Data) -> list[str]:
         if acct.get("duplicate_ranges"):
             out.append("<h3>Duplicated events</h3>")
             out.append(_ranges_table(acct["duplicate_ranges"], acct.get("duplicate_range_count"), size))
+        if acct.get("misplaced_ranges"):
+            out.append("<h3>Misplaced events (under another event type's partition)</h3>")
+            out.append(_ranges_table(acct["misplaced_ranges"], acct.get("misplaced_range_count"), size))
     problems = s3.get("problems") or []
     if problems:
         more = len(problems) - MAX_PROBLEMS_SHOWN
