@@ -20,6 +20,8 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
+from .restarts import ReachTracker
+
 # Microseconds, from 1 µs to one hour, three significant figures.
 _LOWEST_US, _HIGHEST_US, _DIGITS = 1, 3_600_000_000, 3
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
@@ -334,6 +336,7 @@ class Recorder:
         self.errors: dict[str, ErrorClass] = {}
         self.failed_set = BatchSet()
         self.server_events = 0
+        self.reach = ReachTracker()  # when batches were refused or reset: a collector gone (restarts.py)
 
     def _row(self, when: float) -> Second:
         index = int(when - self.start)
@@ -431,6 +434,8 @@ class Recorder:
     def ok(self, events: int, intended: float, actual: float, done: float) -> None:
         # The row first: crossing into a new second closes the old one before this sample lands.
         self._row(done).acked_events += events
+        if self.reach.down is not None:
+            self.reach.up(done)
         self.batches_ok += 1
         self.events_ok += events
         latency = int((done - intended) * 1e6)
@@ -452,6 +457,7 @@ class Recorder:
             self._latency_us.append(int((done - intended) * 1e6))
             if len(self._latency_us) >= PENDING_MAX:
                 self._flush()
+        self.reach.failed(error_class, done, self.events_ok)
         self.batches_failed += 1
         self.events_failed += events
         row.failed_events += events

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .metrics import LoadSummary, Percentiles
+from .restarts import Restart
 from .segments import SegmentInfo
 from .verdict import Verdict
 
@@ -43,6 +44,8 @@ class ServerStats:
     final_per_type: dict[str, int] = field(default_factory=dict)
     # Where the count came from when not /stats/throughput: {"format": "prometheus", "metric", "url"}.
     source: dict[str, str] | None = None
+    # Each time the counters fell during the run (a collector restart): the totals above are summed across.
+    restarts: list[Restart] = field(default_factory=list)
 
     @property
     def events_received(self) -> int | None:
@@ -98,6 +101,7 @@ class ServerStats:
             "counts_known": self.counts_known,
             "per_type_known": self.per_type_known,
             "source": self.source or {"format": "json"},
+            "restarts": [r.to_dict() for r in self.restarts],
             "notes": self.notes,
         }
 

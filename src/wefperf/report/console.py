@@ -147,6 +147,18 @@ def per_type_lines(server: "ServerStats") -> list[str]:
     return lines
 
 
+def restart_lines(server: "ServerStats") -> list[str]:
+    """Each time the collector restarted (its counters fell), and how long it was out of reach."""
+    if not server.restarts:
+        return []
+    from ..restarts import describe
+
+    lines = ["", f"Collector restarted {plural(len(server.restarts), 'time')} during the run (its counters started"
+                 " again from 0; the server's counts here are summed across):"]
+    lines.extend(f"  {describe(r.to_dict())}" for r in server.restarts)
+    return lines
+
+
 def hosts_lines(load: "LoadSummary") -> list[str]:
     """What the simulated hosts did: deliveries by trigger, connections, events still held."""
     h = load.hosts
@@ -193,6 +205,10 @@ def _pct_line(label: str, p: Percentiles) -> str:
     )
 
 
+def _across(server: "ServerStats") -> str:
+    return f" (summed across {plural(len(server.restarts), 'collector restart')})" if server.restarts else ""
+
+
 def _unacked(load: LoadSummary) -> str:
     """How many latency samples are not acknowledgements (failed, or never sent)."""
     acked = load.latency_acked.count if load.latency_acked is not None else load.batches_ok
@@ -212,7 +228,8 @@ def result_lines(result: "RunResult") -> list[str]:
         f"Events sent: {load.events_sent:,}",
         f"Events acknowledged (2xx): {load.events_ok:,}",
         f"Events failed: {load.events_failed:,}",
-        f"Events received (by server): {received:,}" if received is not None else "Events received (by server): unknown (stats unavailable)",
+        (f"Events received (by server): {received:,}{_across(server)}" if received is not None
+         else "Events received (by server): unknown (stats unavailable)"),
         f"Successful batches: {load.batches_ok:,}",
         f"Failed batches: {load.batches_failed:,}",
         "",
@@ -248,6 +265,7 @@ def result_lines(result: "RunResult") -> list[str]:
             lines.append(f"  {name:<22} {plural(cls.batches, 'batch'):>14}  {plural(cls.events, 'event'):>16}")
             for sample in cls.samples:
                 lines.append(f"      e.g. {sample}")
+    lines.extend(restart_lines(server))
     lines.extend(per_type_lines(server))
     for note in server.notes:
         lines.append(f"Note: {note}")
