@@ -53,6 +53,22 @@ def test_the_watch_places_a_restart_between_its_outages() -> None:
     assert unseen_note([r], acknowledged=7_500, received=7_500) is None  # nothing short: nothing to explain
 
 
+def test_a_restart_whose_rows_come_back_a_read_later_keeps_its_outage() -> None:
+    # A restarted /stats/throughput lists no rows until the first event: the first good read after
+    # the outage shows no fall (the summed count stands still), the next one does.
+    watch = RestartWatch(baseline=0)
+    watch.read_ok(10.0, 0, 0, 0)
+    watch.read_ok(11.0, 3_000, 0, 3_000)
+    watch.read_failed(12.0, 3_500)
+    watch.read_failed(12.5, 3_500)
+    watch.read_ok(13.0, 3_000, 0, 3_500)  # back, no rows yet
+    watch.read_ok(13.5, 3_200, 1, 3_700)  # its first rows: lower
+    (r,) = watch.restarts(10.0, [])
+    assert r.at_seconds == pytest.approx(2.0) and r.seen_at_seconds == pytest.approx(3.5)
+    assert r.stats_unreachable_seconds == pytest.approx(1.0)  # from the first failed read to the next good one
+    assert r.counted_before == 3_000 and r.acknowledged_unseen == 500
+
+
 def test_the_recorder_marks_where_batches_could_not_reach_the_collector() -> None:
     rec = Recorder(0.0)
     rec.ok(100, 0.0, 0.0, 0.5)

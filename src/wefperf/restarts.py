@@ -84,12 +84,17 @@ class _Seen:
     """A fall of the counters, with what the stats reads knew around it."""
 
     seen_at: float
-    last_ok_at: float | None  # the last good read before it
+    last_ok_at: float | None  # the last good read before it (before its outage, if there was one)
     counted_before: int | None
     acked_at_last_ok: int | None
-    stats_down_since: float | None
+    stats_down: tuple[float, float] | None  # (first failed read, next good read) before it
     acked_when_down: int | None
     acked_at_seen: int
+
+
+# A restarted collector's /stats/throughput may list no rows until its first event: the fall
+# then shows a read or two after it answers again. Its outage counts for the fall this long.
+KEEP_OUTAGE_READS = 10
 
 
 @dataclass
@@ -100,40 +105,53 @@ class RestartWatch:
     resets: int = 0  # falls the reader had counted at the last read
     _seen: list[_Seen] = field(default_factory=list)
     _last_ok: tuple[float, int, int] | None = None  # (when, total, acknowledged then)
-    _down: tuple[float, int] | None = None  # (first failed read since the last good one, acknowledged then)
+    _before: tuple[float, int, int] | None = None  # the last good read before the latest stats outage
+    _down: tuple[float, int] | None = None  # the latest outage: (first failed read, acknowledged then)
+    _up_at: float | None = None  # the good read that ended it; None while it lasts
+    _reads_since_up = 0
 
     def read_ok(self, when: float, total: int, resets: int, acked: int) -> None:
+        if self._down is not None and self._up_at is None:
+            self._up_at, self._reads_since_up = when, 0
         if resets > self.resets:
-            last = self._last_ok
+            down = self._down
+            last = self._before if down is not None else self._last_ok
             base = self.baseline or 0
             self._seen.append(_Seen(
                 seen_at=when, last_ok_at=last[0] if last else None,
                 counted_before=last[1] - base if last and self.baseline is not None else None,
                 acked_at_last_ok=last[2] if last else None,
-                stats_down_since=self._down[0] if self._down else None,
-                acked_when_down=self._down[1] if self._down else None, acked_at_seen=acked,
+                stats_down=(down[0], self._up_at or when) if down is not None else None,
+                acked_when_down=down[1] if down is not None else None, acked_at_seen=acked,
             ))
+            self._down = None
+        elif self._down is not None:
+            self._reads_since_up += 1
+            if self._reads_since_up > KEEP_OUTAGE_READS:
+                self._down = None  # back without a fall: a network blip, not a restart
         self.resets = max(self.resets, resets)
-        self._last_ok, self._down = (when, total, acked), None
+        self._last_ok = (when, total, acked)
 
     def read_failed(self, when: float, acked: int) -> None:
-        if self._down is None:
-            self._down = (when, acked)
+        if self._down is None or self._up_at is not None:
+            self._down, self._up_at, self._before = (when, acked), None, self._last_ok
 
     def restarts(self, load_start: float, outages: list[Outage]) -> list[Restart]:
         """Each fall, with the events outage that began between the last good read and the fall."""
         out: list[Restart] = []
         for seen in self._seen:
             lo = seen.last_ok_at if seen.last_ok_at is not None else float("-inf")
-            events = next((o for o in outages if lo <= o.start <= seen.seen_at), None)
-            starts = [t for t in (seen.stats_down_since, events.start if events else None) if t is not None]
+            # the events outage that overlaps the time from that read to the fall
+            events = next((o for o in outages if o.start <= seen.seen_at and (o.end is None or o.end >= lo)), None)
+            down_since = seen.stats_down[0] if seen.stats_down is not None else None
+            starts = [t for t in (down_since, events.start if events else None) if t is not None]
             went = min(starts) if starts else seen.seen_at
-            stats_s = seen.seen_at - seen.stats_down_since if seen.stats_down_since is not None else 0.0
+            stats_s = seen.stats_down[1] - seen.stats_down[0] if seen.stats_down is not None else 0.0
             events_s = None
             if events is not None:
                 events_s = (events.end if events.end is not None else seen.seen_at) - events.start
             acked_then = events.acked_before if events is not None and (
-                seen.stats_down_since is None or events.start <= seen.stats_down_since) else seen.acked_when_down
+                down_since is None or events.start <= down_since) else seen.acked_when_down
             if acked_then is None:  # gone and back between two reads: all acknowledged since is the bound
                 acked_then = seen.acked_at_seen
             unseen = (acked_then - seen.acked_at_last_ok
@@ -159,9 +177,9 @@ def describe(r: Mapping[str, Any]) -> str:
     if stats_s:
         parts.append(f"stats endpoint {stats_s:.1f} s")
     if events_s is not None:
-        parts.append(f"events endpoint {float(events_s):.1f} s (batches refused or reset until one was acknowledged)")
+        parts.append(f"events endpoint {float(events_s):.1f} s")
     unreachable = float(r.get("unreachable_seconds") or 0)
-    return (f"at {at:.1f} s into the load: unreachable for {unreachable:.1f} s ({'; '.join(parts)});"
+    return (f"at {at:.1f} s into the load: unreachable for {unreachable:.1f} s ({', '.join(parts)});"
             f" its counters seen lower at {seen:.1f} s")
 
 
@@ -170,7 +188,8 @@ def unseen_note(restarts: list[Restart], acknowledged: int, received: int | None
     unseen = sum(r.acknowledged_unseen or 0 for r in restarts)
     if received is None or received >= acknowledged or not unseen:
         return None
-    return (f"events the collector counted after wefperf's last stats read before it restarted went with its"
-            f" counters: up to {min(unseen, acknowledged - received):,} of the {acknowledged - received:,}"
-            " acknowledged events missing from the server's count may be such (the counters cannot show them;"
-            " the S3 check does)")
+    short = acknowledged - received
+    return (f"a restart takes with it what the collector counted after wefperf's last stats read before it:"
+            f" up to {min(unseen, short):,} of the {short:,} acknowledged events missing from the server's count"
+            " can be missing for that reason alone (acknowledged between that read and the restart); its counters"
+            " cannot show them, the S3 check does")
