@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, TextIO
+import time
+from typing import TYPE_CHECKING, Callable, TextIO
 
 from ..exitcodes import ExitCode
 from ..load import ProgressInfo
@@ -52,12 +53,33 @@ class Reporter:
         """Give the terminal back; called once the run is over, however it ended."""
 
 
+# A wait line that says the same as the last one is printed again only after this long.
+QUIET_REPEAT_S = 5.0
+
+
 class ConsoleReporter(Reporter):
     """Plain lines: what a container log, a CI log and a terminal all show the same way."""
 
-    def __init__(self, out: TextIO | None = None, err: TextIO | None = None) -> None:
+    def __init__(self, out: TextIO | None = None, err: TextIO | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
+        self._clock = clock
+        self._s3_said: tuple[str, float] | None = None  # the last S3 wait line's news, and when
+
+    def s3_waiting(self, text: str) -> None:
+        """Printed when its news changes (files, events), else at most every QUIET_REPEAT_S.
+
+        The verifier polls every second; only the time left changes while nothing arrives, and a
+        log of identical lines hides the ones that matter.
+        """
+        news, now = text.split("; up to ", 1)[0], self._clock()
+        if self._s3_said is None or news != self._s3_said[0] or now - self._s3_said[1] >= QUIET_REPEAT_S:
+            self._s3_said = (news, now)
+            self._print(text)
+
+    def waiting(self, what: str, limit_s: float) -> None:
+        self._s3_said = None
 
     def _print(self, text: str = "") -> None:
         print(text, file=self.out, flush=True)
