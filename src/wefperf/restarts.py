@@ -64,6 +64,8 @@ class Restart:
     # Events acknowledged after that read until it went away: what the old process counted after
     # the last read is gone with it, so at most this many are missing from the summed count.
     acknowledged_unseen: int | None
+    # When a batch was acknowledged again after the events outage (seconds since the load started).
+    back_at_seconds: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +78,7 @@ class Restart:
             ),
             "counted_before": self.counted_before,
             "acknowledged_unseen": self.acknowledged_unseen,
+            "back_at_seconds": round(self.back_at_seconds, 3) if self.back_at_seconds is not None else None,
         }
 
 
@@ -161,6 +164,7 @@ class RestartWatch:
                 unreachable_seconds=max(stats_s, events_s or 0.0), stats_unreachable_seconds=stats_s,
                 events_unreachable_seconds=events_s, counted_before=seen.counted_before,
                 acknowledged_unseen=max(unseen, 0) if unseen is not None else None,
+                back_at_seconds=events.end - load_start if events is not None and events.end is not None else None,
             ))
         return out
 
