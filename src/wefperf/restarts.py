@@ -193,7 +193,7 @@ def unseen_note(restarts: list[Restart], acknowledged: int, received: int | None
     if received is None or received >= acknowledged or not unseen:
         return None
     short = acknowledged - received
-    return (f"a restart takes with it what the collector counted after wefperf's last stats read before it:"
-            f" up to {min(unseen, short):,} of the {short:,} acknowledged events missing from the server's count"
-            " can be missing for that reason alone (acknowledged between that read and the restart); its counters"
-            " cannot show them, the S3 check does")
+    could = (f"all {short:,} acknowledged events missing from the server's count can be such" if unseen >= short else
+             f"up to {unseen:,} of the {short:,} acknowledged events missing from the server's count can be such")
+    return (f"a restart takes with it what the collector counted after wefperf's last stats read before it: {could}"
+            " (acknowledged between that read and the restart); its counters cannot show them, the S3 check does")
