@@ -41,6 +41,10 @@ class FakeCollector(ThreadedApp):
     labels: str = "real"  # how /stats/throughput labels event types, see _label
     stats_ok: bool = True
     count_delay_s: float = 0.0  # a lagging collector: /stats/throughput counts an event this long after its ack
+    # A restart that keeps the port: every count starts again from 0 right after this /stats/throughput
+    # read (1-based; 0 = never). `stats_reads` counts them.
+    reset_after_stats_read: int = 0
+    stats_reads: int = 0
     requests: int = 0
     ok_requests: int = 0
     events: Counter[str] = field(default_factory=Counter)
@@ -113,6 +117,9 @@ class FakeCollector(ThreadedApp):
                  "average_per_second_last_minute": v / 60}
                 for k, v in self.events.items()
             ]
+            self.stats_reads += 1
+            if self.stats_reads == self.reset_after_stats_read:
+                self.events.clear()
         rows.sort(key=lambda r: r["last_minute"], reverse=True)
         return web.json_response(rows)
 

@@ -253,6 +253,8 @@ def merge_server(runs: Sequence[RunResult]) -> ServerStats:
     server.expected_per_type = expected
     server.sampler_samples = sum(s.sampler_samples for s in stats)
     server.source = next((s.source for s in stats if s.source is not None), None)
+    # Every segment watched the same collector: its restarts are the ones the most watchful segment saw.
+    server.restarts = list(max(stats, key=lambda s: len(s.restarts)).restarts) if stats else []
     for s in stats:
         for note in s.notes:
             if note not in server.notes:

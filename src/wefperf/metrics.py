@@ -39,6 +39,7 @@ from .model import Second as Second
 from .model import Snapshot as Snapshot
 from .model import WsmanFigures as WsmanFigures
 from .model import mean_of as mean_of
+from .restarts import ReachTracker
 
 LATE_THRESHOLD_S = 0.010  # a batch sent more than 10 ms after its intended time is late
 # Raw samples wait in a small buffer and reach the histograms grouped by value, at each
@@ -142,6 +143,7 @@ class Recorder:
         self.errors: dict[str, ErrorClass] = {}
         self.failed_set = BatchSet()
         self.server_events = 0
+        self.reach = ReachTracker()  # when batches were refused or reset: a collector gone (restarts.py)
 
     def _row(self, when: float) -> Second:
         index = int(when - self.start)
@@ -242,6 +244,8 @@ class Recorder:
     def ok(self, events: int, intended: float, actual: float, done: float) -> None:
         # The row first: crossing into a new second closes the old one before this sample lands.
         self._row(done).acked_events += events
+        if self.reach.down is not None:
+            self.reach.up(done)
         self.batches_ok += 1
         self.events_ok += events
         latency = int((done - intended) * 1e6)
@@ -269,6 +273,7 @@ class Recorder:
             self._latency_us.append(int((done - intended) * 1e6))
             if len(self._latency_us) >= PENDING_MAX:
                 self._flush()
+        self.reach.failed(error_class, done, self.events_ok)
         self.batches_failed += 1
         self.events_failed += events
         row.failed_events += events

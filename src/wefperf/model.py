@@ -427,6 +427,54 @@ class EventIdCount:
     labels: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Restart:
+    """One restart of the collector (or reset of its counters), as the run saw it."""
+
+    at_seconds: float  # when it went away: the first failed stats read or refused batch before it; else when seen
+    seen_at_seconds: float  # the stats read that showed its counters lower
+    unreachable_seconds: float  # the longer of the two outages below
+    stats_unreachable_seconds: float  # its stats endpoint did not answer for this long (0: never seen down)
+    events_unreachable_seconds: float | None  # batches refused or reset until the next acknowledgement; None: none
+    counted_before: int | None  # what the server had counted since the baseline at wefperf's last read before it
+    # Events acknowledged after that read until it went away: what the old process counted after
+    # the last read is gone with it, so at most this many are missing from the summed count.
+    acknowledged_unseen: int | None
+    # When a batch was acknowledged again after the events outage (seconds since the load started).
+    back_at_seconds: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "at_seconds": round(self.at_seconds, 3),
+            "seen_at_seconds": round(self.seen_at_seconds, 3),
+            "unreachable_seconds": round(self.unreachable_seconds, 3),
+            "stats_unreachable_seconds": round(self.stats_unreachable_seconds, 3),
+            "events_unreachable_seconds": (
+                round(self.events_unreachable_seconds, 3) if self.events_unreachable_seconds is not None else None
+            ),
+            "counted_before": self.counted_before,
+            "acknowledged_unseen": self.acknowledged_unseen,
+            "back_at_seconds": round(self.back_at_seconds, 3) if self.back_at_seconds is not None else None,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Data) -> Restart:
+        def opt(key: str) -> float | None:
+            return None if d.get(key) is None else float(d[key])
+
+        def count(key: str) -> int | None:
+            return None if d.get(key) is None else int(d[key])
+
+        return cls(
+            at_seconds=float(d["at_seconds"]), seen_at_seconds=float(d["seen_at_seconds"]),
+            unreachable_seconds=float(d["unreachable_seconds"]),
+            stats_unreachable_seconds=float(d["stats_unreachable_seconds"]),
+            events_unreachable_seconds=opt("events_unreachable_seconds"),
+            counted_before=count("counted_before"), acknowledged_unseen=count("acknowledged_unseen"),
+            back_at_seconds=opt("back_at_seconds"),
+        )
+
+
 @dataclass
 class ServerStats:
     """What the collector's own counters say, before and after the load."""
@@ -443,6 +491,8 @@ class ServerStats:
     final_per_type: dict[str, int] = field(default_factory=dict)
     # Where the count came from when not /stats/throughput: {"format": "prometheus", "metric", "url"}.
     source: dict[str, str] | None = None
+    # Each time the counters fell during the run (a collector restart): the totals above are summed across.
+    restarts: list[Restart] = field(default_factory=list)
 
     @property
     def events_received(self) -> int | None:
@@ -496,6 +546,7 @@ class ServerStats:
             "counts_known": self.counts_known,
             "per_type_known": self.per_type_known,
             "source": self.source or {"format": "json"},
+            "restarts": [r.to_dict() for r in self.restarts],
             "notes": self.notes,
             "sampler_samples": self.sampler_samples,
             "baseline_per_type": self.baseline_per_type,
@@ -521,6 +572,7 @@ class ServerStats:
             baseline_per_type=_counts(d.get("baseline_per_type", older.get("server_baseline_per_type"))),
             final_per_type=_counts(d.get("final_per_type", older.get("server_final_per_type"))),
             source=None if source.get("format", "json") == "json" else {str(k): str(v) for k, v in source.items()},
+            restarts=[Restart.from_dict(r) for r in d.get("restarts") or []],
         )
 
 

@@ -42,6 +42,7 @@ from .payload.hosts import HostPayload
 from .prometheus import MetricError
 from .recount import take_final
 from .report.console import Reporter
+from .restarts import RestartWatch, unseen_note
 from .segments import check_start_at, judged_alone, shared_seed
 from .settings import Settings
 from .thresholds import Measures
@@ -162,7 +163,10 @@ async def run_test(
         if read is None:
             return stopped_before_load("reading the baseline stats")
         baseline, note = read
+        watch = RestartWatch()
         if baseline is not None:
+            watch.baseline = baseline.total
+            watch.read_ok(time.perf_counter(), baseline.total, stats.resets, 0)
             server.baseline_total = baseline.total
             rep.line(f"Baseline event count: {baseline.total:,}")
             if baseline.note:
@@ -235,7 +239,10 @@ async def run_test(
             if engine.recorder is not None:
                 engine.recorder.server_sample(when, delta)
 
-        sampler = StatsSampler(obs, stats, settings.stats_interval_secs, to_timeline)
+        def acked() -> int:
+            return engine.recorder.events_ok if engine.recorder is not None else 0
+
+        sampler = StatsSampler(obs, stats, settings.stats_interval_secs, to_timeline, watch=watch, acked=acked)
         async with asyncio.TaskGroup() as beside:
             # The sampler and the stop watcher live exactly as long as the load phase.
             sampling = beside.create_task(sampler.run(baseline))
@@ -274,7 +281,7 @@ async def run_test(
             rep.line("Waiting for event processing to complete...")
             rep.waiting("count", settings.processing_wait_secs)
             final = await _unless_stopped(
-                _wait_for_processing(obs, settings, stats, baseline, load.events_ok, rep.count_waiting), stop
+                _wait_for_processing(obs, settings, stats, baseline, load.events_ok, rep.count_waiting, sampler), stop
             )
             stopped_in = "waiting for the server's count" if _is_set(stop) else None
             if settings.verify_s3 and segmented:
@@ -292,7 +299,7 @@ async def run_test(
                 load = replace(load, interrupted=True)
                 s3 = None
         if final is None or s3 is not None or load.interrupted:
-            final, final_note = await _final_read(obs, stats)
+            final, final_note = await _final_read(obs, stats, sampler)
             if final is None and final_note and baseline is not None:
                 server.notes.append(final_note)
         if isinstance(stats, PrometheusStats) and stats.counter.resets:
@@ -300,10 +307,15 @@ async def run_test(
                 f"{settings.stats_metric} fell {plural(stats.counter.resets, 'time')} during the run (a collector"
                 " restart?); counted through each fall as Prometheus' increase() does"
             )
+        if engine.recorder is not None:
+            server.restarts = watch.restarts(engine.recorder.start, engine.recorder.reach.spans())
         if final is not None:
             take_final(server, final, baseline if stats.per_type else None)
         if baseline is not None:
             server.baseline_per_type = dict(baseline.per_type)
+        unseen = unseen_note(server.restarts, load.events_ok, server.events_received)
+        if unseen:
+            server.notes.append(unseen)
         if isinstance(engine, HostsEngine):
             server.expected_per_type = dict(engine.expected_types())
         else:
@@ -386,30 +398,34 @@ async def _watch(stop: asyncio.Event, engine: LoadEngine | HostsEngine) -> None:
     engine.stop(interrupted=True)
 
 
-async def _final_read(obs: aiohttp.ClientSession, stats: StatsReader) -> tuple[StatsSnapshot | None, str | None]:
-    """The last read of the server's count; any failure, a changed metric type included, is a note."""
+async def _final_read(
+    obs: aiohttp.ClientSession, stats: StatsReader, sampler: StatsSampler | None = None,
+) -> tuple[StatsSnapshot | None, str | None]:
+    """The last read of the server's count; any failure, a changed metric type included, is a note.
+
+    Through `sampler` when given, so a restart seen after the load is told to its watch too.
+    """
     try:
-        return await try_read(obs, stats)
+        return await (sampler.read_once() if sampler is not None else try_read(obs, stats))
     except MetricError as exc:
         return None, str(exc)
 
 
-def _not_there_yet(stats: StatsReader) -> bool:
-    """A Prometheus counter never seen so far (absent since the baseline)."""
-    return isinstance(stats, PrometheusStats) and not stats.seen and stats.reads > 0
-
-
 async def _wait_for_processing(
     obs: aiohttp.ClientSession, settings: Settings, stats: StatsReader, baseline: StatsSnapshot | None, acked: int,
-    on_poll: Callable[[int, int], None] | None = None,
+    on_poll: Callable[[int, int], None] | None = None, sampler: StatsSampler | None = None,
 ) -> StatsSnapshot | None:
-    """Poll the stats until the server counted every acknowledged event, or the wait runs out."""
+    """Poll the stats until the server counted every acknowledged event, or the wait runs out.
+
+    A read that fails after good ones (a collector restarting) is tried again until the deadline.
+    """
     deadline = time.monotonic() + settings.processing_wait_secs
     final: StatsSnapshot | None = None
     while True:
-        final, _ = await _final_read(obs, stats)
-        if baseline is not None and final is None and _not_there_yet(stats) and time.monotonic() < deadline:
-            # A counter appears with its first event: it may show up a little after the acks.
+        final, _ = await _final_read(obs, stats, sampler)
+        if baseline is not None and final is None and time.monotonic() < deadline:
+            # A counter appears with its first event: it may show up a little after the acks;
+            # a collector that went away may be on its way back.
             await asyncio.sleep(min(settings.stats_interval_secs, 1.0))
             continue
         if baseline is None or final is None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, TextIO
+import time
+from typing import TYPE_CHECKING, Callable, TextIO
 
 from ..exitcodes import ExitCode
 from ..load import ProgressInfo
@@ -51,12 +52,33 @@ class Reporter:
         """Give the terminal back; called once the run is over, however it ended."""
 
 
+# A wait line that says the same as the last one is printed again only after this long.
+QUIET_REPEAT_S = 5.0
+
+
 class ConsoleReporter(Reporter):
     """Plain lines: what a container log, a CI log and a terminal all show the same way."""
 
-    def __init__(self, out: TextIO | None = None, err: TextIO | None = None) -> None:
+    def __init__(self, out: TextIO | None = None, err: TextIO | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
+        self._clock = clock
+        self._s3_said: tuple[str, float] | None = None  # the last S3 wait line's news, and when
+
+    def s3_waiting(self, text: str) -> None:
+        """Printed when its news changes (files, events), else at most every QUIET_REPEAT_S.
+
+        The verifier polls every second; only the time left changes while nothing arrives, and a
+        log of identical lines hides the ones that matter.
+        """
+        news, now = text.split("; up to ", 1)[0], self._clock()
+        if self._s3_said is None or news != self._s3_said[0] or now - self._s3_said[1] >= QUIET_REPEAT_S:
+            self._s3_said = (news, now)
+            self._print(text)
+
+    def waiting(self, what: str, limit_s: float) -> None:
+        self._s3_said = None
 
     def _print(self, text: str = "") -> None:
         print(text, file=self.out, flush=True)
@@ -146,6 +168,18 @@ def per_type_lines(server: "ServerStats") -> list[str]:
     return lines
 
 
+def restart_lines(server: "ServerStats") -> list[str]:
+    """Each time the collector restarted (its counters fell), and how long it was out of reach."""
+    if not server.restarts:
+        return []
+    from ..restarts import describe
+
+    lines = ["", f"Collector restarted {plural(len(server.restarts), 'time')} during the run (its counters started"
+                 " again from 0; the server's counts here are summed across):"]
+    lines.extend(f"  {describe(r.to_dict())}" for r in server.restarts)
+    return lines
+
+
 def hosts_lines(load: "LoadSummary") -> list[str]:
     """What the simulated hosts did: deliveries by trigger, connections, events still held."""
     h = load.hosts
@@ -193,6 +227,10 @@ def _pct_line(label: str, p: Percentiles) -> str:
     )
 
 
+def _across(server: "ServerStats") -> str:
+    return f" (summed across {plural(len(server.restarts), 'collector restart')})" if server.restarts else ""
+
+
 def _unacked(load: LoadSummary) -> str:
     """How many latency samples are not acknowledgements (failed, or never sent)."""
     acked = load.latency_acked.count if load.latency_acked is not None else load.batches_ok
@@ -213,7 +251,8 @@ def result_lines(result: "RunResult") -> list[str]:
         f"Events acknowledged (2xx): {load.events_ok:,}",
         f"Events failed: {load.events_failed:,}"
         + (f" ({load.events_unsent:,} of them never sent: no connection or subscription)" if load.events_unsent else ""),
-        f"Events received (by server): {received:,}" if received is not None else "Events received (by server): unknown (stats unavailable)",
+        (f"Events received (by server): {received:,}{_across(server)}" if received is not None
+         else "Events received (by server): unknown (stats unavailable)"),
         f"Successful batches: {load.batches_ok:,}",
         f"Failed batches: {load.batches_failed:,}",
         "",
@@ -249,6 +288,7 @@ def result_lines(result: "RunResult") -> list[str]:
             lines.append(f"  {name:<22} {plural(cls.batches, 'batch'):>14}  {plural(cls.events, 'event'):>16}")
             for sample in cls.samples:
                 lines.append(f"      e.g. {sample}")
+    lines.extend(restart_lines(server))
     lines.extend(per_type_lines(server))
     for note in server.notes:
         lines.append(f"Note: {note}")
