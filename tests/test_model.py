@@ -24,6 +24,7 @@ from wefperf.model import (
     Judged,
     LoadSummary,
     Percentiles,
+    Restart,
     RunResult,
     Second,
     SegmentInfo,
@@ -71,7 +72,10 @@ def _load(hosts: bool = False, segment: bool = False) -> LoadSummary:
 def _server() -> ServerStats:
     return ServerStats(baseline_total=10, final_total=3610, per_type_delta={"EventID 4624": 3000, "Sec:4625": 600},
                        expected_per_type={4624: 3000, 4625: 600}, sampler_samples=3, notes=["a note"],
-                       baseline_per_type={"EventID 4624": 10}, final_per_type={"EventID 4624": 3010, "Sec:4625": 600})
+                       baseline_per_type={"EventID 4624": 10}, final_per_type={"EventID 4624": 3010, "Sec:4625": 600},
+                       restarts=[Restart(at_seconds=4.25, seen_at_seconds=7.5, unreachable_seconds=3.0,
+                                         stats_unreachable_seconds=3.0, events_unreachable_seconds=2.75,
+                                         counted_before=1200, acknowledged_unseen=300, back_at_seconds=7.0)])
 
 
 def _verdict() -> Verdict:
