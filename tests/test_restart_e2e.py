@@ -74,7 +74,7 @@ def _restart_run(sig: int, wef_target: Callable[..., TargetProcess], s3_client: 
     port = first.base.rsplit(":", 1)[1]
     settings = wefperf.load_settings(None, {
         "wef_endpoint": first.base, "event_type": "4624", "target_eps": 2000, "batch_size": BATCH,
-                # 8 s of load: the new process is up well before its end even when a busy machine takes
+        # 8 s of load: the new process is up well before its end even when a busy machine takes
         # seconds to start it, so the stats reads during the load see its counters fall.
         "duration_secs": 8, "stats_interval_secs": 0.5, "request_timeout_secs": 5, "processing_wait_secs": 5,
         "verify_s3": True,
