@@ -302,6 +302,47 @@ class LoadSummary:
     def sent_rate_eps(self) -> float:
         return self.events_sent / self.rate_window_s if self.rate_window_s > 0 else 0.0
 
+    # The results JSON's names (its `results` block) for the same figures.
+    @property
+    def total_time_seconds(self) -> float:
+        return self.elapsed_s
+
+    @property
+    def successful_batches(self) -> int:
+        return self.batches_ok
+
+    @property
+    def failed_batches(self) -> int:
+        return self.batches_failed
+
+    @property
+    def events_acknowledged(self) -> int:
+        return self.events_ok
+
+    @property
+    def events_failed_unsent(self) -> int:
+        return self.events_unsent
+
+    @property
+    def events_per_second_overall(self) -> float:
+        return self.acked_rate_eps
+
+    @property
+    def events_per_second_attempted(self) -> float:
+        return self.sent_rate_eps
+
+    @property
+    def load_window_seconds(self) -> float:
+        return self.window_s
+
+    @property
+    def drain_seconds(self) -> float:
+        return self.drain_s
+
+    @property
+    def events_due_in_window(self) -> int | None:
+        return self.due_events
+
     def per_window_s(self, events: int) -> float:
         """Any count as a rate over the same load window as the headline rate."""
         return events / self.rate_window_s if self.rate_window_s > 0 else 0.0
@@ -751,6 +792,16 @@ class RunResult:
     @property
     def exit_code(self) -> int:
         return self.verdict.exit_code
+
+    # The results JSON's names for the same parts (`to_dict`): `result.server_stats` is `result.server`.
+    @property
+    def server_stats(self) -> ServerStats:
+        return self.server
+
+    @property
+    def s3_verification(self) -> VerifyResult | None:
+        """The S3 check of this run (None when none ran; a result read back from JSON: see `s3_stored`)."""
+        return self.s3
 
     def to_dict(self) -> dict[str, Any]:
         """The results JSON: the seed's keys first, then wefperf's additions."""
