@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -235,17 +236,17 @@ def test_performance_service_runs_its_profile_against_a_healthy_server(
 def test_performance_service_writes_its_html_report_beside_the_results(
     services: dict[str, Any], name: str, profile: str
 ) -> None:
-    """run-all mounts its results folder at /results and sets PERF_TEST_RESULTS=/results/<profile>.json:
-    the report lands beside it; without the mount, beside the default results file."""
+    """run-all mounts its results folder at /results, turns the service's results volume off and sets
+    PERF_TEST_RESULTS=/results/<profile>.json: the report lands beside it; without run-all, beside the
+    results in the volume (test_every_test_service_keeps_its_results_in_the_named_volume)."""
     from wefperf.cli import build_parser
     from wefperf.cli.run import settings_from_args
 
     svc = services[name]
     env = _env(svc)
     assert env["PERF_TEST_REPORT"] == "auto"
-    for results, report in ((f"/results/{profile}.json", f"/results/{profile}.html"),
-                            (None, "/tmp/performance_test_results.html")):
-        given = {**env, **({"PERF_TEST_RESULTS": results} if results else {})}
+    for results, report in ((f"/results/{profile}.json", f"/results/{profile}.html"),):
+        given = {**env, "PERF_TEST_RESULTS_DIR": "", "PERF_TEST_RESULTS": results}
         pairs = [arg for key, value in given.items() for arg in ("-e", f"{key}={value}")]
         settings, _ = settings_from_args(build_parser().parse_args([*svc["command"], *pairs]))
         assert settings.report_path == report
@@ -559,6 +560,74 @@ def test_server_credentials_match_minio(services: dict[str, Any]) -> None:
     for name in SERVERS:
         s3 = _server_config(name)["wef"]["s3"]
         assert (s3["access_key"], s3["secret_key"]) == (minio["MINIO_ROOT_USER"], minio["MINIO_ROOT_PASSWORD"])
+
+
+# --------------------------------------------------------------------------- results kept (issue 21 §5)
+
+RESULTS_VOLUME = "wefperf-results"
+RESULTS_DIR = "/home/wefperf/results"
+RUNS_A_TEST = {*PERF_SERVICES, "performance-test-wsman"}
+
+
+def test_every_test_service_keeps_its_results_in_the_named_volume(
+    services: dict[str, Any], compose_config: dict[str, Any]
+) -> None:
+    """`docker compose run --rm SERVICE` removes the container, not the volume: the results JSON and
+    the PERF_TEST_REPORT=auto HTML land in it, one timestamped pair per run."""
+    from wefperf.cli import build_parser
+    from wefperf.cli.run import settings_from_args
+
+    assert compose_config["volumes"][RESULTS_VOLUME]["name"] == RESULTS_VOLUME  # no project prefix: the docs name it
+    for name in sorted(RUNS_A_TEST):
+        svc = services[name]
+        env = _env(svc)
+        assert env["PERF_TEST_RESULTS_DIR"] == RESULTS_DIR, name
+        assert [(t, ro) for t, (vol, ro) in _named_mounts(svc).items() if vol == RESULTS_VOLUME] == [
+            (RESULTS_DIR, False)], name
+        where = ("PERF_TEST_PROFILE", "PERF_TEST_RESULTS_DIR", "PERF_TEST_REPORT")  # what names the files
+        pairs = [arg for key in where for arg in ("-e", f"{key}={env[key]}")]
+        settings, _ = settings_from_args(build_parser().parse_args([*svc["command"], *pairs]))
+        results = Path(settings.results_path)
+        assert results.parent == Path(RESULTS_DIR) and results.suffix == ".json", name
+        assert settings.report_path == str(results.with_suffix(".html")), name
+
+
+def test_the_image_gives_the_results_folder_to_its_user() -> None:
+    """An empty named volume takes the owner of the image's folder it is mounted on: it must exist
+    there, made by the unprivileged user, or the first run cannot write its results."""
+    final = _final_stage()
+    user_at = max(i for i, (word, _) in enumerate(final) if word == "USER")
+    made = [rest for word, rest in final[user_at:] if word == "RUN" and RESULTS_DIR in rest]
+    assert made and "mkdir" in made[0]
+
+
+def test_run_all_turns_the_results_volume_off_for_its_own_files() -> None:
+    """run-all names each run's file (PERF_TEST_RESULTS); PERF_TEST_RESULTS_DIR would outrank it."""
+    assert "-e PERF_TEST_RESULTS_DIR= " in RUN_ALL.read_text()
+
+
+def _compose_md() -> str:
+    return (ROOT / "docs" / "compose.md").read_text(encoding="utf-8")
+
+
+def test_compose_md_service_table_lists_every_service() -> None:
+    declared = set(yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))["services"])
+    table = re.findall(r"^\| `([a-z0-9-]+)` \|", _compose_md().split("\n## ", 1)[0], flags=re.M)
+    assert len(table) == len(set(table)), "a service listed twice"
+    assert set(table) == declared
+
+
+def test_compose_md_says_where_results_land() -> None:
+    text = _compose_md()
+    assert RESULTS_VOLUME in text and RESULTS_DIR in text
+    assert "PERF_TEST_RESULTS_DIR=/results" in text  # the bind-mount form names its folder too
+
+
+def test_dockerfile_installs_the_tested_versions() -> None:
+    """The image installs with constraints.txt, the pins the test suite runs with."""
+    assert "constraints.txt" in _copy_sources()
+    installs = [rest for word, rest in _dockerfile() if word == "RUN" and "pip install" in rest]
+    assert installs and all("-c constraints.txt" in rest for rest in installs), installs
 
 
 # --------------------------------------------------------------------------- Dockerfile
