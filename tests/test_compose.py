@@ -973,6 +973,16 @@ def test_run_all_reads_keys_the_real_results_json_has(tmp_path: Path) -> None:
 WHEELHOUSE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "wefperf-tests" / "wheelhouse"
 
 
+def _dockerfile_install() -> tuple[list[str], str]:
+    """The options of the Dockerfile's `pip install` (e.g. -c constraints.txt) and the extras it installs."""
+    (run,) = [rest for word, rest in _dockerfile() if word == "RUN" and "pip install" in rest]
+    step = next(part for part in run.split("&&") if "pip install" in part)
+    words = shlex.split(step)
+    *options, target = words[words.index("install") + 1:]
+    assert target.startswith("."), f"the image installs {target!r}, not the source tree"
+    return options, target[1:]
+
+
 @pytest.fixture(scope="module")
 def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """wefperf[collector] (as the image installs it) from a wheel, in a fresh venv.
@@ -992,28 +1002,30 @@ def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
             shutil.copy2(ROOT / src, context / src)
     wheels = base / "wheels"
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+    options, extras = _dockerfile_install()
     built = subprocess.run(
         [*pip, "wheel", "--no-deps", "-q", "-w", str(wheels), str(context)],
         capture_output=True, text=True, timeout=300,
     )
     assert built.returncode == 0, built.stderr
     (wheel,) = wheels.glob("wefperf-*.whl")
-    requirement = f"wefperf[collector] @ {wheel.as_uri()}"
+    requirement = f"wefperf{extras} @ {wheel.as_uri()}"  # the Dockerfile's own ".[collector]", from the wheel
     venv = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    # The Dockerfile's install options (-c constraints.txt), run in the build context as there.
     install = [*pip, "--python", str(venv / "bin" / "python"), "install", "-q", "--no-compile",
-               "--no-index", "--find-links", str(WHEELHOUSE), requirement]
+               "--no-index", "--find-links", str(WHEELHOUSE), *options, requirement]
     WHEELHOUSE.mkdir(parents=True, exist_ok=True)
-    installed = subprocess.run(install, capture_output=True, text=True, timeout=600)
+    installed = subprocess.run(install, capture_output=True, text=True, timeout=600, cwd=context)
     if installed.returncode != 0:  # first run, or the dependencies changed: fetch them once
         fetched = subprocess.run(
-            [*pip, "download", "-q", "-d", str(WHEELHOUSE), requirement],
-            capture_output=True, text=True, timeout=900,
+            [*pip, "download", "-q", "-d", str(WHEELHOUSE), *options, requirement],
+            capture_output=True, text=True, timeout=900, cwd=context,
         )
         assert fetched.returncode == 0, fetched.stderr
         for stale in WHEELHOUSE.glob("wefperf-*.whl"):
             stale.unlink()
-        installed = subprocess.run(install, capture_output=True, text=True, timeout=600)
+        installed = subprocess.run(install, capture_output=True, text=True, timeout=600, cwd=context)
     assert installed.returncode == 0, installed.stderr
     return venv
 
@@ -1092,3 +1104,41 @@ def test_wheel_seed_custom_parameter_form_means_run(wheel_venv: Path, tmp_path: 
     assert _one_clean_line(seed_form) == _one_clean_line(run_form)
     bad = _in_venv(wheel_venv, ["wefperf", "-e", "PERF_TEST_TARGET_EPS=fast"], env=env)
     assert bad.returncode == 2 and "PERF_TEST_TARGET_EPS" in _one_clean_line(bad)
+
+
+def _pins() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines():
+        name, sep, version = line.split("#", 1)[0].split(";", 1)[0].strip().partition("==")
+        if sep:
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return pins
+
+
+@pytest.mark.slow
+def test_wheel_installs_the_versions_constraints_txt_pins(wheel_venv: Path) -> None:
+    listed = subprocess.run(
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", "--python", str(wheel_venv / "bin" / "python"),
+         "list", "--format=json"], capture_output=True, text=True, timeout=120,
+    )
+    assert listed.returncode == 0, listed.stderr
+    installed = {re.sub(r"[-_.]+", "-", p["name"]).lower(): p["version"] for p in json.loads(listed.stdout)}
+    pins = _pins()
+    assert {"aiohttp", "moto", "pyarrow", "pydantic"} <= set(installed) & set(pins)
+    off = {n: (v, pins[n]) for n, v in installed.items() if n in pins and v != pins[n]}
+    assert off == {}, "installed (got, pinned)"
+
+
+@pytest.mark.slow
+def test_wheel_gives_its_version_and_runs_against_the_embedded_stack(wheel_venv: Path, tmp_path: Path) -> None:
+    """What the image can do: `wefperf --version`, then a few seconds of load on its own collector and S3."""
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    shown = _in_venv(wheel_venv, ["wefperf", "--version"])
+    assert shown.returncode == 0 and shown.stdout.split() == ["wefperf", version], shown.stdout + shown.stderr
+    results = tmp_path / "r.json"
+    done = _in_venv(wheel_venv, ["wefperf", "run", "--embedded", "--target-eps", "500", "--duration-secs", "3",
+                                 "--no-live", "--results", str(results)], timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = json.loads(results.read_text())
+    assert data["results"]["events_acknowledged"] > 0 and data["verdict"]["passed"] is True
+    assert data["wefperf_version"] == version
