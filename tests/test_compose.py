@@ -3,8 +3,10 @@
 compose.yaml is validated and resolved by Debian's docker-compose (v1.29, the
 compose spec), then every service is checked against what wefperf and the
 collector contract expect; the server configs, the Dockerfile and the run-all
-script are checked against the same facts. The image's entrypoint is run from
-a wheel in a fresh virtual environment (marked slow: it installs from PyPI).
+script are checked against the same facts. The Dockerfile's install step (its
+pip options: constraints.txt) is run from a wheel in a fresh virtual
+environment, and the image's entrypoint with it (marked slow: the first run
+fetches the pinned dependencies from PyPI).
 """
 
 from __future__ import annotations
