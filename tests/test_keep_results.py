@@ -90,3 +90,19 @@ def test_a_wsman_run_is_verified_again_from_its_results(wef_target, s3_client, m
     assert json.loads(results.read_text())["wsman"]["enumerations"] == 40
     _verify_again_then_lose_a_file(results, s3_client, moto_endpoint, bucket)
 
+
+
+def test_deliveries_round_trip_through_the_results_json() -> None:
+    from array import array
+
+    from wefperf.metrics import Recorder
+    from wefperf.model import Deliveries, ExitCode, RunResult, ServerStats, Verdict
+
+    kept = Deliveries(array("H", [20, 0, 7, 20, 1]), {2: 3})
+    result = RunResult(run_id="r1", test_name="t", timestamp="2026-01-01T00:00:00+00:00", profile=None,
+                       configuration={}, load=Recorder(0.0).summary(1.0), server=ServerStats(),
+                       verdict=Verdict(True, ExitCode.PASSED), deliveries=kept)
+    back = RunResult.from_dict(json.loads(json.dumps(result.to_dict())))
+    assert back.deliveries is not None
+    assert list(back.deliveries.sizes) == [20, 0, 7, 20, 1] and back.deliveries.partial_acks == {2: 3}
+    assert RunResult.from_dict(json.loads(json.dumps({**result.to_dict(), "payload": {}}))).deliveries is None
