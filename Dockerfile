@@ -18,12 +18,13 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY src ./src
 # [collector] brings the reference collector's embedded S3 (moto), so
 # `wefperf collector` works in every mode, not only against MinIO.
+# constraints.txt pins every dependency to the versions the test suite runs with.
 RUN python -m venv /opt/wefperf \
- && /opt/wefperf/bin/pip install ".[collector]"
+ && /opt/wefperf/bin/pip install -c constraints.txt ".[collector]"
 
 # Runtime stage: the venv only (same base image, so same interpreter path),
 # run as an unprivileged user. No build tools, no source, no pip cache.
@@ -36,6 +37,9 @@ RUN groupadd --gid 10001 wefperf \
 # Numeric, so runtimes that check runAsNonRoot can tell it is not root.
 USER 10001:10001
 WORKDIR /home/wefperf
+# compose.yaml mounts the volume wefperf-results here (PERF_TEST_RESULTS_DIR): an empty volume
+# takes this folder's owner, so the unprivileged user can write its results into it.
+RUN mkdir -p /home/wefperf/results
 # The reference collector's port (`wefperf collector`); load tests listen on nothing.
 EXPOSE 5985
 # wefperf turns SIGINT into a clean stop with a partial report (exit 130), so

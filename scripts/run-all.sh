@@ -235,7 +235,8 @@ for p in "${profiles[@]}"; do
   svc=$(service_for "$p")
   echo
   echo "== Profile $p (service $svc)"
-  args=(run --rm --user "$(id -u):$(id -g)" -v "$results:/results" -e "PERF_TEST_RESULTS=/results/$p.json")
+  # PERF_TEST_RESULTS_DIR (the services' own volume) would outrank PERF_TEST_RESULTS: empty turns it off.
+  args=(run --rm --user "$(id -u):$(id -g)" -v "$results:/results" -e PERF_TEST_RESULTS_DIR= -e "PERF_TEST_RESULTS=/results/$p.json")
   [ -t 0 ] || args+=(-T)
   if [ $reference -eq 1 ]; then
     args+=(--no-deps -e WEF_ENDPOINT=http://wef-reference:5985

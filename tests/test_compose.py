@@ -3,14 +3,17 @@
 compose.yaml is validated and resolved by Debian's docker-compose (v1.29, the
 compose spec), then every service is checked against what wefperf and the
 collector contract expect; the server configs, the Dockerfile and the run-all
-script are checked against the same facts. The image's entrypoint is run from
-a wheel in a fresh virtual environment (marked slow: it installs from PyPI).
+script are checked against the same facts. The Dockerfile's install step (its
+pip options: constraints.txt) is run from a wheel in a fresh virtual
+environment, and the image's entrypoint with it (marked slow: the first run
+fetches the pinned dependencies from PyPI).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -235,17 +238,17 @@ def test_performance_service_runs_its_profile_against_a_healthy_server(
 def test_performance_service_writes_its_html_report_beside_the_results(
     services: dict[str, Any], name: str, profile: str
 ) -> None:
-    """run-all mounts its results folder at /results and sets PERF_TEST_RESULTS=/results/<profile>.json:
-    the report lands beside it; without the mount, beside the default results file."""
+    """run-all mounts its results folder at /results, turns the service's results volume off and sets
+    PERF_TEST_RESULTS=/results/<profile>.json: the report lands beside it; without run-all, beside the
+    results in the volume (test_every_test_service_keeps_its_results_in_the_named_volume)."""
     from wefperf.cli import build_parser
     from wefperf.cli.run import settings_from_args
 
     svc = services[name]
     env = _env(svc)
     assert env["PERF_TEST_REPORT"] == "auto"
-    for results, report in ((f"/results/{profile}.json", f"/results/{profile}.html"),
-                            (None, "/tmp/performance_test_results.html")):
-        given = {**env, **({"PERF_TEST_RESULTS": results} if results else {})}
+    for results, report in ((f"/results/{profile}.json", f"/results/{profile}.html"),):
+        given = {**env, "PERF_TEST_RESULTS_DIR": "", "PERF_TEST_RESULTS": results}
         pairs = [arg for key, value in given.items() for arg in ("-e", f"{key}={value}")]
         settings, _ = settings_from_args(build_parser().parse_args([*svc["command"], *pairs]))
         assert settings.report_path == report
@@ -559,6 +562,74 @@ def test_server_credentials_match_minio(services: dict[str, Any]) -> None:
     for name in SERVERS:
         s3 = _server_config(name)["wef"]["s3"]
         assert (s3["access_key"], s3["secret_key"]) == (minio["MINIO_ROOT_USER"], minio["MINIO_ROOT_PASSWORD"])
+
+
+# --------------------------------------------------------------------------- results kept (issue 21 §5)
+
+RESULTS_VOLUME = "wefperf-results"
+RESULTS_DIR = "/home/wefperf/results"
+RUNS_A_TEST = {*PERF_SERVICES, "performance-test-wsman"}
+
+
+def test_every_test_service_keeps_its_results_in_the_named_volume(
+    services: dict[str, Any], compose_config: dict[str, Any]
+) -> None:
+    """`docker compose run --rm SERVICE` removes the container, not the volume: the results JSON and
+    the PERF_TEST_REPORT=auto HTML land in it, one timestamped pair per run."""
+    from wefperf.cli import build_parser
+    from wefperf.cli.run import settings_from_args
+
+    assert compose_config["volumes"][RESULTS_VOLUME]["name"] == RESULTS_VOLUME  # no project prefix: the docs name it
+    for name in sorted(RUNS_A_TEST):
+        svc = services[name]
+        env = _env(svc)
+        assert env["PERF_TEST_RESULTS_DIR"] == RESULTS_DIR, name
+        assert [(t, ro) for t, (vol, ro) in _named_mounts(svc).items() if vol == RESULTS_VOLUME] == [
+            (RESULTS_DIR, False)], name
+        where = ("PERF_TEST_PROFILE", "PERF_TEST_RESULTS_DIR", "PERF_TEST_REPORT")  # what names the files
+        pairs = [arg for key in where for arg in ("-e", f"{key}={env[key]}")]
+        settings, _ = settings_from_args(build_parser().parse_args([*svc["command"], *pairs]))
+        results = Path(settings.results_path)
+        assert results.parent == Path(RESULTS_DIR) and results.suffix == ".json", name
+        assert settings.report_path == str(results.with_suffix(".html")), name
+
+
+def test_the_image_gives_the_results_folder_to_its_user() -> None:
+    """An empty named volume takes the owner of the image's folder it is mounted on: it must exist
+    there, made by the unprivileged user, or the first run cannot write its results."""
+    final = _final_stage()
+    user_at = max(i for i, (word, _) in enumerate(final) if word == "USER")
+    made = [rest for word, rest in final[user_at:] if word == "RUN" and RESULTS_DIR in rest]
+    assert made and "mkdir" in made[0]
+
+
+def test_run_all_turns_the_results_volume_off_for_its_own_files() -> None:
+    """run-all names each run's file (PERF_TEST_RESULTS); PERF_TEST_RESULTS_DIR would outrank it."""
+    assert "-e PERF_TEST_RESULTS_DIR= " in RUN_ALL.read_text()
+
+
+def _compose_md() -> str:
+    return (ROOT / "docs" / "compose.md").read_text(encoding="utf-8")
+
+
+def test_compose_md_service_table_lists_every_service() -> None:
+    declared = set(yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))["services"])
+    table = re.findall(r"^\| `([a-z0-9-]+)` \|", _compose_md().split("\n## ", 1)[0], flags=re.M)
+    assert len(table) == len(set(table)), "a service listed twice"
+    assert set(table) == declared
+
+
+def test_compose_md_says_where_results_land() -> None:
+    text = _compose_md()
+    assert RESULTS_VOLUME in text and RESULTS_DIR in text
+    assert "PERF_TEST_RESULTS_DIR=/results" in text  # the bind-mount form names its folder too
+
+
+def test_dockerfile_installs_the_tested_versions() -> None:
+    """The image installs with constraints.txt, the pins the test suite runs with."""
+    assert "constraints.txt" in _copy_sources()
+    installs = [rest for word, rest in _dockerfile() if word == "RUN" and "pip install" in rest]
+    assert installs and all("-c constraints.txt" in rest for rest in installs), installs
 
 
 # --------------------------------------------------------------------------- Dockerfile
@@ -904,6 +975,16 @@ def test_run_all_reads_keys_the_real_results_json_has(tmp_path: Path) -> None:
 WHEELHOUSE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "wefperf-tests" / "wheelhouse"
 
 
+def _dockerfile_install() -> tuple[list[str], str]:
+    """The options of the Dockerfile's `pip install` (e.g. -c constraints.txt) and the extras it installs."""
+    (run,) = [rest for word, rest in _dockerfile() if word == "RUN" and "pip install" in rest]
+    step = next(part for part in run.split("&&") if "pip install" in part)
+    words = shlex.split(step)
+    *options, target = words[words.index("install") + 1:]
+    assert target.startswith("."), f"the image installs {target!r}, not the source tree"
+    return options, target[1:]
+
+
 @pytest.fixture(scope="module")
 def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """wefperf[collector] (as the image installs it) from a wheel, in a fresh venv.
@@ -923,28 +1004,30 @@ def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
             shutil.copy2(ROOT / src, context / src)
     wheels = base / "wheels"
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+    options, extras = _dockerfile_install()
     built = subprocess.run(
         [*pip, "wheel", "--no-deps", "-q", "-w", str(wheels), str(context)],
         capture_output=True, text=True, timeout=300,
     )
     assert built.returncode == 0, built.stderr
     (wheel,) = wheels.glob("wefperf-*.whl")
-    requirement = f"wefperf[collector] @ {wheel.as_uri()}"
+    requirement = f"wefperf{extras} @ {wheel.as_uri()}"  # the Dockerfile's own ".[collector]", from the wheel
     venv = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    # The Dockerfile's install options (-c constraints.txt), run in the build context as there.
     install = [*pip, "--python", str(venv / "bin" / "python"), "install", "-q", "--no-compile",
-               "--no-index", "--find-links", str(WHEELHOUSE), requirement]
+               "--no-index", "--find-links", str(WHEELHOUSE), *options, requirement]
     WHEELHOUSE.mkdir(parents=True, exist_ok=True)
-    installed = subprocess.run(install, capture_output=True, text=True, timeout=600)
+    installed = subprocess.run(install, capture_output=True, text=True, timeout=600, cwd=context)
     if installed.returncode != 0:  # first run, or the dependencies changed: fetch them once
         fetched = subprocess.run(
-            [*pip, "download", "-q", "-d", str(WHEELHOUSE), requirement],
-            capture_output=True, text=True, timeout=900,
+            [*pip, "download", "-q", "-d", str(WHEELHOUSE), *options, requirement],
+            capture_output=True, text=True, timeout=900, cwd=context,
         )
         assert fetched.returncode == 0, fetched.stderr
         for stale in WHEELHOUSE.glob("wefperf-*.whl"):
             stale.unlink()
-        installed = subprocess.run(install, capture_output=True, text=True, timeout=600)
+        installed = subprocess.run(install, capture_output=True, text=True, timeout=600, cwd=context)
     assert installed.returncode == 0, installed.stderr
     return venv
 
@@ -1023,3 +1106,41 @@ def test_wheel_seed_custom_parameter_form_means_run(wheel_venv: Path, tmp_path: 
     assert _one_clean_line(seed_form) == _one_clean_line(run_form)
     bad = _in_venv(wheel_venv, ["wefperf", "-e", "PERF_TEST_TARGET_EPS=fast"], env=env)
     assert bad.returncode == 2 and "PERF_TEST_TARGET_EPS" in _one_clean_line(bad)
+
+
+def _pins() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines():
+        name, sep, version = line.split("#", 1)[0].split(";", 1)[0].strip().partition("==")
+        if sep:
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return pins
+
+
+@pytest.mark.slow
+def test_wheel_installs_the_versions_constraints_txt_pins(wheel_venv: Path) -> None:
+    listed = subprocess.run(
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", "--python", str(wheel_venv / "bin" / "python"),
+         "list", "--format=json"], capture_output=True, text=True, timeout=120,
+    )
+    assert listed.returncode == 0, listed.stderr
+    installed = {re.sub(r"[-_.]+", "-", p["name"]).lower(): p["version"] for p in json.loads(listed.stdout)}
+    pins = _pins()
+    assert {"aiohttp", "moto", "pyarrow", "pydantic"} <= set(installed) & set(pins)
+    off = {n: (v, pins[n]) for n, v in installed.items() if n in pins and v != pins[n]}
+    assert off == {}, "installed (got, pinned)"
+
+
+@pytest.mark.slow
+def test_wheel_gives_its_version_and_runs_against_the_embedded_stack(wheel_venv: Path, tmp_path: Path) -> None:
+    """What the image can do: `wefperf --version`, then a few seconds of load on its own collector and S3."""
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    shown = _in_venv(wheel_venv, ["wefperf", "--version"])
+    assert shown.returncode == 0 and shown.stdout.split() == ["wefperf", version], shown.stdout + shown.stderr
+    results = tmp_path / "r.json"
+    done = _in_venv(wheel_venv, ["wefperf", "run", "--embedded", "--target-eps", "500", "--duration-secs", "3",
+                                 "--no-live", "--results", str(results)], timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = json.loads(results.read_text())
+    assert data["results"]["events_acknowledged"] > 0 and data["verdict"]["passed"] is True
+    assert data["wefperf_version"] == version

@@ -25,14 +25,38 @@ from .capacity_run import (
     CapacityResult,
     SearchPlan,
 )
-from .model import LoadSummary, Percentiles, RunResult, ServerStats, Verdict, installed_version
+from .load.shapes import Stage
+from .model import (
+    Deliveries,
+    ErrorClass,
+    EventIdCount,
+    ExitCode,
+    HostsFigures,
+    Judged,
+    LoadSummary,
+    Percentiles,
+    Restart,
+    RunResult,
+    Second,
+    SegmentInfo,
+    ServerStats,
+    ShardData,
+    Verdict,
+    WsmanFigures,
+    installed_version,
+)
 from .report.console import ConsoleReporter, Reporter
 from .settings import ConfigError, S3Settings, Settings, load_settings
+from .verify.accounting import Accounting
+from .verify.model import VerifyResult
 
+# What a caller passes in and everything a caller receives back (docs/api.md describes each).
 __all__ = [
-    "Capacity", "CapacityReporter", "CapacityResult", "ConfigError", "ConsoleReporter", "LoadSummary", "Percentiles",
-    "Reporter", "RunResult", "S3Settings", "SearchPlan", "ServerStats", "Settings", "Step", "Verdict", "find_capacity",
-    "load_settings", "merge_segments", "run",
+    "Accounting", "Capacity", "CapacityReporter", "CapacityResult", "ConfigError", "ConsoleReporter", "Deliveries",
+    "ErrorClass", "EventIdCount", "ExitCode", "HostsFigures", "Judged", "LoadSummary", "Percentiles", "Reporter",
+    "Restart", "RunResult", "S3Settings", "SearchPlan", "Second", "SegmentInfo", "ServerStats", "Settings",
+    "ShardData", "Stage", "Step", "Verdict", "VerifyResult", "WsmanFigures", "find_capacity", "load_settings",
+    "merge_segments", "run",
 ]
 
 
@@ -47,11 +71,14 @@ async def run(
     stop: asyncio.Event | None = None,
     profile: str | None = None,
 ) -> RunResult:
-    """Run one test; `console=True` prints the CLI's output, `stop.set()` ends it early."""
+    """Run one test; `console=True` prints the CLI's output, `stop.set()` ends it early.
+
+    `profile` names the result's profile; default: the one `load_settings` read (`settings.profile`).
+    """
     from .runner import run_test
 
     rep = reporter or (ConsoleReporter() if console else None)
-    return await run_test(settings, reporter=rep, stop=stop, profile=profile)
+    return await run_test(settings, reporter=rep, stop=stop, profile=profile if profile is not None else settings.profile)
 
 
 async def merge_segments(sources: list[str], *, run_id: str | None = None, s3: S3Settings | None = None) -> RunResult:
@@ -97,4 +124,5 @@ async def find_capacity(
         rep = ConsoleCapacityReporter()
     plan = SearchPlan(start_eps=start_eps, max_eps=max_eps, step_secs=step_secs, warmup_secs=warmup_secs,
                       precision=precision)
-    return await search(settings, plan, reporter=rep, stop=stop, profile=profile)
+    return await search(settings, plan, reporter=rep, stop=stop,
+                        profile=profile if profile is not None else settings.profile)

@@ -302,6 +302,47 @@ class LoadSummary:
     def sent_rate_eps(self) -> float:
         return self.events_sent / self.rate_window_s if self.rate_window_s > 0 else 0.0
 
+    # The results JSON's names (its `results` block) for the same figures.
+    @property
+    def total_time_seconds(self) -> float:
+        return self.elapsed_s
+
+    @property
+    def successful_batches(self) -> int:
+        return self.batches_ok
+
+    @property
+    def failed_batches(self) -> int:
+        return self.batches_failed
+
+    @property
+    def events_acknowledged(self) -> int:
+        return self.events_ok
+
+    @property
+    def events_failed_unsent(self) -> int:
+        return self.events_unsent
+
+    @property
+    def events_per_second_overall(self) -> float:
+        return self.acked_rate_eps
+
+    @property
+    def events_per_second_attempted(self) -> float:
+        return self.sent_rate_eps
+
+    @property
+    def load_window_seconds(self) -> float:
+        return self.window_s
+
+    @property
+    def drain_seconds(self) -> float:
+        return self.drain_s
+
+    @property
+    def events_due_in_window(self) -> int | None:
+        return self.due_events
+
     def per_window_s(self, events: int) -> float:
         """Any count as a rate over the same load window as the headline rate."""
         return events / self.rate_window_s if self.rate_window_s > 0 else 0.0
@@ -684,6 +725,27 @@ class ShardData:
                    {int(k): int(n) for k, n in (shard.get("partial_acks") or {}).items()})
 
 
+@dataclass(frozen=True)
+class Deliveries:
+    """Simulated hosts' deliveries as sent: what `wefperf verify --results` needs to number the events.
+
+    A batch run is rebuilt from its seed and batch count alone; hosts deliver as many events as
+    they held, so the results keep each delivery's size (packed: a few bytes per delivery after
+    zlib) and the deliveries acknowledged in part.
+    """
+
+    sizes: array[int]  # events per delivery, in delivery-number order (0: a number never sent)
+    partial_acks: dict[int, int] = field(default_factory=dict)  # delivery -> its events Acked before a failure
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sizes": pack_sizes(self.sizes),
+                "partial_acks": {str(k): n for k, n in sorted(self.partial_acks.items())}}
+
+    @classmethod
+    def from_dict(cls, d: Data) -> Deliveries:
+        return cls(unpack_sizes(str(d["sizes"])), {int(k): int(n) for k, n in (d.get("partial_acks") or {}).items()})
+
+
 def pack_sizes(sizes: array[int]) -> str:
     """Events per delivery as text: 16-bit counts, zlib, base64."""
     return base64.b64encode(zlib.compress(array("H", sizes).tobytes())).decode("ascii")
@@ -716,6 +778,8 @@ class RunResult:
     payload_seed: int | None = None
     shard: ShardData | None = None  # a segment of a run (issue 11): what its merge needs
     merged: dict[str, Any] | None = None  # a merged run: its segments, and what the merge noted
+    # A plain run of simulated hosts: its deliveries, so it can be verified again from its results.
+    deliveries: Deliveries | None = None
     # A result read back from its JSON keeps its S3 check as written (the verifier's own types stay its own).
     s3_stored: dict[str, Any] | None = None
     wefperf_version: str = field(default_factory=installed_version)
@@ -728,6 +792,16 @@ class RunResult:
     @property
     def exit_code(self) -> int:
         return self.verdict.exit_code
+
+    # The results JSON's names for the same parts (`to_dict`): `result.server_stats` is `result.server`.
+    @property
+    def server_stats(self) -> ServerStats:
+        return self.server
+
+    @property
+    def s3_verification(self) -> VerifyResult | None:
+        """The S3 check of this run (None when none ran; a result read back from JSON: see `s3_stored`)."""
+        return self.s3
 
     def to_dict(self) -> dict[str, Any]:
         """The results JSON: the seed's keys first, then wefperf's additions."""
@@ -750,7 +824,8 @@ class RunResult:
             "wsman": load["wsman"],
             "errors": load["errors"],
             "failed_batch_ranges": load["failed_batch_ranges"],
-            "payload": {"seed": self.payload_seed, **load["payload"], "build_seconds": round(self.payload_build_s, 3)},
+            "payload": {"seed": self.payload_seed, **load["payload"], "build_seconds": round(self.payload_build_s, 3),
+                        "deliveries": self.deliveries.to_dict() if self.deliveries is not None else None},
             "timeline": load["timeline"],
             **self._scale_out(),
             "verdict": self.verdict.to_dict(),
@@ -761,6 +836,7 @@ class RunResult:
         """A results JSON of `wefperf run` (a segment's, a merged one's, or a plain run's) as the run's data."""
         payload = data.get("payload") or {}
         seed = payload.get("seed")
+        deliveries = payload.get("deliveries")
         return cls(
             run_id=str(data.get("run_id") or ""),
             test_name=str(data.get("test_name") or ""),
@@ -776,6 +852,7 @@ class RunResult:
             payload_seed=None if seed is None else int(seed),
             shard=ShardData.from_dict(data) if data.get("segment") and data.get("shard") is not None else None,
             merged=dict(data["merged"]) if data.get("merged") is not None else None,
+            deliveries=Deliveries.from_dict(deliveries) if deliveries else None,
             s3_stored=dict(data["s3_verification"]) if data.get("s3_verification") is not None else None,
             wefperf_version=str(data.get("wefperf_version") or ""),
             host=str(data.get("host") or ""),

@@ -26,7 +26,7 @@ from .load.hosts import HostsEngine, build_hosts
 from .load.scheduler import Schedule
 from .load.wsman_hosts import WsmanHostsEngine
 from .metrics import LoadSummary, Recorder
-from .model import RunResult, S3Figures, SegmentInfo, ServerStats, ShardData
+from .model import Deliveries, RunResult, S3Figures, SegmentInfo, ServerStats, ShardData
 from .observe import (
     PrometheusStats,
     ServerUnavailable,
@@ -322,12 +322,15 @@ async def run_test(
             assert isinstance(pool, PayloadPool)
             server.expected_per_type = dict(pool.segment_types(load.batches_sent, segment, load.failed_ranges))
     shard = None
+    deliveries = None
+    sizes = engine.delivery_sizes() if isinstance(engine, HostsEngine) else None
+    partial = dict(engine.partial) if isinstance(engine, HostsEngine) else {}
     if segmented:
-        sizes = engine.delivery_sizes() if isinstance(engine, HostsEngine) else None
-        partial = dict(engine.partial) if isinstance(engine, HostsEngine) else {}
         shard = ShardData(SegmentInfo(segment[0], segment[1], settings.start_at or None), sizes, partial)
+    elif sizes is not None:
+        deliveries = Deliveries(sizes, partial)  # so `wefperf verify --results` can number its events later
     return _result(settings, profile, run_id, started_at, pool, load, server, s3, sender_name, None, rep,
-                   stopped_in=stopped_in, shard=shard)
+                   stopped_in=stopped_in, shard=shard, deliveries=deliveries)
 
 
 def _wsman_tls(settings: Settings, payload: HostPayload) -> tuple[list[ssl.SSLContext | bool], ssl.SSLContext | bool]:
@@ -506,6 +509,7 @@ def _result(
     show: bool = True,
     shard: ShardData | None = None,
     unavailable_code: ExitCode = ExitCode.FAILED,
+    deliveries: Deliveries | None = None,
 ) -> RunResult:
     figures = None
     if s3 is not None:
@@ -535,6 +539,7 @@ def _result(
         payload_seed=pool.seed,
         stopped_in=stopped_in,
         shard=shard,
+        deliveries=deliveries,
     )
     if show:
         rep.results(result)

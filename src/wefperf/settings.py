@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .load.shapes import Stage, parse_stages
@@ -170,6 +170,14 @@ class S3Settings(BaseSettings):
 
 class Settings(S3Settings):
     """Everything a run needs; built by `load_settings`, or directly from Python."""
+
+    # The profile `load_settings` read (its name or path as given), None without one: kept off the
+    # fields, so it is neither a setting nor in the results' configuration, yet a result names it.
+    _profile: str | None = PrivateAttr(default=None)
+
+    @property
+    def profile(self) -> str | None:
+        return self._profile
 
     test_name: str = Field(
         "", validation_alias="PERF_TEST_NAME",
@@ -700,7 +708,9 @@ def load_settings(
         for table in ("stages", "thresholds"):  # [[stages]] and [thresholds] sit beside [settings]
             if table in prof:
                 layer[table] = prof[table]
-    return _load(Settings, overrides, environ, layer)
+    settings = _load(Settings, overrides, environ, layer)
+    settings._profile = profile or None
+    return settings
 
 
 def indexed_job_segment(overrides: Mapping[str, Any] | None, environ: Mapping[str, str]) -> dict[str, Any]:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import html
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from .files import write_whole
 
 Data = Mapping[str, Any]
 
@@ -72,21 +73,8 @@ def write_report(data: Data, path: str | os.PathLike[str]) -> Path:
 
 
 def write_page(text: str, path: str | os.PathLike[str]) -> Path:
-    target = Path(path)
-    if target.exists() and not target.is_file():
-        with open(target, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".wefperf-", suffix=".html", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    """Whole or not at all; the umask gives its mode."""
+    return write_whole(path, text, ".html")
 
 
 # -- the page -----------------------------------------------------------------------------

@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Protocol
 
+from .files import write_whole
+
 
 class Results(Protocol):
     """What a results file is written from: a run's result, or a capacity search's."""
@@ -49,21 +51,5 @@ def _check_special(target: Path) -> None:
 
 
 def write_results(result: Results, path: str | os.PathLike[str]) -> Path:
-    """Written whole or not at all, so a reader never sees half a file."""
-    target = Path(path)
-    text = json.dumps(result.to_dict(), indent=2, default=str)
-    if target.exists() and not target.is_file():
-        # /dev/null, a FIFO, /dev/stdout: write through it, never rename over it.
-        with open(target, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".wefperf-", suffix=".json", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    """Written whole or not at all, so a reader never sees half a file; the umask gives its mode."""
+    return write_whole(path, json.dumps(result.to_dict(), indent=2, default=str) + "\n", ".json")

@@ -70,12 +70,37 @@ class VerifyResult:
     def reason(self) -> str:
         return "; ".join(self.reasons)
 
+    # The results JSON's names for the same figures (`to_dict`), so `result.s3.success` works too.
+    @property
+    def success(self) -> bool:
+        return self.passed
+
+    @property
+    def files_found(self) -> int:
+        return self.files
+
+    @property
+    def total_size_mb(self) -> float:
+        return round(self.total_mb, 2)
+
+    @property
+    def total_size_bytes(self) -> int:
+        return self.total_bytes
+
+    @property
+    def sample_files(self) -> list[str]:
+        return list(self.sample_keys)
+
+    @property
+    def problem_count(self) -> int:
+        return len(self.problems)
+
     def to_dict(self) -> dict[str, Any]:
         """The results-JSON form: the seed's keys first, then the accounting."""
         return {
             "success": self.passed,
             "files_found": self.files,
-            "total_size_mb": round(self.total_mb, 2),
+            "total_size_mb": self.total_size_mb,
             "sample_files": list(self.sample_keys),
             "total_size_bytes": self.total_bytes,
             "rows": self.rows,
