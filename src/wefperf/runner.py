@@ -21,12 +21,13 @@ import aiohttp
 from .exitcodes import ExitCode
 from .limits import ensure_open_files_for_hosts
 from .load.arrivals import HostArrivals
+from .load.base import ProgressInfo
 from .load.engine import LoadEngine, make_senders
 from .load.hosts import HostsEngine, build_hosts
 from .load.scheduler import Schedule
 from .load.wsman_hosts import WsmanHostsEngine
 from .metrics import LoadSummary, Recorder
-from .model import RunResult, S3Figures, SegmentInfo, ServerStats, ShardData
+from .model import RunResult, S3Figures, SegmentInfo, ServerStats, ShardData, Snapshot
 from .observe import (
     PrometheusStats,
     ServerUnavailable,
@@ -195,7 +196,7 @@ async def run_test(
                 max_items=settings.max_items, max_latency_s=settings.max_latency_secs,
                 plan_end_s=schedule.duration_s, timeout_s=settings.timeout_secs,
                 request_timeout_s=settings.request_timeout_secs, ssl_for=host_ssl.__getitem__,
-                drain_timeout_s=settings.drain_timeout_secs, progress=rep.progress, on_error=rep.error,
+                drain_timeout_s=settings.drain_timeout_secs, on_error=rep.error,
                 freeze_gc=freeze_gc, window_secs=window_secs,
                 host_indices=list(range(segment[0], settings.hosts, segment[1])), segment=segment,
                 start_at=start_at, second_histograms=segmented,
@@ -206,7 +207,7 @@ async def run_test(
                 payload=hosts[0], arrivals=hosts[1], url=settings.events_url, max_items=settings.max_items,
                 max_latency_s=settings.max_latency_secs, plan_end_s=schedule.duration_s,
                 timeout_s=settings.timeout_secs, request_timeout_s=settings.request_timeout_secs,
-                drain_timeout_s=settings.drain_timeout_secs, progress=rep.progress, on_error=rep.error,
+                drain_timeout_s=settings.drain_timeout_secs, on_error=rep.error,
                 freeze_gc=freeze_gc,
                 window_secs=window_secs,
                 host_indices=list(range(segment[0], settings.hosts, segment[1])), segment=segment,
@@ -226,7 +227,6 @@ async def run_test(
                 schedule=schedule,
                 concurrency=settings.concurrency,
                 drain_timeout_s=settings.drain_timeout_secs,
-                progress=rep.progress,
                 on_error=rep.error,
                 freeze_gc=freeze_gc,
                 window_secs=window_secs,
@@ -248,7 +248,7 @@ async def run_test(
             sampling = beside.create_task(sampler.run(baseline))
             watching = beside.create_task(_watch(stop, engine)) if stop is not None else None
             guarding = beside.create_task(_guard(settings, engine)) if settings.abort_on_fail else None
-            feeding = beside.create_task(_feed(rep, engine)) if rep.live else None
+            feeding = beside.create_task(_feed(rep, engine, settings.progress_secs))
             rep.load_started()
             try:
                 load = await engine.run()
@@ -385,12 +385,39 @@ async def _guard(settings: Settings, engine: LoadEngine | HostsEngine) -> None:
             return
 
 
-async def _feed(rep: Reporter, engine: LoadEngine | HostsEngine) -> None:
-    """The live view's figures, once a second, read from the recorder beside the senders."""
+async def _feed(rep: Reporter, engine: LoadEngine | HostsEngine, every_s: float) -> None:
+    """What the user sees during the load, read from the recorder beside the senders (never by them):
+    a live view's snapshot once a second, else a plain progress line every `every_s` seconds.
+
+    One cadence in time for every mode (batch, hosts, WS-Man), however fast or slow the events go.
+    """
+    interval = 1.0 if rep.live else every_s
+    started = time.monotonic()
+    ticks = 0
     while True:
-        await asyncio.sleep(1.0)
-        if engine.recorder is not None:
-            rep.snapshot(engine.recorder.snapshot(engine.clock()))
+        ticks += 1
+        await asyncio.sleep(max(started + ticks * interval - time.monotonic(), 0.0))
+        rec = engine.recorder
+        if rec is None:
+            continue
+        now = engine.clock()
+        snap = rec.snapshot(now)
+        if rep.live:
+            rep.snapshot(snap)
+        else:
+            rep.progress(progress_info(snap, engine.remaining_s(now, snap.events_sent / max(snap.elapsed_s, 1e-9))))
+
+
+def progress_info(snap: Snapshot, remaining_s: float | None = None) -> ProgressInfo:
+    """A plain progress line's figures from the live view's snapshot: the same counts, rates since the start."""
+    elapsed = max(snap.elapsed_s, 1e-9)
+    last = snap.last
+    return ProgressInfo(
+        events_sent=snap.events_sent, elapsed_s=snap.elapsed_s, rate_eps=snap.events_sent / elapsed,
+        remaining_s=remaining_s,
+        events_acked=snap.events_ok, acked_rate_eps=snap.events_ok / elapsed, events_failed=snap.events_failed,
+        in_flight=snap.in_flight, p99_ms=last.p99_ms if last is not None else None,
+    )
 
 
 async def _watch(stop: asyncio.Event, engine: LoadEngine | HostsEngine) -> None:

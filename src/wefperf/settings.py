@@ -292,6 +292,11 @@ class Settings(S3Settings):
         False, validation_alias="PERF_TEST_NO_LIVE",
         description="print plain progress lines even on a terminal (no live view)",
     )
+    progress_secs: float = Field(
+        5, gt=0, validation_alias="PERF_TEST_PROGRESS_SECS",
+        description="without the live view (not a terminal, --no-live): a progress line every this many seconds"
+                    " of load",
+    )
     stages: list[Stage] = Field(
         default_factory=list, validation_alias="PERF_TEST_STAGES",
         description="load shape SECS:EPS,SECS:EPS,...: each stage ramps from the previous rate (0 at first)"

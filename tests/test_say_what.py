@@ -1,0 +1,79 @@
+"""Issue 21, section 2: say what is happening. Each item a user saw, with a test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fake_collector import FakeCollector
+from helpers import wefperf
+from wefperf.model import Second, Snapshot
+from wefperf.report.console import progress_line
+from wefperf.runner import progress_info
+from wefperf.settings import load_settings
+
+
+def _progress(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith("  Progress: ")]
+
+
+def _env(c: FakeCollector) -> dict[str, str]:
+    return {"WEF_ENDPOINT": c.url, "PERF_TEST_PROCESSING_WAIT_SECS": "2"}
+
+
+# --- progress when not on a terminal: a line every N seconds, in every mode ---------------------------
+
+
+@pytest.mark.slow
+def test_a_piped_hosts_run_of_6_s_prints_progress(collector: FakeCollector, tmp_path: Path) -> None:
+    """Before: nothing at all in hosts runs until the results (the cadence was 100,000 events)."""
+    done = wefperf("run", "--hosts", "50", "--target-eps", "300", "--duration-secs", "6", "--max-latency-secs", "1",
+                   "--results", str(tmp_path / "r.json"), env=_env(collector), timeout=90)
+    assert done.code == 0, done.out + done.err
+    lines = _progress(done.out)
+    assert lines, done.out  # the default, every 5 s: at least one line in a 6 s load
+    assert " events sent - Current rate: " in lines[0] and " events/sec - Remaining: " in lines[0]
+    assert "Acknowledged: " in lines[0] and "Failed: 0" in lines[0]
+
+
+def test_a_piped_batch_run_prints_a_line_every_progress_secs(collector: FakeCollector, tmp_path: Path) -> None:
+    """Before: 3 s at 2,000/s (6,000 events) printed no line; the seed's cadence needed 100,000."""
+    done = wefperf("run", "--target-eps", "2000", "--duration-secs", "3", "--progress-secs", "1",
+                   "--results", str(tmp_path / "r.json"), env=_env(collector), timeout=90)
+    assert done.code == 0, done.out + done.err
+    lines = _progress(done.out)
+    # one a second over a 3 s load: 2 or 3 by the timers; 1 at the least on a machine that stalls
+    assert 1 <= len(lines) <= 4, done.out
+    sent = [int(line.split(" events sent")[0].split()[-1].replace(",", "")) for line in lines]
+    assert sent == sorted(sent) and sent[-1] > 0
+    assert "Remaining: " in lines[0] and "Remaining: unknown" not in lines[0]  # a duration run knows
+
+
+def test_progress_secs_is_a_setting_with_an_environment_name() -> None:
+    assert load_settings(environ={}).progress_secs == 5
+    assert load_settings(environ={"PERF_TEST_PROGRESS_SECS": "2.5"}).progress_secs == 2.5
+    assert load_settings(None, {"progress_secs": 10}, environ={}).progress_secs == 10
+
+
+def test_the_plain_line_keeps_the_seeds_format_and_adds_the_live_views_figures() -> None:
+    last = Second(t=9, sent_events=900, acked_events=800, p50_ms=3.0, p99_ms=12.5, max_ms=20.0)
+    snap = Snapshot(elapsed_s=10.0, events_sent=100_000, events_ok=99_000, events_failed=1_000, in_flight=4,
+                    server_events=0, errors={"timeout": 1}, last=last)
+    line = progress_line(progress_info(snap, remaining_s=49.4))
+    assert line.startswith("  Progress: 100,000 events sent - Current rate: 10000.0 events/sec - Remaining: 49s")
+    assert "Acknowledged: 99,000 (9900.0/sec)" in line and "Failed: 1,000" in line
+    assert "In flight: 4" in line and "p99 (last second): 12.5 ms" in line
+
+
+# --- the Endpoint line names the URL the run uses ---------------------------------------------------------
+
+
+def test_a_wsman_runs_endpoint_line_is_the_subscription_manager() -> None:
+    """Before: `Endpoint: http://127.0.0.1:5985/wsman/events`, a URL a WS-Man run never calls."""
+    from wefperf.report.console import banner_lines
+
+    s = load_settings(None, {"protocol": "wsman", "hosts": 10, "target_eps": 100, "wef_endpoint": "http://127.0.0.1:5985"}, environ={})
+    assert "Endpoint: http://127.0.0.1:5985/wsman/SubscriptionManager/WEC" in banner_lines(s, "r1")
+    plain = load_settings(None, {"wef_endpoint": "http://127.0.0.1:5985"}, environ={})
+    assert "Endpoint: http://127.0.0.1:5985/wsman/events" in banner_lines(plain, "r1")
