@@ -9,8 +9,7 @@ import pytest
 from fake_collector import FakeCollector
 from helpers import wefperf
 from wefperf.model import Second, Snapshot
-from wefperf.report.console import progress_line
-from wefperf.runner import progress_info
+from wefperf.report.console import progress_info, progress_line
 from wefperf.settings import load_settings
 
 
@@ -77,3 +76,63 @@ def test_a_wsman_runs_endpoint_line_is_the_subscription_manager() -> None:
     assert "Endpoint: http://127.0.0.1:5985/wsman/SubscriptionManager/WEC" in banner_lines(s, "r1")
     plain = load_settings(None, {"wef_endpoint": "http://127.0.0.1:5985"}, environ={})
     assert "Endpoint: http://127.0.0.1:5985/wsman/events" in banner_lines(plain, "r1")
+
+
+# --- --processes: one view of the merged progress ------------------------------------------------------
+
+
+def test_the_childrens_snapshots_merge_into_one_for_the_live_view() -> None:
+    from rich.console import Console
+
+    from wefperf.progress_wire import merged_snapshot, snapshot_to_wire
+    from wefperf.report.live import LiveReporter
+
+    def child(sent: int, p99: float, server: int) -> Snapshot:
+        last = Second(t=2, sent_events=sent // 3, acked_events=sent // 3, p50_ms=1.0, p99_ms=p99, max_ms=p99 * 2)
+        return Snapshot(elapsed_s=3.0, events_sent=sent, events_ok=sent - 10, events_failed=10, in_flight=2,
+                        server_events=server, errors={"timeout": 1}, last=last)
+
+    merged = merged_snapshot([snapshot_to_wire(child(3_000, 5.0, 5_000)), snapshot_to_wire(child(6_000, 9.0, 5_900))])
+    assert (merged.events_sent, merged.events_ok, merged.events_failed) == (9_000, 8_980, 20)
+    assert merged.in_flight == 4 and merged.errors == {"timeout": 2}
+    assert merged.server_events == 5_900  # each child reads the same collector: the largest, not the sum
+    assert merged.last is not None and merged.last.sent_events == 3_000
+    assert merged.last.p99_ms == 9.0 and merged.last.max_ms == 18.0  # the slowest child's
+
+    console = Console(width=160, record=True, color_system=None)
+    live = LiveReporter(console)
+    live.banner(load_settings(None, {"target_eps": 3000, "duration_secs": 10}, environ={}), "rid")
+    live.snapshot(merged)
+    console.print(live._load_panel())
+    shown = console.export_text()
+    assert "9,000 sent · 8,980 acknowledged · 20 failed" in shown
+    assert "p99 9.0 ms" in shown and "timeout 2" in shown
+
+
+@pytest.mark.slow
+def test_processes_on_a_terminal_show_one_live_view_and_the_health_and_baseline_lines(
+    collector: FakeCollector, tmp_path: Path
+) -> None:
+    """Before: plain summed lines that wrap on a terminal, and no health or baseline line."""
+    from test_live import ESC, in_pty
+    from test_live import _env as pty_env
+
+    code, out = in_pty(["run", "--processes", "2", "--duration-secs", "3", "--target-eps", "2000", "--event-type",
+                        "4624", "--results", str(tmp_path / "r.json")], pty_env(collector), timeout=120)
+    assert code == 0, out
+    assert ESC in out and "wefperf · Target Rate Event Ingestion" in out  # the panel
+    assert "  Progress: " not in out  # no plain progress line beside it
+    assert out.count("WEF server is healthy") == 1 and out.count("Baseline event count: ") == 1
+    assert out.index("WEF server is healthy") < out.index("Sending events...")
+    assert "PERFORMANCE TEST RESULTS" in out
+
+
+def test_a_piped_processes_run_prints_the_timed_line_with_the_processes(collector: FakeCollector,
+                                                                         tmp_path: Path) -> None:
+    done = wefperf("run", "--processes", "2", "--duration-secs", "3", "--target-eps", "2000", "--progress-secs", "1",
+                   "--results", str(tmp_path / "r.json"), env=_env(collector), timeout=120)
+    assert done.code == 0, done.out + done.err
+    lines = _progress(done.out)
+    assert lines and all("Processes running: " in line and " of 2" in line for line in lines), done.out
+    assert lines[0].startswith("  Progress: ") and " - Remaining: " in lines[0]
+    assert done.out.count("WEF server is healthy") == 1

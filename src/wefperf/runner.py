@@ -21,13 +21,12 @@ import aiohttp
 from .exitcodes import ExitCode
 from .limits import ensure_open_files_for_hosts
 from .load.arrivals import HostArrivals
-from .load.base import ProgressInfo
 from .load.engine import LoadEngine, make_senders
 from .load.hosts import HostsEngine, build_hosts
 from .load.scheduler import Schedule
 from .load.wsman_hosts import WsmanHostsEngine
 from .metrics import LoadSummary, Recorder
-from .model import RunResult, S3Figures, SegmentInfo, ServerStats, ShardData, Snapshot
+from .model import RunResult, S3Figures, SegmentInfo, ServerStats, ShardData
 from .observe import (
     PrometheusStats,
     ServerUnavailable,
@@ -42,7 +41,7 @@ from .payload import PayloadPool, build_pool, new_run_id
 from .payload.hosts import HostPayload
 from .prometheus import MetricError
 from .recount import take_final
-from .report.console import Reporter
+from .report.console import Reporter, progress_info
 from .restarts import RestartWatch, unseen_note
 from .segments import check_start_at, judged_alone, shared_seed
 from .settings import Settings
@@ -406,18 +405,6 @@ async def _feed(rep: Reporter, engine: LoadEngine | HostsEngine, every_s: float)
             rep.snapshot(snap)
         else:
             rep.progress(progress_info(snap, engine.remaining_s(now, snap.events_sent / max(snap.elapsed_s, 1e-9))))
-
-
-def progress_info(snap: Snapshot, remaining_s: float | None = None) -> ProgressInfo:
-    """A plain progress line's figures from the live view's snapshot: the same counts, rates since the start."""
-    elapsed = max(snap.elapsed_s, 1e-9)
-    last = snap.last
-    return ProgressInfo(
-        events_sent=snap.events_sent, elapsed_s=snap.elapsed_s, rate_eps=snap.events_sent / elapsed,
-        remaining_s=remaining_s,
-        events_acked=snap.events_ok, acked_rate_eps=snap.events_ok / elapsed, events_failed=snap.events_failed,
-        in_flight=snap.in_flight, p99_ms=last.p99_ms if last is not None else None,
-    )
 
 
 async def _watch(stop: asyncio.Event, engine: LoadEngine | HostsEngine) -> None:

@@ -157,6 +157,18 @@ def progress_line(info: ProgressInfo) -> str:
     )
 
 
+def progress_info(snap: "Snapshot", remaining_s: float | None = None) -> ProgressInfo:
+    """A plain progress line's figures from the live view's snapshot: the same counts, rates since the start."""
+    elapsed = max(snap.elapsed_s, 1e-9)
+    last = snap.last
+    return ProgressInfo(
+        events_sent=snap.events_sent, elapsed_s=snap.elapsed_s, rate_eps=snap.events_sent / elapsed,
+        remaining_s=remaining_s,
+        events_acked=snap.events_ok, acked_rate_eps=snap.events_ok / elapsed, events_failed=snap.events_failed,
+        in_flight=snap.in_flight, p99_ms=last.p99_ms if last is not None else None,
+    )
+
+
 def per_type_lines(server: "ServerStats") -> list[str]:
     """The server's counts by EventID beside what the run sent, or why they are missing."""
     if not server.expected_per_type and not server.per_type_delta:
