@@ -136,3 +136,25 @@ def test_a_piped_processes_run_prints_the_timed_line_with_the_processes(collecto
     assert lines and all("Processes running: " in line and " of 2" in line for line in lines), done.out
     assert lines[0].startswith("  Progress: ") and " - Remaining: " in lines[0]
     assert done.out.count("WEF server is healthy") == 1
+
+
+# --- help, choices -----------------------------------------------------------------------------------------
+
+
+def test_run_and_capacity_help_show_no_pydantic_placeholder() -> None:
+    """Before: `--stages` and `--threshold` said `default PydanticUndefined`."""
+    for command in ("run", "capacity"):
+        done = wefperf(command, "--help")
+        assert done.code == 0, done.err
+        text = " ".join(done.out.split())  # argparse wraps the help
+        assert "PydanticUndefined" not in text, command
+        assert "PERF_TEST_STAGES, default none)" in text and "PERF_TEST_THRESHOLDS, default none)" in text
+
+
+def test_an_unknown_command_lists_the_commands_but_not_the_hidden_alias() -> None:
+    """Before: `… (choose from 'run', …, 'collector', 'target', 'report', …)`."""
+    done = wefperf("frobnicate")
+    assert done.code == 2
+    assert "invalid choice: 'frobnicate'" in done.err and "'collector'" in done.err and "'run'" in done.err
+    assert "'target'" not in done.err
+    assert wefperf("target", "--help").code == 0  # still accepted, as before

@@ -611,7 +611,8 @@ def field_help(field: str, default: str | None = None) -> str:
     where = f"env {alias_of(field, info)}"
     if field in SECRET_FIELDS:
         return f"{info.description} ({where}; default not shown)"
-    shown = show_default(info.default) if default is None else default
+    # A default_factory (stages, thresholds) leaves `default` as pydantic's placeholder: build the value.
+    shown = show_default(info.get_default(call_default_factory=True)) if default is None else default
     return f"{info.description} ({where}, default {shown})"
 
 
@@ -620,6 +621,8 @@ def show_default(value: Any) -> str:
         return str(value).lower()
     if value == "":
         return "empty"
+    if isinstance(value, (list, dict)) and not value:
+        return "none"
     if isinstance(value, float) and value.is_integer():
         return f"{int(value):,}"
     if isinstance(value, int):
