@@ -678,7 +678,7 @@ def _s3_section(data: Data) -> list[str]:
     else:
         out.append(f'<p class="bad">✗ S3 verification failed: {esc(s3.get("reason") or s3.get("error") or "unknown")}</p>')
     rows: list[list[Any]] = [["bucket", s3.get("bucket")], ["files", num(s3.get("files_found"))],
-            ["total size", f"{num(s3.get('total_size_mb'), 2)} MB ({num(s3.get('total_size_bytes'))} bytes)"],
+            ["total size", f"{num(s3.get('total_size_mb'), 2)} MiB ({num(s3.get('total_size_bytes'))} bytes)"],
             ["rows", num(s3.get("rows"))], ["partitions (dates)", ", ".join(s3.get("dates") or []) or "all"],
             ["polls", f"{num(s3.get('polls'))} in {num(s3.get('elapsed_secs'), 1)} s"]]
     acct = s3.get("accounting")
