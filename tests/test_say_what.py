@@ -8,8 +8,9 @@ import pytest
 
 from fake_collector import FakeCollector
 from helpers import wefperf
-from wefperf.model import Second, Snapshot
-from wefperf.report.console import progress_info, progress_line
+from wefperf.model import Second, ServerStats, Snapshot
+from wefperf.report.console import per_type_lines, progress_info, progress_line
+from wefperf.report.html import render_html
 from wefperf.settings import load_settings
 
 
@@ -158,3 +159,27 @@ def test_an_unknown_command_lists_the_commands_but_not_the_hidden_alias() -> Non
     assert "invalid choice: 'frobnicate'" in done.err and "'collector'" in done.err and "'run'" in done.err
     assert "'target'" not in done.err
     assert wefperf("target", "--help").code == 0  # still accepted, as before
+
+
+# --- the per-type table --------------------------------------------------------------------------------
+
+
+def _server() -> ServerStats:
+    return ServerStats(baseline_total=0, final_total=3_600,
+                       per_type_delta={"EventID 4624": 3_000, "Microsoft-Windows-Security-Auditing:4625": 600},
+                       expected_per_type={4624: 3_000, 4625: 600})
+
+
+def test_the_per_type_table_does_not_repeat_the_event_id_as_its_label() -> None:
+    """Before: `  EventID 4624        3,000 / 3,000        EventID 4624`."""
+    lines = per_type_lines(_server())
+    row = next(line for line in lines if line.lstrip().startswith("EventID 4624"))
+    assert row.count("EventID 4624") == 1, row
+    other = next(line for line in lines if line.lstrip().startswith("EventID 4625"))
+    assert other.endswith("Microsoft-Windows-Security-Auditing:4625")  # a label that says more stays
+
+
+def test_the_html_per_type_table_does_not_repeat_the_event_id_as_its_label() -> None:
+    page = render_html({"server_stats": _server().to_dict(), "configuration": {}, "results": {}})
+    assert "<td>EventID 4624</td>" not in page
+    assert "Microsoft-Windows-Security-Auditing:4625" in page

@@ -178,12 +178,14 @@ def per_type_lines(server: "ServerStats") -> list[str]:
     if not server.counts_known:
         return ["", "Server per-type delta: unavailable (the server's /stats/throughput could not be read"
                     " before and after the load; see the note below)"]
-    lines = ["", "Server per-type delta by EventID (counted / sent and acknowledged; the server's labels):"]
+    lines = ["", "Server per-type delta by EventID (counted / sent and acknowledged; the server's labels where they"
+                 " say more than the EventID):"]
     for row in server.per_event_id():
         name = f"EventID {row.event_id}" if row.event_id is not None else "no EventID"
         want = f"{row.expected:,}" if row.expected is not None else "- (not sent by this run)"
-        labels = ", ".join(row.labels) if row.labels else "(none counted)"
-        lines.append(f"  {name:<16} {row.counted:>12,} / {want:<26} {labels}")
+        # A server that labels a type `EventID 4624` (logthing v0.5.0) would only repeat the first column.
+        labels = ", ".join(label for label in row.labels if label != name) if row.labels else "(none counted)"
+        lines.append(f"  {name:<16} {row.counted:>12,} / {want:<26} {labels}".rstrip())
     return lines
 
 

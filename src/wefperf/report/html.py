@@ -633,13 +633,21 @@ def _server_section(data: Data) -> list[str]:
         diff = counted - expected if isinstance(counted, int) and isinstance(expected, int) else None
         rows.append([r.get("event_id") if r.get("event_id") is not None else "no EventID", num(counted),
                      num(expected) if expected is not None else "not sent by this run",
-                     f"{diff:+,}" if diff is not None else "–", ", ".join(r.get("labels") or []) or "(none counted)"])
+                     f"{diff:+,}" if diff is not None else "–", _labels(r)])
     if rows:
         out.append(table(["EventID", "counted by the server", "sent and acknowledged", "difference",
-                          "the server's labels"], rows, numeric=(1, 2, 3)))
+                          "the server's labels (where they say more than the EventID)"], rows, numeric=(1, 2, 3)))
     for note in server.get("notes") or []:
         out.append(f'<p class="note">Note: {esc(note)}</p>')
     return out
+
+
+def _labels(row: Mapping[str, Any]) -> str:
+    """The server's labels for one EventID, without the one that only repeats it (`EventID 4624`)."""
+    labels = [str(label) for label in row.get("labels") or []]
+    if not labels:
+        return "(none counted)"
+    return ", ".join(label for label in labels if label != f"EventID {row.get('event_id')}")
 
 
 def _restarts_part(server: Data) -> list[str]:
