@@ -183,3 +183,28 @@ def test_the_html_per_type_table_does_not_repeat_the_event_id_as_its_label() -> 
     page = render_html({"server_stats": _server().to_dict(), "configuration": {}, "results": {}})
     assert "<td>EventID 4624</td>" not in page
     assert "Microsoft-Windows-Security-Auditing:4625" in page
+
+
+# --- the HTML report's latency lines ---------------------------------------------------------------------
+
+
+def _rgb(hex_colour: str) -> tuple[int, int, int]:
+    h = hex_colour.lstrip("#")
+    return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
+
+
+def test_the_latency_lines_have_colours_far_apart() -> None:
+    """Before: p99 #bf3989 and max #cf222e, two reds ~95 apart in RGB. Each pair now >= 120 apart
+    (of 441), so no two lines read as one; max is dotted besides."""
+    from itertools import combinations
+
+    from test_report_html import results_dict
+    from wefperf.report.html import COLORS
+
+    keys = ("p50", "p90", "p99", "max")
+    for a, b in combinations(keys, 2):
+        distance = sum((x - y) ** 2 for x, y in zip(_rgb(COLORS[a]), _rgb(COLORS[b]))) ** 0.5
+        assert distance >= 120, (a, b, distance)
+    page = render_html(results_dict())
+    assert all(COLORS[k] in page for k in keys)
+    assert '"name":"max"' in page.replace(" ", "") and '"dash":"dot"' in page.replace(" ", "")

@@ -24,7 +24,8 @@ MAX_PROBLEMS_SHOWN = 50
 CHART_HEIGHT = "340px"
 PASS_COLOR, FAIL_COLOR = "#1a7f37", "#cf222e"
 COLORS = {"sent": "#8c959f", "acknowledged": "#0969da", "server": "#bf8700", "target": "#57606a",
-          "p50": "#1a7f37", "p90": "#0969da", "p99": "#bf3989", "max": "#cf222e"}
+          # The latency lines: green, blue, orange, purple (max also dotted), none two of one hue.
+          "p50": "#1a7f37", "p90": "#0969da", "p99": "#e16f24", "max": "#8250df"}
 
 
 class NotResults(ValueError):
@@ -374,8 +375,8 @@ def timeline_charts(data: Data) -> list[str]:
 
     latency = go.Figure()
     for key, label in (("p50_ms", "p50"), ("p90_ms", "p90"), ("p99_ms", "p99"), ("max_ms", "max")):
-        latency.add_scatter(x=t, y=_column(timeline, key), name=label, mode="lines", line={"color": COLORS[label]},
-                            connectgaps=False)
+        line = {"color": COLORS[label], **({"dash": "dot"} if label == "max" else {})}
+        latency.add_scatter(x=t, y=_column(timeline, key), name=label, mode="lines", line=line, connectgaps=False)
     latency.update_layout(title={"text": "Latency from the intended send time, per second (ms)"}, xaxis=axis,
                           yaxis={"rangemode": "tozero"})
     _decorate_stages(latency, stages, label=False)
