@@ -208,3 +208,51 @@ def test_the_latency_lines_have_colours_far_apart() -> None:
     page = render_html(results_dict())
     assert all(COLORS[k] in page for k in keys)
     assert '"name":"max"' in page.replace(" ", "") and '"dash":"dot"' in page.replace(" ", "")
+
+
+# --- compare: the target rate, and the verdict in its HTML page ---------------------------------------------
+
+
+def _results(tmp_path: Path, name: str, **config: object) -> tuple[str, dict[str, object]]:
+    import json
+
+    from test_report_html import results_dict
+
+    data = results_dict()
+    data["configuration"].update(config)  # type: ignore[union-attr]
+    path = tmp_path / name
+    path.write_text(json.dumps(data))
+    return str(path), data
+
+
+def test_compare_shows_each_runs_target_rate(tmp_path: Path) -> None:
+    """Before: the table had the achieved rate only; a 5,000/s run beside an unlimited one looked alike."""
+    pa, _ = _results(tmp_path, "a.json", target_eps=5000, stages=[])
+    pb, _ = _results(tmp_path, "b.json", target_eps=0, stages=[])
+    pc, _ = _results(tmp_path, "c.json")  # the stages 2 s to 2,000/s, 2 s to 4,000/s
+    done = wefperf("compare", pa, pb, pc)
+    assert done.code == 0, done.err
+    row = next(line for line in done.out.splitlines() if line.startswith("target rate"))
+    assert "5,000" in row and "unlimited" in row and "stages to 4,000" in row
+
+
+def test_compare_html_carries_the_fail_if_worse_verdict(tmp_path: Path) -> None:
+    """Before: the page had the figures and the curves, not whether the gate passed."""
+    import json
+
+    pa, a = _results(tmp_path, "a.json")
+    b = json.loads(json.dumps(a))
+    b["latency_ms"]["from_intended_send"]["p99"] *= 1.5
+    pb = str(tmp_path / "b.json")
+    Path(pb).write_text(json.dumps(b))
+    out = tmp_path / "cmp.html"
+    done = wefperf("compare", pa, pb, "--fail-if-worse", "10", "--html", str(out))
+    assert done.code == 1
+    page = out.read_text(encoding="utf-8")
+    assert "--fail-if-worse 10%" in page and "✗ b.json: p99 latency" in page and "50.0% higher" in page
+    assert "target rate" in page
+    done = wefperf("compare", pa, pb, "--fail-if-worse", "60", "--html", str(out))
+    assert done.code == 0
+    assert "✓ p99 latency, achieved rate and capacity: none more than 60% worse than a.json" in out.read_text()
+    done = wefperf("compare", pa, pb, "--html", str(out))
+    assert "--fail-if-worse" not in out.read_text()  # no gate asked for, none shown
