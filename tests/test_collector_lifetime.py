@@ -156,9 +156,9 @@ def test_collector_stopped_normally_still_stops_moto(tmp_path: Path, reaper: lis
     collector.send_signal(signal.SIGTERM)
     assert collector.wait(timeout=30) == 0, (tmp_path / "stderr").read_text()
     assert _wait_gone([moto], timeout=5) == []
-    # Its start-up line gives the file size limit in MB, not in bytes.
+    # Its start-up line gives the file size limit in MiB (the unit of --max-file-size-mb), not in bytes.
     log = (tmp_path / "stderr").read_text()
-    assert "files up to 100 MB)" in log and "104857600" not in log, log
+    assert "files up to 100 MiB)" in log and "104857600" not in log, log
 
 
 def test_start_up_line_gives_the_size_limit_as_passed(tmp_path: Path, reaper: list[Proc]) -> None:
@@ -171,7 +171,7 @@ def test_start_up_line_gives_the_size_limit_as_passed(tmp_path: Path, reaper: li
     deadline = time.monotonic() + 10
     while "files up to" not in (tmp_path / "stderr").read_text() and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert "files up to 12.5 MB)" in (tmp_path / "stderr").read_text()
+    assert "files up to 12.5 MiB)" in (tmp_path / "stderr").read_text()
     collector.send_signal(signal.SIGTERM)
     collector.wait(timeout=30)
 

@@ -102,7 +102,7 @@ def test_the_page_is_one_self_contained_file_with_every_chart_and_table() -> Non
     assert "from the intended send time" in page and "schedule lag" in page
     assert "<td>4624</td>" in page and "Microsoft:4624" in page and "-3,000" in page
     assert "4000–4009" in page and "7000–7004" in page and "a problem" in page
-    assert "3.00 MB" in page and "event_type=4624/a.parquet" in page
+    assert "3.00 MiB (3,145,728 bytes)" in page and " MB (" not in page  # MiB: 2**20 bytes and "event_type=4624/a.parquet" in page
     # settings with the variable each comes from, and the profile
     assert "PERF_TEST_STAGES" in page and "step-load" in page
     assert "FAILED" in page

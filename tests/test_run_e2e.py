@@ -102,27 +102,9 @@ def test_rate_10k_for_10s_is_held_and_every_request_accounted(collector: FakeCol
     assert abs(data["events_sent"] - 100_000) <= 1_000
     assert collector.ok_requests == data["successful_batches"] == collector.requests
     progress = [line for line in done.out.splitlines() if line.startswith("  Progress: ")]
-    assert progress, done.out  # 100 batches of 1,000: one line at the 100,000th event
+    assert progress, done.out  # a line every 5 s of load (PERF_TEST_PROGRESS_SECS)
     assert "events sent - Current rate:" in progress[0] and "Acknowledged: " in progress[0]
     assert "Target rate maintained:" in done.out
-
-
-def test_progress_lines_every_100_batches(collector: FakeCollector, tmp_path: Path) -> None:
-    done = run_cli("run", "--total-events", "300000", "--batch-size", "1000", "--event-type", "4624",
-                   "--results", str(tmp_path / "r.json"), env=_env(collector))
-    assert done.code == 0, done.err
-    progress = [line for line in done.out.splitlines() if line.startswith("  Progress: ")]
-    assert len(progress) == 3
-    assert progress[0].startswith("  Progress: 100,000 events sent - Current rate: ")
-    assert "events/sec - Remaining: " in progress[0]
-
-
-def test_small_batches_report_progress_every_100000_events(collector: FakeCollector, tmp_path: Path) -> None:
-    done = run_cli("run", "--total-events", "200000", "--batch-size", "100", "--event-type", "4624",
-                   "--results", str(tmp_path / "r.json"), env=_env(collector))
-    assert done.code == 0, done.err
-    progress = [line for line in done.out.splitlines() if line.startswith("  Progress: ")]
-    assert [p.split(" events sent")[0] for p in progress] == ["  Progress: 100,000", "  Progress: 200,000"]
 
 
 def test_sigint_drains_and_writes_partial_results(collector: FakeCollector, tmp_path: Path) -> None:
@@ -275,8 +257,10 @@ def test_per_type_counts_are_matched_by_event_id_whatever_the_server_labels(tmp_
                            "attribute": [f"Microsoft-Windows-Security-Auditing:{row['event_id']}"],
                            "split": [f"EventID {row['event_id']}",
                                      f"Microsoft-Windows-Security-Auditing:{row['event_id']}"]}[labels]
-        assert row["labels"] == expected_labels
-        assert line.rstrip().endswith(", ".join(expected_labels))
+        assert row["labels"] == expected_labels  # the JSON keeps every label
+        # the console leaves out the label that only repeats the row's `EventID N` (issue 21)
+        shown = [label for label in expected_labels if label != f"EventID {row['event_id']}"]
+        assert line.rstrip().endswith(", ".join(shown) if shown else f"{row['expected']:,}")
 
 
 def test_per_type_table_says_unavailable_when_the_stats_cannot_be_read(tmp_path: Path) -> None:

@@ -125,7 +125,7 @@ def test_s3_block_matches_the_seed_layout() -> None:
                       problems=[])
     lines = s3_block(ok)
     assert lines[:4] == ["=" * 70, "S3 VERIFICATION", "=" * 70, "✓ S3 files verified successfully"]
-    assert "  Files found: 12" in lines and "  Total size: 20.93 MB" in lines
+    assert "  Files found: 12" in lines and "  Total size: 20.93 MiB" in lines
     assert any(line.startswith("  Sample files: event_type=4624/") and line.endswith(", ...") for line in lines)
     assert lines[-1] == "=" * 70
     bad = VerifyResult(passed=False, files=0, total_bytes=0, rows=0, sample_keys=[], problems=[],

@@ -230,3 +230,13 @@ def test_two_processes_of_wsman_hosts_account_exactly_as_one_run(tmp_path: Path)
     # the merged result adds up both processes' protocol counters: every host enumerated once
     assert data["wsman"]["enumerations"] == 120 and "120 enumerations" in done.out
     assert data["wsman"]["envelopes"] >= data["results"]["successful_batches"]
+
+
+def test_a_piped_wsman_run_prints_timed_progress_and_its_own_endpoint(tiny: Script, tmp_path: Path) -> None:
+    """Issue 21: `make demo-wsman` was silent through its load; its Endpoint line named /wsman/events."""
+    done, _ = _run(tiny, tmp_path, "--target-eps", "20", "--duration-secs", "2", "--max-latency-secs", "0.3",
+                   "--progress-secs", "0.5")
+    assert done.code == 0, done.out + done.err
+    progress = [line for line in done.out.splitlines() if line.startswith("  Progress: ")]
+    assert progress, done.out  # every 0.5 s over a 2 s load: at least one, however slow the machine
+    assert f"Endpoint: http://127.0.0.1:{tiny.port}/wsman/SubscriptionManager/WEC" in done.out

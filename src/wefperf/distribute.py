@@ -1,8 +1,9 @@
 """`--processes N`: one run as N segment processes on this machine, merged into one result.
 
 The parent gives every child the same settings, run id, seed and start time, and a segment
-i/N; children print their progress as JSON lines on stdout, which the parent sums into one
-progress line. When they are done the parent merges their results files (histograms merged),
+i/N; children print their progress as JSON lines on stdout, which the parent merges into one
+view of the run: the live view on a terminal, else the plain progress line every
+PERF_TEST_PROGRESS_SECS; the children's health and baseline lines are shown once. When they are done the parent merges their results files (histograms merged),
 judges the thresholds on the merged result and runs the S3 check once for the whole run.
 Children run in their own process group, so a Ctrl-C reaches them once, from the parent.
 """
@@ -25,15 +26,19 @@ from pydantic import SecretStr
 
 from .exitcodes import ExitCode
 from .merge import MergedRun, rejudge
-from .model import RunResult
+from .model import RunResult, Snapshot
 from .payload import new_run_id
-from .report.console import Reporter
+from .progress_wire import merged_snapshot, snapshot_to_wire
+from .report.console import Reporter, progress_info, progress_line
 from .segments import shared_seed
 from .settings import ENV_NAMES, Settings
 from .shards import Shard, ShardError
 
 # Children print lines starting with this, then one JSON object (see ProgressPrinter).
 PROGRESS_PREFIX = "@wefperf-progress "
+# ... and the lines before their load a user wants to see once (health, baseline), after this.
+LINE_PREFIX = "@wefperf-line "
+_FORWARDED = ("WEF server is healthy", "Baseline event count: ")
 PROGRESS_ENV = "WEFPERF_PROGRESS_JSON"
 # Time the children get to build their payload and pass the health check before the plan starts.
 START_MARGIN_S = 2.0
@@ -113,12 +118,11 @@ async def run_processes(
                 )
             except OSError as exc:
                 child.failed_to_start = f"could not start: {exc.strerror or exc}"
-        reporter.line("")
-        reporter.line("Sending events...")
         forwarded = asyncio.ensure_future(_forward_stop(stop, children))
-        shown = asyncio.ensure_future(_show_progress(children, reporter))
+        view = _View(children, reporter, settings)
+        shown = asyncio.ensure_future(view.show())
         try:
-            await asyncio.gather(*(_watch_child(c, reporter) for c in children if c.proc is not None))
+            await asyncio.gather(*(_watch_child(c, view) for c in children if c.proc is not None))
         except asyncio.CancelledError:
             # A second Ctrl-C: the children get their second one too (they give up on the drain).
             _signal_all(children)
@@ -126,6 +130,7 @@ async def run_processes(
         finally:
             forwarded.cancel()
             shown.cancel()
+            view.end()
         interrupted = stop.is_set()
         shards, problems = _collect(children)
         merged = _merged(settings, shards, profile)
@@ -154,7 +159,7 @@ def _signal_all(children: list[Child]) -> None:
                 child.proc.send_signal(signal.SIGINT)
 
 
-async def _watch_child(child: Child, reporter: Reporter) -> None:
+async def _watch_child(child: Child, view: _View) -> None:
     proc = child.proc
     assert proc is not None and proc.stdout is not None and proc.stderr is not None
 
@@ -165,35 +170,74 @@ async def _watch_child(child: Child, reporter: Reporter) -> None:
             if text.startswith(PROGRESS_PREFIX):
                 with contextlib.suppress(ValueError):
                     child.progress = json.loads(text[len(PROGRESS_PREFIX):])
+            elif text.startswith(LINE_PREFIX):
+                view.once(text[len(LINE_PREFIX):])
 
     async def err() -> None:
         assert proc.stderr is not None
         async for raw in proc.stderr:
             text = raw.decode(errors="replace").rstrip("\n")
             child.stderr_tail = (child.stderr_tail + [text])[-5:]
-            reporter.error(f"[segment {child.index}/{child.count}] {text}")
+            view.reporter.error(f"[segment {child.index}/{child.count}] {text}")
 
     await asyncio.gather(out(), err())
     await proc.wait()
 
 
-async def _show_progress(children: list[Child], reporter: Reporter) -> None:
-    """One line a second while the figures change: the children's figures added up."""
-    shown: list[dict[str, Any]] = []
-    while True:
-        await asyncio.sleep(1.0)
-        snaps = [c.progress for c in children if c.progress]
-        if not snaps or snaps == shown:
-            continue
-        shown = snaps
-        sent = sum(int(s.get("events_sent", 0)) for s in snaps)
-        acked = sum(int(s.get("events_ok", 0)) for s in snaps)
-        failed = sum(int(s.get("events_failed", 0)) for s in snaps)
-        elapsed = max(float(s.get("elapsed_s", 0.0)) for s in snaps) or 1e-9
-        running = sum(1 for c in children if c.proc is not None and c.proc.returncode is None)
-        reporter.line(f"  Progress: {sent:,} events sent - Current rate: {sent / elapsed:.1f} events/sec"
-                      f" - Acknowledged: {acked:,} ({acked / elapsed:.1f}/sec) - Failed: {failed:,}"
-                      f" - Processes running: {running} of {len(children)}")
+class _View:
+    """What the parent shows while its children send: their lines before the load once each, then
+    their snapshots merged into one, fed to the live view each second or printed as the plain
+    progress line every PERF_TEST_PROGRESS_SECS, as a one-process run shows its own."""
+
+    def __init__(self, children: list[Child], reporter: Reporter, settings: Settings) -> None:
+        self.children, self.reporter, self.settings = children, reporter, settings
+        self._said: set[str] = set()
+        self._started = False
+
+    def once(self, text: str) -> None:
+        """A child's health or baseline line: every child says it, the user reads it once."""
+        if text not in self._said:
+            self._said.add(text)
+            self.reporter.line(text)
+
+    def merged(self) -> Snapshot | None:
+        wires = [c.progress for c in self.children if c.progress]
+        return merged_snapshot(wires) if wires else None
+
+    async def show(self) -> None:
+        rep = self.reporter
+        interval = 1.0 if rep.live else self.settings.progress_secs
+        while self.merged() is None:  # the load starts with the first child's first snapshot
+            await asyncio.sleep(0.2)
+        rep.line("")
+        rep.line("Sending events...")
+        self._started = True
+        rep.load_started()
+        started, ticks = time.monotonic(), 0
+        while True:
+            ticks += 1
+            await asyncio.sleep(max(started + ticks * interval - time.monotonic(), 0.0))
+            snap = self.merged()
+            assert snap is not None
+            if rep.live:
+                rep.snapshot(snap)
+            else:
+                running = sum(1 for c in self.children if c.proc is not None and c.proc.returncode is None)
+                rep.line(progress_line(progress_info(snap, self._remaining(snap)))
+                         + f" - Processes running: {running} of {len(self.children)}")
+
+    def end(self) -> None:
+        """The load is over: the live view keeps its last state on the screen."""
+        if not self._started:
+            return
+        snap = self.merged()
+        if self.reporter.live and snap is not None:
+            self.reporter.snapshot(snap)
+        self.reporter.load_ended()
+
+    def _remaining(self, snap: Snapshot) -> float | None:
+        s = self.settings
+        return max(s.duration_secs - snap.elapsed_s, 0.0) if s.duration_mode else None
 
 
 def _collect(children: list[Child]) -> tuple[list[Shard], list[str]]:
@@ -298,17 +342,16 @@ def _with_problems(result: RunResult, problems: list[str]) -> RunResult:
 
 
 class ProgressPrinter(Reporter):
-    """A child's reporter: its figures once a second as a JSON line for the parent, nothing else."""
+    """A child's reporter: its figures once a second as a JSON line for the parent; its health and
+    baseline lines for the parent to show once; nothing else."""
 
     live = True
 
     def __init__(self) -> None:
         self._out = sys.stdout
 
-    def snapshot(self, snap: Any) -> None:
-        line = {"elapsed_s": snap.elapsed_s, "events_sent": snap.events_sent, "events_ok": snap.events_ok,
-                "events_failed": snap.events_failed, "in_flight": snap.in_flight}
-        print(PROGRESS_PREFIX + json.dumps(line), file=self._out, flush=True)
+    def snapshot(self, snap: Snapshot) -> None:
+        print(PROGRESS_PREFIX + json.dumps(snapshot_to_wire(snap)), file=self._out, flush=True)
 
     def error(self, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
@@ -316,3 +359,5 @@ class ProgressPrinter(Reporter):
     def line(self, text: str = "") -> None:
         if text.startswith("Started "):  # a late start: the parent shows it, prefixed with the segment
             self.error(text)
+        elif text.startswith(_FORWARDED):
+            print(LINE_PREFIX + text, file=self._out, flush=True)

@@ -41,7 +41,7 @@ from .payload import PayloadPool, build_pool, new_run_id
 from .payload.hosts import HostPayload
 from .prometheus import MetricError
 from .recount import take_final
-from .report.console import Reporter
+from .report.console import Reporter, progress_info
 from .restarts import RestartWatch, unseen_note
 from .segments import check_start_at, judged_alone, shared_seed
 from .settings import Settings
@@ -195,7 +195,7 @@ async def run_test(
                 max_items=settings.max_items, max_latency_s=settings.max_latency_secs,
                 plan_end_s=schedule.duration_s, timeout_s=settings.timeout_secs,
                 request_timeout_s=settings.request_timeout_secs, ssl_for=host_ssl.__getitem__,
-                drain_timeout_s=settings.drain_timeout_secs, progress=rep.progress, on_error=rep.error,
+                drain_timeout_s=settings.drain_timeout_secs, on_error=rep.error,
                 freeze_gc=freeze_gc, window_secs=window_secs,
                 host_indices=list(range(segment[0], settings.hosts, segment[1])), segment=segment,
                 start_at=start_at, second_histograms=segmented,
@@ -206,7 +206,7 @@ async def run_test(
                 payload=hosts[0], arrivals=hosts[1], url=settings.events_url, max_items=settings.max_items,
                 max_latency_s=settings.max_latency_secs, plan_end_s=schedule.duration_s,
                 timeout_s=settings.timeout_secs, request_timeout_s=settings.request_timeout_secs,
-                drain_timeout_s=settings.drain_timeout_secs, progress=rep.progress, on_error=rep.error,
+                drain_timeout_s=settings.drain_timeout_secs, on_error=rep.error,
                 freeze_gc=freeze_gc,
                 window_secs=window_secs,
                 host_indices=list(range(segment[0], settings.hosts, segment[1])), segment=segment,
@@ -226,7 +226,6 @@ async def run_test(
                 schedule=schedule,
                 concurrency=settings.concurrency,
                 drain_timeout_s=settings.drain_timeout_secs,
-                progress=rep.progress,
                 on_error=rep.error,
                 freeze_gc=freeze_gc,
                 window_secs=window_secs,
@@ -248,7 +247,7 @@ async def run_test(
             sampling = beside.create_task(sampler.run(baseline))
             watching = beside.create_task(_watch(stop, engine)) if stop is not None else None
             guarding = beside.create_task(_guard(settings, engine)) if settings.abort_on_fail else None
-            feeding = beside.create_task(_feed(rep, engine)) if rep.live else None
+            feeding = beside.create_task(_feed(rep, engine, settings.progress_secs))
             rep.load_started()
             try:
                 load = await engine.run()
@@ -388,12 +387,27 @@ async def _guard(settings: Settings, engine: LoadEngine | HostsEngine) -> None:
             return
 
 
-async def _feed(rep: Reporter, engine: LoadEngine | HostsEngine) -> None:
-    """The live view's figures, once a second, read from the recorder beside the senders."""
+async def _feed(rep: Reporter, engine: LoadEngine | HostsEngine, every_s: float) -> None:
+    """What the user sees during the load, read from the recorder beside the senders (never by them):
+    a live view's snapshot once a second, else a plain progress line every `every_s` seconds.
+
+    One cadence in time for every mode (batch, hosts, WS-Man), however fast or slow the events go.
+    """
+    interval = 1.0 if rep.live else every_s
+    started = time.monotonic()
+    ticks = 0
     while True:
-        await asyncio.sleep(1.0)
-        if engine.recorder is not None:
-            rep.snapshot(engine.recorder.snapshot(engine.clock()))
+        ticks += 1
+        await asyncio.sleep(max(started + ticks * interval - time.monotonic(), 0.0))
+        rec = engine.recorder
+        if rec is None:
+            continue
+        now = engine.clock()
+        snap = rec.snapshot(now)
+        if rep.live:
+            rep.snapshot(snap)
+        else:
+            rep.progress(progress_info(snap, engine.remaining_s(now, snap.events_sent / max(snap.elapsed_s, 1e-9))))
 
 
 async def _watch(stop: asyncio.Event, engine: LoadEngine | HostsEngine) -> None:

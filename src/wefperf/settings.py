@@ -300,6 +300,11 @@ class Settings(S3Settings):
         False, validation_alias="PERF_TEST_NO_LIVE",
         description="print plain progress lines even on a terminal (no live view)",
     )
+    progress_secs: float = Field(
+        5, gt=0, validation_alias="PERF_TEST_PROGRESS_SECS",
+        description="without the live view (not a terminal, --no-live): a progress line every this many seconds"
+                    " of load",
+    )
     stages: list[Stage] = Field(
         default_factory=list, validation_alias="PERF_TEST_STAGES",
         description="load shape SECS:EPS,SECS:EPS,...: each stage ramps from the previous rate (0 at first)"
@@ -614,7 +619,8 @@ def field_help(field: str, default: str | None = None) -> str:
     where = f"env {alias_of(field, info)}"
     if field in SECRET_FIELDS:
         return f"{info.description} ({where}; default not shown)"
-    shown = show_default(info.default) if default is None else default
+    # A default_factory (stages, thresholds) leaves `default` as pydantic's placeholder: build the value.
+    shown = show_default(info.get_default(call_default_factory=True)) if default is None else default
     return f"{info.description} ({where}, default {shown})"
 
 
@@ -623,6 +629,8 @@ def show_default(value: Any) -> str:
         return str(value).lower()
     if value == "":
         return "empty"
+    if isinstance(value, (list, dict)) and not value:
+        return "none"
     if isinstance(value, float) and value.is_integer():
         return f"{int(value):,}"
     if isinstance(value, int):

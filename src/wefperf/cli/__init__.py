@@ -25,6 +25,14 @@ class _Parser(argparse.ArgumentParser):
         sys.stderr.write(f"wefperf: error: {message} (see `{self.prog} --help`)\n")
         raise SystemExit(ExitCode.USAGE)
 
+    def _check_value(self, action: argparse.Action, value: object) -> None:
+        """An unknown command lists the commands `--help` lists, not the hidden old names (`target`)."""
+        if isinstance(action, argparse._SubParsersAction) and action.choices is not None \
+                and value not in action.choices:
+            listed = ", ".join(repr(a.dest) for a in action._choices_actions)
+            raise argparse.ArgumentError(action, f"invalid choice: {value!r} (choose from {listed})")
+        super()._check_value(action, value)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="wefperf", description="Open-model load tester for WEF collectors.")

@@ -39,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def handle_compare(args: argparse.Namespace) -> int:
-    from ..report.compare import Run, labels_for, render_compare_html, text_table, worse_than
+    from ..report.compare import Run, gate_lines, labels_for, render_compare_html, text_table, worse_than
     from ..report.html import NotResults, load_results, write_page
     from ..report.results_json import check_writable
 
@@ -63,19 +63,14 @@ def handle_compare(args: argparse.Namespace) -> int:
         print(line)
     if args.html:
         try:
-            written = write_page(render_compare_html(runs), args.html)
+            written = write_page(render_compare_html(runs, args.fail_if_worse), args.html)
         except OSError as exc:
             print(f"wefperf compare: cannot write {args.html}: {exc.strerror or exc}", file=sys.stderr)
             return ExitCode.USAGE
         print(f"\nComparison written to {written}")
     if args.fail_if_worse is None:
         return ExitCode.PASSED
-    worse = worse_than(runs, args.fail_if_worse)
     print()
-    if worse:
-        for line in worse:
-            print(f"✗ {line}")
-        return ExitCode.FAILED
-    print(f"✓ p99 latency, achieved rate and capacity: none more than {args.fail_if_worse:g}% worse"
-          f" than {runs[0].label}")
-    return ExitCode.PASSED
+    for line in gate_lines(runs, args.fail_if_worse):
+        print(line)
+    return ExitCode.FAILED if worse_than(runs, args.fail_if_worse) else ExitCode.PASSED

@@ -172,15 +172,16 @@ def _check_writable(path: str, field: str, flag: str) -> None:
 
 
 def make_reporter(settings: Settings) -> Reporter:
-    """The live view on a terminal; today's plain lines anywhere else, or with --no-live."""
+    """The live view on a terminal; today's plain lines anywhere else, or with --no-live.
+
+    A --processes parent shows its children's merged progress the same way (distribute.py).
+    """
     from ..report.console import ConsoleReporter
 
     if os.environ.get("WEFPERF_PROGRESS_JSON") == "1":  # a child of --processes: progress for the parent
         from ..distribute import ProgressPrinter
 
         return ProgressPrinter()
-    if settings.process_count > 1:  # the parent prints one summed progress line, no live view
-        return ConsoleReporter()
     if settings.no_live or not sys.stdout.isatty() or os.environ.get("TERM") == "dumb":
         return ConsoleReporter()
     from ..report.live import LiveReporter

@@ -140,7 +140,7 @@ async def _serve_http(cfg: TargetConfig, client: object, target: S3Target) -> Ex
 
         print(f"{METRICS_PREFIX}http://{cfg.host}:{metrics_runner.addresses[0][1]}/metrics", flush=True)
     # In the unit of --max-file-size-mb (MiB), so the number is the one the user gave.
-    log.info("writing parquet to s3://%s at %s (flush every %g s, files up to %g MB)",
+    log.info("writing parquet to s3://%s at %s (flush every %g s, files up to %g MiB)",
              target.bucket, target.endpoint, cfg.flush_interval_secs, cfg.max_file_bytes / (1024 * 1024))
     if cfg.max_eps:
         log.info("admitting at most %s events/s (--max-eps): replies wait for their turn", f"{cfg.max_eps:,g}")

@@ -1,4 +1,4 @@
-"""What every load engine shares: stopping, the drain after a stop, waiting for a due time, progress.
+"""What every load engine shares: stopping, the drain after a stop, waiting for a due time, time left.
 
 The batch engine (engine.py) and the simulated hosts (hosts.py, wsman_hosts.py) differ in what
 they send and when; how a run is stopped, how long in-flight work may drain, and how the load
@@ -14,8 +14,6 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..metrics import Recorder
-
 # The loop's timers are only good to about a millisecond (libuv counts whole ms), so a
 # waiter sleeps until this much before its time, then yields to the loop until it is.
 EARLY_S = 0.0015
@@ -23,15 +21,21 @@ EARLY_S = 0.0015
 
 @dataclass(frozen=True)
 class ProgressInfo:
-    """Rates are over the load so far, the same measure the summary uses at the end."""
+    """One plain progress line's figures, read from the recorder's snapshot beside the load (runner.py).
+
+    Rates are over the load so far, the same measure the summary uses at the end; `p99_ms` is the
+    last closed second's, as the live view shows it.
+    """
 
     events_sent: int
-    batches_sent: int
     elapsed_s: float
     rate_eps: float  # events sent per second
     remaining_s: float | None
     events_acked: int = 0
     acked_rate_eps: float = 0.0  # events acknowledged (2xx) per second
+    events_failed: int = 0
+    in_flight: int = 0
+    p99_ms: float | None = None
 
 
 async def wait_for_start(start_at: float | None, clock: Callable[[], float], stopped: asyncio.Event) -> None:
@@ -49,12 +53,12 @@ class EngineBase:
 
     def __init__(
         self, *, clock: Callable[[], float], drain_timeout_s: float,
-        progress: Callable[[ProgressInfo], None] | None, on_error: Callable[[str], None] | None,
+        on_error: Callable[[str], None] | None,
         freeze_gc: bool, window_secs: int, segment: tuple[int, int], start_at: float | None,
         second_histograms: bool,
     ) -> None:
         self.clock, self.drain_timeout_s = clock, drain_timeout_s
-        self.progress, self.on_error = progress, on_error
+        self.on_error = on_error
         # gc.freeze() changes the whole process: only the CLI, which owns the process, asks for it.
         self.freeze_gc = freeze_gc
         self.window_secs = window_secs  # > 0: the recorder keeps a sliding window for --abort-on-fail
@@ -166,18 +170,9 @@ class EngineBase:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopped.wait(), left)
 
-    def _remaining_s(self, now: float, rate_eps: float) -> float | None:
+    def remaining_s(self, now: float, rate_eps: float) -> float | None:
         """Seconds of load left, for the progress line; None when the plan does not say."""
         return None
-
-    def _report_progress(self, rec: Recorder, now: float) -> None:
-        """One progress line's figures, as rates since the load's start."""
-        if self.progress is None:
-            return
-        elapsed = max(now - rec.start, 1e-9)
-        rate = rec.events_sent / elapsed
-        self.progress(ProgressInfo(rec.events_sent, rec.batches_sent, elapsed, rate, self._remaining_s(now, rate),
-                                   rec.events_ok, rec.events_ok / elapsed))
 
     def _stop_window_end(self, start: float, end: float) -> float | None:
         """Where a stopped run's load window ends: at the stop, never before the start

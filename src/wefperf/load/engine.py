@@ -14,10 +14,6 @@ from .scheduler import Schedule, Scheduler
 
 __all__ = ["LoadEngine", "ProgressInfo", "make_senders", "wait_for_start"]
 
-# The seed's cadence: a progress line every 100 batches (100,000 events at 1,000 per batch);
-# small batches report every 100,000 events instead of flooding the log.
-PROGRESS_EVERY_BATCHES = 100
-PROGRESS_EVERY_EVENTS = 100_000
 # After a connection-level failure in unlimited mode, pause so a dead server is not hammered.
 _FAILURE_PAUSE_S = 0.01
 
@@ -60,7 +56,6 @@ class LoadEngine(EngineBase):
         schedule: Schedule,
         concurrency: int,
         drain_timeout_s: float = 10.0,
-        progress: Callable[[ProgressInfo], None] | None = None,
         on_error: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.perf_counter,
         freeze_gc: bool = False,
@@ -70,7 +65,7 @@ class LoadEngine(EngineBase):
         second_histograms: bool = False,
     ) -> None:
         # A segment i/N sends batches b % N == i, each at the time the whole plan gives it.
-        super().__init__(clock=clock, drain_timeout_s=drain_timeout_s, progress=progress, on_error=on_error,
+        super().__init__(clock=clock, drain_timeout_s=drain_timeout_s, on_error=on_error,
                          freeze_gc=freeze_gc, window_secs=window_secs, segment=segment, start_at=start_at,
                          second_histograms=second_histograms)
         self.pool, self.senders, self.schedule = pool, senders, schedule
@@ -156,8 +151,6 @@ class LoadEngine(EngineBase):
         assert sched is not None and rec is not None
         channel = self.senders.channel()
         unlimited = self.schedule.unlimited
-        every = max(PROGRESS_EVERY_BATCHES, -(-PROGRESS_EVERY_EVENTS // pool.batch_size))
-        progress = self.progress
         while True:
             now = clock()
             claim = sched.claim(now)
@@ -174,8 +167,6 @@ class LoadEngine(EngineBase):
             else:
                 sent = clock()
             rec.sent(events, intended, sent)
-            if progress is not None and rec.batches_sent % every == 0:
-                self._report_progress(rec, sent)
             try:
                 status = await channel.send(batch)
             except asyncio.CancelledError:
@@ -196,7 +187,7 @@ class LoadEngine(EngineBase):
                 if rec.failed(batch, events, cls, f"HTTP {status}", done, intended) and self.on_error:
                     self.on_error(f"Batch {batch} failed: HTTP {status}")
 
-    def _remaining_s(self, now: float, rate_eps: float) -> float | None:
+    def remaining_s(self, now: float, rate_eps: float) -> float | None:
         sched, rec = self.scheduler, self.recorder
         assert sched is not None and rec is not None
         if sched.end_time is not None:

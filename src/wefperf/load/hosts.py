@@ -32,8 +32,7 @@ from ..metrics import LATE_THRESHOLD_S, HostRecorder, HostsFigures, LoadSummary
 from ..payload.hosts import HostPayload, build_host_payload
 from . import errors
 from .arrivals import HostArrivals, build_arrivals
-from .base import EngineBase, ProgressInfo, wait_for_start
-from .engine import PROGRESS_EVERY_EVENTS
+from .base import EngineBase, wait_for_start
 from .fast_sender import _ReplyProtocol
 from .scheduler import Schedule
 
@@ -87,7 +86,6 @@ class HostsEngine(EngineBase):
         timeout_s: float,
         request_timeout_s: float,
         drain_timeout_s: float = 10.0,
-        progress: Callable[[ProgressInfo], None] | None = None,
         on_error: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.perf_counter,
         freeze_gc: bool = False,
@@ -97,7 +95,7 @@ class HostsEngine(EngineBase):
         start_at: float | None = None,
         second_histograms: bool = False,
     ) -> None:
-        super().__init__(clock=clock, drain_timeout_s=drain_timeout_s, progress=progress, on_error=on_error,
+        super().__init__(clock=clock, drain_timeout_s=drain_timeout_s, on_error=on_error,
                          freeze_gc=freeze_gc, window_secs=window_secs, segment=segment, start_at=start_at,
                          second_histograms=second_histograms)
         parts = urlsplit(url)
@@ -127,7 +125,6 @@ class HostsEngine(EngineBase):
         self.full_deliveries = self.timed_deliveries = self.hosts_delivering = 0
         self.connections = self.connect_failures = 0
         self._connect_errors: Counter[str] = Counter()
-        self._next_progress = PROGRESS_EVERY_EVENTS
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- the run ------------------------------------------------------------------------------
@@ -232,10 +229,6 @@ class HostsEngine(EngineBase):
         if not h.delivering:
             h.delivering = True
             self.hosts_delivering += 1
-        if self.progress is not None and rec.events_sent >= self._next_progress:
-            while self._next_progress <= rec.events_sent:
-                self._next_progress += PROGRESS_EVERY_EVENTS
-            self._report_progress(rec, now)
         return now
 
     def _failed(self, d: Delivery, events: int, cls: str, detail: str, done: float, *,
@@ -338,7 +331,7 @@ class HostsEngine(EngineBase):
 
     # -- what the run did ------------------------------------------------------------------------
 
-    def _remaining_s(self, now: float, rate_eps: float) -> float | None:
+    def remaining_s(self, now: float, rate_eps: float) -> float | None:
         return max(self.start + self.close_s - now, 0.0) if self.plan_end_s is not None else None
 
     def _window(self, rec: HostRecorder, end: float, timed_out: bool) -> float:

@@ -38,7 +38,6 @@ from ..wsman.payload import WsmanPayload
 from . import errors
 from .aiohttp_sender import body_written
 from .arrivals import HostArrivals
-from .engine import ProgressInfo
 from .hosts import Delivery, HostsEngine, _Host
 
 MAX_RETRIES = 2
@@ -83,7 +82,7 @@ class WsmanHostsEngine(HostsEngine):
         self, *, payload: HostPayload, arrivals: list[HostArrivals], url: str, max_items: int,
         max_latency_s: float, plan_end_s: float | None, timeout_s: float, request_timeout_s: float,
         ssl_for: Callable[[int], ssl.SSLContext | bool] = lambda _h: True,
-        drain_timeout_s: float = 10.0, progress: Callable[[ProgressInfo], None] | None = None,
+        drain_timeout_s: float = 10.0,
         on_error: Callable[[str], None] | None = None, clock: Callable[[], float] = time.perf_counter,
         freeze_gc: bool = False, window_secs: int = 0, retry_cap_s: float = RETRY_CAP_S,
         max_retries: int = MAX_RETRIES, host_indices: list[int] | None = None,
@@ -92,7 +91,7 @@ class WsmanHostsEngine(HostsEngine):
         super().__init__(
             payload=payload, arrivals=arrivals, url=url, max_items=max_items, max_latency_s=max_latency_s,
             plan_end_s=plan_end_s, timeout_s=timeout_s, request_timeout_s=request_timeout_s,
-            drain_timeout_s=drain_timeout_s, progress=progress, on_error=on_error, clock=clock,
+            drain_timeout_s=drain_timeout_s, on_error=on_error, clock=clock,
             freeze_gc=freeze_gc, window_secs=window_secs, host_indices=host_indices, segment=segment,
             start_at=start_at, second_histograms=second_histograms,
         )

@@ -112,6 +112,19 @@ FIGURES = (
 GATED = ((FIGURES[3], "p99 latency"), (FIGURES[0], "achieved rate"), (FIGURES[1], "capacity"))
 
 
+def target_rate(d: Data) -> str:
+    """The rate a run aimed at, beside what it achieved: its target, its stages' peak, or unlimited."""
+    config = d.get("configuration")
+    config = config if isinstance(config, dict) else {}
+    stages = [s for s in config.get("stages") or [] if isinstance(s, dict)]
+    if stages:
+        return f"stages to {max(_number(s.get('target_eps')) or 0.0 for s in stages):,.0f}"
+    eps = _number(config.get("target_eps"))
+    if eps is None:
+        return "–"
+    return f"{eps:,.0f}" if eps > 0 else "unlimited"
+
+
 def labels_for(paths: Sequence[str]) -> list[str]:
     """File names, or whole paths where two files share a name."""
     from pathlib import Path
@@ -139,7 +152,8 @@ def text_table(runs: Sequence[Run]) -> list[str]:
     """The headline figures side by side; after the first file, each value with its change from it."""
     head = ["", *(r.label for r in runs)]
     rows = [["test", *(str(r.data.get("test_name") or "–") for r in runs)],
-            ["when", *(str(r.data.get("timestamp") or "–")[:19].replace("T", " ") for r in runs)]]
+            ["when", *(str(r.data.get("timestamp") or "–")[:19].replace("T", " ") for r in runs)],
+            ["target rate (ev/s)", *(target_rate(r.data) for r in runs)]]
     rows += figure_rows(runs)
     widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [head, *rows]]
@@ -165,7 +179,17 @@ def worse_than(runs: Sequence[Run], pct: float) -> list[str]:
     return found
 
 
-def render_compare_html(runs: Sequence[Run]) -> str:
+def gate_lines(runs: Sequence[Run], pct: float) -> list[str]:
+    """--fail-if-worse's verdict as the console and the HTML page both say it: a ✗ line per figure
+    that got worse, else one ✓ line."""
+    worse = worse_than(runs, pct)
+    if worse:
+        return [f"✗ {line}" for line in worse]
+    return [f"✓ p99 latency, achieved rate and capacity: none more than {pct:g}% worse than {runs[0].label}"]
+
+
+def render_compare_html(runs: Sequence[Run], fail_if_worse: float | None = None) -> str:
+    """The table, the gate's verdict when `fail_if_worse` is given, and the runs' curves overlaid."""
     import plotly.graph_objects as go
 
     from .html import capacity_figure
@@ -175,9 +199,14 @@ def render_compare_html(runs: Sequence[Run]) -> str:
     head = ["", *(r.label for r in runs)]
     rows: list[list[Any]] = [["test", *(r.data.get("test_name") or "–" for r in runs)],
                              ["when", *(r.data.get("timestamp") or "–" for r in runs)],
-                             ["run id", *(r.data.get("run_id") or "–" for r in runs)]]
+                             ["run id", *(r.data.get("run_id") or "–" for r in runs)],
+                             ["target rate (ev/s)", *(target_rate(r.data) for r in runs)]]
     rows += figure_rows(runs)
     parts.append(table(head, rows, numeric=range(1, len(head))))
+    if fail_if_worse is not None:
+        parts.append(f"<h2>--fail-if-worse {fail_if_worse:g}%</h2>")
+        parts.extend(f'<p class="{"bad" if line.startswith("✗") else "ok"}">{esc(line)}</p>'
+                     for line in gate_lines(runs, fail_if_worse))
 
     timed = [r for r in runs if r.data.get("timeline")]
     if timed:

@@ -31,7 +31,9 @@ class Reporter:
 
     def banner(self, settings: "Settings", run_id: str) -> None: ...
     def line(self, text: str = "") -> None: ...
-    def progress(self, info: ProgressInfo) -> None: ...
+    def progress(self, info: ProgressInfo) -> None:
+        """A plain progress line, every PERF_TEST_PROGRESS_SECS of load, when there is no live view."""
+
     def error(self, text: str) -> None: ...
     def results(self, result: "RunResult") -> None: ...
 
@@ -133,7 +135,9 @@ def banner_lines(settings: "Settings", run_id: str) -> list[str]:
     else:
         lines.append("Event type: weighted mix of 4624, 4634, 4672, 4688, 4625")
     lines.append(f"S3 verification: {'Enabled' if settings.verify_s3 else 'Disabled'}")
-    lines.append(f"Endpoint: {settings.events_url}")
+    # The URL the run sends to: WS-Man hosts start at the subscription manager, not /wsman/events.
+    endpoint = settings.subscription_manager_url if settings.protocol == "wsman" else settings.events_url
+    lines.append(f"Endpoint: {endpoint}")
     if settings.stats_format == "prometheus":
         lines.append(f"Server count: Prometheus counter {settings.stats_metric} at {settings.wef_stats_endpoint}")
     lines.append(f"Run id: {run_id}")
@@ -142,11 +146,26 @@ def banner_lines(settings: "Settings", run_id: str) -> list[str]:
 
 
 def progress_line(info: ProgressInfo) -> str:
-    """The seed's line (its rate is events sent per second since the start), then the acknowledged ones."""
+    """The seed's line (its rate is events sent per second since the start), then what the live view
+    adds: acknowledged, failed, requests in flight and the last second's p99."""
     remaining = f"{info.remaining_s:.0f}s" if info.remaining_s is not None else "unknown"
+    p99 = f"{info.p99_ms:,.1f} ms" if info.p99_ms is not None else "-"
     return (
         f"  Progress: {info.events_sent:,} events sent - Current rate: {info.rate_eps:.1f} events/sec"
         f" - Remaining: {remaining} - Acknowledged: {info.events_acked:,} ({info.acked_rate_eps:.1f}/sec)"
+        f" - Failed: {info.events_failed:,} - In flight: {info.in_flight:,} - p99 (last second): {p99}"
+    )
+
+
+def progress_info(snap: "Snapshot", remaining_s: float | None = None) -> ProgressInfo:
+    """A plain progress line's figures from the live view's snapshot: the same counts, rates since the start."""
+    elapsed = max(snap.elapsed_s, 1e-9)
+    last = snap.last
+    return ProgressInfo(
+        events_sent=snap.events_sent, elapsed_s=snap.elapsed_s, rate_eps=snap.events_sent / elapsed,
+        remaining_s=remaining_s,
+        events_acked=snap.events_ok, acked_rate_eps=snap.events_ok / elapsed, events_failed=snap.events_failed,
+        in_flight=snap.in_flight, p99_ms=last.p99_ms if last is not None else None,
     )
 
 
@@ -159,12 +178,14 @@ def per_type_lines(server: "ServerStats") -> list[str]:
     if not server.counts_known:
         return ["", "Server per-type delta: unavailable (the server's /stats/throughput could not be read"
                     " before and after the load; see the note below)"]
-    lines = ["", "Server per-type delta by EventID (counted / sent and acknowledged; the server's labels):"]
+    lines = ["", "Server per-type delta by EventID (counted / sent and acknowledged; the server's labels where they"
+                 " say more than the EventID):"]
     for row in server.per_event_id():
         name = f"EventID {row.event_id}" if row.event_id is not None else "no EventID"
         want = f"{row.expected:,}" if row.expected is not None else "- (not sent by this run)"
-        labels = ", ".join(row.labels) if row.labels else "(none counted)"
-        lines.append(f"  {name:<16} {row.counted:>12,} / {want:<26} {labels}")
+        # A server that labels a type `EventID 4624` (logthing v0.5.0) would only repeat the first column.
+        labels = ", ".join(label for label in row.labels if label != name) if row.labels else "(none counted)"
+        lines.append(f"  {name:<16} {row.counted:>12,} / {want:<26} {labels}".rstrip())
     return lines
 
 

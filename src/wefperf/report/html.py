@@ -25,7 +25,8 @@ MAX_PROBLEMS_SHOWN = 50
 CHART_HEIGHT = "340px"
 PASS_COLOR, FAIL_COLOR = "#1a7f37", "#cf222e"
 COLORS = {"sent": "#8c959f", "acknowledged": "#0969da", "server": "#bf8700", "target": "#57606a",
-          "p50": "#1a7f37", "p90": "#0969da", "p99": "#bf3989", "max": "#cf222e"}
+          # The latency lines: green, blue, orange, purple (max also dotted), none two of one hue.
+          "p50": "#1a7f37", "p90": "#0969da", "p99": "#e16f24", "max": "#8250df"}
 
 
 class NotResults(ValueError):
@@ -362,8 +363,8 @@ def timeline_charts(data: Data) -> list[str]:
 
     latency = go.Figure()
     for key, label in (("p50_ms", "p50"), ("p90_ms", "p90"), ("p99_ms", "p99"), ("max_ms", "max")):
-        latency.add_scatter(x=t, y=_column(timeline, key), name=label, mode="lines", line={"color": COLORS[label]},
-                            connectgaps=False)
+        line = {"color": COLORS[label], **({"dash": "dot"} if label == "max" else {})}
+        latency.add_scatter(x=t, y=_column(timeline, key), name=label, mode="lines", line=line, connectgaps=False)
     latency.update_layout(title={"text": "Latency from the intended send time, per second (ms)"}, xaxis=axis,
                           yaxis={"rangemode": "tozero"})
     _decorate_stages(latency, stages, label=False)
@@ -621,13 +622,21 @@ def _server_section(data: Data) -> list[str]:
         diff = counted - expected if isinstance(counted, int) and isinstance(expected, int) else None
         rows.append([r.get("event_id") if r.get("event_id") is not None else "no EventID", num(counted),
                      num(expected) if expected is not None else "not sent by this run",
-                     f"{diff:+,}" if diff is not None else "–", ", ".join(r.get("labels") or []) or "(none counted)"])
+                     f"{diff:+,}" if diff is not None else "–", _labels(r)])
     if rows:
         out.append(table(["EventID", "counted by the server", "sent and acknowledged", "difference",
-                          "the server's labels"], rows, numeric=(1, 2, 3)))
+                          "the server's labels (where they say more than the EventID)"], rows, numeric=(1, 2, 3)))
     for note in server.get("notes") or []:
         out.append(f'<p class="note">Note: {esc(note)}</p>')
     return out
+
+
+def _labels(row: Mapping[str, Any]) -> str:
+    """The server's labels for one EventID, without the one that only repeats it (`EventID 4624`)."""
+    labels = [str(label) for label in row.get("labels") or []]
+    if not labels:
+        return "(none counted)"
+    return ", ".join(label for label in labels if label != f"EventID {row.get('event_id')}")
 
 
 def _restarts_part(server: Data) -> list[str]:
@@ -666,7 +675,7 @@ def _s3_section(data: Data) -> list[str]:
     else:
         out.append(f'<p class="bad">✗ S3 verification failed: {esc(s3.get("reason") or s3.get("error") or "unknown")}</p>')
     rows: list[list[Any]] = [["bucket", s3.get("bucket")], ["files", num(s3.get("files_found"))],
-            ["total size", f"{num(s3.get('total_size_mb'), 2)} MB ({num(s3.get('total_size_bytes'))} bytes)"],
+            ["total size", f"{num(s3.get('total_size_mb'), 2)} MiB ({num(s3.get('total_size_bytes'))} bytes)"],
             ["rows", num(s3.get("rows"))], ["partitions (dates)", ", ".join(s3.get("dates") or []) or "all"],
             ["polls", f"{num(s3.get('polls'))} in {num(s3.get('elapsed_secs'), 1)} s"]]
     acct = s3.get("accounting")

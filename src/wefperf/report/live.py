@@ -69,7 +69,7 @@ class LiveReporter(ConsoleReporter):
         super().banner(settings, run_id)
 
     def progress(self, info: ProgressInfo) -> None:
-        """The panel shows progress; the plain every-100-batches line is not needed here."""
+        """The panel shows progress; the plain timed line is not needed here (never called: `live`)."""
 
     def results(self, result: RunResult) -> None:
         self._stop()

@@ -18,7 +18,7 @@ def s3_block(result: VerifyResult) -> list[str]:
     else:
         lines.append(f"✗ S3 verification failed: {result.reason or 'unknown reason'}")
     lines.append(f"  Files found: {result.files:,}")
-    lines.append(f"  Total size: {result.total_mb:.2f} MB")
+    lines.append(f"  Total size: {result.total_mb:.2f} MiB")  # 2**20 bytes, as --max-file-size-mb
     if result.files:
         lines.append(f"  Rows: {result.rows:,}")
     if result.sample_keys:

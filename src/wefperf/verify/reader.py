@@ -47,7 +47,7 @@ class ObjectReader:
         out = Outcome(size=obj.size, etag=obj.etag)
         limit = self.opts.max_file_size_bytes
         if obj.size > limit:
-            out.problems.append(f"{obj.key}: {obj.size / MIB:.2f} MB is over the {limit / MIB:g} MB maximum file size")
+            out.problems.append(f"{obj.key}: {obj.size / MIB:.2f} MiB is over the {limit / MIB:g} MiB maximum file size")
         try:
             if not counting:
                 self._check_footer(obj, out, await self._shared_footer(obj))
