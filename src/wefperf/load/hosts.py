@@ -332,7 +332,8 @@ class HostsEngine(EngineBase):
     # -- what the run did ------------------------------------------------------------------------
 
     def remaining_s(self, now: float, rate_eps: float) -> float | None:
-        return max(self.start + self.close_s - now, 0.0) if self.plan_end_s is not None else None
+        """Of the load window (the plan's length); the hosts' last deliveries after it are drain."""
+        return max(self.start + self.plan_end_s - now, 0.0) if self.plan_end_s is not None else None
 
     def _window(self, rec: HostRecorder, end: float, timed_out: bool) -> float:
         """The load window, in seconds from the start: the rates are over it; the hosts' last
