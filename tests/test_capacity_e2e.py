@@ -231,3 +231,35 @@ def test_the_capacity_line_says_what_the_search_found() -> None:
     assert rows[0].split() == ["step", "rate/s", "achieved/s", "p50", "ms", "p99", "ms", "p99.9", "ms", "errors",
                                "server", "lag", "result"]
     assert rows[2].split()[-2:] == ["FAIL", "latency_p99_ms"] and rows[1].split()[-1] == "pass"
+
+
+@pytest.mark.slow
+def test_the_capacity_is_never_above_what_a_rate_limited_collector_took(wef_target, tmp_path: Path) -> None:
+    """Against a collector admitting 2,000 events/s, a step asking 2,500/s must not pass for 2,500.
+
+    The latency threshold is loose (3 s), so only the rate the collector took can stop the
+    2,500/s step: 3.5 s of 25 % overload queues under 1 s. Steps: 800, 1,600, then 2,500
+    (--max-eps); --precision 0.5 ends the search there. The tolerance on "what it took" (8 %)
+    covers a stall of this process or the collector's at a second's edge on a busy machine.
+    """
+    limit = 2_000
+    target = wef_target("--max-eps", str(limit), "--flush-interval-secs", "1")
+    results = tmp_path / "capacity.json"
+    done = wefperf("capacity", "--wef-endpoint", target.base, "--threshold", "latency_p99_ms=3000",
+                   "--start-eps", "800", "--max-eps", "2500", "--precision", "0.5", "--step-secs", "3",
+                   "--warmup-secs", "1", "--batch-size", "50", "--results", str(results), timeout=120)
+    assert done.code == 0, done.out + done.err
+    cap = json.loads(results.read_text())["capacity"]
+    steps = {s["target_eps"]: s for s in cap["steps"]}
+    assert sorted(steps) == [800, 1600, 2500], done.out
+    over = steps[2500]
+    assert over["achieved_eps"] <= limit * 1.08, done.out  # what the collector took, not what was asked
+    assert not over["passed"] and "achieved_ratio" in over["broken"], done.out
+    passing = [s for s in cap["steps"] if s["passed"]]
+    assert cap["events_per_second"] == max(s["achieved_eps"] for s in passing) <= limit * 1.08, done.out
+    assert not cap["reached_max_eps"]
+    for s in cap["steps"]:  # the table's achieved is the figure achieved_ratio judged
+        assert s["achieved_ratio"] == pytest.approx(s["achieved_eps"] / s["target_eps"], abs=1e-3)
+        assert ("achieved_ratio" in s["broken"]) == (s["achieved_ratio"] < 0.95)
+    shown = re.search(r"^Capacity: ([\d,]+) events/s", done.out, re.M)
+    assert shown and int(shown.group(1).replace(",", "")) == round(cap["events_per_second"]), done.out
