@@ -3,8 +3,10 @@
 The collector admits at most 20,000 events/s (`--max-eps`). Above that a queue builds and
 latency grows by about (rate - 20,000) / 20,000 seconds per second held, so a p99 threshold of
 200 ms over 6-second steps lets a step through only up to about 3 % over the limit. From 8,000/s
-the search tries 8k, 16k, 32k, then bisects: 24k and 22k break by more than twice the threshold,
-so the answer is at most 21,000. At 16k, 20 % below the limit, a stall of the machine of up to
+the search tries 8k, 16k, 32k, then bisects: 24k and 22k break by more than twice the threshold.
+The answer is what the best passing step acknowledged while its rate was held, so it is at most
+the 20,000 the collector takes (3 % more allowed: a stall at a second's edge moves replies across
+it). At 16k, 20 % below the limit, a stall of the machine of up to
 about 0.2 s still leaves the p99 under 200 ms; longer steps make that margin larger, but not by
 much: after a stall the queue drains at only 20 % of the limit. So the collector flushes every
 second, in small pieces, rather than every 5 s.
@@ -47,23 +49,26 @@ def test_finds_the_capacity_of_a_collector_limited_to_20k(wef_target, tmp_path: 
     found = CAPACITY_LINE.search(done.out)
     assert found, done.out
     eps = int(found.group(1).replace(",", ""))
-    assert 16_000 <= eps <= 21_000, done.out
+    # From what the 16k step achieved (at least 95 % of it, or it broke achieved_ratio) to the limit.
+    assert 15_200 <= eps <= 20_600, done.out
     # A line as each step starts and as it ends, then the table with one row per step.
     data = json.loads(results.read_text())
     cap = data["capacity"]
     steps = cap["steps"]
-    assert cap["events_per_second"] == eps and cap["precision"] == 0.05
+    assert cap["events_per_second"] == pytest.approx(eps, abs=0.5) and cap["precision"] == 0.05
+    assert cap["events_per_second"] == max(s["achieved_eps"] for s in steps if s["passed"])
     assert [s["target_eps"] for s in steps[:3]] == [8000, 16000, 32000]
     assert len(re.findall(r"^Step \d+: [\d,]+ events/s for 1 s warm-up \+ 6 s \.\.\.$", done.out, re.M)) == len(steps)
     assert len(re.findall(r"^Step \d+: [\d,]+ events/s (held|broke) ", done.out, re.M)) == len(steps)
     table = done.out.split("CAPACITY SEARCH RESULTS", 1)[1]
-    assert re.search(r"step +rate/s +achieved/s +p50 ms +p99 ms +p99\.9 ms +errors +server lag +result", table)
-    assert len(re.findall(r"^\s+\d+\s+[\d,]+\s+[\d,]+ .*(pass|FAIL)", table, re.M)) == len(steps)
+    assert re.search(r"step +rate/s +achieved/s +achieved +p50 ms +p99 ms +p99\.9 ms +errors +server lag +result", table)
+    assert len(re.findall(r"^\s+\d+\s+[\d,]+\s+[\d,]+\s+[\d.]+% .*(pass|FAIL)", table, re.M)) == len(steps)
     broken = [s for s in steps if not s["passed"]]
-    assert broken and all("latency_p99_ms" in s["broken"] for s in broken)
+    assert broken and all({"latency_p99_ms", "achieved_ratio"} & set(s["broken"]) for s in broken)
     assert steps[2]["achieved_eps"] < 24_000  # at 32k the collector acknowledges about its capacity
     assert all(s["server_lag_events"] == 0 for s in steps)  # every step ends with the server caught up
-    assert cap["lowest_broken_eps"] > eps and (cap["lowest_broken_eps"] - eps) / cap["lowest_broken_eps"] <= 0.05
+    held = cap["highest_rate_held_eps"]
+    assert cap["lowest_broken_eps"] > held and (cap["lowest_broken_eps"] - held) / cap["lowest_broken_eps"] <= 0.05
     assert data["configuration"]["thresholds"] == {"latency_p99_ms": 200.0}
     assert "aws_secret_access_key" not in data["configuration"] and data["exit_code"] == 0
     print(f"capacity {eps:,} events/s in {len(steps)} steps, {took:.1f} s")
@@ -112,6 +117,7 @@ def test_abort_on_fail_ends_a_breaking_step_early_and_names_the_threshold(tmp_pa
     (["--start-eps", "5000", "--max-eps", "1000"], "--max-eps (1,000) is below --start-eps (5,000)"),
     (["--verify-s3", "--threshold", "s3_missing_events=0"], "threshold s3_missing_events: a capacity step does not verify S3"),
     (["--start-eps", "lots"], "argument --start-eps: invalid float value: 'lots'"),
+    (["--warmup-secs", "0.5", "--step-secs", "1"], "--step-secs (1) must hold the rate for at least one whole second"),
 ])
 def test_a_bad_setting_or_threshold_exits_2_with_one_line(args: list[str], says: str) -> None:
     done = wefperf("capacity", "--wef-endpoint", "http://127.0.0.1:9", *args)
@@ -186,12 +192,14 @@ async def test_find_capacity_from_python_stops_at_max_eps() -> None:
     c = FakeCollector().start()
     try:
         settings = api.load_settings("capacity", {"wef_endpoint": c.url, "processing_wait_secs": 2}, environ={})
-        found = await api.find_capacity(settings, start_eps=1000, max_eps=1500, step_secs=1, warmup_secs=0.5)
+        found = await api.find_capacity(settings, start_eps=1000, max_eps=1500, step_secs=1, warmup_secs=1)
     finally:
         c.stop()
     assert isinstance(found, api.CapacityResult) and found.exit_code == 0
     cap = found.capacity
-    assert cap.reached_max and cap.events_per_second == 1500
+    assert cap.reached_max and cap.highest_held == 1500
+    # The capacity is what the best step acknowledged in its held second (10 % either side: a busy machine).
+    assert cap.events_per_second == max(s.achieved_eps for s in cap.steps) and 1350 <= cap.events_per_second <= 1650
     assert [s.target_eps for s in cap.steps] == [1000, 1500] and all(s.passed for s in cap.steps)
     assert all(s.run_id and s.latency_p99_ms is not None for s in cap.steps)
     assert found.to_dict()["capacity"]["reached_max_eps"] is True
@@ -211,25 +219,28 @@ def test_each_step_is_a_ramp_then_a_plateau_without_s3() -> None:
 def test_the_capacity_line_says_what_the_search_found() -> None:
     settings = api.load_settings("capacity", {"thresholds": "latency_p99_ms=500"}, environ={})
     plan = SearchPlan()
-    ok = Step(40_000, 40_000, True, 5, 120, 300, 0.0, 0)
-    bad = Step(50_000, 47_100, False, 300, 900, 1000, 0.0, 0, ("latency_p99_ms",))
+    ok = Step(48_000, 47_500, True, 5, 120, 300, 0.0, 0, achieved_ratio=47_500 / 48_000)
+    bad = Step(50_000, 47_100, False, 300, 900, 1000, 0.0, 0, ("latency_p99_ms",), achieved_ratio=47_100 / 50_000)
     thresholds = {"latency_p99_ms": 500.0}
 
     def lines(cap: Capacity, error: str | None = None) -> list[str]:
         return capacity_lines(CapacityResult(cap, plan, settings, "capacity", "", thresholds, error))
 
-    assert lines(Capacity(47_500, 0.05, [ok, bad], lowest_broken=50_000)) == [
+    assert lines(Capacity(47_500, 0.05, [ok, bad], lowest_broken=50_000, highest_held=48_000)) == [
         "Capacity: 47,500 events/s at latency_p99_ms ≤ 500 (±5 %)",
-        "  the highest rate that held; 50,000 events/s broke latency_p99_ms",
+        "  acknowledged by the step at 48,000 events/s while the rate was held; 50,000 events/s broke latency_p99_ms",
     ]
     assert lines(Capacity(None, 0.05, [bad], lowest_broken=50_000))[0].startswith(
         "Capacity: none: even 1,000 events/s (--start-eps) broke latency_p99_ms")
-    assert lines(Capacity(40_000, 0.05, [ok], reached_max=True)) == [
-        "Capacity: at least 40,000 events/s at latency_p99_ms ≤ 500: every rate up to --max-eps held"]
-    assert "the search stopped: the server went away" in lines(Capacity(40_000, 0.05, [ok]), "the server went away")[0]
+    assert lines(Capacity(47_500, 0.05, [ok], reached_max=True, highest_held=48_000)) == [
+        "Capacity: at least 47,500 events/s at latency_p99_ms ≤ 500: every rate up to --max-eps held",
+        "  acknowledged by the step at 48,000 events/s while the rate was held"]
+    assert "the search stopped: the server went away" in lines(Capacity(47_500, 0.05, [ok]), "the server went away")[0]
     rows = table_lines([ok, bad])
-    assert rows[0].split() == ["step", "rate/s", "achieved/s", "p50", "ms", "p99", "ms", "p99.9", "ms", "errors",
-                               "server", "lag", "result"]
+    assert rows[0].split() == ["step", "rate/s", "achieved/s", "achieved", "p50", "ms", "p99", "ms", "p99.9", "ms",
+                               "errors", "server", "lag", "result"]
+    # The achieved column is the achieved_ratio each step was judged on.
+    assert rows[1].split()[1:4] == ["48,000", "47,500", "99.0%"] and rows[2].split()[1:4] == ["50,000", "47,100", "94.2%"]
     assert rows[2].split()[-2:] == ["FAIL", "latency_p99_ms"] and rows[1].split()[-1] == "pass"
 
 

@@ -32,14 +32,15 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
                    " the reference")
     p.add_argument("--fail-if-worse", type=_percent, default=None, metavar="PCT",
                    help="exit 1 when p99 latency, achieved rate or capacity of a later file is worse than the"
-                        " first's by more than PCT percent")
+                        " first's by more than PCT percent (a capacity whose search stopped at --max-eps is only"
+                        " a lower bound: it is not judged)")
     p.add_argument("--html", default=None, metavar="OUT.html", help="also draw the runs' curves overlaid in an"
                    " HTML page")
     p.set_defaults(handler=handle_compare)
 
 
 def handle_compare(args: argparse.Namespace) -> int:
-    from ..report.compare import Run, labels_for, render_compare_html, text_table, worse_than
+    from ..report.compare import Run, labels_for, not_judged, render_compare_html, text_table, worse_than
     from ..report.html import NotResults, load_results, write_page
     from ..report.results_json import check_writable
 
@@ -72,6 +73,8 @@ def handle_compare(args: argparse.Namespace) -> int:
         return ExitCode.PASSED
     worse = worse_than(runs, args.fail_if_worse)
     print()
+    for line in not_judged(runs):
+        print(f"- {line}")
     if worse:
         for line in worse:
             print(f"✗ {line}")
