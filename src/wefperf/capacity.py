@@ -50,11 +50,6 @@ class Capacity:
     interrupted: bool = False
     highest_held: float | None = None  # the highest rate asked that held every threshold
 
-    @property
-    def lower_bound(self) -> bool:
-        """The search stopped before a rate broke (at max_eps, or interrupted): the capacity is at least this."""
-        return self.reached_max or self.interrupted
-
     def to_dict(self) -> dict[str, object]:
         return {
             "events_per_second": self.events_per_second,
