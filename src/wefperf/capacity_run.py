@@ -229,8 +229,12 @@ def step_of(rate: float, result: RunResult, plan: SearchPlan) -> tuple[Step, Ver
     counted = lat.count > 0
     achieved = round(achieved_eps(load, plan), 1)
     verdict = step_verdict(result, rate, achieved)
+    # The server_missing_events threshold's own figure where it was judged (it counts per event type).
+    missing = next((j.measured for j in verdict.thresholds if j.name == "server_missing_events"), None)
     lag = None
-    if server.events_received is not None:
+    if missing is not None:
+        lag = int(missing)
+    elif server.events_received is not None:
         lag = max(load.events_ok - server.events_received, 0)
     step = Step(
         target_eps=rate,
