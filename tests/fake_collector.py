@@ -36,9 +36,15 @@ class FakeCollector(ThreadedApp):
     fail_every: int = 0  # answer 500 to every Nth events request (1-based count)
     fail_status: int = 500
     delay_s: float = 0.0
+    hang_every: int = 0  # never answer every Nth events request (1-based count) until the client gives up
     health_ok: bool = True
     labels: str = "real"  # how /stats/throughput labels event types, see _label
     stats_ok: bool = True
+    count_delay_s: float = 0.0  # a lagging collector: /stats/throughput counts an event this long after its ack
+    # A restart that keeps the port: every count starts again from 0 right after this /stats/throughput
+    # read (1-based; 0 = never). `stats_reads` counts them.
+    reset_after_stats_read: int = 0
+    stats_reads: int = 0
     requests: int = 0
     ok_requests: int = 0
     events: Counter[str] = field(default_factory=Counter)
@@ -73,18 +79,31 @@ class FakeCollector(ThreadedApp):
         with self._lock:
             self.requests += 1
             n = self.requests
+        if self.hang_every and n % self.hang_every == 0:
+            # No answer until the client gives up (aiohttp does not cancel a handler on disconnect).
+            deadline = time.monotonic() + 60
+            while request.transport is not None and not request.transport.is_closing() and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            return web.Response(status=504, text="hung")
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         if self.fail_every and n % self.fail_every == 0:
             return web.Response(status=self.fail_status, text="injected failure")
         peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+        found = _TYPE_RE.findall(body)
         with self._lock:
             self.ok_requests += 1
-            found = _TYPE_RE.findall(body)
+            self.deliveries.setdefault(tuple(peer[:2]) if peer else ("?", 0), []).append(len(found))
+        if self.count_delay_s:
+            asyncio.get_running_loop().call_later(self.count_delay_s, self._count, found)
+        else:
+            self._count(found)
+        return web.Response(text="OK")
+
+    def _count(self, found: list[tuple[bytes, bytes]]) -> None:
+        with self._lock:
             for n, (provider, event_id) in enumerate(found):
                 self.events[_label(provider.decode(), event_id.decode(), self.labels, n)] += 1
-            self.deliveries.setdefault(tuple(peer[:2]) if peer else ("?", 0), []).append(len(found))
-        return web.Response(text="OK")
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.Response(text="OK") if self.health_ok else web.Response(status=503)
@@ -98,6 +117,9 @@ class FakeCollector(ThreadedApp):
                  "average_per_second_last_minute": v / 60}
                 for k, v in self.events.items()
             ]
+            self.stats_reads += 1
+            if self.stats_reads == self.reset_after_stats_read:
+                self.events.clear()
         rows.sort(key=lambda r: r["last_minute"], reverse=True)
         return web.json_response(rows)
 

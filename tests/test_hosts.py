@@ -69,7 +69,9 @@ def test_a_delivery_is_one_host_s_events_with_its_name_record_ids_and_unique_mar
     assert stamp.sub(b"", again.request(7, 13, 42, first)) == stamp.sub(b"", request)
 
 
-def test_expected_types_and_the_here_mask_come_from_what_the_deliveries_carried() -> None:
+def test_expected_types_and_the_s3_numbering_come_from_what_the_deliveries_carried() -> None:
+    from wefperf.verify import Numbering
+
     payload = build_host_payload(run_id="r1", hosts=5, max_items=10, seed=3)
     sizes = array("I", [10, 1, 7, 3, 10, 2] * 30)
     shapes = payload.new_shape_counts()
@@ -78,10 +80,12 @@ def test_expected_types_and_the_here_mask_come_from_what_the_deliveries_carried(
         shapes[payload.shape(batch, k)] += 1
         carried.update(int(e) for e in _EVENT_ID.findall(payload.body(batch, k, batch % 5, 1)))
     assert payload.expected_types(shapes) == carried and len(carried) == 5
-    here = payload.here(sizes)
-    assert len(here) == len(sizes) * 10
-    assert here[:20] == b"\x01" * 10 + b"\x01" + b"\x00" * 9
-    assert here.count(1) == sum(sizes)
+    # The S3 accounting numbers the events densely (one byte each), each with the type it carried.
+    numbering = Numbering.of_hosts(payload, sizes)
+    assert numbering.span == sum(sizes) and numbering.types is not None
+    sent = [int(e) for b, k in enumerate(sizes) for e in _EVENT_ID.findall(payload.body(b, k, b % 5, 1))]
+    assert [numbering.type_ids[code - 1] for code in numbering.types] == sent
+    assert numbering.marker_seq(10) == 1 * 10 + 0 and numbering.marker_seq(12) == 2 * 10 + 1
 
 
 # -- arrivals ---------------------------------------------------------------------------------
@@ -374,7 +378,11 @@ async def test_a_duration_run_whose_plan_holds_no_event_lasts_its_duration_and_o
 
 
 async def test_a_stopped_run_whose_hosts_fell_behind_shows_the_shortfall() -> None:
-    """10 hosts, 100 events a delivery, 0.5 s replies: at most 2,000 events/s of the 3,000 asked."""
+    """10 hosts, 100 events a delivery, 0.5 s replies: at most 2,000 events/s of the 3,000 asked.
+
+    A host at 300 events/s fills a 100-event delivery in a third of a second, so by the stop it owed
+    every full delivery's worth, not only what had waited max-latency (1 s): the ratio is near
+    2/3 plus the start (about 0.7), not the 0.93 that owing only 1-s-old events gave."""
     c = FakeCollector(delay_s=0.5).start()
     try:
         stop = asyncio.Event()
@@ -389,7 +397,7 @@ async def test_a_stopped_run_whose_hosts_fell_behind_shows_the_shortfall() -> No
     ratio = [j.measured for j in result.verdict.thresholds if j.name == "achieved_ratio"]
     # what had waited more than 1 s by the stop was owed; the hosts could not deliver it
     assert load.due_events > load.events_sent and ratio == [load.events_ok / load.due_events]
-    assert 0.5 < ratio[0] < 0.9
+    assert 0.5 < ratio[0] < 0.85
 
 
 @pytest.mark.slow

@@ -170,8 +170,10 @@ class WireServer:
     pause_s: float = 0.0
     read_body: bool = True
     answer_early: bool = False
+    connections: int = 0
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -293,18 +295,22 @@ def test_server_that_stops_reading_mid_body_times_out(loop: str, pauses: list[in
 
 
 @pytest.mark.parametrize("loop", LOOPS)
-def test_early_answer_still_delivers_the_next_batches(loop: str) -> None:
-    """A server that answers 200 before reading the body: every batch still succeeds and arrives whole."""
-    pool = build_pool(run_id="early", batch_size=300, event_type="4624")
+def test_an_answer_before_the_body_was_written_fails_each_batch_on_its_own_connection(loop: str) -> None:
+    """A server that answers 200 after the head, before the body: the reply comes while ~30 slices
+    are still to write, so no batch is acknowledged, and each one's connection is closed."""
+    pool = build_pool(run_id="early", batch_size=300, event_type="4624")  # ~490 kB: 30 slices of 16 kB
 
     async def scenario() -> None:
         server = WireServer(answer_early=True)
         async with wire_server(server) as url:
             senders = FastSenders(url, pool, 5, max_write=16 * 1024)
             first, _idle = senders.channel(), senders.channel()
-            assert [await first.send(b) for b in range(3)] == [200] * 3
+            for b in range(3):
+                with pytest.raises(errors.EarlyReply):
+                    await first.send(b)
             await asyncio.sleep(0.05)
             await senders.close()
-        assert server.requests == [_expected(pool, url, b) for b in range(3)]
+        assert server.requests == []  # no body was written whole
+        assert server.connections == 3
 
     LOOPS[loop](scenario())

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pyarrow as pa
 import pytest
 
 from verify_data import hand_event, parquet_bytes, run_events
 from wefperf.payload import find_markers
 from wefperf.report.s3 import s3_block
 from wefperf.verify import VerifyResult, dates_covered
-from wefperf.verify.accounting import SeqCounter, count_markers, format_ranges, summarize
+from wefperf.verify.accounting import SeqCounter, format_ranges, summarize
 from wefperf.verify.footer import FOOTER_PROBE, CorruptParquet, footer_length, parse_footer
+from wefperf.verify.markers import FileCount, count_file
+from wefperf.verify.numbering import Numbering
 
 
-def _count(span: int | None, seqs: list[int], **kw: int) -> SeqCounter:
-    c = SeqCounter(span)
-    c.add(seqs, max(seqs, default=-1), **kw)
+def _count(numbering: Numbering | None, seqs: list[int]) -> SeqCounter:
+    c = SeqCounter(numbering.span if numbering is not None else None)
+    span = numbering.span if numbering is not None else 1 << 62
+    c.add(FileCount(placed=[pa.array([s for s in seqs if s < span], pa.int64())],
+                    never_sent=sum(1 for s in seqs if s >= span)))
     return c
 
 
@@ -24,8 +29,8 @@ def test_accounting_counts_missing_duplicates_and_failed_batches() -> None:
     # 20 batches of 10, count mode with 195 events (last batch short); batch 7 was not acknowledged.
     seqs = [s for s in range(195) if not 30 <= s <= 39 and s not in (55, 56, 57) and not 75 <= s <= 79]
     seqs += list(range(120, 130)) + [150, 150] + [195]  # duplicates, and one beyond what was sent
-    acct = summarize(_count(200, seqs), run_id="r1", batch_size=10, sent_batches=20, total_events=195,
-                     failed_ranges=[(7, 7)])
+    numbering = Numbering.contiguous(10, 195)
+    acct = summarize(_count(numbering, seqs), run_id="r1", numbering=numbering, failed_ranges=[(7, 7)])
     assert acct.expected == 185
     assert acct.missing == 13
     assert acct.missing_ranges == [(30, 39), (55, 57)]
@@ -38,9 +43,10 @@ def test_accounting_counts_missing_duplicates_and_failed_batches() -> None:
 
 
 def test_accounting_clean_run_is_ok_and_unknown_extent_reports_no_missing() -> None:
-    acct = summarize(_count(100, list(range(100))), run_id="r", batch_size=10, sent_batches=10, total_events=None)
+    numbering = Numbering.contiguous(10, 100)
+    acct = summarize(_count(numbering, list(range(100))), run_id="r", numbering=numbering)
     assert (acct.expected, acct.found, acct.missing, acct.duplicated, acct.ok) == (100, 100, 0, 0, True)
-    grown = summarize(_count(None, [0, 1, 5, 5]), run_id="r", batch_size=10, sent_batches=None, total_events=None)
+    grown = summarize(_count(None, [0, 1, 5, 5]), run_id="r", numbering=None)
     assert grown.expected is None and grown.missing == 0 and grown.found == 3 and grown.duplicated == 1
 
 
@@ -75,9 +81,9 @@ def test_footer_and_column_ranges_decode_from_sparse_bytes() -> None:
     ranges[tail_at] = tail
     fetched = sum(map(len, ranges.values()))
     assert fetched < size / 2  # the padded column was never needed
-    counts = count_markers(size, ranges, "abc123", 50)
-    assert sorted(counts.seqs) == list(range(300))
-    assert (counts.bad_index, counts.other, counts.unmarked) == (0, 0, 0)
+    counts = count_file(size, ranges, "abc123", Numbering.contiguous(50, 300), 50, "4624")
+    assert sorted(s for a in counts.placed for s in a.to_pylist()) == list(range(300))
+    assert (counts.never_sent, counts.other, counts.unmarked, counts.misplaced) == (0, 0, 0, [])
     # The vectorised pattern agrees with the marker module on the stored JSON text.
     assert [m.seq(50) for m in find_markers(str(__import__("json").dumps({"raw_xml": events[7]})))] == [7]
 
@@ -86,9 +92,9 @@ def test_markers_of_other_runs_bad_indexes_and_unmarked_rows() -> None:
     rows = [hand_event("r1", 0, 1), hand_event("r1", 0, 12), hand_event("zz9", 0, 1), "<Event/>"]
     data = parquet_bytes(rows)
     size, tail_at, tail = _ranged(data)
-    counts = count_markers(size, {tail_at: tail}, "r1", 10)
-    assert list(counts.seqs) == [1]
-    assert (counts.bad_index, counts.other, counts.unmarked) == (1, 1, 1)
+    counts = count_file(size, {tail_at: tail}, "r1", None, 10, "4624")
+    assert [s for a in counts.placed for s in a.to_pylist()] == [1]
+    assert (counts.never_sent, counts.other, counts.unmarked) == (1, 1, 1)
 
 
 @pytest.mark.parametrize(("blob", "why"), [(b"not parquet at all", "no parquet magic"),
@@ -125,3 +131,57 @@ def test_s3_block_matches_the_seed_layout() -> None:
     bad = VerifyResult(passed=False, files=0, total_bytes=0, rows=0, sample_keys=[], problems=[],
                        reasons=["No files found"])
     assert "✗ S3 verification failed: No files found" in s3_block(bad)
+
+
+def test_numbering_is_dense_over_short_batches_and_unsent_ones() -> None:
+    from wefperf.payload import build_pool
+
+    pool = build_pool(run_id="n1", batch_size=10, total_events=45, variants=3, seed=4)  # batch 4 holds 5
+    every = Numbering.of_pool(pool, 5)
+    assert every.span == 45 and every.offsets is None and every.types is not None
+    ids = [e for b in range(5) for e in pool.variant(b).event_ids]
+    assert [every.type_ids[c - 1] for c in every.types] == ids
+    # A scale-out run where batch 1 was never sent: numbers stay dense, one byte per event.
+    holes = Numbering.of_pool(pool, [True, False, True, True, True])
+    assert holes.span == 35
+    dense = holes.dense(pa.array([0, 1, 2, 4, 4, 9_999_999_999], pa.int64()), pa.array([3, 0, 0, 4, 5, 0], pa.int64()))
+    assert dense.to_pylist() == [3, None, 10, 34, None, None]
+    assert [holes.marker_seq(s) for s in (3, 10, 34)] == [3, 20, 44]
+    assert holes.batch_range(1, 2) == (10, 20) and holes.batch_range(4, 9) == (30, 35)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_summaries_in_slices_equal_one_summary(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ranges that cross a slice's edge are joined: the slice size changes nothing."""
+    import random
+
+    from wefperf.verify import accounting
+
+    rng = random.Random(seed)
+    numbering = Numbering.contiguous(10, rng.randint(1, 300))
+    seqs = [s for s in range(numbering.span) for _ in range(rng.choice((0, 1, 1, 1, 2, 3)))]
+    wrong = [s for s in range(numbering.span) if rng.random() < 0.1]
+    failed = [(b, b) for b in range(30) if rng.random() < 0.1]
+
+    def summary() -> accounting.Accounting:
+        counter = SeqCounter(numbering.span)
+        counter.add(FileCount(placed=[pa.array(seqs, pa.int64())], misplaced=[pa.array(wrong, pa.int64())]))
+        return summarize(counter, run_id="r", numbering=numbering, failed_ranges=failed, max_ranges=5)
+
+    whole = summary()
+    monkeypatch.setattr(accounting, "SLICE", rng.randint(1, 17))
+    assert summary() == whole
+    stored = set(seqs) | set(wrong)
+    failed_seqs = {s for b, _ in failed for s in range(b * 10, b * 10 + 10)}
+    assert whole.missing == sum(1 for s in range(numbering.span) if s not in stored and s not in failed_seqs)
+    assert whole.misplaced == len(wrong)
+
+
+def test_the_partitions_listed_are_the_types_the_sent_events_carried() -> None:
+    from wefperf.payload.hosts import build_host_payload
+
+    payload = build_host_payload(run_id="t1", hosts=2, max_items=10, seed=3)
+    every = sorted({e for v in payload.variants for e in v.event_ids})
+    one = Numbering.of_hosts(payload, [1, 0])  # a single one-event delivery
+    assert one.type_ids == every and len(every) > 1
+    assert one.sent_types() == [payload.variants[0].event_ids[0]]

@@ -99,3 +99,22 @@ def put_bulk(endpoint: str, bucket: str, objects: dict[str, bytes], connections:
 
     with ThreadPoolExecutor(connections) as pool:
         list(pool.map(send, [items[i::connections] for i in range(connections)]))
+
+
+def mixed_run(run_id: str, batch_size: int, batches: int, seed: int, variants: int = 3) -> list[tuple[int, str]]:
+    """Every event of a mixed-type run as (EventID, XML), indexed by sequence number."""
+    pool = build_pool(run_id=run_id, batch_size=batch_size, variants=variants, seed=seed)
+    out: list[tuple[int, str]] = []
+    for b in range(batches):
+        ids = pool.variant(b).event_ids
+        out.extend((ids[i], x.decode()) for i, x in enumerate(_EVENT.findall(pool.body(b))))
+    return out
+
+
+def mixed_results(run_id: str, batch_size: int, batches: int, seed: int, failed: list[list[int]] | None = None,
+                  flush_interval_secs: float = 30.0) -> dict[str, Any]:
+    """The parts of a results JSON that `wefperf verify --results` reads, for a mixed duration run."""
+    return {"run_id": run_id,
+            "configuration": {"batch_size": batch_size, "duration_secs": 10, "total_events": 0, "event_type": "",
+                              "payload_variants": 3, "flush_interval_secs": flush_interval_secs},
+            "payload": {"seed": seed, "batches_sent": batches}, "failed_batch_ranges": failed or []}

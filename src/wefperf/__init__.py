@@ -14,7 +14,6 @@ From Python (inside any running event loop; prints nothing unless asked)::
 from __future__ import annotations
 
 import asyncio
-from importlib import metadata
 
 from .capacity import Capacity, Step
 from .capacity_run import (
@@ -26,11 +25,9 @@ from .capacity_run import (
     CapacityResult,
     SearchPlan,
 )
-from .metrics import LoadSummary, Percentiles
+from .model import LoadSummary, Percentiles, RunResult, ServerStats, Verdict, installed_version
 from .report.console import ConsoleReporter, Reporter
-from .result import RunResult, ServerStats
 from .settings import ConfigError, S3Settings, Settings, load_settings
-from .verdict import Verdict
 
 __all__ = [
     "Capacity", "CapacityReporter", "CapacityResult", "ConfigError", "ConsoleReporter", "LoadSummary", "Percentiles",
@@ -39,15 +36,7 @@ __all__ = [
 ]
 
 
-def _installed_version() -> str:
-    """The version is written once, in pyproject.toml; this reads what was installed from it."""
-    try:
-        return metadata.version("wefperf")
-    except metadata.PackageNotFoundError:  # a source tree on sys.path, never installed
-        return "0+unknown"
-
-
-__version__ = _installed_version()
+__version__ = installed_version()
 
 
 async def run(

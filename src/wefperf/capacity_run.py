@@ -23,12 +23,10 @@ from typing import Any
 from .capacity import Capacity, Step, best_achieved, search
 from .exitcodes import ExitCode
 from .load.shapes import Stage
-from .metrics import LoadSummary
+from .model import LoadSummary, RunResult, Verdict
 from .report.console import Reporter
-from .result import RunResult
 from .settings import ConfigError, Settings
 from .thresholds import SPECS, Judged
-from .verdict import Verdict
 
 DEFAULT_START_EPS = 1_000.0
 DEFAULT_STEP_SECS = 10.0
@@ -243,7 +241,7 @@ def step_of(rate: float, result: RunResult, plan: SearchPlan) -> tuple[Step, Ver
         latency_p50_ms=lat.p50 if counted else None,
         latency_p99_ms=lat.p99 if counted else None,
         latency_p999_ms=lat.p999 if counted else None,
-        error_ratio=load.events_failed / load.events_sent if load.events_sent else 0.0,
+        error_ratio=load.error_ratio,
         server_lag_events=lag,
         broken=broken_thresholds(verdict, load),
         run_id=result.run_id,

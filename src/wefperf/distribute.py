@@ -24,9 +24,10 @@ from typing import Any
 from pydantic import SecretStr
 
 from .exitcodes import ExitCode
+from .merge import MergedRun, rejudge
+from .model import RunResult
 from .payload import new_run_id
 from .report.console import Reporter
-from .result import RunResult
 from .segments import shared_seed
 from .settings import ENV_NAMES, Settings
 from .shards import Shard, ShardError
@@ -127,20 +128,13 @@ async def run_processes(
             shown.cancel()
         interrupted = stop.is_set()
         shards, problems = _collect(children)
-        result = _merged(settings, shards, problems, run_id, profile, interrupted)
-    if settings.verify_s3 and settings.segment:
-        reporter.line("S3 verification: once for the whole run, after the segments are merged"
-                      " (`wefperf merge --verify-s3`)")
-    elif settings.verify_s3 and not interrupted and not problems and result is not None:
-        result = await _verify_whole_run(settings, shards, reporter, stop)
-        result.profile = profile
-        interrupted = stop.is_set()
-    if result is None:
+        merged = _merged(settings, shards, profile)
+    if merged is None:
         from .runner import empty_result
 
-        result = empty_result(settings, profile, "running the segment processes")
-        result = _with_problems(result, problems)
-    return result, interrupted
+        return _with_problems(empty_result(settings, profile, "running the segment processes"), problems), interrupted
+    result = await _after_load(settings, merged, problems, reporter, stop, interrupted)
+    return _with_problems(result, problems), stop.is_set()
 
 
 def _fixed_env() -> set[str]:
@@ -234,8 +228,8 @@ def _tail(child: Child) -> str:
     return f": {child.stderr_tail[-1]}" if child.stderr_tail else ""
 
 
-def _merged(settings: Settings, shards: list[Shard], problems: list[str], run_id: str, profile: str | None,
-            interrupted: bool) -> RunResult | None:
+def _merged(settings: Settings, shards: list[Shard], profile: str | None) -> MergedRun | None:
+    """The children's results merged once; the parent's own settings recorded as a one-process run records its."""
     from .merge import merge
 
     if not shards:
@@ -243,9 +237,46 @@ def _merged(settings: Settings, shards: list[Shard], problems: list[str], run_id
     merged = merge(shards, _judged(settings))
     result = merged.result
     result.profile = profile
-    result.configuration["processes"] = settings.processes
-    result.configuration["segment"] = settings.segment
-    return _with_problems(result, problems)
+    result.configuration = settings.public_dict()  # the run as given, not a child's share of it
+    return merged
+
+
+async def _after_load(settings: Settings, merged: MergedRun, problems: list[str], reporter: Reporter,
+                      stop: asyncio.Event, interrupted: bool) -> RunResult:
+    """What a one-process run does after its load, once for the whole run: wait until the server
+    counted every segment's acknowledged events, check S3, read the count again; then judge."""
+    from .recount import recount
+    from .runner import _FLUSH_MARGIN_S, _unless_stopped
+
+    result = merged.result
+    s3 = None
+    if not interrupted:
+        reporter.line("")
+        reporter.line("Waiting for event processing to complete...")
+        reporter.waiting("count", settings.processing_wait_secs)
+        await _unless_stopped(recount(settings, result.server, result.load.events_ok, reporter.count_waiting), stop)
+        result.stopped_in = "waiting for the server's count" if stop.is_set() else result.stopped_in
+        if settings.verify_s3 and settings.segment:
+            reporter.line("S3 verification: once for the whole run, after the segments are merged"
+                          " (`wefperf merge --verify-s3`)")
+        elif settings.verify_s3 and not problems and not stop.is_set():
+            from .merge import verify_options
+            from .verify import verify_s3
+
+            wait = settings.flush_interval_secs * 2 + _FLUSH_MARGIN_S
+            reporter.line("Waiting for S3 parquet file flush (parquet files may take time to write)...")
+            reporter.waiting("s3", wait)
+            s3 = await _unless_stopped(verify_s3(verify_options(merged, settings, wait),
+                                                 progress=reporter.s3_waiting), stop)
+            result.stopped_in = "verifying S3" if stop.is_set() else result.stopped_in
+            if s3 is not None:  # the count after the S3 wait, as a one-process run reads it again
+                await _unless_stopped(recount(settings, result.server, 0), stop)
+        if stop.is_set():
+            # Ctrl-C while waiting: the load is complete, the checks after it are not.
+            reporter.line("Interrupted while waiting: S3 verification skipped, writing partial results")
+            result.load = replace(result.load, interrupted=True)
+            s3 = None
+    return rejudge(merged, s3)
 
 
 def _judged(settings: Settings) -> Settings:
@@ -264,21 +295,6 @@ def _with_problems(result: RunResult, problems: list[str]) -> RunResult:
     if result.merged is not None:
         result.merged["problems"] = problems
     return result
-
-
-async def _verify_whole_run(settings: Settings, shards: list[Shard], reporter: Reporter,
-                            stop: asyncio.Event) -> RunResult:
-    """The S3 check once, for every segment's events: after the merge, before the report."""
-    from .merge import merge, rejudge, verify_options
-    from .runner import _FLUSH_MARGIN_S, _unless_stopped
-    from .verify import verify_s3
-
-    merged = merge(shards, _judged(settings))
-    wait = settings.flush_interval_secs * 2 + _FLUSH_MARGIN_S
-    reporter.line("Waiting for S3 parquet file flush (parquet files may take time to write)...")
-    options = verify_options(merged, settings, wait)
-    s3 = await _unless_stopped(verify_s3(options, progress=reporter.s3_waiting), stop)
-    return rejudge(merged, s3)
 
 
 class ProgressPrinter(Reporter):

@@ -6,22 +6,35 @@ histograms added together; the per-second schedule-lag p99 (kept raw, not as a h
 the highest of the segments' (an upper bound), and the server's per-second count is one
 segment's (each segment's sampler reads the whole server, so adding them would count it N times).
 The server's totals are the earliest baseline read and the latest final read of any segment.
+Each segment's results JSON is read back as model.RunResult (its own from_dict), so the merge
+works on the run's data, never on the JSON's presentation keys.
 """
 
 from __future__ import annotations
 
 import json
 from array import array
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .metrics import ErrorClass, HostsFigures, LoadSummary, Percentiles, Second, WsmanFigures, merge_encoded
-from .result import RunResult, ServerStats, unpack_sizes
+from .hdr import merge_encoded
+from .model import (
+    ERROR_SAMPLES_PER_CLASS,
+    ErrorClass,
+    HostsFigures,
+    LoadSummary,
+    Percentiles,
+    RunResult,
+    S3Figures,
+    Second,
+    ServerStats,
+    WsmanFigures,
+)
 from .settings import ConfigError, Settings, describe_validation_error
 from .shards import Shard, ShardError
-from .verdict import S3Figures, judge
+from .verdict import judge
 
 _MERGE_CLEARS = {"segment": "", "segments": 0, "shard_results": "", "processes": "1", "start_at": 0}
 
@@ -33,6 +46,7 @@ class MergedRun:
     result: RunResult
     settings: Settings
     shards: list[Shard]
+    runs: list[RunResult]  # each segment's results, read back
 
 
 def settings_of(data: dict[str, Any]) -> Settings:
@@ -51,36 +65,38 @@ def settings_of(data: dict[str, Any]) -> Settings:
 
 def merge(shards: Sequence[Shard], settings: Settings | None = None) -> MergedRun:
     """One RunResult from the shards of one run (checked by shards.read_shards), judged as a whole."""
-    datas = [s.data for s in shards]
-    first = datas[0]
+    first = shards[0].data
     try:
         settings = settings or settings_of(first)
-        load = merge_load(datas)
-        server = merge_server(datas)
+        runs = [RunResult.from_dict(s.data) for s in shards]
+        load = merge_load(runs)
+        server = merge_server(runs)
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, (ShardError, ConfigError)):
             raise
         raise ShardError(f"a segment's results lack what the merge needs ({type(exc).__name__}: {exc})") from None
     verdict = judge(settings, load, None, server=server)
-    cfg = dict(first.get("configuration") or {})
+    head = runs[0]
+    cfg = dict(head.configuration)
     cfg.update(_MERGE_CLEARS)
     result = RunResult(
-        run_id=str(first["run_id"]),
-        test_name=str(first.get("test_name", "")),
-        timestamp=min(str(d.get("timestamp", "")) for d in datas),
-        profile=first.get("profile"),
+        run_id=head.run_id,
+        test_name=head.test_name,
+        timestamp=min(r.timestamp for r in runs),
+        profile=head.profile,
         configuration=cfg,
         load=load,
         server=server,
         verdict=verdict,
-        sender=str(first.get("sender", "")),
-        payload_seed=(first.get("payload") or {}).get("seed"),
-        stopped_in=next((d["stopped_in"] for d in datas if d.get("stopped_in")), None),
-        merged={"segments": len(datas), "start_at": first.get("start_at"),
+        sender=head.sender,
+        payload_build_s=max(r.payload_build_s for r in runs),
+        payload_seed=head.payload_seed,
+        stopped_in=next((r.stopped_in for r in runs if r.stopped_in), None),
+        merged={"segments": len(runs), "start_at": head.shard.segment.start_at if head.shard else None,
                 "sources": [s.source for s in shards],
-                "segment_exit_codes": [(d.get("verdict") or {}).get("exit_code") for d in datas]},
+                "segment_exit_codes": [int(r.verdict.exit_code) for r in runs]},
     )
-    return MergedRun(result, settings, list(shards))
+    return MergedRun(result, settings, list(shards), runs)
 
 
 def rejudge(merged: MergedRun, s3: Any) -> RunResult:
@@ -99,56 +115,58 @@ def rejudge(merged: MergedRun, s3: Any) -> RunResult:
 # -- the load ---------------------------------------------------------------------------------
 
 
-def merge_load(datas: Sequence[dict[str, Any]]) -> LoadSummary:
-    rs = [d["results"] for d in datas]
-    shard = [d["shard"] for d in datas]
-    hists = [s.get("histograms") or {} for s in shard]
+def merge_load(runs: Sequence[RunResult]) -> LoadSummary:
+    loads = [r.load for r in runs]
+    hists = [load.histograms or {} for load in loads]
 
     def pct(name: str, digits: int = 3) -> Percentiles:
         return Percentiles.of(merge_encoded([h[name] for h in hists if h.get(name)], digits))
 
-    dues = [r.get("events_due_in_window") for r in rs]
-    hosts = [d.get("hosts") for d in datas]
-    wsman = [d.get("wsman") for d in datas]
+    def every(name: str) -> bool:
+        return all(h.get(name) for h in hists)
+
+    dues = [load.due_events for load in loads]
+    hosts = [load.hosts for load in loads if load.hosts is not None]
+    wsman = [load.wsman for load in loads if load.wsman is not None]
     return LoadSummary(
-        elapsed_s=max(float(r["total_time_seconds"]) for r in rs),
-        batches_sent=sum(int(s["batches_sent"]) for s in shard),
-        events_sent=sum(int(r["events_sent"]) for r in rs),
-        batches_ok=sum(int(r["successful_batches"]) for r in rs),
-        events_ok=sum(int(r["events_acknowledged"]) for r in rs),
-        batches_failed=sum(int(r["failed_batches"]) for r in rs),
-        events_failed=sum(int(r["events_failed"]) for r in rs),
-        late_batches=sum(int(r["late_batches"]) for r in rs),
+        elapsed_s=max(load.elapsed_s for load in loads),
+        batches_sent=sum(load.batches_sent for load in loads),
+        events_sent=sum(load.events_sent for load in loads),
+        batches_ok=sum(load.batches_ok for load in loads),
+        events_ok=sum(load.events_ok for load in loads),
+        batches_failed=sum(load.batches_failed for load in loads),
+        events_failed=sum(load.events_failed for load in loads),
+        late_batches=sum(load.late_batches for load in loads),
         latency=pct("latency"),
         service=pct("service"),
         schedule_lag=pct("schedule_lag"),
-        errors=merge_errors([d.get("errors") or {} for d in datas]),
-        failed_ranges=merge_ranges([d.get("failed_batch_ranges") or [] for d in datas]),
-        timeline=merge_timeline([d.get("timeline") or [] for d in datas],
-                                [s.get("second_histograms") or {} for s in shard]),
-        timed_out=any(r.get("timed_out") for r in rs),
-        interrupted=any(r.get("interrupted") for r in rs),
-        due_not_sent=sum(int(r.get("due_not_sent") or 0) for r in rs),
-        window_s=max(float(r.get("load_window_seconds") or 0.0) for r in rs),
-        due_events=None if any(d is None for d in dues) else sum(int(d) for d in dues if d is not None),
-        event_latency=pct("event", 2) if all(h.get("event") for h in hists) and hists[0].get("event") else None,
-        hosts=merge_hosts([h for h in hosts if h]) if any(hosts) else None,
-        wsman=merge_wsman([w for w in wsman if w]) if any(wsman) else None,
-        aborted=next((r["aborted"] for r in rs if r.get("aborted")), None),
+        errors=merge_errors([load.errors for load in loads]),
+        failed_ranges=merge_ranges([load.failed_ranges for load in loads]),
+        timeline=merge_timeline([load.timeline for load in loads], [load.second_histograms or {} for load in loads]),
+        timed_out=any(load.timed_out for load in loads),
+        interrupted=any(load.interrupted for load in loads),
+        due_not_sent=sum(load.due_not_sent for load in loads),
+        events_unsent=sum(load.events_unsent for load in loads),
+        window_s=max(load.window_s for load in loads),
+        due_events=None if any(d is None for d in dues) else sum(d for d in dues if d is not None),
+        event_latency=pct("event", 2) if every("event") else None,
+        hosts=merge_hosts(hosts) if hosts else None,
+        wsman=merge_wsman(wsman) if wsman else None,
+        latency_acked=pct("latency_acked") if every("latency_acked") else None,
+        aborted=next((load.aborted for load in loads if load.aborted), None),
     )
 
 
-def merge_errors(per_segment: Sequence[dict[str, Any]]) -> dict[str, ErrorClass]:
-    from .metrics import ERROR_SAMPLES_PER_CLASS
-
+def merge_errors(per_segment: Sequence[Mapping[str, ErrorClass]]) -> dict[str, ErrorClass]:
+    """Counts add up; each class keeps as many samples as one run keeps (the first segments')."""
     out: dict[str, ErrorClass] = {}
     for errors in per_segment:
         for name, cls in errors.items():
             into = out.setdefault(name, ErrorClass())
-            into.batches += int(cls["batches"])
-            into.events += int(cls["events"])
+            into.batches += cls.batches
+            into.events += cls.events
             room = ERROR_SAMPLES_PER_CLASS - len(into.samples)
-            into.samples.extend(list(cls.get("samples") or [])[:max(room, 0)])
+            into.samples.extend(cls.samples[:max(room, 0)])
     return out
 
 
@@ -164,28 +182,28 @@ def merge_ranges(per_segment: Sequence[Sequence[Sequence[int]]]) -> list[tuple[i
     return out
 
 
-def merge_timeline(rows: Sequence[Sequence[dict[str, Any]]], seconds: Sequence[dict[str, str]]) -> list[Second]:
+def merge_timeline(rows: Sequence[Sequence[Second]], seconds: Sequence[Mapping[int, str]]) -> list[Second]:
     length = max((len(r) for r in rows), default=0)
     out = [Second(t) for t in range(length)]
     for segment_rows in rows:
         for row in segment_rows:
-            into = out[int(row["t"])]
-            into.sent_events += int(row.get("sent_events") or 0)
-            into.acked_events += int(row.get("acked_events") or 0)
-            into.failed_events += int(row.get("failed_events") or 0)
-            for name, n in (row.get("errors") or {}).items():
-                into.errors[name] = into.errors.get(name, 0) + int(n)
-            if row.get("in_flight") is not None:
-                into.in_flight = (into.in_flight or 0) + int(row["in_flight"])
-            if row.get("lag_p99_ms") is not None:
-                into.lag_p99_ms = max(into.lag_p99_ms or 0.0, float(row["lag_p99_ms"]))
-            if into.server_events is None and row.get("server_events") is not None:
-                into.server_events = int(row["server_events"])
+            into = out[row.t]
+            into.sent_events += row.sent_events
+            into.acked_events += row.acked_events
+            into.failed_events += row.failed_events
+            for name, n in row.errors.items():
+                into.errors[name] = into.errors.get(name, 0) + n
+            if row.in_flight is not None:
+                into.in_flight = (into.in_flight or 0) + row.in_flight
+            if row.lag_p99_ms is not None:
+                into.lag_p99_ms = max(into.lag_p99_ms or 0.0, row.lag_p99_ms)
+            if into.server_events is None and row.server_events is not None:
+                into.server_events = row.server_events
             for key in ("p50_ms", "p90_ms", "p99_ms", "max_ms"):  # only without histograms (below)
-                if row.get(key) is not None:
-                    setattr(into, key, max(getattr(into, key) or 0.0, float(row[key])))
+                if getattr(row, key) is not None:
+                    setattr(into, key, max(getattr(into, key) or 0.0, getattr(row, key)))
     for second in out:
-        encoded = [s[str(second.t)] for s in seconds if str(second.t) in s]
+        encoded = [s[second.t] for s in seconds if second.t in s]
         if not encoded:
             continue
         merged = merge_encoded(encoded)
@@ -196,50 +214,49 @@ def merge_timeline(rows: Sequence[Sequence[dict[str, Any]]], seconds: Sequence[d
     return out
 
 
-def merge_hosts(figures: Sequence[dict[str, Any]]) -> HostsFigures:
-    names = [f.name for f in fields(HostsFigures)]
-    summed: dict[str, Any] = {n: sum(int(f[n]) for f in figures) for n in names}
-    summed["max_items"] = int(figures[0]["max_items"])
-    summed["max_latency_s"] = float(figures[0]["max_latency_s"])
-    return HostsFigures(**summed)
+def merge_hosts(figures: Sequence[HostsFigures]) -> HostsFigures:
+    """Counters add up; the settings (max items, max latency) are the first segment's."""
+    names = [f.name for f in fields(HostsFigures) if f.name not in ("max_items", "max_latency_s")]
+    summed = {n: sum(getattr(f, n) for f in figures) for n in names}
+    return HostsFigures(**summed, max_items=figures[0].max_items, max_latency_s=figures[0].max_latency_s)
 
 
-def merge_wsman(figures: Sequence[dict[str, Any]]) -> WsmanFigures:
+def merge_wsman(figures: Sequence[WsmanFigures]) -> WsmanFigures:
     """Counters add up; the subscription is the first segment's that saw one."""
-    counters = ("enumerations", "envelopes", "retries", "wrong_acks", "heartbeats", "heartbeats_acked")
-    summed: dict[str, Any] = {n: sum(int(f[n]) for f in figures) for n in counters}
-    seen = next((f for f in figures if f.get("max_time_s") is not None), {})
-    return WsmanFigures(**summed, heartbeat_s=seen.get("heartbeat_s"), max_time_s=seen.get("max_time_s"),
-                        max_envelope=seen.get("max_envelope"))
+    summed = {n: sum(getattr(f, n) for f in figures) for n in WsmanFigures.COUNTERS}
+    seen = next((f for f in figures if f.max_time_s is not None), None)
+    return WsmanFigures(**summed, heartbeat_s=seen.heartbeat_s if seen else None,
+                        max_time_s=seen.max_time_s if seen else None, max_envelope=seen.max_envelope if seen else None)
 
 
 # -- the server's counts ----------------------------------------------------------------------
 
 
-def merge_server(datas: Sequence[dict[str, Any]]) -> ServerStats:
-    stats = [d.get("server_stats") or {} for d in datas]
-    shard = [d["shard"] for d in datas]
+def merge_server(runs: Sequence[RunResult]) -> ServerStats:
+    stats = [r.server for r in runs]
     server = ServerStats()
-    with_base = [i for i, s in enumerate(stats) if s.get("baseline_total") is not None]
-    with_final = [i for i, s in enumerate(stats) if s.get("final_total") is not None]
+    with_base = [s for s in stats if s.baseline_total is not None]
+    with_final = [s for s in stats if s.final_total is not None]
     if with_base and with_final:
-        b = min(with_base, key=lambda i: int(stats[i]["baseline_total"]))
-        f = max(with_final, key=lambda i: int(stats[i]["final_total"]))
-        server.baseline_total = int(stats[b]["baseline_total"])
-        server.final_total = int(stats[f]["final_total"])
-        server.baseline_per_type = dict(shard[b].get("server_baseline_per_type") or {})
-        server.final_per_type = dict(shard[f].get("server_final_per_type") or {})
+        b = min(with_base, key=lambda s: s.baseline_total or 0)
+        f = max(with_final, key=lambda s: s.final_total or 0)
+        server.baseline_total, server.final_total = b.baseline_total, f.final_total
+        server.baseline_per_type = dict(b.baseline_per_type)
+        server.final_per_type = dict(f.final_per_type)
         keys = set(server.baseline_per_type) | set(server.final_per_type)
-        delta = {k: int(server.final_per_type.get(k, 0)) - int(server.baseline_per_type.get(k, 0)) for k in keys}
+        delta = {k: server.final_per_type.get(k, 0) - server.baseline_per_type.get(k, 0) for k in keys}
         server.per_type_delta = {k: v for k, v in sorted(delta.items(), key=lambda kv: (-kv[1], kv[0])) if v}
     expected: dict[int, int] = {}
     for s in stats:
-        for key, n in (s.get("expected_per_type") or {}).items():
-            expected[int(key)] = expected.get(int(key), 0) + int(n)
+        for key, n in s.expected_per_type.items():
+            expected[key] = expected.get(key, 0) + n
     server.expected_per_type = expected
-    server.sampler_samples = sum(int(s.get("sampler_samples") or 0) for s in stats)
+    server.sampler_samples = sum(s.sampler_samples for s in stats)
+    server.source = next((s.source for s in stats if s.source is not None), None)
+    # Every segment watched the same collector: its restarts are the ones the most watchful segment saw.
+    server.restarts = list(max(stats, key=lambda s: len(s.restarts)).restarts) if stats else []
     for s in stats:
-        for note in s.get("notes") or []:
+        for note in s.notes:
             if note not in server.notes:
                 server.notes.append(note)
     return server
@@ -252,11 +269,11 @@ def verify_options(merged: MergedRun, s3_settings: Any, wait_secs: float) -> Any
     """VerifyOptions for every segment's events at once: which sequence numbers were sent, by whom."""
     from .payload import build_pool
     from .payload.hosts import build_host_payload
-    from .verify import VerifyOptions, dates_covered
+    from .verify import Numbering, VerifyOptions, run_dates
 
-    settings, datas = merged.settings, [s.data for s in merged.shards]
+    settings, runs = merged.settings, merged.runs
     result = merged.result
-    count = len(datas)
+    count = len(runs)
     run_id = result.run_id
     seed = result.payload_seed
     if seed is None:
@@ -264,36 +281,37 @@ def verify_options(merged: MergedRun, s3_settings: Any, wait_secs: float) -> Any
     if settings.hosts:
         payload = build_host_payload(run_id=run_id, hosts=settings.hosts, max_items=settings.max_items,
                                      event_type=settings.event_type, variants=settings.payload_variants, seed=int(seed))
-        event_ids = sorted({e for v in payload.variants for e in v.event_ids})
-        sizes = [unpack_sizes(d["shard"]["delivery_sizes"]) for d in datas]
+        sizes = [r.shard.delivery_sizes if r.shard and r.shard.delivery_sizes is not None else array("H")
+                 for r in runs]
         span = max(((len(s) - 1) * count + i + 1 for i, s in enumerate(sizes) if len(s)), default=0)
         interleaved: array[int] = array("H", bytes(2 * span))
         for i, s in enumerate(sizes):
             interleaved[i::count] = s + array("H", bytes(2 * (len(range(i, span, count)) - len(s))))
-        here = payload.here(interleaved)
+        # A segment's delivery k is the run's delivery k * count + i.
+        partial = {k * count + i: n for i, r in enumerate(runs) if r.shard is not None
+                   for k, n in r.shard.partial_acks.items()}
+        numbering = Numbering.of_hosts(payload, interleaved, partial)
         batch_size, total, sent_batches = settings.max_items, None, span
     else:
         count_mode = not settings.duration_mode
         total = settings.total_events if count_mode else None
         pool = build_pool(run_id=run_id, batch_size=settings.batch_size, event_type=settings.event_type,
                           total_events=total, variants=settings.payload_variants, seed=int(seed))
-        event_ids = pool.event_ids()
-        sent = [int(d["shard"]["batches_sent"]) for d in datas]
+        sent = [r.load.batches_sent for r in runs]
         span = max(((n - 1) * count + i + 1 for i, n in enumerate(sent) if n), default=0)
         flags = bytearray(span)
         for i, n in enumerate(sent):
             flags[i: i + n * count: count] = b"\x01" * n
-        full, empty = b"\x01" * settings.batch_size, b"\x00" * settings.batch_size
-        here = b"".join(full if f else empty for f in flags)
+        numbering = Numbering.of_pool(pool, [bool(f) for f in flags])
         batch_size, sent_batches = settings.batch_size, span
     started = datetime.fromisoformat(result.timestamp) if result.timestamp else datetime.now(timezone.utc)
     return VerifyOptions(
         endpoint=s3_settings.s3_endpoint, bucket=s3_settings.s3_bucket, access_key=s3_settings.access_key,
-        secret_key=s3_settings.secret_key, event_types=[str(e) for e in event_ids],
-        dates=dates_covered(started, datetime.now(timezone.utc) + timedelta(seconds=wait_secs)),
+        secret_key=s3_settings.secret_key, event_types=[str(e) for e in numbering.sent_types()],
+        dates=run_dates(started, datetime.now(timezone.utc) + timedelta(seconds=wait_secs)),
         max_file_size_bytes=int(settings.max_file_size_mb * 1024 * 1024), run_id=run_id, batch_size=batch_size,
-        sent_batches=sent_batches, total_events=total, failed_ranges=list(result.load.failed_ranges), here=here,
-        wait_secs=wait_secs,
+        sent_batches=sent_batches, total_events=total, failed_ranges=list(result.load.failed_ranges),
+        numbering=numbering, wait_secs=wait_secs, settle_secs=settings.flush_interval_secs,
     )
 
 

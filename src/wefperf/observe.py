@@ -15,7 +15,9 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from .load import errors
-from .prometheus import CounterTotal, MetricAbsent, MetricError, absent_message, read_counter
+from .model import event_id_of as event_id_of
+from .prometheus import CounterTotal, LabelSet, MetricAbsent, MetricError, absent_message, read_counter
+from .restarts import RestartWatch
 
 
 class ServerUnavailable(RuntimeError):
@@ -34,23 +36,6 @@ class StatsSnapshot:
         keys = set(self.per_type) | set(earlier.per_type)
         out = {k: self.per_type.get(k, 0) - earlier.per_type.get(k, 0) for k in keys}
         return {k: v for k, v in sorted(out.items(), key=lambda kv: (-kv[1], kv[0])) if v}
-
-
-def event_id_of(label: str) -> int | None:
-    """The EventID in a server's type label: `Provider:4624` and `EventID 4624` both give 4624.
-
-    The real collector labels an event `Provider:ID` when it read a provider from the
-    `<Provider>` element's text and `EventID ID` otherwise (docs/contract.md), so one EventID
-    can appear under two labels; `unknown` and anything else give None.
-    """
-    if label.startswith("EventID "):
-        tail = label[len("EventID "):]
-    else:
-        _, sep, tail = label.rpartition(":")
-        if not sep:
-            return None
-    tail = tail.strip()
-    return int(tail) if tail.isdigit() else None
 
 
 def parse_stats(payload: object) -> StatsSnapshot:
@@ -105,22 +90,39 @@ class StatsReader(Protocol):
     url: str
     per_type: bool  # whether snapshots carry per-type counts
 
+    @property
+    def resets(self) -> int:
+        """Reads so far in which the server's counters fell (a restart): summed across, not subtracted."""
+        ...
+
     async def read(self, session: aiohttp.ClientSession) -> StatsSnapshot: ...
 
 
 class JsonStats:
-    """The contract's `/stats/throughput`: a total and a count per event type."""
+    """The contract's `/stats/throughput`: a total and a count per event type, monotonic across resets.
+
+    A restarted collector counts from 0 again: when any type's total falls, every type restarted
+    (one process counts them all), and what each had counted stays counted, as Prometheus'
+    increase() does. Snapshots carry these summed counts, so `final - baseline` holds across it.
+    """
 
     per_type = True
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self.counter: CounterTotal[str] = CounterTotal(whole_resets=True)
+
+    @property
+    def resets(self) -> int:
+        return self.counter.resets
 
     async def read(self, session: aiohttp.ClientSession) -> StatsSnapshot:
         async with session.get(self.url, timeout=aiohttp.ClientTimeout(total=10)) as resp:
             if resp.status != 200:
                 raise ValueError(f"GET {self.url} answered HTTP {resp.status}")
-            return parse_stats(await resp.json(content_type=None))
+            raw = parse_stats(await resp.json(content_type=None))
+        total = self.counter.update_series(raw.per_type)
+        return StatsSnapshot(total, self.counter.values())
 
 
 class PrometheusStats:
@@ -135,9 +137,13 @@ class PrometheusStats:
 
     def __init__(self, url: str, metric: str) -> None:
         self.url, self.metric = url, metric
-        self.counter = CounterTotal()
+        self.counter: CounterTotal[LabelSet] = CounterTotal()
         self.seen = False
         self.reads = 0
+
+    @property
+    def resets(self) -> int:
+        return self.counter.resets
 
     async def read(self, session: aiohttp.ClientSession) -> StatsSnapshot:
         async with session.get(self.url, timeout=aiohttp.ClientTimeout(total=10)) as resp:
@@ -189,7 +195,11 @@ async def try_fetch_stats(session: aiohttp.ClientSession, url: str) -> tuple[Sta
 
 
 class StatsSampler:
-    """Reads the server's count every interval and hands each delta to `sink`."""
+    """Reads the server's count every interval and hands each delta to `sink`.
+
+    The reader sums across counter resets, so a delta is never negative. `watch`, when given,
+    is told of every read, good or failed, with the events `acked` so far: a restart's outage.
+    """
 
     def __init__(
         self,
@@ -198,11 +208,29 @@ class StatsSampler:
         interval_s: float,
         sink: Callable[[float, int], None],
         clock: Callable[[], float] = time.perf_counter,
+        watch: RestartWatch | None = None,
+        acked: Callable[[], int] = lambda: 0,
     ) -> None:
         self.reader: StatsReader = JsonStats(reader) if isinstance(reader, str) else reader
         self.session, self.interval_s, self.sink, self.clock = session, interval_s, sink, clock
+        self.watch, self.acked = watch, acked
         self.samples = 0
         self.last: StatsSnapshot | None = None
+
+    async def read_once(self) -> tuple[StatsSnapshot | None, str | None]:
+        """One read (as `try_read`), told to the watch; MetricError goes on to the caller."""
+        try:
+            snap, note = await try_read(self.session, self.reader)
+        except MetricError:
+            if self.watch is not None:
+                self.watch.read_failed(self.clock(), self.acked())
+            raise
+        if self.watch is not None:
+            if snap is None:
+                self.watch.read_failed(self.clock(), self.acked())
+            else:
+                self.watch.read_ok(self.clock(), snap.total, self.reader.resets, self.acked())
+        return snap, note
 
     @property
     def url(self) -> str:
@@ -215,7 +243,7 @@ class StatsSampler:
             next_at += self.interval_s
             await asyncio.sleep(max(next_at - self.clock(), 0))
             try:
-                snap, _ = await try_read(self.session, self.reader)
+                snap, _ = await self.read_once()
             except MetricError:
                 continue  # the final read reports it
             if snap is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Generic, Hashable, Mapping, TypeVar
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -17,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 _COUNTING_TYPES = frozenset({"counter", "unknown"})
 
 LabelSet = tuple[tuple[str, str], ...]
+K = TypeVar("K", bound=Hashable)
 
 
 class MetricError(ValueError):
@@ -117,31 +119,43 @@ def absent_message(reading: CounterReading, url: str) -> str:
             " (set PERF_TEST_STATS_METRIC / --stats-metric to the collector's received-events counter)")
 
 
-class CounterTotal:
-    """The counter's sum over label sets, kept monotonic across resets, as Prometheus' increase() does.
+class CounterTotal(Generic[K]):
+    """Counters kept monotonic across resets, as Prometheus' increase() does: a sum and each series.
 
-    A label set whose value falls has restarted from 0: what it had counted before stays counted.
-    A label set that vanishes keeps its last value (a restarted server shows a series again only
-    after its first event). A reset followed by more counting than before it, between two reads,
+    A series whose value falls has restarted from 0: what it had counted before stays counted.
+    A series that vanishes keeps its last value (a restarted server shows a series again only
+    after its first event). `whole_resets`: one source (a collector's /stats/throughput) counts
+    every series, so when one falls they all restarted, the vanished ones included; each then
+    counts again from 0. A reset followed by more counting than before it, between two reads,
     cannot be seen: read often enough (PERF_TEST_STATS_INTERVAL_SECS) for that not to happen.
+    Series are keyed by label sets (Prometheus) or by event-type labels (JSON stats).
     """
 
-    def __init__(self) -> None:
-        self._last: dict[LabelSet, float] = {}
-        self._carried = 0.0
-        self.resets = 0  # reads in which at least one label set fell
+    def __init__(self, whole_resets: bool = False) -> None:
+        self.whole_resets = whole_resets
+        self._last: dict[K, float] = {}
+        self._carried: dict[K, float] = {}
+        self.resets = 0  # reads in which at least one series fell
 
-    def update(self, reading: CounterReading) -> int:
-        fell = False
-        for key, value in reading.series.items():
-            before = self._last.get(key)
-            if before is not None and value < before:
-                self._carried += before
-                fell = True
-            self._last[key] = value
-        self.resets += fell  # reads that saw a fall: a restart resets every label set at once
+    def update(self: "CounterTotal[LabelSet]", reading: CounterReading) -> int:
+        return self.update_series(reading.series)
+
+    def update_series(self, series: Mapping[K, float]) -> int:
+        """Take one read of every series; returns the monotonic total."""
+        fell = [key for key, value in series.items() if value < self._last.get(key, value)]
+        if fell and self.whole_resets:
+            fell = list(self._last)
+        for key in fell:
+            self._carried[key] = self._carried.get(key, 0.0) + self._last[key]
+            self._last[key] = 0.0
+        self._last.update(series)
+        self.resets += bool(fell)  # reads that saw a fall: a restart resets every series at once
         return self.total
 
     @property
     def total(self) -> int:
-        return int(round(self._carried + sum(self._last.values())))
+        return int(round(sum(self._carried.values()) + sum(self._last.values())))
+
+    def values(self) -> dict[K, int]:
+        """Each series' count, carried across its resets."""
+        return {key: int(round(self._carried.get(key, 0.0) + value)) for key, value in self._last.items()}

@@ -12,9 +12,9 @@ import contextlib
 import secrets
 import ssl
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Coroutine, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Coroutine, TypeVar
 
 import aiohttp
 
@@ -26,6 +26,7 @@ from .load.hosts import HostsEngine, build_hosts
 from .load.scheduler import Schedule
 from .load.wsman_hosts import WsmanHostsEngine
 from .metrics import LoadSummary, Recorder
+from .model import RunResult, S3Figures, SegmentInfo, ServerStats, ShardData
 from .observe import (
     PrometheusStats,
     ServerUnavailable,
@@ -39,16 +40,20 @@ from .observe import (
 from .payload import PayloadPool, build_pool, new_run_id
 from .payload.hosts import HostPayload
 from .prometheus import MetricError
+from .recount import take_final
 from .report.console import Reporter
-from .result import RunResult, ServerStats, ShardData
-from .segments import SegmentInfo, check_start_at, judged_alone, shared_seed
+from .restarts import RestartWatch, unseen_note
+from .segments import check_start_at, judged_alone, shared_seed
 from .settings import Settings
 from .thresholds import Measures
 from .thresholds import judge as judge_thresholds
-from .verdict import S3Figures, judge
+from .verdict import judge
 from .wording import plural
 from .wsman.certs import CertError
 from .wsman.tls import host_contexts
+
+if TYPE_CHECKING:
+    from .verify import Numbering
 
 T = TypeVar("T")
 
@@ -158,7 +163,10 @@ async def run_test(
         if read is None:
             return stopped_before_load("reading the baseline stats")
         baseline, note = read
+        watch = RestartWatch()
         if baseline is not None:
+            watch.baseline = baseline.total
+            watch.read_ok(time.perf_counter(), baseline.total, stats.resets, 0)
             server.baseline_total = baseline.total
             rep.line(f"Baseline event count: {baseline.total:,}")
             if baseline.note:
@@ -231,7 +239,10 @@ async def run_test(
             if engine.recorder is not None:
                 engine.recorder.server_sample(when, delta)
 
-        sampler = StatsSampler(obs, stats, settings.stats_interval_secs, to_timeline)
+        def acked() -> int:
+            return engine.recorder.events_ok if engine.recorder is not None else 0
+
+        sampler = StatsSampler(obs, stats, settings.stats_interval_secs, to_timeline, watch=watch, acked=acked)
         async with asyncio.TaskGroup() as beside:
             # The sampler and the stop watcher live exactly as long as the load phase.
             sampling = beside.create_task(sampler.run(baseline))
@@ -270,7 +281,7 @@ async def run_test(
             rep.line("Waiting for event processing to complete...")
             rep.waiting("count", settings.processing_wait_secs)
             final = await _unless_stopped(
-                _wait_for_processing(obs, settings, stats, baseline, load.events_ok, rep.count_waiting), stop
+                _wait_for_processing(obs, settings, stats, baseline, load.events_ok, rep.count_waiting, sampler), stop
             )
             stopped_in = "waiting for the server's count" if _is_set(stop) else None
             if settings.verify_s3 and segmented:
@@ -279,8 +290,8 @@ async def run_test(
             elif settings.verify_s3 and not _is_set(stop):
                 rep.line("Waiting for S3 parquet file flush (parquet files may take time to write)...")
                 rep.waiting("s3", settings.flush_interval_secs * 2 + _FLUSH_MARGIN_S)
-                checks = _checks(pool, engine, None if settings.duration_mode else settings.total_events)
-                s3 = await _unless_stopped(_verify(settings, checks, load, started_at, rep), stop)
+                numbering = _numbering(pool, engine, load)
+                s3 = await _unless_stopped(_verify(settings, pool.run_id, numbering, load, started_at, rep), stop)
                 stopped_in = "verifying S3" if _is_set(stop) else None
             if _is_set(stop):
                 # Ctrl-C while waiting: the load is complete, the checks after it are not.
@@ -288,7 +299,7 @@ async def run_test(
                 load = replace(load, interrupted=True)
                 s3 = None
         if final is None or s3 is not None or load.interrupted:
-            final, final_note = await _final_read(obs, stats)
+            final, final_note = await _final_read(obs, stats, sampler)
             if final is None and final_note and baseline is not None:
                 server.notes.append(final_note)
         if isinstance(stats, PrometheusStats) and stats.counter.resets:
@@ -296,13 +307,15 @@ async def run_test(
                 f"{settings.stats_metric} fell {plural(stats.counter.resets, 'time')} during the run (a collector"
                 " restart?); counted through each fall as Prometheus' increase() does"
             )
+        if engine.recorder is not None:
+            server.restarts = watch.restarts(engine.recorder.start, engine.recorder.reach.spans())
         if final is not None:
-            server.final_total = final.total
-            server.final_per_type = dict(final.per_type)
-            if baseline is not None and stats.per_type:
-                server.per_type_delta = final.delta(baseline)
+            take_final(server, final, baseline if stats.per_type else None)
         if baseline is not None:
             server.baseline_per_type = dict(baseline.per_type)
+        unseen = unseen_note(server.restarts, load.events_ok, server.events_received)
+        if unseen:
+            server.notes.append(unseen)
         if isinstance(engine, HostsEngine):
             server.expected_per_type = dict(engine.expected_types())
         else:
@@ -311,7 +324,8 @@ async def run_test(
     shard = None
     if segmented:
         sizes = engine.delivery_sizes() if isinstance(engine, HostsEngine) else None
-        shard = ShardData(SegmentInfo(segment[0], segment[1], settings.start_at or None), sizes)
+        partial = dict(engine.partial) if isinstance(engine, HostsEngine) else {}
+        shard = ShardData(SegmentInfo(segment[0], segment[1], settings.start_at or None), sizes, partial)
     return _result(settings, profile, run_id, started_at, pool, load, server, s3, sender_name, None, rep,
                    stopped_in=stopped_in, shard=shard)
 
@@ -384,30 +398,34 @@ async def _watch(stop: asyncio.Event, engine: LoadEngine | HostsEngine) -> None:
     engine.stop(interrupted=True)
 
 
-async def _final_read(obs: aiohttp.ClientSession, stats: StatsReader) -> tuple[StatsSnapshot | None, str | None]:
-    """The last read of the server's count; any failure, a changed metric type included, is a note."""
+async def _final_read(
+    obs: aiohttp.ClientSession, stats: StatsReader, sampler: StatsSampler | None = None,
+) -> tuple[StatsSnapshot | None, str | None]:
+    """The last read of the server's count; any failure, a changed metric type included, is a note.
+
+    Through `sampler` when given, so a restart seen after the load is told to its watch too.
+    """
     try:
-        return await try_read(obs, stats)
+        return await (sampler.read_once() if sampler is not None else try_read(obs, stats))
     except MetricError as exc:
         return None, str(exc)
 
 
-def _not_there_yet(stats: StatsReader) -> bool:
-    """A Prometheus counter never seen so far (absent since the baseline)."""
-    return isinstance(stats, PrometheusStats) and not stats.seen and stats.reads > 0
-
-
 async def _wait_for_processing(
     obs: aiohttp.ClientSession, settings: Settings, stats: StatsReader, baseline: StatsSnapshot | None, acked: int,
-    on_poll: Callable[[int, int], None] | None = None,
+    on_poll: Callable[[int, int], None] | None = None, sampler: StatsSampler | None = None,
 ) -> StatsSnapshot | None:
-    """Poll the stats until the server counted every acknowledged event, or the wait runs out."""
+    """Poll the stats until the server counted every acknowledged event, or the wait runs out.
+
+    A read that fails after good ones (a collector restarting) is tried again until the deadline.
+    """
     deadline = time.monotonic() + settings.processing_wait_secs
     final: StatsSnapshot | None = None
     while True:
-        final, _ = await _final_read(obs, stats)
-        if baseline is not None and final is None and _not_there_yet(stats) and time.monotonic() < deadline:
-            # A counter appears with its first event: it may show up a little after the acks.
+        final, _ = await _final_read(obs, stats, sampler)
+        if baseline is not None and final is None and time.monotonic() < deadline:
+            # A counter appears with its first event: it may show up a little after the acks;
+            # a collector that went away may be on its way back.
             await asyncio.sleep(min(settings.stats_interval_secs, 1.0))
             continue
         if baseline is None or final is None:
@@ -419,48 +437,39 @@ async def _wait_for_processing(
         await asyncio.sleep(min(settings.stats_interval_secs, 1.0))
 
 
-@dataclass(frozen=True)
-class _Checks:
-    """What the S3 accounting needs to know about the run's sequence numbers."""
+def _numbering(pool: PayloadPool | HostPayload, engine: LoadEngine | HostsEngine, load: LoadSummary) -> Numbering:
+    """Which events the run sent, numbered densely, with each one's type: what the S3 accounting needs."""
+    from .verify import Numbering
 
-    run_id: str
-    event_ids: list[int]
-    batch_size: int  # sequence number = batch × this + index
-    total_events: int | None  # count mode: the last batch may be short
-    here: bytes | None = None  # simulated hosts: which sequence numbers were sent
-
-
-def _checks(pool: PayloadPool | HostPayload, engine: LoadEngine | HostsEngine, total_events: int | None) -> _Checks:
     if isinstance(engine, HostsEngine):
-        # Deliveries hold 1..max_items events: `here` says which sequence numbers exist.
-        return _Checks(pool.run_id, engine.event_ids(), engine.max_items, None, engine.here())
+        assert isinstance(pool, HostPayload)
+        return Numbering.of_hosts(pool, engine.delivery_sizes(), engine.partial)
     assert isinstance(pool, PayloadPool)
-    return _Checks(pool.run_id, pool.event_ids(), pool.batch_size, total_events)
+    return Numbering.of_pool(pool, load.batches_sent)
 
 
 async def _verify(
-    settings: Settings, checks: _Checks, load: LoadSummary, started: datetime, rep: Reporter
+    settings: Settings, run_id: str, numbering: Numbering, load: LoadSummary, started: datetime, rep: Reporter
 ) -> Any:
-    from .verify import VerifyOptions, dates_covered, verify_s3
+    from .verify import VerifyOptions, run_dates, verify_s3
 
     wait_secs = settings.flush_interval_secs * 2 + _FLUSH_MARGIN_S
-    event_types = [str(event_id) for event_id in checks.event_ids]
     options = VerifyOptions(
         endpoint=settings.s3_endpoint,
         bucket=settings.s3_bucket,
         access_key=settings.aws_access_key_id.get_secret_value(),
         secret_key=settings.aws_secret_access_key.get_secret_value(),
-        event_types=event_types,
-        # Files flushed during the wait may land after midnight UTC: cover the wait too.
-        dates=dates_covered(started, datetime.now(timezone.utc) + timedelta(seconds=wait_secs)),
+        event_types=[str(event_id) for event_id in numbering.sent_types()],
+        # Files flushed during the wait may land after midnight UTC, and a collector's clock may be behind.
+        dates=run_dates(started, datetime.now(timezone.utc) + timedelta(seconds=wait_secs)),
         max_file_size_bytes=int(settings.max_file_size_mb * 1024 * 1024),
-        run_id=checks.run_id,
-        batch_size=checks.batch_size,
+        run_id=run_id,
+        batch_size=numbering.width,
         sent_batches=load.batches_sent,
-        total_events=checks.total_events,
         failed_ranges=list(load.failed_ranges),
-        here=checks.here,
+        numbering=numbering,
         wait_secs=wait_secs,
+        settle_secs=settings.flush_interval_secs,  # a later flush may still write a duplicate
     )
     return await verify_s3(options, progress=rep.s3_waiting)
 

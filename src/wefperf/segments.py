@@ -9,22 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
 
 from .load.shapes import Stage
+from .model import SegmentInfo as SegmentInfo
 from .settings import ConfigError, Settings
-
-
-@dataclass(frozen=True)
-class SegmentInfo:
-    """What a segment's results carry about its place in the run."""
-
-    index: int
-    count: int
-    start_at: float | None  # Unix epoch seconds of the shared plan start, None: started when ready
-
-    def name(self) -> str:
-        return f"segment-{self.index}-of-{self.count}"
 
 
 def shared_seed(run_id: str) -> int:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-Bound = Literal["max", "min"]
+from .model import Bound as Bound
+from .model import Judged as Judged
 
 
 @dataclass(frozen=True)
@@ -76,20 +77,6 @@ class Measures:
     server_missing_events: float | None = None
     s3_missing_events: float | None = None
     s3_duplicated_events: float | None = None
-
-
-@dataclass(frozen=True)
-class Judged:
-    name: str
-    bound: Bound
-    limit: float
-    measured: float | None
-    passed: bool
-
-    def describe(self) -> str:
-        op = "<=" if self.bound == "max" else ">="
-        got = "not measured" if self.measured is None else f"{self.measured:,.4g}"
-        return f"{self.name} {op} {self.limit:,.4g}: {got} {'ok' if self.passed else 'FAILED'}"
 
 
 def judge(limits: Mapping[str, float], measures: Measures, *, windowed_only: bool = False) -> list[Judged]:

@@ -7,36 +7,14 @@ must also send its events before the timeout, and the S3 check must pass when it
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-from .exitcodes import ExitCode
 from .load.shapes import RateCurve
-from .metrics import LoadSummary
+from .model import ExitCode, LoadSummary, ServerStats
+from .model import S3Figures as S3Figures
+from .model import Verdict as Verdict
 from .settings import Settings
-from .thresholds import Judged, Measures
+from .thresholds import Measures
 from .thresholds import judge as judge_thresholds
 from .wording import plural
-
-if TYPE_CHECKING:
-    from .result import ServerStats
-
-
-@dataclass(frozen=True)
-class Verdict:
-    passed: bool
-    exit_code: ExitCode
-    reasons: list[str] = field(default_factory=list)
-    # The share of the plan that was held (None when no rate applies).
-    target_ratio: float | None = None
-    thresholds: list[Judged] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class S3Figures:
-    passed: bool
-    missing: int | None = None
-    duplicated: int | None = None
 
 
 def judge(settings: Settings, load: LoadSummary, s3: S3Figures | bool | None, *,
@@ -67,11 +45,25 @@ def judge(settings: Settings, load: LoadSummary, s3: S3Figures | bool | None, *,
             reasons.append(j.describe())
     if s3 is not None and not s3.passed:
         reasons.append("S3 verification failed")
+    nobody = _no_host_delivered(load)
+    if nobody:
+        reasons.insert(0, nobody)
     if load.aborted:
         reasons.insert(0, f"aborted: {load.aborted}")
     if load.interrupted:
         return Verdict(False, ExitCode.INTERRUPTED, ["interrupted"] + reasons, share, judged)
     return Verdict(not reasons, ExitCode.PASSED if not reasons else ExitCode.FAILED, reasons, share, judged)
+
+
+def _no_host_delivered(load: LoadSummary) -> str:
+    """Simulated hosts of which none wrote a delivery though some were due: why, in one line."""
+    h = load.hosts
+    if h is None or h.hosts_delivering or not load.events_unsent:
+        return ""
+    verb = "enumerate" if load.wsman is not None else "connect"
+    classes = ", ".join(f"{name} x{cls.batches}" for name, cls in sorted(load.errors.items()))
+    before = f"; {h.connect_failures:,} of {h.hosts:,} hosts could not {verb} before the load" if h.connect_failures else ""
+    return f"no host sent a delivery ({classes}){before}"
 
 
 def measures(load: LoadSummary, achieved: float | None, server: ServerStats | None, s3: S3Figures | None) -> Measures:
@@ -91,7 +83,7 @@ def measures(load: LoadSummary, achieved: float | None, server: ServerStats | No
         latency_p99_ms=lat.p99 if counted else None,
         latency_p999_ms=lat.p999 if counted else None,
         schedule_lag_p99_ms=load.schedule_lag.p99 if load.schedule_lag.count else None,
-        error_ratio=load.events_failed / load.events_sent if load.events_sent else 0.0,
+        error_ratio=load.error_ratio,
         achieved_ratio=achieved,
         server_missing_events=missing_at_server,
         s3_missing_events=None if s3 is None or s3.missing is None else float(s3.missing),
@@ -130,6 +122,6 @@ def _achieved(settings: Settings, load: LoadSummary) -> tuple[float | None, str]
         share = load.events_ok / expected
         return share, (f"{load.events_ok:,} events acknowledged, {share:.1%} of the {expected:,.0f} expected"
                        f" ({settings.duration_secs:g} s x {settings.target_eps:,.0f}/s)")
-    achieved = load.events_ok / load.elapsed_s if load.elapsed_s > 0 else 0.0
+    achieved = load.acked_rate_eps  # over the load window, the same figure the reports show
     share = achieved / settings.target_eps
     return share, f"achieved {achieved:,.0f} events/s, {share:.1%} of the {settings.target_eps:,.0f}/s target"

@@ -55,7 +55,9 @@ def handle_merge(args: argparse.Namespace) -> int:
 
 async def _merge(args: argparse.Namespace, s3: Any) -> int:
     from ..merge import merge, rejudge, verify_options
+    from ..recount import recount, short
     from ..report.console import ConsoleReporter
+    from ..runner import _unless_stopped
     from ..shards import ShardError, read_shards
     from .run import finish, stop_on_signals
 
@@ -68,10 +70,23 @@ async def _merge(args: argparse.Namespace, s3: Any) -> int:
         return ExitCode.USAGE
     result = merged.result
     reporter.line(f"Merged {len(shards)} segments of run {result.run_id}")
+    stop = stop_on_signals()
+    if not result.load.interrupted and short(result.server, result.load.events_ok):
+        # Each segment stopped waiting once the server counted as many events as it sent itself.
+        reporter.line("Waiting for event processing to complete...")
+        reporter.waiting("count", merged.settings.processing_wait_secs)
+        waited = await _unless_stopped(
+            recount(merged.settings, result.server, result.load.events_ok, reporter.count_waiting), stop)
+        if stop.is_set():
+            print("wefperf merge: interrupted while waiting for the server's count; no results written",
+                  file=sys.stderr)
+            return ExitCode.INTERRUPTED
+        if not waited:
+            reporter.line("The server's count could not be read again: the segments' last reads are kept")
+        result = rejudge(merged, None)
     if args.verify_s3:
         from ..verify import verify_s3
 
-        stop = stop_on_signals()
         try:
             options = verify_options(merged, s3, merged.settings.flush_interval_secs * 2 + 15.0)
         except ShardError as exc:

@@ -28,8 +28,8 @@ from ..settings import (
 
 if TYPE_CHECKING:
     from ..capacity_run import CapacityResult
+    from ..model import RunResult
     from ..report.console import Reporter
-    from ..result import RunResult
 
 PROFILE_ENV = "PERF_TEST_PROFILE"
 EMBEDDED_STATS_STANDIN = "http://127.0.0.1/replaced-by-the-embedded-stack"

@@ -94,6 +94,10 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
                    help="UTC date partition to check; repeatable (default: every date)")
     p.add_argument("--wait-secs", type=_non_negative_float, default=0.0, metavar="S",
                    help="poll until the expected rows are there or S seconds pass (default 0)")
+    p.add_argument("--settle-secs", type=_non_negative_float, default=None, metavar="S",
+                   help="once nothing is missing, poll on until no object appeared or changed for S seconds (a later"
+                   " flush may still write a duplicate); bounded by --wait-secs (default: the run's flush interval"
+                   " with --results, else 0)")
     p.add_argument("--json", default=None, metavar="PATH", help="write the verification as JSON to PATH")
     add_s3_arguments(p)
     p.set_defaults(handler=run)
@@ -136,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         expect_events=args.expect_events,
         wait_secs=args.wait_secs,
+        settle_secs=args.settle_secs or 0.0,
     )
 
     if args.results:
@@ -144,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             with open(args.results, encoding="utf-8") as fh:
                 data = json.load(fh)
-            opts = options_from_results(data, opts, event_types or None)
+            opts = options_from_results(data, opts, event_types or None, args.settle_secs)
         except OSError as exc:
             return _usage(f"--results: cannot read {args.results}: {exc.strerror or exc}")
         except (ValueError, ResultsFileError) as exc:

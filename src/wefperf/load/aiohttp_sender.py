@@ -1,10 +1,24 @@
-"""aiohttp senders: TLS, proxies (trust_env) and redirects, at a higher CPU cost per request."""
+"""aiohttp senders: TLS, proxies (trust_env) and redirects, at a higher CPU cost per request.
+
+A 2xx that comes before the body was written whole acknowledges events the server never saw: the
+batch fails as `early_reply` (as with the fast sender). aiohttp's UploadTracker says whether the
+body write had finished when the reply came; aiohttp itself then cancels the unfinished write and
+closes the connection. It counts the body written once its last bytes are in the transport, so a
+reply while only that last buffer (up to aiohttp's 64 KiB write limit) is unflushed goes unseen.
+"""
 
 from __future__ import annotations
 
 import aiohttp
 
 from ..payload import CONTENT_TYPE, PayloadPool
+from .errors import EarlyReply
+
+
+def body_written(tracker: aiohttp.UploadTracker) -> bool:
+    """At the reply's head: True once the request body was written whole (the upload settled well)."""
+    upload = tracker.upload_complete
+    return upload.done() and not upload.cancelled() and upload.exception() is None
 
 
 class AiohttpChannel:
@@ -14,11 +28,14 @@ class AiohttpChannel:
     async def send(self, batch: int) -> int:
         o = self._owner
         assert o.session is not None
-        async with o.session.post(o.url, data=o.pool.body(batch), headers=o.headers) as resp:
+        tracker = aiohttp.UploadTracker()
+        async with o.session.post(o.url, data=o.pool.body(batch), headers=o.headers, upload_tracker=tracker) as resp:
+            written = body_written(tracker)  # read at the reply's head
             await resp.read()
-            return resp.status
-
-
+            status = resp.status
+        if not written and 200 <= status < 300:
+            raise EarlyReply(f"HTTP {status} before the request's last byte was written")
+        return status
 class AiohttpSenders:
     name = "aiohttp"
 

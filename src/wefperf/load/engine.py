@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import time
-from dataclasses import dataclass
 from typing import Callable, Protocol
 
 from ..metrics import LATE_THRESHOLD_S, LoadSummary, Recorder
 from ..payload import PayloadPool
 from . import errors
+from .base import EngineBase, ProgressInfo, wait_for_start
 from .scheduler import Schedule, Scheduler
+
+__all__ = ["LoadEngine", "ProgressInfo", "make_senders", "wait_for_start"]
 
 # The seed's cadence: a progress line every 100 batches (100,000 events at 1,000 per batch);
 # small batches report every 100,000 events instead of flooding the log.
 PROGRESS_EVERY_BATCHES = 100
 PROGRESS_EVERY_EVENTS = 100_000
-# The loop's timers are only good to about a millisecond (libuv counts whole ms), so a
-# sender sleeps until this much before its batch is due, then yields to the loop until it is.
-_EARLY_S = 0.0015
 # After a connection-level failure in unlimited mode, pause so a dead server is not hammered.
 _FAILURE_PAUSE_S = 0.01
 
@@ -35,19 +32,6 @@ class Senders(Protocol):
     async def open(self) -> None: ...
     def channel(self) -> Channel: ...
     async def close(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class ProgressInfo:
-    """Rates are averages since the load started, the same measure the summary uses at the end."""
-
-    events_sent: int
-    batches_sent: int
-    elapsed_s: float
-    rate_eps: float  # events sent per second
-    remaining_s: float | None
-    events_acked: int = 0
-    acked_rate_eps: float = 0.0  # events acknowledged (2xx) per second
 
 
 def make_senders(
@@ -65,17 +49,7 @@ def make_senders(
     return AiohttpSenders(url, pool, timeout_s, concurrency, tls_verify)
 
 
-async def wait_for_start(start_at: float | None, clock: Callable[[], float], stopped: asyncio.Event) -> None:
-    """Sleep until the shared plan start (`clock` time), unless a stop comes first."""
-    if start_at is None or start_at <= clock():
-        return
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stopped.wait(), start_at - clock())
-    while clock() < start_at and not stopped.is_set():  # the loop's timers are good to ~1 ms
-        await asyncio.sleep(0)
-
-
-class LoadEngine:
+class LoadEngine(EngineBase):
     """Runs the load phase. `stop()` ends scheduling; in-flight requests drain for a bounded time."""
 
     def __init__(
@@ -95,42 +69,18 @@ class LoadEngine:
         start_at: float | None = None,
         second_histograms: bool = False,
     ) -> None:
+        # A segment i/N sends batches b % N == i, each at the time the whole plan gives it.
+        super().__init__(clock=clock, drain_timeout_s=drain_timeout_s, progress=progress, on_error=on_error,
+                         freeze_gc=freeze_gc, window_secs=window_secs, segment=segment, start_at=start_at,
+                         second_histograms=second_histograms)
         self.pool, self.senders, self.schedule = pool, senders, schedule
-        # A segment i/N sends batches b % N == i; `start_at` (this clock) is the plan's shared start.
-        self.segment, self.start_at = segment, start_at
-        self.second_histograms = second_histograms
         self.concurrency = concurrency
-        self.drain_timeout_s = drain_timeout_s
-        self.progress, self.on_error, self.clock = progress, on_error, clock
-        # gc.freeze() changes the whole process: only the CLI, which owns the process, asks for it.
-        self.freeze_gc = freeze_gc
-        self.window_secs = window_secs  # > 0: the recorder keeps a sliding window for --abort-on-fail
         self.scheduler: Scheduler | None = None
         self.recorder: Recorder | None = None
-        self._sleeping: set[asyncio.Task[None]] = set()
-        # Sleeping senders that stop() woke by cancelling them: their cancellation is ours, not a caller's.
-        self._released: set[asyncio.Task[None]] = set()
-        self._interrupted = False
-        self._aborted: str | None = None
-        self._stopped_at: float | None = None
-        self._stopped = asyncio.Event()
 
-    def stop(self, interrupted: bool = True, aborted: str | None = None) -> None:
-        """Stop handing out batches; senders waiting for their slot give it up at once.
-
-        `interrupted`: the user asked (Ctrl-C, a host program); `aborted`: a threshold broke.
-        """
-        self._interrupted = self._interrupted or interrupted
-        if aborted is not None and self._aborted is None:
-            self._aborted = aborted
-        if self._stopped_at is None:
-            self._stopped_at = self.clock()
+    def _on_stop(self) -> None:
         if self.scheduler is not None:
             self.scheduler.stop()
-        for task in list(self._sleeping):
-            self._released.add(task)
-            task.cancel()
-        self._stopped.set()
 
     async def run(self) -> LoadSummary:
         """The load phase. Cancelling it (a second Ctrl-C, a host program) cancels every sender."""
@@ -140,45 +90,52 @@ class LoadEngine:
             start = self.clock() if self.start_at is None else self.start_at
             self.scheduler = Scheduler(self.schedule, start, self.segment)
             self.recorder = Recorder(start, self.window_secs, second_histograms=self.second_histograms)
-            if self._stopped.is_set():
+            if self.stopping:
                 self.scheduler.stop()
-            if self.freeze_gc:
-                # Everything built so far (pool, modules, sessions) lives for the whole run: keep the
-                # cyclic GC from rescanning it while the senders allocate a future per request.
-                gc.freeze()
-            try:
-                async with asyncio.TaskGroup() as group:
-                    workers = [group.create_task(self._worker()) for _ in range(self.concurrency)]
-                    guard = group.create_task(self._drain_guard(workers))
-                    await asyncio.wait(workers)
-                    guard.cancel()
-            except* Exception as failures:  # a sender's bug: the first one, as itself
-                raise failures.exceptions[0] from None
-            finally:
-                if self.freeze_gc:
-                    gc.unfreeze()
+            planned = None if self.schedule.unlimited else self.schedule.planned_s()
+            await self._run_workers([self._worker() for _ in range(self.concurrency)],
+                                    None if planned is None else start + planned)
         finally:
             await self.senders.close()
-        end = self.clock()
-        sched = self.scheduler
-        # The load window: until the stop request, the timeout, the planned duration, or the last reply.
-        window_end = end
-        if (self._interrupted or self._aborted) and self._stopped_at is not None:
-            window_end = min(end, self._stopped_at)
-        elif sched.timed_out:
-            window_end = min(end, sched.start + self.schedule.timeout_s)
-        elif sched.end_time is not None:
-            window_end = min(end, sched.end_time)
+        return self._summary(self.clock())
+
+    def _window_end(self, sched: Scheduler, rec: Recorder, end: float) -> float:
+        """Where the load window ends; every headline rate is over it, and what follows is drain.
+
+        Stopped: at the stop. Timed out: at the timeout. Duration mode: at the planned end.
+        Count mode: at the plan's end, or at the last send when the run fell behind it.
+        Unlimited count mode: at the last reply (there is no plan to end it sooner).
+        """
+        stopped = self._stop_window_end(sched.start, end)
+        if stopped is not None:
+            return stopped
+        if sched.timed_out:
+            return min(end, sched.start + self.schedule.timeout_s)
+        if sched.end_time is not None:
+            return min(end, sched.end_time)
+        planned = self.schedule.planned_s()
+        if planned is not None:
+            return min(end, max(sched.start + planned, rec.last_sent))
+        return end
+
+    def _summary(self, end: float) -> LoadSummary:
+        sched, rec = self.scheduler, self.recorder
+        assert sched is not None and rec is not None
+        window_end = self._window_end(sched, rec, end)
         due = None
         if not self.schedule.unlimited:
-            batches = (sched.due_when_stopped(window_end, LATE_THRESHOLD_S) if self._interrupted or self._aborted
+            batches = (sched.due_when_stopped(window_end, LATE_THRESHOLD_S) if self.stopped_early
                        else sched.due_batches(window_end))
             due = min(batches * self.pool.batch_size, self._planned_events())
-        return self.recorder.summary(
+            # Due and never sent: their latency runs until the window's end (no coordinated omission).
+            index, count = self.segment
+            rec.never_sent([sched.start + (self.schedule.intended(j * count + index) or 0.0)
+                            for j in range(rec.batches_sent, batches)], window_end)
+        return rec.summary(
             end,
             timed_out=sched.timed_out,
             interrupted=self._interrupted,
-            due_not_sent=0 if (self._interrupted or self._aborted) else sched.due_not_claimed(end),
+            due_not_sent=0 if self.stopped_early else sched.due_not_claimed(end),
             window_s=window_end - sched.start,
             due_events=due,
             aborted=self._aborted,
@@ -194,19 +151,10 @@ class LoadEngine:
         index, count = self.segment
         return mine * self.pool.batch_size - (short if (total - 1) % count == index else 0)
 
-    async def _drain_guard(self, workers: list[asyncio.Task[None]]) -> None:
-        """After a stop, give in-flight requests `drain_timeout_s` to finish, then cancel them."""
-        await self._stopped.wait()
-        _, pending = await asyncio.wait(workers, timeout=self.drain_timeout_s)
-        for task in pending:
-            task.cancel()
-
     async def _worker(self) -> None:
         sched, rec, pool, clock = self.scheduler, self.recorder, self.pool, self.clock
         assert sched is not None and rec is not None
         channel = self.senders.channel()
-        me = asyncio.current_task()
-        assert me is not None
         unlimited = self.schedule.unlimited
         every = max(PROGRESS_EVERY_BATCHES, -(-PROGRESS_EVERY_EVENTS // pool.batch_size))
         progress = self.progress
@@ -216,24 +164,9 @@ class LoadEngine:
             if claim is None:
                 return
             batch, intended = claim
-            delay = intended - now
-            if delay > 0:
-                self._sleeping.add(me)
-                try:
-                    if delay > _EARLY_S:
-                        await asyncio.sleep(delay - _EARLY_S)
-                    while clock() < intended:
-                        await asyncio.sleep(0)
-                except asyncio.CancelledError:
-                    if me in self._released and me.cancelling() == 1:
-                        me.uncancel()  # stop() gave this slot up; any other cancel goes on up
-                        sched.unclaim()
-                        return
-                    raise
-                finally:
-                    self._sleeping.discard(me)
-                if not sched.still_due(clock()):
-                    sched.unclaim()
+            if intended > now:
+                if not await self._wait_until(intended) or not sched.still_due(clock()):
+                    sched.unclaim()  # stop() gave this slot up, or the run ended while it waited
                     return
             events = pool.events_in(batch)
             if unlimited:
@@ -242,15 +175,15 @@ class LoadEngine:
                 sent = clock()
             rec.sent(events, intended, sent)
             if progress is not None and rec.batches_sent % every == 0:
-                self._report_progress(sent)
+                self._report_progress(rec, sent)
             try:
                 status = await channel.send(batch)
             except asyncio.CancelledError:
-                rec.failed(batch, events, "interrupted", "cancelled while in flight", clock())
+                rec.failed(batch, events, "interrupted", "cancelled while in flight", clock(), intended)
                 raise
             except Exception as exc:  # every transport failure is counted, the run goes on
                 cls = errors.classify(exc)
-                if rec.failed(batch, events, cls, errors.describe(exc), clock()) and self.on_error:
+                if rec.failed(batch, events, cls, errors.describe(exc), clock(), intended) and self.on_error:
                     self.on_error(f"Batch {batch} failed: {cls}: {errors.describe(exc)}")
                 if unlimited and cls in (errors.CONNECTION_REFUSED, errors.CONNECTION_RESET, errors.TIMEOUT):
                     await asyncio.sleep(_FAILURE_PAUSE_S)
@@ -260,21 +193,14 @@ class LoadEngine:
                 rec.ok(events, intended, sent, done)
             else:
                 cls = errors.http_status(status)
-                if rec.failed(batch, events, cls, f"HTTP {status}", done) and self.on_error:
+                if rec.failed(batch, events, cls, f"HTTP {status}", done, intended) and self.on_error:
                     self.on_error(f"Batch {batch} failed: HTTP {status}")
 
-    def _report_progress(self, now: float) -> None:
-        rec, sched = self.recorder, self.scheduler
-        assert rec is not None and sched is not None and self.progress is not None
-        elapsed = max(now - sched.start, 1e-9)
-        rate = rec.events_sent / elapsed
-        remaining: float | None
+    def _remaining_s(self, now: float, rate_eps: float) -> float | None:
+        sched, rec = self.scheduler, self.recorder
+        assert sched is not None and rec is not None
         if sched.end_time is not None:
-            remaining = max(sched.end_time - now, 0.0)
-        elif self.schedule.total_batches is not None and rate > 0:
-            left = max(self.schedule.total_batches * self.pool.batch_size - rec.events_sent, 0)
-            remaining = left / rate
-        else:
-            remaining = None
-        self.progress(ProgressInfo(rec.events_sent, rec.batches_sent, elapsed, rate, remaining,
-                                   rec.events_ok, rec.events_ok / elapsed))
+            return max(sched.end_time - now, 0.0)
+        if self.schedule.total_batches is not None and rate_eps > 0:
+            return max(self.schedule.total_batches * self.pool.batch_size - rec.events_sent, 0) / rate_eps
+        return None

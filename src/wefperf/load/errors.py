@@ -15,10 +15,16 @@ PROTOCOL = "protocol_error"
 TLS = "tls_error"
 OTHER = "other"
 WRONG_ACK = "wrong_ack"  # WS-Management: the Ack is missing or relates to another message
+EARLY_REPLY = "early_reply"  # a 2xx came before the whole request was written: nothing is acknowledged
 
 
 class WrongAck(Exception):
     """The collector's answer to an Events message is not its Ack (wrong Action or RelatesTo)."""
+
+
+class EarlyReply(Exception):
+    """The server answered 2xx before the request's last byte was written; the events it had not
+    yet received cannot have been acknowledged, so the batch fails (and its connection is closed)."""
 
 
 def http_status(status: int) -> str:
@@ -29,6 +35,8 @@ def classify(exc: BaseException) -> str:
     """Map an exception from either sender to one class name."""
     if isinstance(exc, WrongAck):
         return WRONG_ACK
+    if isinstance(exc, EarlyReply):
+        return EARLY_REPLY
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return TIMEOUT
     if isinstance(exc, ssl.SSLError):

@@ -20,6 +20,11 @@ per write, the next only after the transport has flushed the last and the loop h
 a turn. One write then holds the loop for a slice, not for a 1.6 MB body. When every
 sender is mid-request (a run at full speed), nobody waits on the clock and the request
 goes in one write: fewer system calls, fewer wake-ups for the server.
+
+A reply that comes while part of the request is still unwritten (slices left, or bytes still in
+the transport's buffer because the socket was full) answers for events the server never saw: a
+2xx then fails the batch as `early_reply`, and any early reply closes the connection, whose
+request can no longer be finished.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import httptools
 
 from ..payload import PayloadPool
 from ..payload.wire import request_head
+from .errors import EarlyReply
 
 # Bytes per write while other senders may be due. Writing this much into a loopback
 # socket takes tens of microseconds, against several hundred for a whole 1.6 MB body.
@@ -50,6 +56,8 @@ class _ReplyProtocol(asyncio.Protocol):
         self.keep_alive = True
         self.paused = False
         self.flushed: asyncio.Future[None] | None = None
+        self.writing = False  # the sender still has slices of this request to hand to the transport
+        self.early = False  # the last reply came before its request was written whole
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, only alike.
@@ -79,9 +87,15 @@ class _ReplyProtocol(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self.keep_alive = self.parser.should_keep_alive()
+        status = self.parser.get_status_code()
+        transport = self.transport
+        self.early = self.writing or (transport is not None and transport.get_write_buffer_size() > 0)
         waiter, self.waiter = self.waiter, None
         if waiter is not None and not waiter.done():
-            waiter.set_result(self.parser.get_status_code())
+            if self.early and 200 <= status < 300:
+                waiter.set_exception(EarlyReply(f"HTTP {status} before the request's last byte was written"))
+            else:
+                waiter.set_result(status)
         self._wake()  # answered while a slice is stuck: the sender stops writing
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -136,43 +150,52 @@ class FastChannel:
                 whole = await self._write_slices(proto, memoryview(self._pool.request(batch)), waiter)
             status = await waiter
         except BaseException:
-            self.close()
+            self.close(discard=True)
             raise
         finally:
             self.deadline = 0.0
             load.busy -= 1
-        if not (proto.keep_alive and whole):
-            self.close()
+        if not (proto.keep_alive and whole) or proto.early:
+            self.close(discard=proto.early or not whole)
         return status
 
     async def _write_slices(self, proto: _ReplyProtocol, data: memoryview, waiter: asyncio.Future[int]) -> bool:
         """Write the request a slice at a time; False if it stopped short.
 
-        It stops when the request failed, or when the server answered and stopped reading
-        (an early 2xx while the server still reads is not a reason to cut the body short).
+        It stops when the request failed or the server answered: a reply before the last slice
+        is an early reply (see the module docstring), and the rest of the body is not sent.
         """
         loop, transport, step = self._loop, proto.transport, self._max_write
         assert loop is not None and transport is not None
-        transport.write(data[:step])
-        for start in range(step, len(data), step):
-            if proto.paused:
-                proto.flushed = loop.create_future()
-                await proto.flushed
-            else:
-                await asyncio.sleep(0)
-            if proto.closed or proto.paused or (waiter.done() and waiter.exception() is not None):
-                return False
-            transport.write(data[start:start + step])
-        return True
+        proto.writing = True
+        try:
+            transport.write(data[:step])
+            for start in range(step, len(data), step):
+                if proto.paused:
+                    proto.flushed = loop.create_future()
+                    await proto.flushed
+                else:
+                    await asyncio.sleep(0)
+                if proto.closed or proto.paused or waiter.done():
+                    return False
+                transport.write(data[start:start + step])
+            return True
+        finally:
+            proto.writing = False
 
     def expire(self, now: float) -> None:
         """Fail the pending request if its reply is overdue."""
         if self.deadline and now >= self.deadline and self._proto is not None:
             self._proto._fail(TimeoutError(f"no response within {self._timeout:g} s"))
 
-    def close(self) -> None:
+    def close(self, discard: bool = False) -> None:
+        """`discard`: the request was given up, so bytes still buffered for it are dropped (abort),
+        not flushed first to a server that may never read them."""
         if self._proto is not None and self._proto.transport is not None:
-            self._proto.transport.close()
+            if discard:
+                self._proto.transport.abort()
+            else:
+                self._proto.transport.close()
         self._proto = None
 
 

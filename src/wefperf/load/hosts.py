@@ -17,23 +17,23 @@ Plain http:// only (a raw asyncio protocol per host); https:// is refused by the
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
+import math
 import time
 from array import array
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
-import pyarrow  # noqa: F401  (imported now, not at the first second of the load: record_bucketed uses it)
+import pyarrow.compute  # noqa: F401  (loaded now, not in the first second of the load: record_bucketed uses it)
 
 from ..metrics import LATE_THRESHOLD_S, HostRecorder, HostsFigures, LoadSummary
 from ..payload.hosts import HostPayload, build_host_payload
 from . import errors
 from .arrivals import HostArrivals, build_arrivals
-from .engine import PROGRESS_EVERY_EVENTS, ProgressInfo, wait_for_start
+from .base import EngineBase, ProgressInfo, wait_for_start
+from .engine import PROGRESS_EVERY_EVENTS
 from .fast_sender import _ReplyProtocol
 from .scheduler import Schedule
 
@@ -55,7 +55,21 @@ class _Host:
         self.delivering = False  # has sent at least one delivery
 
 
-class HostsEngine:
+@dataclass(slots=True)
+class Delivery:
+    """One delivery on its way: which events, when it was due, and when its bytes went out."""
+
+    batch: int  # its number: the events' markers carry it
+    events: int
+    first: int  # its first event's place in the host's arrivals
+    record: int  # its first EventRecordID
+    intended: float  # clock time it fell due
+    shape: int  # payload.shape(batch, events)
+    due: "array[float]"  # the host's arrivals (due times): this delivery's are due[first:first + events]
+    sent_at: float = 0.0  # clock time its first bytes were written to a connection; 0: never
+
+
+class HostsEngine(EngineBase):
     """Runs the load phase with simulated hosts; the same run()/stop()/recorder shape as LoadEngine."""
 
     name = "hosts"
@@ -83,6 +97,9 @@ class HostsEngine:
         start_at: float | None = None,
         second_histograms: bool = False,
     ) -> None:
+        super().__init__(clock=clock, drain_timeout_s=drain_timeout_s, progress=progress, on_error=on_error,
+                         freeze_gc=freeze_gc, window_secs=window_secs, segment=segment, start_at=start_at,
+                         second_histograms=second_histograms)
         parts = urlsplit(url)
         if parts.scheme not in self.schemes:
             raise ValueError(f"simulated hosts speak {' or '.join(self.schemes)} only")
@@ -93,53 +110,27 @@ class HostsEngine:
         # its deliveries i, i+N, i+2N...: markers stay unique across segments.
         indices = list(range(len(arrivals))) if host_indices is None else host_indices
         self.hosts = [_Host(h, a, payload.record_bases[h]) for h, a in zip(indices, arrivals)]
-        self.segment, self.start_at = segment, start_at
-        self.second_histograms = second_histograms
         self.max_items, self.max_latency_s = max_items, max_latency_s
         # Duration mode: the plan's events are due before plan_end_s; each is delivered by
         # max_latency_s after it at the latest, so the window closes then. Count mode: the timeout.
         self.plan_end_s = plan_end_s
         self.close_s = plan_end_s + max_latency_s if plan_end_s is not None else timeout_s
-        self.request_timeout_s, self.drain_timeout_s = request_timeout_s, drain_timeout_s
-        self.progress, self.on_error, self.clock = progress, on_error, clock
-        self.freeze_gc = freeze_gc
-        self.window_secs = window_secs  # > 0: the recorder keeps a sliding window for --abort-on-fail
-        self._aborted: str | None = None
+        self.request_timeout_s = request_timeout_s
         self.recorder: HostRecorder | None = None
         self.start = 0.0
-        # Per delivery, in batch-number order: its events (the S3 accounting's `here` mask).
+        # Per delivery, in batch-number order: its events (the S3 accounting numbers events by these).
         self.sizes: array[int] = array("I")
-        self.sent_shapes = payload.new_shape_counts()
+        # Deliveries acknowledged in part (WS-Man: envelopes Acked before a later one failed): place
+        # in `sizes` -> events Acked. Those events are expected in S3 though the delivery failed.
+        self.partial: dict[int, int] = {}
         self.acked_shapes = payload.new_shape_counts()
         self.full_deliveries = self.timed_deliveries = self.hosts_delivering = 0
         self.connections = self.connect_failures = 0
         self._connect_errors: Counter[str] = Counter()
         self._next_progress = PROGRESS_EVERY_EVENTS
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._sleeping: set[asyncio.Task[None]] = set()
-        self._released: set[asyncio.Task[None]] = set()
-        self._stopping = False
-        self._interrupted = False
-        self._stopped_at: float | None = None
-        self._stopped = asyncio.Event()
 
     # -- the run ------------------------------------------------------------------------------
-
-    def stop(self, interrupted: bool = True, aborted: str | None = None) -> None:
-        """No host starts another delivery; hosts waiting for their trigger give up at once.
-
-        `interrupted`: the user asked; `aborted`: a threshold broke (--abort-on-fail).
-        """
-        self._interrupted = self._interrupted or interrupted
-        if aborted is not None and self._aborted is None:
-            self._aborted = aborted
-        if self._stopped_at is None:
-            self._stopped_at = self.clock()
-        self._stopping = True
-        for task in list(self._sleeping):
-            self._released.add(task)
-            task.cancel()
-        self._stopped.set()
 
     async def run(self) -> LoadSummary:
         """Connect every host, then the load. Cancelling it cancels every host."""
@@ -149,51 +140,21 @@ class HostsEngine:
             await wait_for_start(self.start_at, self.clock, self._stopped)
             self.start = self.clock() if self.start_at is None else self.start_at
             self.recorder = HostRecorder(self.start, self.window_secs, second_histograms=self.second_histograms)
-            if self.freeze_gc:
-                gc.freeze()
-            try:
-                async with asyncio.TaskGroup() as group:
-                    tasks = [group.create_task(self._host(h)) for h in self.hosts]
-                    guard = group.create_task(self._drain_guard(tasks))
-                    if tasks:
-                        await asyncio.wait(tasks)
-                    await self._idle_until_plan_end()
-                    guard.cancel()
-            except* Exception as failures:  # a bug in a host's loop: the first one, as itself
-                raise failures.exceptions[0] from None
-            finally:
-                if self.freeze_gc:
-                    gc.unfreeze()
+            # A duration run lasts its duration: hosts whose plan ran out of events (sparse arrivals
+            # can leave a host, or the whole fleet, with none) stay connected and idle, heartbeating
+            # over wsman, until the plan's end or a stop.
+            plan_end = None if self.plan_end_s is None else self.start + self.plan_end_s
+            await self._run_workers([self._host(h) for h in self.hosts], plan_end)
         finally:
             await self._close_all()
         return self._summary(self.clock())
-
-    async def _idle_until_plan_end(self) -> None:
-        """A duration run lasts its duration: hosts whose plan ran out of events (sparse arrivals
-        can leave a host, or the whole fleet, with none) stay connected and idle, heartbeating
-        over wsman, until the plan's end or a stop."""
-        if self.plan_end_s is None or self._stopping:
-            return
-        left = self.start + self.plan_end_s - self.clock()
-        if left > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopped.wait(), left)
-
-    async def _drain_guard(self, tasks: list[asyncio.Task[None]]) -> None:
-        """After a stop, deliveries in flight get `drain_timeout_s` to finish, then are cancelled."""
-        await self._stopped.wait()
-        _, pending = await asyncio.wait(tasks, timeout=self.drain_timeout_s)
-        for task in pending:
-            task.cancel()
 
     async def _host(self, h: _Host) -> None:
         arrivals, clock, start = h.arrivals, self.clock, self.start
         due = arrivals.due
         m, wait, close = self.max_items, self.max_latency_s, self.close_s
-        me = asyncio.current_task()
-        assert me is not None
         first_cycle = True
-        while not self._stopping:
+        while not self.stopping:
             if arrivals.ahead() < m and not arrivals.exhausted:
                 arrivals.fill(max(m, _REFILL))
             pos, held = arrivals.pos, len(due)
@@ -212,28 +173,16 @@ class HostsEngine:
                 trigger = due[pos + m - 1]
             if trigger >= close:
                 return
+            if not await self._wait_until(start + trigger, spin=False):
+                return  # stop() ended the wait
             now = clock() - start
-            if trigger > now:
-                self._sleeping.add(me)
-                try:
-                    while now < trigger:
-                        await asyncio.sleep(trigger - now)
-                        now = clock() - start
-                except asyncio.CancelledError:
-                    if me in self._released and me.cancelling() == 1:
-                        me.uncancel()  # stop() ended the wait; any other cancel goes on up
-                        return
-                    raise
-                finally:
-                    self._sleeping.discard(me)
-            if self._stopping or (now >= close and now - trigger > _TIMER_SLACK_S):
+            if self.stopping or (now >= close and now - trigger > _TIMER_SLACK_S):
                 return  # a host still busy when the window closed keeps what it holds (reported)
             events = bisect_right(due, now, pos, min(pos + m, held)) - pos
             await self._deliver(h, events, start + trigger)
 
     async def _deliver(self, h: _Host, events: int, intended: float) -> None:
-        rec, arrivals = self.recorder, h.arrivals
-        assert rec is not None
+        arrivals = h.arrivals
         first = arrivals.pos
         arrivals.pos = first + events
         record, h.record = h.record, h.record + events
@@ -241,40 +190,71 @@ class HostsEngine:
         batch = len(self.sizes) * count + index
         self.sizes.append(events)
         shape = self.payload.shape(batch, events)
-        self.sent_shapes[shape] += 1
         if events == self.max_items:
             self.full_deliveries += 1
         else:
             self.timed_deliveries += 1
-        if not h.delivering:
-            h.delivering = True
-            self.hosts_delivering += 1
-        data = self._request(h, batch, events, record)
-        sent = self.clock()
-        rec.sent(events, intended, sent)
-        if self.progress is not None and rec.events_sent >= self._next_progress:
-            while self._next_progress <= rec.events_sent:
-                self._next_progress += PROGRESS_EVERY_EVENTS
-            self._report_progress(sent)
+        await self._transmit(h, Delivery(batch, events, first, record, intended, shape, arrivals.due))
+
+    async def _transmit(self, h: _Host, d: Delivery) -> None:
+        """Send one delivery and count it: sent once written, then acknowledged or failed."""
+        rec = self.recorder
+        assert rec is not None
+        data = self._request(h, d.batch, d.events, d.record)
         try:
-            status = await self._send(h, data)
+            status = await self._send(h, data, d)
         except asyncio.CancelledError:
-            rec.failed(batch, events, "interrupted", "cancelled while in flight", self.clock())
+            self._failed(d, d.events, "interrupted", "cancelled while in flight", self.clock(),
+                         unsent=self._unsent(d), report=False)
             raise
         except Exception as exc:  # every transport failure is counted; the host goes on with new events
-            cls = errors.classify(exc)
-            if rec.failed(batch, events, cls, errors.describe(exc), self.clock()) and self.on_error:
-                self.on_error(f"Delivery {batch} failed: {cls}: {errors.describe(exc)}")
+            self._failed(d, d.events, errors.classify(exc), errors.describe(exc), self.clock(), unsent=self._unsent(d))
             return
         done = self.clock()
         if 200 <= status < 300:
-            rec.ok(events, intended, sent, done)
-            rec.event_latencies(done - self.start, arrivals.due[first : first + events])
-            self.acked_shapes[shape] += 1
+            rec.ok(d.events, d.intended, d.sent_at, done)
+            rec.event_latencies(done - self.start, h.arrivals.due[d.first : d.first + d.events])
+            self.acked_shapes[d.shape] += 1
         else:
-            cls = errors.http_status(status)
-            if rec.failed(batch, events, cls, f"HTTP {status}", done) and self.on_error:
-                self.on_error(f"Delivery {batch} failed: HTTP {status}")
+            self._failed(d, d.events, errors.http_status(status), f"HTTP {status}", done)
+
+    @staticmethod
+    def _unsent(d: Delivery) -> tuple[int, int]:
+        return (0, 0) if d.sent_at else (1, d.events)
+
+    def _written(self, h: _Host, d: Delivery, events: int) -> float:
+        """`events` of `d` are being written to an open connection now: count them sent, and
+        their host as delivering. Returns the time."""
+        rec = self.recorder
+        assert rec is not None
+        now = self.clock()
+        rec.sent(events, d.intended, now)
+        if not h.delivering:
+            h.delivering = True
+            self.hosts_delivering += 1
+        if self.progress is not None and rec.events_sent >= self._next_progress:
+            while self._next_progress <= rec.events_sent:
+                self._next_progress += PROGRESS_EVERY_EVENTS
+            self._report_progress(rec, now)
+        return now
+
+    def _failed(self, d: Delivery, events: int, cls: str, detail: str, done: float, *,
+                unsent: tuple[int, int] = (0, 0), report: bool = True) -> None:
+        """The last `events` of `d` failed; `unsent`: (batches, events) of them never written.
+
+        Their latency runs until the failure, for the delivery and for each event (no coordinated
+        omission).
+        """
+        rec = self.recorder
+        assert rec is not None
+        at = d.first + d.events - events
+        rec.event_latencies(done - self.start, d.due[at : at + events])
+        first_of_class = rec.failed(d.batch, events, cls, detail, done, d.intended)
+        if unsent != (0, 0):
+            rec.unsent(*unsent)
+        if first_of_class and report and self.on_error:
+            why = detail if cls.startswith("http_") else f"{cls}: {detail}"
+            self.on_error(f"Delivery {d.batch} failed: {why}")
 
     def _request(self, h: _Host, batch: int, events: int, record: int) -> bytes:
         """What goes on the wire for one delivery (wsman_hosts.py makes envelopes instead)."""
@@ -308,7 +288,7 @@ class HostsEngine:
                 self._connect_errors[errors.classify(exc)] += 1
 
         for first in range(0, len(self.hosts), CONNECT_AT_ONCE):
-            if self._stopping:
+            if self.stopping:
                 return
             await asyncio.gather(*(one(h) for h in self.hosts[first : first + CONNECT_AT_ONCE]))
         if self.connect_failures and self.on_error:
@@ -316,7 +296,8 @@ class HostsEngine:
             self.on_error(f"{self.connect_failures:,} of {len(self.hosts):,} hosts could not {self.open_verb} before"
                           f" the load ({classes}); each tries again at its first delivery")
 
-    async def _send(self, h: _Host, data: bytes) -> int:
+    async def _send(self, h: _Host, data: bytes, d: Delivery) -> int:
+        """Write one delivery on the host's connection (opened again if it was closed); its reply status."""
         loop = self._loop
         assert loop is not None
         proto = h.proto
@@ -328,6 +309,7 @@ class HostsEngine:
         waiter: asyncio.Future[int] = loop.create_future()
         proto.waiter = waiter
         timer = loop.call_later(self.request_timeout_s, self._expire, proto)
+        d.sent_at = self._written(h, d, d.events)
         transport.write(data)
         try:
             status = await waiter
@@ -336,7 +318,7 @@ class HostsEngine:
             raise
         finally:
             timer.cancel()
-        if not proto.keep_alive:
+        if not proto.keep_alive or proto.early:  # an early reply leaves the request unfinished
             self._drop(h)
         return status
 
@@ -356,14 +338,47 @@ class HostsEngine:
 
     # -- what the run did ------------------------------------------------------------------------
 
-    def _report_progress(self, now: float) -> None:
-        rec = self.recorder
-        assert rec is not None and self.progress is not None
-        elapsed = max(now - self.start, 1e-9)
-        rate = rec.events_sent / elapsed
-        remaining = max(self.start + self.close_s - now, 0.0) if self.plan_end_s is not None else None
-        self.progress(ProgressInfo(rec.events_sent, rec.batches_sent, elapsed, rate, remaining,
-                                   rec.events_ok, rec.events_ok / elapsed))
+    def _remaining_s(self, now: float, rate_eps: float) -> float | None:
+        return max(self.start + self.close_s - now, 0.0) if self.plan_end_s is not None else None
+
+    def _window(self, rec: HostRecorder, end: float, timed_out: bool) -> float:
+        """The load window, in seconds from the start: the rates are over it; the hosts' last
+        deliveries after it are drain.
+
+        Stopped: until the stop. Duration mode: the plan's length (events fall due until then; a
+        host may hold its last ones up to max-latency after it, which is drain, not load). Count
+        mode: until the plan's last event fell due, or later by as much as the hosts fell behind.
+        """
+        start = self.start
+        elapsed = end - start
+        stopped = self._stop_window_end(start, end)
+        if stopped is not None:
+            return stopped - start
+        if self.plan_end_s is not None:
+            return min(elapsed, self.plan_end_s)
+        if timed_out:
+            return min(elapsed, self.close_s)
+        last_due = max((h.arrivals.due[-1] for h in self.hosts if h.arrivals.due), default=0.0)
+        behind = rec.last_sent - start - self.max_latency_s
+        return min(elapsed, max(last_due, behind))
+
+    def _owed(self, t: float) -> int:
+        """Events a host that never waited for a reply would have delivered by `t` (seconds after
+        the start): every event that had waited max-latency, and every full delivery's worth.
+
+        An ideal host holds fewer than max_items events, none older than max-latency, so this
+        never holds more against a run than it owed (it may owe up to max_items - 1 more per host).
+        """
+        m, wait = self.max_items, self.max_latency_s
+        return sum(max(h.arrivals.due_by(t - wait), h.arrivals.due_by(t) - (m - 1)) for h in self.hosts)
+
+    def _never_delivered(self, rec: HostRecorder, until: float, end: float) -> None:
+        """Events due by `until` and never sent count in the event latency until `end` (seconds)."""
+        for h in self.hosts:
+            a = h.arrivals
+            last = bisect_right(a.due, until, a.pos) if a.pos < len(a.due) else a.pos
+            if last > a.pos:
+                rec.event_latencies(end, a.due[a.pos:last])
 
     def _summary(self, end: float) -> LoadSummary:
         rec = self.recorder
@@ -371,30 +386,32 @@ class HostsEngine:
             self.start = end
             rec = self.recorder = HostRecorder(end)
         start = self.start
-        stopped_early = self._interrupted or self._aborted is not None
-        if stopped_early and self._stopped_at is not None:
-            window_end = max(min(end, self._stopped_at), start)
-        else:
-            window_end = min(end, start + self.close_s)
-        window = window_end - start
-        # Duration mode: every event of the plan was due (unless the run was stopped early).
-        until = self.plan_end_s if self.plan_end_s is not None and not stopped_early else window
-        events_due = sum(h.arrivals.due_by(until) for h in self.hosts)
+        stopped_early = self.stopped_early
         unfinished = any(not h.arrivals.exhausted or h.arrivals.pos < len(h.arrivals.due) for h in self.hosts)
         timed_out = self.plan_end_s is None and not stopped_early and unfinished
+        window = self._window(rec, end, timed_out)
+        # Duration mode: every event of the plan was due (unless the run was stopped early); count
+        # mode, unless stopped or timed out, too.
+        until = window
+        if not stopped_early:
+            until = self.plan_end_s if self.plan_end_s is not None else (window if timed_out else math.inf)
+        events_due = sum(h.arrivals.due_by(until) for h in self.hosts)
         figures = HostsFigures(
             hosts=len(self.hosts), max_items=self.max_items, max_latency_s=self.max_latency_s,
-            events_due=events_due, events_held=max(events_due - rec.events_sent, 0),
+            events_due=events_due, events_held=max(events_due - rec.events_sent - rec.events_unsent, 0),
             full_deliveries=self.full_deliveries, timed_deliveries=self.timed_deliveries,
             hosts_delivering=self.hosts_delivering, connections=self.connections,
             connect_failures=self.connect_failures,
         )
         owed = events_due
         if stopped_early:
-            # A host holds an event up to max-latency before it owes a delivery: the run is judged
-            # on what had waited that long by the stop (or went out sooner, on a full delivery).
-            waited = window - self.max_latency_s - LATE_THRESHOLD_S
-            owed = max(sum(h.arrivals.due_by(waited) for h in self.hosts), rec.events_sent)
+            # A host holds an event up to max-latency (or until it holds max_items) before it owes
+            # a delivery: the run is judged on what it owed by the stop, less the late grace.
+            owed = max(self._owed(window - LATE_THRESHOLD_S), rec.events_sent + rec.events_unsent)
+            self._never_delivered(rec, window - self.max_latency_s - LATE_THRESHOLD_S, window)
+        else:
+            # Held when the hosts' last chance passed: latency until then (no coordinated omission).
+            self._never_delivered(rec, until, min(end - start, self.close_s))
         load = rec.summary(end, timed_out=timed_out, interrupted=self._interrupted, window_s=window,
                            due_events=owed, aborted=self._aborted)
         return replace(load, hosts=figures)
@@ -402,14 +419,6 @@ class HostsEngine:
     def expected_types(self) -> Counter[int]:
         """Events per EventID that the acknowledged deliveries carried."""
         return self.payload.expected_types(self.acked_shapes)
-
-    def event_ids(self) -> list[int]:
-        """Every EventID the sent deliveries carried (acknowledged or not)."""
-        return sorted(self.payload.expected_types(self.sent_shapes))
-
-    def here(self) -> bytes:
-        """One byte per sequence number, 1 where an event was sent (for the S3 accounting)."""
-        return self.payload.here(self.sizes)
 
     def delivery_sizes(self) -> "array[int]":
         """Events per delivery of this segment, in its own delivery order (batch = k * N + i)."""

@@ -16,6 +16,7 @@ class Schedule:
     total_batches: int | None  # count mode
     duration_s: float | None  # duration mode (a constant rate's window, or the stages' total)
     timeout_s: float
+    total_events: int | None = None  # count mode: the plan's events (its last batch may be short)
 
     @classmethod
     def for_run(
@@ -30,7 +31,7 @@ class Schedule:
         curve = RateCurve.constant(target_eps, window) if target_eps > 0 else None
         if window is not None:
             return cls(curve, batch_size, None, window, max(timeout_s, window))
-        return cls(curve, batch_size, -(-total_events // batch_size), None, timeout_s)
+        return cls(curve, batch_size, -(-total_events // batch_size), None, timeout_s, total_events)
 
     @property
     def unlimited(self) -> bool:
@@ -42,6 +43,19 @@ class Schedule:
         if self.curve is None:
             return 0.0
         return self.batch_size / self.curve.peak_eps
+
+    def planned_s(self) -> float | None:
+        """How long the plan takes to make its events due: the window its rate is measured over.
+
+        N batches at a constant rate span N intervals (the last batch's events are due until
+        the window ends), not the N - 1 between their first events. None without a rate or end.
+        """
+        if self.duration_s is not None:
+            return self.duration_s
+        if self.curve is None or self.total_batches is None:
+            return None
+        events = self.total_events if self.total_events is not None else self.total_batches * self.batch_size
+        return self.curve.time_at(events)
 
     def intended(self, batch: int) -> float | None:
         """Seconds after the start when `batch` is due; None when the plan has no such batch."""

@@ -8,9 +8,13 @@ the envelope's MessageID. A host idle for the subscription's Heartbeats interval
 
 Retries: Windows retries a failed delivery after the subscription's ConnectionRetry interval (60 s
 by default, `Total` times), then falls back to re-enumerating. Here a failed envelope (non-2xx,
-transport error, wrong Ack) is tried again at most `MAX_RETRIES` times after
-min(ConnectionRetry, `RETRY_CAP_S`), so a run always ends; each retry resends the same events
-(same markers), so a collector that stored the first attempt shows duplicates in the S3 check.
+transport error, wrong Ack, an Ack before the envelope was written whole) is tried again at most
+`MAX_RETRIES` times after min(ConnectionRetry, `RETRY_CAP_S`), so a run always ends; each retry
+resends the same events (same markers), so a collector that stored the first attempt shows
+duplicates in the S3 check.
+
+Each envelope counts on its own (module `_transmit`): a delivery whose later envelope failed keeps
+its earlier envelopes acknowledged, and a host that could not enumerate or connect sent nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -29,11 +34,12 @@ from ..metrics import LoadSummary, WsmanFigures
 from ..payload.hosts import HostPayload
 from ..wsman import envelope, ns
 from ..wsman.parse import EnvelopeError, Subscription, ack_relates_to, subscriptions
-from ..wsman.payload import Envelopes, WsmanPayload
+from ..wsman.payload import WsmanPayload
 from . import errors
+from .aiohttp_sender import body_written
 from .arrivals import HostArrivals
 from .engine import ProgressInfo
-from .hosts import HostsEngine, _Host
+from .hosts import Delivery, HostsEngine, _Host
 
 MAX_RETRIES = 2
 RETRY_CAP_S = 1.0
@@ -41,16 +47,30 @@ _HEADERS = {"Content-Type": ns.CONTENT_TYPE, "User-Agent": "wefperf (WS-Manageme
 
 
 class _State:
-    __slots__ = ("session", "sub", "lock", "last", "pending", "args", "session_id")
+    __slots__ = ("session", "sub", "lock", "last", "session_id")
 
     def __init__(self) -> None:
         self.session: aiohttp.ClientSession | None = None
         self.sub: Subscription | None = None
         self.lock = asyncio.Lock()
         self.last = 0.0  # clock of the last message this host sent
-        self.pending: Envelopes | None = None
-        self.args = (0, 0, 0)  # (batch, events, first record) of the delivery in hand
         self.session_id = f"uuid:{str(uuid.uuid4()).upper()}"
+
+
+class _Written:
+    """Called by the session's trace when an attempt at one envelope has written its request head:
+    the envelope's events count sent then, once, however many attempts it takes."""
+
+    __slots__ = ("engine", "host", "delivery", "events", "sent_at")
+
+    def __init__(self, engine: "WsmanHostsEngine", host: _Host, delivery: Delivery, events: int) -> None:
+        self.engine, self.host, self.delivery, self.events = engine, host, delivery, events
+        self.sent_at = 0.0
+
+    def __call__(self) -> None:
+        if not self.sent_at:
+            self.sent_at = self.engine._written(self.host, self.delivery, self.events)
+            self.delivery.sent_at = self.delivery.sent_at or self.sent_at
 
 
 class WsmanHostsEngine(HostsEngine):
@@ -86,6 +106,8 @@ class WsmanHostsEngine(HostsEngine):
         self.enumerated = self.envelopes = self.retries = self.wrong_acks = 0
         self.heartbeats = self.heartbeats_acked = 0
         self._beat: asyncio.Task[None] | None = None
+        self._trace = aiohttp.TraceConfig()
+        self._trace.on_request_headers_sent.append(_on_head_written)
 
     # -- before the clock --------------------------------------------------------------------------
 
@@ -96,7 +118,7 @@ class WsmanHostsEngine(HostsEngine):
         st = self.states[h.index]
         st.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=1, ssl=self.ssl_for(h.index)),
-            timeout=aiohttp.ClientTimeout(total=self.request_timeout_s),
+            timeout=aiohttp.ClientTimeout(total=self.request_timeout_s), trace_configs=[self._trace],
         )
         st.sub = await self._enumerate(h.index)
         st.last = self.clock()  # idle from now on: the first heartbeat is one interval away
@@ -105,7 +127,7 @@ class WsmanHostsEngine(HostsEngine):
 
     async def _connect_all(self) -> None:
         await super()._connect_all()
-        if not self._stopping:
+        if not self.stopping:
             self._beat = asyncio.ensure_future(self._heartbeats())
 
     async def _enumerate(self, host: int) -> Subscription:
@@ -126,36 +148,75 @@ class WsmanHostsEngine(HostsEngine):
 
     # -- the load ----------------------------------------------------------------------------------
 
-    def _request(self, h: _Host, batch: int, events: int, record: int) -> bytes:
-        st = self.states[h.index]
-        st.args = (batch, events, record)
-        sub = st.sub
-        if sub is None:
-            st.pending = None
-            return b""
-        st.pending = self.wsman.envelopes(
-            batch, events, h.index, record, to=sub.notify_to, machine=self.machines[h.index],
-            session=st.session_id, reference=sub.reference, max_envelope=sub.max_envelope,
-        )
-        return st.pending.data
-
-    async def _send(self, h: _Host, data: bytes) -> int:
-        st = self.states[h.index]
+    async def _transmit(self, h: _Host, d: Delivery) -> None:
+        """The delivery's envelopes one at a time, each counted on its own: sent once written,
+        acknowledged by its Ack, or failed. The first failure ends the delivery: its events and
+        those of the envelopes after it fail (these never sent), while the envelopes before it stay
+        acknowledged and are expected in S3."""
+        rec, st = self.recorder, self.states[h.index]
+        assert rec is not None
         async with st.lock:
-            if st.sub is None:  # enumeration failed before the load: try once more now
-                st.sub = await self._enumerate(h.index)
-                self.enumerated += 1
-                self._request(h, *st.args)
-            pending = st.pending
-            assert pending is not None and st.session is not None
-            view = memoryview(pending.data)
-            for (a, b), mid in zip(pending.cuts, pending.message_ids, strict=True):
-                status = await self._post(st, st.sub.notify_to, view[a:b], mid)
-                if not 200 <= status < 300:
-                    return status
-            return 200
+            try:
+                if st.sub is None:  # enumeration failed before the load: try once more now
+                    st.sub = await self._enumerate(h.index)
+                    self.enumerated += 1
+                assert st.session is not None
+                pending = self.wsman.envelopes(
+                    d.batch, d.events, h.index, d.record, to=st.sub.notify_to, machine=self.machines[h.index],
+                    session=st.session_id, reference=st.sub.reference, max_envelope=st.sub.max_envelope,
+                )
+            except asyncio.CancelledError:
+                self._failed(d, d.events, "interrupted", "cancelled while in flight", self.clock(),
+                             unsent=(1, d.events), report=False)
+                raise
+            except Exception as exc:  # no subscription: nothing of the delivery went out
+                self._failed(d, d.events, errors.classify(exc), errors.describe(exc), self.clock(),
+                             unsent=(1, d.events))
+                return
+            view, done_events, prev = memoryview(pending.data), 0, d.record - 1
+            try:
+                for (a, b), mid, last in zip(pending.cuts, pending.message_ids, pending.records, strict=True):
+                    events, prev = last - prev, last
+                    written = _Written(self, h, d, events)
+                    rest = d.events - done_events  # this envelope's events and those of the ones after it
+                    try:
+                        status = await self._post(st, st.sub.notify_to, view[a:b], mid, written)
+                    except asyncio.CancelledError:
+                        self._envelope_failed(d, written, rest, "interrupted", "cancelled while in flight",
+                                              report=False)
+                        raise
+                    except Exception as exc:
+                        self._envelope_failed(d, written, rest, errors.classify(exc), errors.describe(exc))
+                        break
+                    if not 200 <= status < 300:
+                        self._envelope_failed(d, written, rest, errors.http_status(status), f"HTTP {status}")
+                        break
+                    done = self.clock()
+                    rec.ok(events, d.intended, written.sent_at, done)
+                    start = d.first + done_events
+                    rec.event_latencies(done - self.start, h.arrivals.due[start : start + events])
+                    done_events += events
+            finally:  # a cancel too keeps what was Acked before it
+                self._acked(d, done_events)
 
-    async def _post(self, st: _State, url: str, body: Any, mid: str) -> int:
+    def _acked(self, d: Delivery, events: int) -> None:
+        """The delivery's first `events` were Acked: the server's per-type expectation and, when
+        a later envelope failed, the S3 accounting's (see `partial`)."""
+        if events:
+            # The Acked events are the delivery's first ones: the same types as a delivery of that many.
+            self.acked_shapes[self.payload.shape(d.batch, events)] += 1
+            if events < d.events:
+                index, count = self.segment
+                self.partial[(d.batch - index) // count] = events
+
+    def _envelope_failed(self, d: Delivery, written: _Written, rest: int, cls: str, detail: str,
+                         report: bool = True) -> None:
+        """One envelope failed: it and the rest of its delivery count failed; what was never written
+        (the rest, and the envelope itself if no attempt got a connection) counts unsent."""
+        unsent = (0, rest - written.events) if written.sent_at else (1, rest)
+        self._failed(d, rest, cls, detail, self.clock(), unsent=unsent, report=report)
+
+    async def _post(self, st: _State, url: str, body: Any, mid: str, written: _Written) -> int:
         """One envelope until its Ack, with the bounded retries of the module docstring."""
         assert st.session is not None and st.sub is not None
         attempt = 0
@@ -163,20 +224,26 @@ class WsmanHostsEngine(HostsEngine):
             try:
                 st.last = self.clock()
                 self.envelopes += 1
-                async with st.session.post(url, data=body, headers=_HEADERS) as resp:
+                tracker = aiohttp.UploadTracker()
+                async with st.session.post(url, data=body, headers=_HEADERS, trace_request_ctx=written,
+                                           upload_tracker=tracker) as resp:
+                    whole = body_written(tracker)
                     answer = await resp.read()
                     status = resp.status
                 if 200 <= status < 300:
+                    if not whole:  # an Ack for bytes the collector had not received yet
+                        raise errors.EarlyReply(f"HTTP {status} before the envelope's last byte was written")
                     action, relates = ack_relates_to(answer)
                     if action != ns.ACTION_ACK or relates != mid:
                         self.wrong_acks += 1
                         raise errors.WrongAck(f"expected an Ack relating to {mid}, got {action or 'no Action'}"
                                               f" relating to {relates or 'nothing'}")
                     return status
-                if attempt >= self.max_retries or self._stopping:
+                if attempt >= self.max_retries or self.stopping:
                     return status
-            except (aiohttp.ClientError, OSError, asyncio.TimeoutError, errors.WrongAck, EnvelopeError):
-                if attempt >= self.max_retries or self._stopping:
+            except (aiohttp.ClientError, OSError, asyncio.TimeoutError, errors.WrongAck, errors.EarlyReply,
+                    EnvelopeError):
+                if attempt >= self.max_retries or self.stopping:
                     raise
             attempt += 1
             self.retries += 1
@@ -185,7 +252,7 @@ class WsmanHostsEngine(HostsEngine):
     async def _heartbeats(self) -> None:
         """A host idle past its subscription's Heartbeats interval sends a Heartbeat (and waits for its Ack)."""
         tick = min([s.sub.heartbeat_s / 4 for s in self.states.values() if s.sub is not None] + [1.0])
-        while not self._stopping:
+        while not self.stopping:
             await asyncio.sleep(tick)
             now = self.clock()
             due = [i for i, s in self.states.items()
@@ -239,3 +306,11 @@ class WsmanHostsEngine(HostsEngine):
             heartbeat_s=sub.heartbeat_s if sub else None, max_time_s=sub.max_time_s if sub else None,
             max_envelope=sub.max_envelope if sub else None,
         )
+
+
+async def _on_head_written(_session: aiohttp.ClientSession, ctx: SimpleNamespace,
+                           _params: aiohttp.TraceRequestHeadersSentParams) -> None:
+    """The trace hook: an Events envelope's request head is written on an open connection."""
+    written = ctx.trace_request_ctx
+    if isinstance(written, _Written):
+        written()

@@ -10,8 +10,8 @@ one `bytes.join` over a list filled by slice assignments (C loops, no Python per
 
 Every delivery gets the next global batch number, whichever host sends it, so markers stay
 unique; an event's sequence number is `batch × max_items + index`. Deliveries hold fewer
-than max_items events, so the sequence numbers are not contiguous: `here` gives the S3
-accounting one byte per sequence number saying which were sent.
+than max_items events, so these numbers have holes: the S3 accounting numbers the events
+densely from the delivery sizes (wefperf.verify.numbering).
 """
 
 from __future__ import annotations
@@ -126,12 +126,6 @@ class HostPayload:
                     if cum[k]:
                         total[event_id] += cum[k] * count
         return +total
-
-    def here(self, sizes: Sequence[int]) -> bytes:
-        """One byte per sequence number of the sent deliveries: 1 where an event was sent."""
-        m = self.max_items
-        rows = [b"\x01" * k + b"\x00" * (m - k) for k in range(m + 1)]
-        return b"".join(map(rows.__getitem__, sizes))
 
 
 def _split(event: bytes) -> tuple[bytes, bytes, bytes, bytes]:

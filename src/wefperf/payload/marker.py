@@ -16,8 +16,9 @@ BATCH_DIGITS = 10
 # Stands in the template where the batch number goes; exactly BATCH_DIGITS bytes wide.
 BATCH_PLACEHOLDER = b"#" * BATCH_DIGITS
 
+# Anchored on the element: a `<` inside XML text is always escaped, so no value can forge it.
 MARKER_RE = re.compile(
-    r'Name=\\?"' + MARKER_FIELD + r'\\?">([0-9a-z]+):(\d{' + str(BATCH_DIGITS) + r"}):(\d+)<"
+    r'<Data Name=\\?"' + MARKER_FIELD + r'\\?">([0-9a-z]+):(\d{' + str(BATCH_DIGITS) + r"}):(\d+)<"
 )
 
 

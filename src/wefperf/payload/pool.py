@@ -135,20 +135,6 @@ class PayloadPool:
                 total[event_id] += value * n
         return +total
 
-    def belongs(self, event_ids: set[int], sent_batches: int) -> bytes:
-        """One byte per sequence number of the sent batches: 1 where the event is one of `event_ids`.
-
-        Lets the S3 accounting check some event types of a mixed run: it then expects exactly
-        the sequence numbers of those types, not every one the run sent.
-        """
-        def pattern(v: Variant) -> bytes:
-            return bytes(1 if e in event_ids else 0 for e in v.event_ids)
-
-        shapes = {id(v): pattern(v) for v in self.variants}
-        if self.last is not None:
-            shapes[id(self.last)] = pattern(self.last)
-        return b"".join(shapes[id(self.variant(b))] for b in range(sent_batches))
-
 
 def _count_congruent(first: int, last: int, v: int, n: int) -> int:
     """How many k in first..last have k % n == v."""

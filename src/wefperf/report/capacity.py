@@ -11,9 +11,8 @@ from .console import RULE
 
 if TYPE_CHECKING:
     from ..capacity import Capacity, Step
-    from ..result import RunResult
+    from ..model import RunResult, Verdict
     from ..settings import Settings
-    from ..verdict import Verdict
 
 
 def bound(name: str, limit: float) -> str:

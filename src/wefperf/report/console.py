@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, TextIO
+import time
+from typing import TYPE_CHECKING, Callable, TextIO
 
 from ..exitcodes import ExitCode
 from ..load import ProgressInfo
 from ..load.shapes import RateCurve
-from ..metrics import LoadSummary, Percentiles
+from ..model import LoadSummary, Percentiles
 from ..wording import plural
 
 if TYPE_CHECKING:
-    from ..metrics import Snapshot
-    from ..result import RunResult, ServerStats
+    from ..model import RunResult, ServerStats, Snapshot
     from ..settings import Settings
 
 RULE = "=" * 70
@@ -52,12 +52,33 @@ class Reporter:
         """Give the terminal back; called once the run is over, however it ended."""
 
 
+# A wait line that says the same as the last one is printed again only after this long.
+QUIET_REPEAT_S = 5.0
+
+
 class ConsoleReporter(Reporter):
     """Plain lines: what a container log, a CI log and a terminal all show the same way."""
 
-    def __init__(self, out: TextIO | None = None, err: TextIO | None = None) -> None:
+    def __init__(self, out: TextIO | None = None, err: TextIO | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
+        self._clock = clock
+        self._s3_said: tuple[str, float] | None = None  # the last S3 wait line's news, and when
+
+    def s3_waiting(self, text: str) -> None:
+        """Printed when its news changes (files, events), else at most every QUIET_REPEAT_S.
+
+        The verifier polls every second; only the time left changes while nothing arrives, and a
+        log of identical lines hides the ones that matter.
+        """
+        news, now = text.split("; up to ", 1)[0], self._clock()
+        if self._s3_said is None or news != self._s3_said[0] or now - self._s3_said[1] >= QUIET_REPEAT_S:
+            self._s3_said = (news, now)
+            self._print(text)
+
+    def waiting(self, what: str, limit_s: float) -> None:
+        self._s3_said = None
 
     def _print(self, text: str = "") -> None:
         print(text, file=self.out, flush=True)
@@ -147,6 +168,18 @@ def per_type_lines(server: "ServerStats") -> list[str]:
     return lines
 
 
+def restart_lines(server: "ServerStats") -> list[str]:
+    """Each time the collector restarted (its counters fell), and how long it was out of reach."""
+    if not server.restarts:
+        return []
+    from ..restarts import describe
+
+    lines = ["", f"Collector restarted {plural(len(server.restarts), 'time')} during the run (its counters started"
+                 " again from 0; the server's counts here are summed across):"]
+    lines.extend(f"  {describe(r.to_dict())}" for r in server.restarts)
+    return lines
+
+
 def hosts_lines(load: "LoadSummary") -> list[str]:
     """What the simulated hosts did: deliveries by trigger, connections, events still held."""
     h = load.hosts
@@ -159,7 +192,8 @@ def hosts_lines(load: "LoadSummary") -> list[str]:
         f"  Deliveries: {h.full_deliveries:,} full ({plural(h.max_items, 'event')}),"
         f" {h.timed_deliveries:,} on max latency ({h.max_latency_s:g} s, fewer events)",
         f"  Events due in the plan: {h.events_due:,}; sent: {load.events_sent:,};"
-        f" still held at their hosts when the window closed: {h.events_held:,}",
+        + (f" failed unsent (no connection): {load.events_unsent:,};" if load.events_unsent else "")
+        + f" still held at their hosts when the window closed: {h.events_held:,}",
     ]
     if h.connect_failures:
         lines.append(f"  Hosts that could not connect before the load: {h.connect_failures:,}")
@@ -193,33 +227,47 @@ def _pct_line(label: str, p: Percentiles) -> str:
     )
 
 
+def _across(server: "ServerStats") -> str:
+    return f" (summed across {plural(len(server.restarts), 'collector restart')})" if server.restarts else ""
+
+
+def _unacked(load: LoadSummary) -> str:
+    """How many latency samples are not acknowledgements (failed, or never sent)."""
+    acked = load.latency_acked.count if load.latency_acked is not None else load.batches_ok
+    other = load.latency.count - acked
+    return f"; {other:,} failed or never sent, each counted until then" if other > 0 else ""
+
+
 def result_lines(result: "RunResult") -> list[str]:
     load, server, verdict = result.load, result.server, result.verdict
     received = server.events_received
-    elapsed = load.elapsed_s
     lines = [
         "",
         RULE,
         "PERFORMANCE TEST RESULTS",
         RULE,
-        f"Total time: {elapsed:.2f} seconds",
+        f"Total time: {load.elapsed_s:.2f} seconds (load {load.rate_window_s:.2f} s + drain {load.drain_s:.2f} s)",
         f"Events sent: {load.events_sent:,}",
         f"Events acknowledged (2xx): {load.events_ok:,}",
-        f"Events failed: {load.events_failed:,}",
-        f"Events received (by server): {received:,}" if received is not None else "Events received (by server): unknown (stats unavailable)",
+        f"Events failed: {load.events_failed:,}"
+        + (f" ({load.events_unsent:,} of them never sent: no connection or subscription)" if load.events_unsent else ""),
+        (f"Events received (by server): {received:,}{_across(server)}" if received is not None
+         else "Events received (by server): unknown (stats unavailable)"),
         f"Successful batches: {load.batches_ok:,}",
         f"Failed batches: {load.batches_failed:,}",
         "",
-        f"Overall ingestion rate: {load.events_ok / elapsed:.2f} events/second (acknowledged;"
-        f" {load.events_sent / elapsed:.2f} sent)",
+        f"Overall ingestion rate: {load.acked_rate_eps:.2f} events/second (acknowledged;"
+        f" {load.sent_rate_eps:.2f} sent; over the {load.rate_window_s:.2f} s load window)",
         (
-            f"Server processing rate: {received / elapsed:.2f} events/second"
+            f"Server processing rate: {load.per_window_s(received):.2f} events/second"
             if received is not None
             else "Server processing rate: unknown"
         ),
         "",
-        f"Latency (ms, {plural(load.latency.count, 'acknowledged batch')}):",
+        f"Latency (ms, {plural(load.latency.count, 'batch')} that fell due{_unacked(load)}):",
         _pct_line("from intended send time", load.latency),
+        *([_pct_line("  acknowledged only", load.latency_acked)]
+          if load.latency_acked is not None and load.latency_acked.count != load.latency.count else []),
         _pct_line("service time", load.service),
         _pct_line("schedule lag", load.schedule_lag),
         f"  Late batches (sent > 10 ms after their time): {load.late_batches:,}",
@@ -240,6 +288,7 @@ def result_lines(result: "RunResult") -> list[str]:
             lines.append(f"  {name:<22} {plural(cls.batches, 'batch'):>14}  {plural(cls.events, 'event'):>16}")
             for sample in cls.samples:
                 lines.append(f"      e.g. {sample}")
+    lines.extend(restart_lines(server))
     lines.extend(per_type_lines(server))
     for note in server.notes:
         lines.append(f"Note: {note}")

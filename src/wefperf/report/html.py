@@ -285,6 +285,27 @@ def _decorate_stages(fig: Any, stages: list[tuple[float, float, float]], label: 
                                text=f"stage {i + 1}: → {eps:,.0f}/s", font={"size": 11, "color": "#57606a"})
 
 
+def _restart_spans(data: Data) -> list[tuple[float, float]]:
+    """Each collector restart on the time axis: from when it went away until it was seen back."""
+    server = data.get("server_stats") or {}
+    spans = []
+    for r in server.get("restarts") or [] if isinstance(server, dict) else []:
+        if isinstance(r, dict):
+            at = float(r.get("at_seconds") or 0)
+            spans.append((at, max(at + float(r.get("unreachable_seconds") or 0), float(r.get("seen_at_seconds") or at))))
+    return spans
+
+
+def _decorate_restarts(fig: Any, spans: list[tuple[float, float]], label: bool) -> None:
+    """A collector restart: a band over its outage, labelled on the first chart."""
+    for start, end in spans:
+        fig.add_vrect(x0=start, x1=max(end, start + 0.2), fillcolor=FAIL_COLOR, opacity=0.12, line_width=0,
+                      layer="below")
+        if label:
+            fig.add_annotation(x=start, y=1.0, yref="paper", yanchor="bottom", xanchor="left", showarrow=False,
+                               text="collector restart", font={"size": 11, "color": FAIL_COLOR})
+
+
 def _target_points(data: Data, seconds: int) -> tuple[list[float], list[float]] | None:
     config = data.get("configuration") or {}
     stages = _stage_bounds(config)
@@ -328,6 +349,7 @@ def timeline_charts(data: Data) -> list[str]:
     timeline: list[Data] = list(data.get("timeline") or [])
     config = data.get("configuration") or {}
     stages = _stage_bounds(config)
+    restarts = _restart_spans(data)
     t = _column(timeline, "t")
     axis = {"title": {"text": "seconds since the load started"}, "rangemode": "tozero"}
     out = []
@@ -347,6 +369,7 @@ def timeline_charts(data: Data) -> list[str]:
                           line={"color": COLORS["target"], "dash": "dash"})
     rates.update_layout(title={"text": "Rate (events per second)"}, xaxis=axis, yaxis={"rangemode": "tozero"})
     _decorate_stages(rates, stages, label=True)
+    _decorate_restarts(rates, restarts, label=True)
     out.append(chart(rates, "chart-rates"))
 
     latency = go.Figure()
@@ -356,6 +379,7 @@ def timeline_charts(data: Data) -> list[str]:
     latency.update_layout(title={"text": "Latency from the intended send time, per second (ms)"}, xaxis=axis,
                           yaxis={"rangemode": "tozero"})
     _decorate_stages(latency, stages, label=False)
+    _decorate_restarts(latency, restarts, label=False)
     out.append(chart(latency, "chart-latency"))
 
     lag = go.Figure()
@@ -364,6 +388,7 @@ def timeline_charts(data: Data) -> list[str]:
     lag.update_layout(title={"text": "Schedule lag p99, per second (ms): how late batches left"}, xaxis=axis,
                       yaxis={"rangemode": "tozero"}, showlegend=False)
     _decorate_stages(lag, stages, label=False)
+    _decorate_restarts(lag, restarts, label=False)
     out.append(chart(lag, "chart-lag", "260px"))
 
     errors = go.Figure()
@@ -378,6 +403,7 @@ def timeline_charts(data: Data) -> list[str]:
         barmode="stack", xaxis=axis, yaxis={"rangemode": "tozero", **({} if classes else {"range": [0, 1]})},
     )
     _decorate_stages(errors, stages, label=False)
+    _decorate_restarts(errors, restarts, label=False)
     out.append(chart(errors, "chart-errors", "260px"))
 
     flight = go.Figure()
@@ -390,6 +416,7 @@ def timeline_charts(data: Data) -> list[str]:
     flight.update_layout(title={"text": "Requests in flight at the end of each second"}, xaxis=axis,
                          yaxis={"rangemode": "tozero"}, showlegend=False)
     _decorate_stages(flight, stages, label=False)
+    _decorate_restarts(flight, restarts, label=False)
     out.append(chart(flight, "chart-inflight", "260px"))
     return out
 
@@ -540,6 +567,8 @@ def _hosts_section(data: Data) -> list[str]:
         [f"full deliveries ({num(hosts.get('max_items'))} events)", num(hosts.get("full_deliveries"))],
         [f"deliveries on max latency ({_secs(hosts.get('max_latency_s'))})", num(hosts.get("timed_deliveries"))],
         ["events due in the plan", num(hosts.get("events_due"))],
+        ["events failed, never sent (no connection or subscription)",
+         num((data.get("results") or {}).get("events_failed_unsent"))],
         ["events still held at their hosts when the window closed", num(hosts.get("events_held"))],
         ["hosts that could not connect before the load", num(hosts.get("connect_failures"))],
     ]
@@ -593,6 +622,7 @@ def _server_section(data: Data) -> list[str]:
     if isinstance(received, int) and isinstance(acked, int):
         line += f", {num(acked)} acknowledged (difference {acked - received:+,})"
     out.append(f"<p>{esc(line)}.</p>")
+    out.extend(_restarts_part(server))
     source = server.get("source")
     if server.get("per_type_known") is False and isinstance(source, dict):
         out.append(f"<p>Counted by the Prometheus counter {esc(str(source.get('metric')))} at"
@@ -614,6 +644,19 @@ def _server_section(data: Data) -> list[str]:
     for note in server.get("notes") or []:
         out.append(f'<p class="note">Note: {esc(note)}</p>')
     return out
+
+
+def _restarts_part(server: Data) -> list[str]:
+    from ..restarts import describe
+
+    restarts = [r for r in server.get("restarts") or [] if isinstance(r, dict)]
+    if not restarts:
+        return []
+    n = len(restarts)
+    items = "".join(f"<li>{esc(describe(r))}</li>" for r in restarts)
+    return [f"<p><strong>The collector restarted {n} time{'s' if n != 1 else ''} during the run</strong>: its"
+            " counters started again from 0, and the counts here (the final total too) are summed across"
+            " each restart. Marked on the charts above.</p>", f"<ul>{items}</ul>"]
 
 
 def _ranges_table(ranges: Sequence[Sequence[int]], total: int | None, batch_size: int) -> str:
@@ -647,6 +690,7 @@ def _s3_section(data: Data) -> list[str]:
         rows += [["events of run", acct.get("run_id")], ["expected (acknowledged)", num(acct.get("expected"))],
                  ["found", num(acct.get("found"))], ["missing", num(acct.get("missing"))],
                  ["duplicated (extra copies)", num(acct.get("duplicated"))],
+                 ["misplaced (under another event type's partition)", num(acct.get("misplaced") or 0)],
                  ["never sent (unexpected sequence numbers)", num(acct.get("unexpected"))],
                  ["stored although not acknowledged", num(acct.get("not_acknowledged_found"))],
                  ["rows of other runs / without a marker",
@@ -662,6 +706,9 @@ def _s3_section(data: Data) -> list[str]:
         if acct.get("duplicate_ranges"):
             out.append("<h3>Duplicated events</h3>")
             out.append(_ranges_table(acct["duplicate_ranges"], acct.get("duplicate_range_count"), size))
+        if acct.get("misplaced_ranges"):
+            out.append("<h3>Misplaced events (under another event type's partition)</h3>")
+            out.append(_ranges_table(acct["misplaced_ranges"], acct.get("misplaced_range_count"), size))
     problems = s3.get("problems") or []
     if problems:
         more = len(problems) - MAX_PROBLEMS_SHOWN

@@ -25,8 +25,7 @@ from ..wording import plural
 from .console import ConsoleReporter
 
 if TYPE_CHECKING:
-    from ..metrics import Snapshot
-    from ..result import RunResult
+    from ..model import RunResult, Snapshot
     from ..settings import Settings
 
 BAR_WIDTH = 40

@@ -43,8 +43,9 @@ def _accounting_lines(result: VerifyResult) -> list[str]:
         return []
     lines = []
     if acct.expected is not None:
+        misplaced = f", misplaced {acct.misplaced:,}" if acct.misplaced else ""
         lines.append(f"  Events of run {acct.run_id}: expected {acct.expected:,}, found {acct.found:,}, "
-                     f"missing {acct.missing:,}, duplicated {acct.duplicated:,}")
+                     f"missing {acct.missing:,}, duplicated {acct.duplicated:,}{misplaced}")
     else:
         lines.append(f"  Events of run {acct.run_id}: {acct.rows:,} rows, {acct.found:,} distinct, "
                      f"duplicated {acct.duplicated:,} (expected count unknown)")
@@ -54,6 +55,9 @@ def _accounting_lines(result: VerifyResult) -> list[str]:
     if acct.duplicated:
         lines.append(f"  Duplicated: {acct.duplicated:,} extra copies: "
                      + format_ranges(acct.duplicate_ranges, acct.duplicate_range_count, acct.batch_size))
+    if acct.misplaced:
+        lines.append(f"  Misplaced: {acct.misplaced:,} rows under another event type's partition: "
+                     + format_ranges(acct.misplaced_ranges, acct.misplaced_range_count, acct.batch_size))
     if acct.unexpected:
         lines.append(f"  Never sent: {acct.unexpected:,} rows of this run have sequence numbers it did not send")
     if acct.not_acknowledged_found:

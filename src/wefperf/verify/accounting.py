@@ -1,40 +1,32 @@
-"""Exact per-event accounting: which acknowledged events of a run the stored rows hold.
+"""Exact per-event accounting: which acknowledged events of a run the stored rows hold, and where.
 
-One byte per sequence number (a saturating copy count) keeps memory at one byte per
-expected event. `SeqCounter.add` counts in a plain Python loop, about 45 ns per event
-(26 ms for a 600,000-event run on the 2-core machine of docs/benchmarks.md); the rest
-(markers pulled out of `event_data`, missing and duplicated ranges, the type filter)
-runs in C: pyarrow's RE2 and compute kernels, `bytes.count` and `re.finditer`.
+One byte per event sent (a saturating copy count, by the run's dense numbering, see
+numbering.py) keeps memory at one byte per event, whatever the markers' numbers are; rows
+under another type's partition get a second such table, made only when one is seen. A run
+whose extent is unknown keeps the numbers it finds instead (8 bytes per row found).
+`SeqCounter.add` counts in a plain Python loop, under 100 ns per row; the summary works in
+slices of the numbering with pyarrow's compute kernels, `bytes.count` and `re.finditer`.
 """
 
 from __future__ import annotations
 
 import re
-import threading
 from array import array
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from ..payload.marker import BATCH_DIGITS, MARKER_FIELD
-from .footer import DATA_COLUMN, CorruptParquet, SparseFile, short_error
+from .markers import FileCount, int64_view
+from .numbering import Numbering
 
-# A run without known expectations grows its table up to this many sequence numbers.
-MAX_DYNAMIC_SPAN = 200_000_000
 MAX_RANGES = 1000
-
-# RE2 (pyarrow.compute) form of wefperf.payload.marker.MARKER_RE: same text, named groups.
-MARKER_PATTERN = (
-    r'Name=\\?"' + MARKER_FIELD + r'\\?">(?P<run>[0-9a-z]+):(?P<batch>\d{' + str(BATCH_DIGITS) + r"})"
-    r":(?P<idx>\d+)<"
-)
-
+SLICE = 1 << 22  # dense numbers summarised at a time: the summary's memory follows this, not the run
 
 _ZEROS = re.compile(rb"\x00+")
 _REPEATS = re.compile(rb"[\x02-\xff]+")
+_ANY = re.compile(rb"[\x01-\xff]+")
 
 
 @dataclass
@@ -44,9 +36,9 @@ class Accounting:
     run_id: str
     batch_size: int
     expected: int | None  # acknowledged events; None when the run's extent is unknown
-    found: int  # distinct acknowledged events stored
+    found: int  # distinct acknowledged events stored in their own type's partition
     rows: int  # rows carrying this run's id
-    missing: int
+    missing: int  # acknowledged events stored nowhere in the partitions checked
     duplicated: int  # extra copies beyond the first
     missing_ranges: list[tuple[int, int]] = field(default_factory=list)  # inclusive seq ranges
     duplicate_ranges: list[tuple[int, int]] = field(default_factory=list)
@@ -57,52 +49,62 @@ class Accounting:
     unexpected: int = 0  # rows of this run whose sequence number was never sent
     other_rows: int = 0  # rows carrying another run's id
     unmarked_rows: int = 0  # rows without any wefperf marker
+    misplaced: int = 0  # rows of this run under another event type's partition
+    misplaced_ranges: list[tuple[int, int]] = field(default_factory=list)
+    misplaced_range_count: int = 0
 
     @property
     def ok(self) -> bool:
-        return self.missing == 0 and self.duplicated == 0 and self.unexpected == 0
+        return self.missing == 0 and self.duplicated == 0 and self.unexpected == 0 and self.misplaced == 0
 
     def to_dict(self) -> dict[str, object]:
         data = asdict(self)
-        data["missing_ranges"] = [list(r) for r in self.missing_ranges]
-        data["duplicate_ranges"] = [list(r) for r in self.duplicate_ranges]
+        for name in ("missing_ranges", "duplicate_ranges", "misplaced_ranges"):
+            data[name] = [list(r) for r in getattr(self, name)]
         data["ok"] = self.ok
         return data
 
 
 class SeqCounter:
-    """Copy counts per sequence number of one run; `add` may be called from worker threads."""
+    """Copy counts per dense number of one run (`span` None: the extent is unknown, numbers kept sparse)."""
 
     def __init__(self, span: int | None) -> None:
-        self.fixed = span is not None
-        self.counts = bytearray(span or 0)
+        self.counts = bytearray(span) if span is not None else None
+        self.sparse: list[array[int]] = []
+        self.wrong: bytearray | None = None  # copies under another type's partition, made when first seen
         self.rows = 0
         self.unexpected = 0
         self.overflow = 0  # copies past the 255 a byte can count
+        self.wrong_overflow = 0
         self.other_rows = 0
         self.unmarked_rows = 0
-        self._lock = threading.Lock()
 
-    def add(self, seqs: Sequence[int], max_seq: int = -1, *, bad: int = 0, other: int = 0, unmarked: int = 0) -> None:
-        """Count this run's sequence numbers; `bad` rows had an impossible index."""
-        with self._lock:
-            self.rows += len(seqs) + bad
-            self.unexpected += bad
-            self.other_rows += other
-            self.unmarked_rows += unmarked
-            counts = self.counts
-            if not self.fixed and max_seq >= len(counts):
-                counts.extend(bytes(min(max_seq + 1, MAX_DYNAMIC_SPAN) - len(counts)))
-            n = len(counts)
-            for s in seqs:
-                if s < n:
-                    c = counts[s]
-                    if c < 255:
-                        counts[s] = c + 1
-                    else:
-                        self.overflow += 1
-                else:
-                    self.unexpected += 1
+    def add(self, part: FileCount) -> None:
+        """Count one file's rows; synchronous, so a file is counted whole or not at all."""
+        self.rows += part.rows
+        self.unexpected += part.never_sent
+        self.other_rows += part.other
+        self.unmarked_rows += part.unmarked
+        if self.counts is None:
+            self.sparse.extend(array("q", int64_view(a)) for a in part.placed + part.misplaced if len(a))
+            return
+        for a in part.placed:
+            self.overflow += _bump(self.counts, int64_view(a))
+        for a in part.misplaced:
+            if self.wrong is None:
+                self.wrong = bytearray(len(self.counts))
+            self.wrong_overflow += _bump(self.wrong, int64_view(a))
+
+
+def _bump(counts: bytearray, seqs: memoryview) -> int:
+    over = 0
+    for s in seqs:
+        c = counts[s]
+        if c < 255:
+            counts[s] = c + 1
+        else:
+            over += 1
+    return over
 
 
 def expected_span(batch_size: int, sent_batches: int | None, total_events: int | None) -> int | None:
@@ -115,14 +117,29 @@ def expected_span(batch_size: int, sent_batches: int | None, total_events: int |
     return span
 
 
-def _ranges(pattern: re.Pattern[bytes], data: bytes | bytearray, limit: int) -> tuple[list[tuple[int, int]], int]:
-    ranges: list[tuple[int, int]] = []
-    count = 0
-    for m in pattern.finditer(data):
-        if count < limit:
-            ranges.append((m.start(), m.end() - 1))
-        count += 1
-    return ranges, count
+class _Ranges:
+    """Runs of matching bytes over consecutive slices, joined where a run crosses a slice's edge."""
+
+    def __init__(self, pattern: re.Pattern[bytes], limit: int) -> None:
+        self.pattern, self.limit = pattern, limit
+        self.kept: list[tuple[int, int]] = []
+        self.count = 0
+        self._end = -2
+
+    def scan(self, data: bytes, base: int) -> None:
+        for m in self.pattern.finditer(data):
+            lo, hi = base + m.start(), base + m.end() - 1
+            if lo == base and lo == self._end + 1:  # the run goes on from the slice before
+                if self.kept and self.kept[-1][1] == self._end:
+                    self.kept[-1] = (self.kept[-1][0], hi)
+            else:
+                self.count += 1
+                if len(self.kept) < self.limit:
+                    self.kept.append((lo, hi))
+            self._end = hi
+
+    def in_markers(self, numbering: Numbering) -> list[tuple[int, int]]:
+        return [(numbering.marker_seq(lo), numbering.marker_seq(hi)) for lo, hi in self.kept]
 
 
 def _u8(data: bytes | bytearray) -> pa.Array:
@@ -134,76 +151,146 @@ def _count(mask: pa.Array) -> int:
     return int(pc.sum(mask).as_py() or 0)
 
 
+def _total(values: pa.Array) -> int:
+    return int(pc.sum(values.cast(pa.int64())).as_py() or 0)
+
+
+def _failed_spans(numbering: Numbering, failed_ranges: Iterable[tuple[int, int]]) -> tuple[list[tuple[int, int]], int]:
+    """Dense [lo, hi) spans of the failed batches' events that were not acknowledged, and how many
+    failed batches held sent events. A failed batch's Acked prefix (`acked_prefix`) is expected."""
+    spans = []
+    batches = 0
+    for first, last in failed_ranges:
+        lo, hi = numbering.batch_range(first, last)
+        if hi > lo:
+            spans.append((lo, hi))
+            last_batch = (numbering.span - 1) // numbering.width if numbering.offsets is None else len(numbering.offsets) - 2
+            batches += min(last, last_batch) - max(first, 0) + 1
+    for batch, acked in sorted(numbering.acked_prefix.items()):
+        start, _ = numbering.batch_range(batch, batch)
+        spans = _cut(spans, start, start + acked)
+    return sorted(spans), batches
+
+
+def _cut(spans: list[tuple[int, int]], lo: int, hi: int) -> list[tuple[int, int]]:
+    """`spans` without [lo, hi)."""
+    out = []
+    for a, b in spans:
+        if b <= lo or a >= hi:
+            out.append((a, b))
+            continue
+        if a < lo:
+            out.append((a, lo))
+        if b > hi:
+            out.append((hi, b))
+    return out
+
+
 def summarize(
     counter: SeqCounter,
     *,
     run_id: str,
-    batch_size: int,
-    sent_batches: int | None,
-    total_events: int | None,
+    numbering: Numbering | None,
     failed_ranges: Iterable[tuple[int, int]] = (),
-    here: bytes | None = None,
+    checked: Iterable[str] | None = None,
     max_ranges: int = MAX_RANGES,
 ) -> Accounting:
-    """Turn the copy counts into found / missing / duplicated with their sequence ranges.
+    """Found / missing / duplicated / misplaced with their ranges (in the markers' numbering).
 
-    `here` (one byte per sequence number, 1 = this event belongs in the partitions checked)
-    narrows the expectation to some event types of a mixed run; without it every sequence
-    number of the run is expected.
+    `checked` (event types of the partitions listed) narrows the expectation to those types
+    of a mixed run, when the numbering knows each event's type.
     """
-    span = expected_span(batch_size, sent_batches, total_events)
-    view = bytes(counter.counts if span is None else counter.counts[:span])
-    n = len(view)
-    known = span is not None
-    beyond = sum(counter.counts[span:]) if span is not None else 0  # counted, but never sent
-    failed_flags = bytearray(n)
-    failed = 0
-    last_batch = (n - 1) // batch_size  # the last batch with a sequence number in view
-    for first, last in failed_ranges:
-        first, last = max(first, 0), min(last, last_batch)
-        if first > last:
-            continue
-        failed += last - first + 1
-        lo, hi = first * batch_size, min((last + 1) * batch_size, n)
-        failed_flags[lo:hi] = b"\x01" * (hi - lo)
-    counts = _u8(view)
-    stored = pc.greater(counts, 0)
-    was_failed = pc.equal(_u8(failed_flags), 1)
-    if here is not None:
-        belongs = pc.equal(_u8(here[:n].ljust(n, b"\x00")), 1)
-    else:
-        belongs = pc.greater_equal(counts, 0)  # all true
-    # Neither missing nor duplicated: not acknowledged, or an event of a type checked elsewhere.
-    neutral = pc.or_(was_failed, pc.invert(belongs))
-    not_ack = _count(pc.and_(pc.and_(was_failed, belongs), stored))
-    stored_elsewhere = pc.and_(pc.and_(pc.invert(belongs), pc.invert(was_failed)), stored)
-    misplaced = int(pc.sum(pc.if_else(stored_elsewhere, counts, pa.scalar(0, pa.uint8())).cast(pa.int64())).as_py() or 0)
-    judged = pc.if_else(neutral, pa.scalar(1, pa.uint8()), counts)
-    judged_bytes = judged.buffers()[1].to_pybytes()[judged.offset : judged.offset + n]
-    neutral_count = _count(neutral)
-    zeros = judged_bytes.count(0)
-    distinct = n - zeros - neutral_count
-    ack_rows = int(pc.sum(judged.cast(pa.int64())).as_py() or 0) - neutral_count + counter.overflow
-    missing_ranges, missing_count = _ranges(_ZEROS, judged_bytes, max_ranges) if known else ([], 0)
-    dup_ranges, dup_count = _ranges(_REPEATS, judged_bytes, max_ranges)
+    if numbering is None or counter.counts is None:
+        return _summarize_sparse(counter, run_id=run_id, width=numbering.width if numbering else 1,
+                                 max_ranges=max_ranges)
+    n, counts, wrong = numbering.span, counter.counts, counter.wrong
+    codes: pa.Array | None = None
+    if numbering.types is not None and checked is not None:
+        wanted = sorted({numbering.code_of(t) for t in checked} - {0})
+        if len(wanted) < len(numbering.type_ids):
+            codes = pa.array(wanted, pa.uint8())
+    spans, failed_batches = _failed_spans(numbering, failed_ranges)
+    missing_r, dup_r, wrong_r = _Ranges(_ZEROS, max_ranges), _Ranges(_REPEATS, max_ranges), _Ranges(_ANY, max_ranges)
+    expected = found = missing = duplicated = not_ack = misplaced = 0
+    one = pa.scalar(1, pa.uint8())
+    for lo in range(0, n, SLICE):
+        hi = min(n, lo + SLICE)
+        c = _u8(bytes(counts[lo:hi]))
+        flags = bytearray(hi - lo)
+        for a, b in spans:
+            a, b = max(a, lo), min(b, hi)
+            if a < b:
+                flags[a - lo : b - lo] = b"\x01" * (b - a)
+        was_failed = pc.equal(_u8(flags), 1)
+        belongs = pc.is_in(_u8(numbering.types[lo:hi]), value_set=codes) if codes is not None and numbering.types \
+            else pc.greater_equal(c, 0)  # all true
+        judged_ones = pc.and_(belongs, pc.invert(was_failed))
+        stored = pc.greater(c, 0)
+        if wrong is not None:
+            w_bytes = bytes(wrong[lo:hi])
+            w = _u8(w_bytes)
+            only_elsewhere = pc.and_(pc.invert(stored), pc.greater(w, 0))
+            misplaced += _total(w)
+            wrong_r.scan(w_bytes, lo)
+            value = pc.if_else(only_elsewhere, one, c)
+        else:
+            value = c
+        judged = pc.if_else(judged_ones, value, one)  # 0 missing, 1 fine or not judged, 2+ duplicated
+        data = judged.buffers()[1].to_pybytes()[judged.offset : judged.offset + len(judged)]
+        zeros = data.count(0)
+        expected += _count(judged_ones)
+        found += _count(pc.and_(judged_ones, stored))
+        missing += zeros
+        duplicated += _total(judged) - (hi - lo - zeros)
+        not_ack += _count(pc.and_(pc.and_(was_failed, belongs), stored))
+        missing_r.scan(data, lo)
+        dup_r.scan(data, lo)
     return Accounting(
-        run_id=run_id,
-        batch_size=batch_size,
-        expected=(n - neutral_count) if known else None,
-        found=distinct,
-        rows=counter.rows,
-        missing=zeros if known else 0,
-        duplicated=ack_rows - distinct,
-        missing_ranges=missing_ranges,
-        duplicate_ranges=dup_ranges,
-        missing_range_count=missing_count,
-        duplicate_range_count=dup_count,
-        not_acknowledged_found=not_ack,
-        failed_batches=failed,
-        unexpected=counter.unexpected + beyond + misplaced,
-        other_rows=counter.other_rows,
-        unmarked_rows=counter.unmarked_rows,
+        run_id=run_id, batch_size=numbering.width, expected=expected, found=found, rows=counter.rows,
+        missing=missing, duplicated=duplicated + counter.overflow,
+        missing_ranges=missing_r.in_markers(numbering), duplicate_ranges=dup_r.in_markers(numbering),
+        missing_range_count=missing_r.count, duplicate_range_count=dup_r.count,
+        not_acknowledged_found=not_ack, failed_batches=failed_batches, unexpected=counter.unexpected,
+        other_rows=counter.other_rows, unmarked_rows=counter.unmarked_rows,
+        misplaced=misplaced + counter.wrong_overflow, misplaced_ranges=wrong_r.in_markers(numbering),
+        misplaced_range_count=wrong_r.count,
     )
+
+
+def _summarize_sparse(counter: SeqCounter, *, run_id: str, width: int, max_ranges: int) -> Accounting:
+    """The run's extent unknown: distinct numbers and duplicates from the sorted numbers found."""
+    found = duplicated = 0
+    dup = _Ranges(_ANY, max_ranges)
+    if counter.sparse:
+        seqs = pa.concat_arrays([pa.array(a, pa.int64()) for a in counter.sparse])
+        seqs = pc.take(seqs, pc.array_sort_indices(seqs))
+        again = pc.equal(pc.pairwise_diff(seqs), 0)  # null first, then: same as the one before
+        repeated = pc.filter(seqs, pc.fill_null(again, False))
+        duplicated = len(repeated)
+        found = len(seqs) - duplicated
+        for lo, hi in _runs(pc.unique(repeated)):
+            dup.count += 1
+            if len(dup.kept) < max_ranges:
+                dup.kept.append((lo, hi))
+    return Accounting(
+        run_id=run_id, batch_size=width, expected=None, found=found, rows=counter.rows, missing=0,
+        duplicated=duplicated, duplicate_ranges=dup.kept, duplicate_range_count=dup.count,
+        unexpected=counter.unexpected, other_rows=counter.other_rows, unmarked_rows=counter.unmarked_rows,
+    )
+
+
+def _runs(sorted_unique: pa.Array) -> Iterable[tuple[int, int]]:
+    """Consecutive runs of a sorted, distinct int64 array."""
+    start = prev = None
+    for s in int64_view(sorted_unique):
+        if prev is not None and s == prev + 1:
+            prev = s
+            continue
+        if start is not None and prev is not None:
+            yield start, prev
+        start = prev = s
+    if start is not None and prev is not None:
+        yield start, prev
 
 
 def format_ranges(ranges: Sequence[tuple[int, int]], total: int, batch_size: int, limit: int = 8) -> str:
@@ -217,70 +304,3 @@ def format_ranges(ranges: Sequence[tuple[int, int]], total: int, batch_size: int
     if total > len(parts):
         parts.append(f"... (+{total - len(parts)} more ranges)")
     return ", ".join(parts)
-
-
-# --- this run's markers in the stored rows -------------------------------------------------
-
-
-@dataclass
-class MarkerCounts:
-    """This run's sequence numbers in one file, and the rows that are not this run's."""
-
-    seqs: memoryview  # int64 sequence numbers, zero-copy over an arrow buffer
-    max_seq: int
-    bad_index: int  # this run's rows whose index does not fit the batch size
-    other: int  # rows of another run
-    unmarked: int  # rows without a marker
-
-
-DECODE_ROWS = 2_048  # rows decoded at a time: memory follows this, not the file size
-READ_BUFFER = 1 << 20  # column chunk bytes pyarrow reads at a time (streamed, not the whole chunk)
-
-
-def iter_markers(size: int, ranges: dict[int, bytes], run_id: str, batch_size: int) -> Iterator[MarkerCounts]:
-    """Decode `event_data` from the fetched ranges, a slice of rows at a time, and pick out this run's
-    sequence numbers with a vectorised regex (RE2 in pyarrow), not a Python loop over rows."""
-    try:
-        reader = pq.ParquetFile(SparseFile(size, ranges), pre_buffer=False, buffer_size=READ_BUFFER)
-        batches = reader.iter_batches(batch_size=DECODE_ROWS, columns=[DATA_COLUMN], use_threads=False)
-        for batch in batches:
-            yield _markers(batch.column(0), run_id, batch_size)
-    except (pa.ArrowException, OSError) as exc:
-        raise CorruptParquet(f"unreadable {DATA_COLUMN} column: {short_error(exc)}") from None
-
-
-def count_markers(size: int, ranges: dict[int, bytes], run_id: str, batch_size: int) -> MarkerCounts:
-    """All of a file's markers at once (small files, tests)."""
-    parts = list(iter_markers(size, ranges, run_id, batch_size))
-    seqs = array("q")
-    for p in parts:
-        seqs.extend(p.seqs)
-    return MarkerCounts(
-        seqs=memoryview(seqs),
-        max_seq=max((p.max_seq for p in parts), default=-1),
-        bad_index=sum(p.bad_index for p in parts),
-        other=sum(p.other for p in parts),
-        unmarked=sum(p.unmarked for p in parts),
-    )
-
-
-def _markers(column: pa.Array, run_id: str, batch_size: int) -> MarkerCounts:
-    if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
-        raise CorruptParquet(f"{DATA_COLUMN} is {column.type}, not utf8")
-    found = pc.extract_regex(column, MARKER_PATTERN)
-    marked = pc.is_valid(found)
-    n_marked = pc.sum(marked).as_py() or 0
-    mine = pc.fill_null(pc.and_(marked, pc.equal(pc.struct_field(found, "run"), run_id)), False)
-    n_mine = pc.sum(mine).as_py() or 0
-    ours = pc.filter(found, mine)
-    batch = pc.cast(pc.struct_field(ours, "batch"), pa.int64())
-    index = pc.cast(pc.struct_field(ours, "idx"), pa.int64())
-    arr = pc.filter(pc.add(pc.multiply(batch, batch_size), index), pc.less(index, batch_size))
-    if len(arr):
-        buf = arr.buffers()[1]
-        seqs = memoryview(buf).cast("q")[arr.offset : arr.offset + len(arr)]
-        max_seq = int(pc.max(arr).as_py())
-    else:
-        seqs, max_seq = memoryview(array("q")), -1
-    return MarkerCounts(seqs=seqs, max_seq=max_seq, bad_index=n_mine - len(arr), other=n_marked - n_mine,
-                        unmarked=len(column) - n_marked)

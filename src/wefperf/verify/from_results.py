@@ -11,14 +11,19 @@ from typing import Any
 
 from ..payload import build_pool
 from .model import VerifyOptions
+from .numbering import Numbering
 
 
 class ResultsFileError(ValueError):
     """The results file lacks what the verification needs; the message says what."""
 
 
-def options_from_results(data: dict[str, Any], base: VerifyOptions, event_types: list[str] | None) -> VerifyOptions:
-    """`base` carries the S3 connection and checks; the run's own facts come from `data`."""
+def options_from_results(data: dict[str, Any], base: VerifyOptions, event_types: list[str] | None,
+                         settle_secs: float | None = None) -> VerifyOptions:
+    """`base` carries the S3 connection and checks; the run's own facts come from `data`.
+
+    `settle_secs` None: watch for late copies for one of the run's flush intervals.
+    """
     try:
         cfg = data["configuration"]
         run_id = str(data["run_id"])
@@ -28,6 +33,7 @@ def options_from_results(data: dict[str, Any], base: VerifyOptions, event_types:
         failed = [(int(a), int(b)) for a, b in data.get("failed_batch_ranges", [])]
         count_mode = not cfg.get("duration_secs")
         total = int(cfg["total_events"]) if count_mode else None
+        flush = float(cfg.get("flush_interval_secs") or 0.0)
     except (KeyError, TypeError, ValueError) as exc:
         raise ResultsFileError(f"not a wefperf results file with a payload section (missing {exc})") from None
     if seed is None:
@@ -49,11 +55,11 @@ def options_from_results(data: dict[str, Any], base: VerifyOptions, event_types:
     unknown = sorted(set(chosen) - set(sent_ids), key=int)
     if unknown:
         raise ResultsFileError(f"run {run_id} sent no events of type {', '.join(unknown)} (it sent {', '.join(sent_ids)})")
-    here = None if set(chosen) == set(sent_ids) else pool.belongs({int(e) for e in chosen}, sent)
     return VerifyOptions(
         endpoint=base.endpoint, bucket=base.bucket, access_key=base.access_key, secret_key=base.secret_key,
         region=base.region, event_types=sorted(chosen, key=int), dates=base.dates,
         max_file_size_bytes=base.max_file_size_bytes, run_id=run_id, batch_size=batch_size,
-        sent_batches=sent, total_events=total, failed_ranges=failed, here=here,
+        sent_batches=sent, total_events=total, failed_ranges=failed, numbering=Numbering.of_pool(pool, sent),
         wait_secs=base.wait_secs, poll_interval_secs=base.poll_interval_secs,
+        settle_secs=flush if settle_secs is None else settle_secs,
     )

@@ -1,7 +1,8 @@
 """Which objects a collector stored, and which keys break the partition layout.
 
 Walks `event_type=<id>/year=/month=/day=` one level at a time (paginated, with a
-delimiter), so objects that sit beside the layout are seen and reported too.
+delimiter), so objects that sit beside the layout are seen and reported too. Zero-byte keys
+ending in `/` are the folder markers some S3 tools create, not objects: they are skipped.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .model import VerifyOptions
-from .s3client import S3Failure, describe_error, gather_all
+from .s3client import Deadline, S3Failure, failure, gather_all
 
 _LEVELS = (("year", r"\d{4}"), ("month", r"\d{2}"), ("day", r"\d{2}"))
 _SHAPES = {"year": "YYYY", "month": "MM", "day": "DD"}
@@ -31,8 +32,8 @@ class StoredObject:
 class Lister:
     """Lists the partitions the options ask for; `io` bounds the requests in flight."""
 
-    def __init__(self, opts: VerifyOptions, client: Any, io: asyncio.Semaphore) -> None:
-        self.opts, self.client, self.io = opts, client, io
+    def __init__(self, opts: VerifyOptions, client: Any, io: asyncio.Semaphore, deadline: Deadline) -> None:
+        self.opts, self.client, self.io, self.deadline = opts, client, io, deadline
         self.wanted = {(d.year, d.month, d.day) for d in opts.dates} if opts.dates is not None else None
 
     async def list_objects(self) -> tuple[list[StoredObject], list[str]]:
@@ -63,12 +64,22 @@ class Lister:
         contents: list[dict[str, Any]] = []
         prefixes: list[str] = []
         async with self.io:
-            try:
-                async for page in self.client.get_paginator("list_objects_v2").paginate(**kwargs):
-                    contents.extend(page.get("Contents", []))
-                    prefixes.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
-            except Exception as exc:  # every failure becomes one line
-                raise S3Failure(describe_error(exc, self.opts, "listing")) from None
+            pages = self.client.get_paginator("list_objects_v2").paginate(**kwargs).__aiter__()
+            while True:
+                limit = self.deadline.bound()
+                try:
+                    async with asyncio.timeout(limit) as timer:
+                        page = await anext(pages)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    if timer.expired():
+                        raise self.deadline.timed_out(limit, f"listing {prefix or 'the bucket'}") from None
+                    raise failure(TimeoutError("timed out"), self.opts, "listing") from None
+                except Exception as exc:  # every failure becomes one line
+                    raise failure(exc, self.opts, "listing") from None
+                contents.extend(c for c in page.get("Contents", []) if not _folder(c))
+                prefixes.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
         return contents, prefixes
 
     async def _walk(self, prefix: str, depth: int, parts: tuple[int, ...], et: str,
@@ -99,6 +110,11 @@ class Lister:
                 continue
             subtasks.append(self._walk(sub, depth + 1, here, et, objects, problems))
         await gather_all(subtasks)
+
+
+def _folder(item: dict[str, Any]) -> bool:
+    """A zero-byte `.../` key: a folder marker, not an object."""
+    return str(item.get("Key", "")).endswith("/") and int(item.get("Size", 0)) == 0
 
 
 def _partition_value(name: str, depth: int, parts: tuple[int, ...]) -> int | None:

@@ -7,9 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .accounting import Accounting
+from .numbering import Numbering
 
 MIB = 1024 * 1024
 MAX_PROBLEMS = 1000
+# How far a collector's clock may be off: files near midnight UTC may sit under the day before or after.
+CLOCK_SKEW = dt.timedelta(minutes=10)
 
 
 @dataclass
@@ -27,12 +30,15 @@ class VerifyOptions:
     sent_batches: int | None = None
     total_events: int | None = None  # count mode: the last batch may be short
     failed_ranges: list[tuple[int, int]] = field(default_factory=list)  # inclusive batch ranges
-    # One byte per sequence number, 1 = the event belongs in the partitions checked (some types of
-    # a mixed run); None = every sequence number of the run is expected.
-    here: bytes | None = field(default=None, repr=False)
+    # Which events the run sent, numbered densely, with each one's type (a run's own check, --results,
+    # the merge); None: contiguous batches from batch_size and sent_batches (or expect_events), types unknown.
+    numbering: Numbering | None = field(default=None, repr=False)
     expect_events: int | None = None  # expected rows of this run (or all rows if no run id)
     wait_secs: float = 0.0  # poll until expectations hold or this deadline passes
     poll_interval_secs: float = 1.0
+    # Once nothing is missing, poll on until no object appeared or changed for this long (one flush
+    # interval: a later flush may still write a duplicate), or the deadline.
+    settle_secs: float = 0.0
 
 
 @dataclass
@@ -88,6 +94,11 @@ class VerifyResult:
             "polls": self.polls,
             "elapsed_secs": round(self.elapsed_secs, 3),
         }
+
+
+def run_dates(started: dt.datetime, until: dt.datetime) -> list[dt.date]:
+    """The UTC date partitions a run's files may sit in: its window padded at both ends by CLOCK_SKEW."""
+    return dates_covered(started - CLOCK_SKEW, until + CLOCK_SKEW)
 
 
 def dates_covered(start: dt.datetime, end: dt.datetime) -> list[dt.date]:

@@ -10,11 +10,12 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from .accounting import SeqCounter, iter_markers
 from .footer import FOOTER_PROBE, CorruptParquet, Footer, footer_length, parse_footer
 from .listing import StoredObject
+from .markers import FileCount, count_file
 from .model import MIB, VerifyOptions
-from .s3client import S3Failure, describe_error, error_code, gather_all
+from .numbering import Numbering
+from .s3client import Deadline, S3Failure, error_code, failure, gather_all
 
 DATA_CONCURRENCY = 3  # files whose event_data is held in memory and decoded at once
 
@@ -27,28 +28,31 @@ class Outcome:
     etag: str
     rows: int = 0
     problems: list[str] = field(default_factory=list)
+    count: FileCount | None = None  # this run's rows, for the caller to add to its counter
 
 
 class ObjectReader:
-    """Inspects objects; with a counter, adds every row's marker of the run to it."""
+    """Inspects objects; when counting, places every row's marker of the run in its numbering."""
 
-    def __init__(self, opts: VerifyOptions, client: Any, io: asyncio.Semaphore, batch_size: int) -> None:
-        self.opts, self.client, self.io, self.batch_size = opts, client, io, batch_size
+    def __init__(self, opts: VerifyOptions, client: Any, io: asyncio.Semaphore, deadline: Deadline,
+                 numbering: Numbering | None, width: int) -> None:
+        self.opts, self.client, self.io, self.deadline = opts, client, io, deadline
+        self.numbering, self.width = numbering, width
         self.data = asyncio.Semaphore(DATA_CONCURRENCY)
         self.bytes_fetched = 0
         # Objects with the same ETag and size hold the same bytes (a re-uploaded file): one footer read.
         self._footers: dict[tuple[str, int], asyncio.Future[Footer]] = {}
 
-    async def inspect(self, obj: StoredObject, counter: SeqCounter | None) -> Outcome:
+    async def inspect(self, obj: StoredObject, counting: bool) -> Outcome:
         out = Outcome(size=obj.size, etag=obj.etag)
         limit = self.opts.max_file_size_bytes
         if obj.size > limit:
             out.problems.append(f"{obj.key}: {obj.size / MIB:.2f} MB is over the {limit / MIB:g} MB maximum file size")
         try:
-            if counter is None:
+            if not counting:
                 self._check_footer(obj, out, await self._shared_footer(obj))
             else:
-                await self._count(obj, out, counter)
+                await self._count(obj, out)
         except CorruptParquet as exc:
             out.problems.append(f"{obj.key}: corrupt parquet: {exc}")
         except S3Failure:
@@ -60,14 +64,20 @@ class ObjectReader:
     async def _get(self, key: str, start: int, end: int) -> bytes:
         """Bytes start..end (inclusive) of one object."""
         async with self.io:
+            limit = self.deadline.bound(end - start + 1)
             try:
-                resp = await self.client.get_object(Bucket=self.opts.bucket, Key=key, Range=f"bytes={start}-{end}")
-                async with resp["Body"] as body:
-                    data: bytes = await body.read()
+                async with asyncio.timeout(limit) as timer:
+                    resp = await self.client.get_object(Bucket=self.opts.bucket, Key=key, Range=f"bytes={start}-{end}")
+                    async with resp["Body"] as body:
+                        data: bytes = await body.read()
+            except TimeoutError:
+                if timer.expired():
+                    raise self.deadline.timed_out(limit, f"reading {key}") from None
+                raise failure(TimeoutError("timed out"), self.opts, f"reading {key}") from None
             except Exception as exc:
                 if error_code(exc) in ("NoSuchKey", "404"):
                     raise CorruptParquet("vanished while being read") from None
-                raise S3Failure(describe_error(exc, self.opts, f"reading {key}")) from None
+                raise failure(exc, self.opts, f"reading {key}") from None
         self.bytes_fetched += len(data)
         return data
 
@@ -94,9 +104,14 @@ class ObjectReader:
             job = asyncio.ensure_future(self._footer_only(obj))
             if obj.etag:
                 self._footers[same] = job
-        return await job
+        try:
+            return await job
+        except BaseException:
+            if self._footers.get(same) is job:
+                del self._footers[same]  # a failed or cancelled read is tried again at the next poll
+            raise
 
-    async def _count(self, obj: StoredObject, out: Outcome, counter: SeqCounter) -> None:
+    async def _count(self, obj: StoredObject, out: Outcome) -> None:
         tail_at, tail, footer = await self._fetch_footer(obj)
         size = obj.size
         self._check_footer(obj, out, footer)
@@ -107,12 +122,9 @@ class ObjectReader:
             needed = [(o, n) for o, n in footer.data_ranges if n > 0 and (o < tail_at or o + n > size)]
             chunks = await gather_all([self._get(obj.key, o, o + n - 1) for o, n in needed])
             ranges.update({o: c for (o, _), c in zip(needed, chunks)})
-            await asyncio.to_thread(self._add_markers, counter, size, ranges)
-
-    def _add_markers(self, counter: SeqCounter, size: int, ranges: dict[int, bytes]) -> None:
-        """In a worker thread: decode a slice of rows, count its markers, go on."""
-        for part in iter_markers(size, ranges, self.opts.run_id or "", self.batch_size):
-            counter.add(part.seqs, part.max_seq, bad=part.bad_index, other=part.other, unmarked=part.unmarked)
+            # In a worker thread: decode and place the rows; the caller counts them all at once.
+            out.count = await asyncio.to_thread(count_file, size, ranges, self.opts.run_id or "", self.numbering,
+                                                self.width, obj.event_type)
 
     @staticmethod
     def _check_footer(obj: StoredObject, out: Outcome, footer: Footer) -> None:

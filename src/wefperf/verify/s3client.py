@@ -3,17 +3,50 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any, Coroutine, TypeVar
 
-from .model import VerifyOptions
+from .model import MIB, VerifyOptions
 
 IO_CONCURRENCY = 16  # ranged GETs and listings in flight
+GRACE_S = 5.0  # how long past the deadline a request may still take to answer
+MIN_RATE = 1 * MIB  # bytes per second a ranged GET is allowed at least, on top of that
 T = TypeVar("T")
+# Answers that waiting will not change: stop at once instead of polling until the deadline.
+_PERMANENT = {"NoSuchBucket", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "InvalidClientTokenId",
+              "AccessDenied", "403", "AllAccessDisabled", "InvalidBucketName"}
 
 
 class S3Failure(Exception):
-    """A failure that stops the verification; the message is the one line the user sees."""
+    """A failed poll; the message is the one line the user sees. `permanent`: retrying cannot help."""
 
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class Deadline:
+    """The verification's deadline, which bounds every request: a server that accepts a connection
+    and never answers costs the time left plus a short grace, not the client's read timeout × retries."""
+
+    def __init__(self, at: float, opts: VerifyOptions) -> None:
+        self.at, self.opts = at, opts
+
+    def bound(self, nbytes: int = 0) -> float:
+        """Seconds one request may take from now."""
+        return max(self.at - time.monotonic(), 0.0) + GRACE_S + nbytes / MIN_RATE
+
+    def timed_out(self, seconds: float, doing: str) -> S3Failure:
+        return S3Failure(f"S3 at {self.opts.endpoint} did not answer within {seconds:.0f} s while {doing}")
+
+
+def failure(exc: BaseException, opts: VerifyOptions, doing: str) -> S3Failure:
+    """The S3Failure for a client error, marked permanent when waiting cannot change it."""
+    from botocore import exceptions as be
+
+    permanent = error_code(exc) in _PERMANENT or isinstance(exc, be.NoCredentialsError) \
+        or (isinstance(exc, ValueError) and "endpoint" in str(exc).lower())
+    return S3Failure(describe_error(exc, opts, doing), permanent=permanent)
 
 
 async def gather_all(coros: list[Coroutine[Any, Any, T]]) -> list[T]:

@@ -1,0 +1,34 @@
+"""HDR histograms as wefperf keeps them: their range, and their text form in a segment's results.
+
+Shared by the recorder (which fills them) and the merge (which adds segments' together), so
+a merge reads histograms without the recorder.
+"""
+
+from __future__ import annotations
+
+from hdrh.histogram import HdrHistogram
+
+# Microseconds, from 1 µs to one hour, three significant figures.
+LOWEST_US, HIGHEST_US, DIGITS = 1, 3_600_000_000, 3
+
+
+def histogram() -> HdrHistogram:
+    return HdrHistogram(LOWEST_US, HIGHEST_US, DIGITS)
+
+
+def encode(h: HdrHistogram) -> str:
+    """HDR's own compressed encoding as text: what a segment's results carry for the merge."""
+    encoded: bytes = h.encode()
+    return encoded.decode("ascii")
+
+
+def decode(text: str) -> HdrHistogram:
+    return HdrHistogram.decode(text.encode("ascii"))
+
+
+def merge_encoded(texts: list[str], digits: int = DIGITS) -> HdrHistogram:
+    """One histogram holding every encoded one's counts: merged, never averaged."""
+    merged = HdrHistogram(LOWEST_US, HIGHEST_US, digits)
+    for text in texts:
+        merged.add(decode(text))
+    return merged

@@ -1,0 +1,187 @@
+"""What every load engine shares: stopping, the drain after a stop, waiting for a due time, progress.
+
+The batch engine (engine.py) and the simulated hosts (hosts.py, wsman_hosts.py) differ in what
+they send and when; how a run is stopped, how long in-flight work may drain, and how the load
+window is cut when a stop comes are the same, so they live here once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..metrics import Recorder
+
+# The loop's timers are only good to about a millisecond (libuv counts whole ms), so a
+# waiter sleeps until this much before its time, then yields to the loop until it is.
+EARLY_S = 0.0015
+
+
+@dataclass(frozen=True)
+class ProgressInfo:
+    """Rates are over the load so far, the same measure the summary uses at the end."""
+
+    events_sent: int
+    batches_sent: int
+    elapsed_s: float
+    rate_eps: float  # events sent per second
+    remaining_s: float | None
+    events_acked: int = 0
+    acked_rate_eps: float = 0.0  # events acknowledged (2xx) per second
+
+
+async def wait_for_start(start_at: float | None, clock: Callable[[], float], stopped: asyncio.Event) -> None:
+    """Sleep until the shared plan start (`clock` time), unless a stop comes first."""
+    if start_at is None or start_at <= clock():
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopped.wait(), start_at - clock())
+    while clock() < start_at and not stopped.is_set():  # the loop's timers are good to ~1 ms
+        await asyncio.sleep(0)
+
+
+class EngineBase:
+    """Stop, drain and due-time waits, for an engine whose workers are asyncio tasks."""
+
+    def __init__(
+        self, *, clock: Callable[[], float], drain_timeout_s: float,
+        progress: Callable[[ProgressInfo], None] | None, on_error: Callable[[str], None] | None,
+        freeze_gc: bool, window_secs: int, segment: tuple[int, int], start_at: float | None,
+        second_histograms: bool,
+    ) -> None:
+        self.clock, self.drain_timeout_s = clock, drain_timeout_s
+        self.progress, self.on_error = progress, on_error
+        # gc.freeze() changes the whole process: only the CLI, which owns the process, asks for it.
+        self.freeze_gc = freeze_gc
+        self.window_secs = window_secs  # > 0: the recorder keeps a sliding window for --abort-on-fail
+        # A segment i/N runs its share of the plan; `start_at` (this clock) is the plan's shared start.
+        self.segment, self.start_at = segment, start_at
+        self.second_histograms = second_histograms  # a segment keeps each second's histogram for the merge
+        self._sleeping: set[asyncio.Task[None]] = set()
+        # Sleeping workers that stop() woke by cancelling them: their cancellation is ours, not a caller's.
+        self._released: set[asyncio.Task[None]] = set()
+        self._interrupted = False
+        self._aborted: str | None = None
+        self._stopped_at: float | None = None
+        self._stopped = asyncio.Event()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopped.is_set()
+
+    @property
+    def stopped_early(self) -> bool:
+        """Interrupted by the user or aborted by a threshold: judged on what was due by the stop."""
+        return self._interrupted or self._aborted is not None
+
+    def stop(self, interrupted: bool = True, aborted: str | None = None) -> None:
+        """Start no more work; workers waiting for their time give it up at once.
+
+        `interrupted`: the user asked (Ctrl-C, a host program); `aborted`: a threshold broke.
+        """
+        self._interrupted = self._interrupted or interrupted
+        if aborted is not None and self._aborted is None:
+            self._aborted = aborted
+        if self._stopped_at is None:
+            self._stopped_at = self.clock()
+        self._on_stop()
+        for task in list(self._sleeping):
+            self._released.add(task)
+            task.cancel()
+        self._stopped.set()
+
+    def _on_stop(self) -> None:
+        """What an engine does first when stopped (the batch engine stops its scheduler)."""
+
+    async def _run_workers(self, work: list[Coroutine[Any, Any, None]], plan_end: float | None) -> None:
+        """Run every worker with the drain guard beside them; then, unless stopped, idle until the
+        plan's end. A worker's bug surfaces as itself, not as an ExceptionGroup."""
+        if self.freeze_gc:
+            # Everything built so far (payload, modules, sessions) lives for the whole run: keep the
+            # cyclic GC from rescanning it while the workers allocate a future per request.
+            gc.freeze()
+        try:
+            async with asyncio.TaskGroup() as group:
+                workers = [group.create_task(w) for w in work]
+                guard = group.create_task(self._drain_guard(workers))
+                if workers:
+                    await asyncio.wait(workers)
+                if plan_end is not None:
+                    await self._idle_until(plan_end)
+                guard.cancel()
+        except* Exception as failures:
+            raise failures.exceptions[0] from None
+        finally:
+            if self.freeze_gc:
+                gc.unfreeze()
+
+    async def _wait_until(self, when: float, *, spin: bool = True) -> bool:
+        """Sleep until `when` (clock time); False when stop() gave the wait up first.
+
+        `spin`: yield to the loop for the last EARLY_S to be on time to a fraction of a
+        millisecond (the batch engine); without it the loop's own timer resolution is enough.
+        """
+        me = asyncio.current_task()
+        assert me is not None
+        clock = self.clock
+        delay = when - clock()
+        if delay <= 0:
+            return True
+        self._sleeping.add(me)
+        try:
+            if not spin:
+                while delay > 0:
+                    await asyncio.sleep(delay)
+                    delay = when - clock()
+            else:
+                if delay > EARLY_S:
+                    await asyncio.sleep(delay - EARLY_S)
+                while clock() < when:
+                    await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            if me in self._released and me.cancelling() == 1:
+                me.uncancel()  # stop() ended the wait; any other cancel goes on up
+                return False
+            raise
+        finally:
+            self._sleeping.discard(me)
+        return True
+
+    async def _drain_guard(self, workers: list[asyncio.Task[None]]) -> None:
+        """After a stop, work in flight gets `drain_timeout_s` to finish, then is cancelled."""
+        await self._stopped.wait()
+        _, pending = await asyncio.wait(workers, timeout=self.drain_timeout_s)
+        for task in pending:
+            task.cancel()
+
+    async def _idle_until(self, when: float) -> None:
+        """A plan lasts its length: after its last send, wait for its end (or a stop), so the
+        run's time is never shorter than the window its rates are measured over."""
+        left = when - self.clock()
+        if left > 0 and not self.stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), left)
+
+    def _remaining_s(self, now: float, rate_eps: float) -> float | None:
+        """Seconds of load left, for the progress line; None when the plan does not say."""
+        return None
+
+    def _report_progress(self, rec: Recorder, now: float) -> None:
+        """One progress line's figures, as rates since the load's start."""
+        if self.progress is None:
+            return
+        elapsed = max(now - rec.start, 1e-9)
+        rate = rec.events_sent / elapsed
+        self.progress(ProgressInfo(rec.events_sent, rec.batches_sent, elapsed, rate, self._remaining_s(now, rate),
+                                   rec.events_ok, rec.events_ok / elapsed))
+
+    def _stop_window_end(self, start: float, end: float) -> float | None:
+        """Where a stopped run's load window ends: at the stop, never before the start
+        (a stop while waiting for --start-at is a window of 0 s, not a negative one)."""
+        if not self.stopped_early or self._stopped_at is None:
+            return None
+        return max(min(end, self._stopped_at), start)
