@@ -6,7 +6,9 @@ latency grows by about (rate - 20,000) / 20,000 seconds per second held, so a p9
 the search tries 8k, 16k, 32k, then bisects: 24k and 22k break by more than twice the threshold.
 The answer is what the best passing step acknowledged while its rate was held, so it is at most
 the 20,000 the collector takes (3 % more allowed: a stall at a second's edge moves replies across
-it). At 16k, 20 % below the limit, a stall of the machine of up to
+it). achieved_ratio is set to 0.9: a stall of 0.3 s in a step's last second moves 5 % of a 6 s
+plateau's replies past it, and the latency bound alone decides near the limit (a 10 % overload
+queues 0.6 s). At 16k, 20 % below the limit, a stall of the machine of up to
 about 0.2 s still leaves the p99 under 200 ms; longer steps make that margin larger, but not by
 much: after a stall the queue drains at only 20 % of the limit. So the collector flushes every
 second, in small pieces, rather than every 5 s.
@@ -31,7 +33,8 @@ from wefperf.capacity import Capacity, Step
 from wefperf.capacity_run import CapacityResult, SearchPlan
 from wefperf.report.capacity import capacity_lines, table_lines
 
-CAPACITY_LINE = re.compile(r"^Capacity: ([\d,]+) events/s at latency_p99_ms ≤ 200 \(±5 %\)$", re.M)
+CAPACITY_LINE = re.compile(r"^Capacity: ([\d,]+) events/s at latency_p99_ms ≤ 200, achieved_ratio ≥ 0\.9 \(±5 %\)$",
+                           re.M)
 
 
 @pytest.mark.slow
@@ -42,22 +45,22 @@ def test_finds_the_capacity_of_a_collector_limited_to_20k(wef_target, tmp_path: 
     results = tmp_path / "capacity.json"
     started = time.monotonic()
     done = wefperf("capacity", "--wef-endpoint", target.base, "--threshold", "latency_p99_ms=200",
-                   "--start-eps", "8000", "--step-secs", "6", "--warmup-secs", "1", "--batch-size", "100",
+                   "--threshold", "achieved_ratio=0.9", "--start-eps", "8000", "--step-secs", "6", "--warmup-secs", "1", "--batch-size", "100",
                    "--results", str(results), timeout=150)
     took = time.monotonic() - started
     assert done.code == 0, done.out + done.err
     found = CAPACITY_LINE.search(done.out)
     assert found, done.out
     eps = int(found.group(1).replace(",", ""))
-    # From what the 16k step achieved (at least 95 % of it, or it broke achieved_ratio) to the limit.
-    assert 15_200 <= eps <= 20_600, done.out
+    # From what the 16k step achieved (at least 90 % of it, or it broke achieved_ratio) to the limit.
+    assert 14_400 <= eps <= 20_600, done.out
     # A line as each step starts and as it ends, then the table with one row per step.
     data = json.loads(results.read_text())
     cap = data["capacity"]
     steps = cap["steps"]
     assert cap["events_per_second"] == pytest.approx(eps, abs=0.5) and cap["precision"] == 0.05
     assert cap["events_per_second"] == max(s["achieved_eps"] for s in steps if s["passed"])
-    assert [s["target_eps"] for s in steps[:3]] == [8000, 16000, 32000]
+    assert [s["target_eps"] for s in steps[:3]] == [8000, 16000, 32000], done.out
     assert len(re.findall(r"^Step \d+: [\d,]+ events/s for 1 s warm-up \+ 6 s \.\.\.$", done.out, re.M)) == len(steps)
     assert len(re.findall(r"^Step \d+: [\d,]+ events/s (held|broke) ", done.out, re.M)) == len(steps)
     table = done.out.split("CAPACITY SEARCH RESULTS", 1)[1]
@@ -69,7 +72,7 @@ def test_finds_the_capacity_of_a_collector_limited_to_20k(wef_target, tmp_path: 
     assert all(s["server_lag_events"] == 0 for s in steps)  # every step ends with the server caught up
     held = cap["highest_rate_held_eps"]
     assert cap["lowest_broken_eps"] > held and (cap["lowest_broken_eps"] - held) / cap["lowest_broken_eps"] <= 0.05
-    assert data["configuration"]["thresholds"] == {"latency_p99_ms": 200.0}
+    assert data["configuration"]["thresholds"] == {"latency_p99_ms": 200.0, "achieved_ratio": 0.9}
     assert "aws_secret_access_key" not in data["configuration"] and data["exit_code"] == 0
     print(f"capacity {eps:,} events/s in {len(steps)} steps, {took:.1f} s")
 
@@ -246,24 +249,27 @@ def test_the_capacity_line_says_what_the_search_found() -> None:
 
 @pytest.mark.slow
 def test_the_capacity_is_never_above_what_a_rate_limited_collector_took(wef_target, tmp_path: Path) -> None:
-    """Against a collector admitting 2,000 events/s, a step asking 2,500/s must not pass for 2,500.
+    """Against a collector admitting 2,000 events/s, a step asking 3,000/s must not pass for 3,000.
 
-    The latency threshold is loose (3 s), so only the rate the collector took can stop the
-    2,500/s step: 3.5 s of 25 % overload queues under 1 s. Steps: 800, 1,600, then 2,500
-    (--max-eps); --precision 0.5 ends the search there. The tolerance on "what it took" (8 %)
-    covers a stall of this process or the collector's at a second's edge on a busy machine.
+    The latency threshold is loose (5 s), so only the rate the collector took can stop the
+    3,000/s step: 4 s of 50 % overload queues about 2 s. Steps: 750, 1,500, then 3,000
+    (--max-eps); --precision 0.5 ends the search there. achieved_ratio ≥ 0.85 leaves the 1,500
+    step room for a 0.45 s stall at its end on a busy machine, and fails 3,000 (about 0.67). The
+    tolerance on "what it took" (8 %) covers a stall of this process or the collector's at a
+    second's edge.
     """
     limit = 2_000
     target = wef_target("--max-eps", str(limit), "--flush-interval-secs", "1")
     results = tmp_path / "capacity.json"
-    done = wefperf("capacity", "--wef-endpoint", target.base, "--threshold", "latency_p99_ms=3000",
-                   "--start-eps", "800", "--max-eps", "2500", "--precision", "0.5", "--step-secs", "3",
-                   "--warmup-secs", "1", "--batch-size", "50", "--results", str(results), timeout=120)
+    done = wefperf("capacity", "--wef-endpoint", target.base, "--threshold", "latency_p99_ms=5000",
+                   "--threshold", "achieved_ratio=0.85", "--start-eps", "750", "--max-eps", "3000",
+                   "--precision", "0.5", "--step-secs", "3", "--warmup-secs", "1", "--batch-size", "50",
+                   "--results", str(results), timeout=120)
     assert done.code == 0, done.out + done.err
     cap = json.loads(results.read_text())["capacity"]
     steps = {s["target_eps"]: s for s in cap["steps"]}
-    assert sorted(steps) == [800, 1600, 2500], done.out
-    over = steps[2500]
+    assert sorted(steps) == [750, 1500, 3000], done.out
+    over = steps[3000]
     assert over["achieved_eps"] <= limit * 1.08, done.out  # what the collector took, not what was asked
     assert not over["passed"] and "achieved_ratio" in over["broken"], done.out
     passing = [s for s in cap["steps"] if s["passed"]]
@@ -271,6 +277,6 @@ def test_the_capacity_is_never_above_what_a_rate_limited_collector_took(wef_targ
     assert not cap["reached_max_eps"]
     for s in cap["steps"]:  # the table's achieved is the figure achieved_ratio judged
         assert s["achieved_ratio"] == pytest.approx(s["achieved_eps"] / s["target_eps"], abs=1e-3)
-        assert ("achieved_ratio" in s["broken"]) == (s["achieved_ratio"] < 0.95)
+        assert ("achieved_ratio" in s["broken"]) == (s["achieved_ratio"] < 0.85)
     shown = re.search(r"^Capacity: ([\d,]+) events/s", done.out, re.M)
     assert shown and int(shown.group(1).replace(",", "")) == round(cap["events_per_second"]), done.out
