@@ -3,8 +3,12 @@
 The collector admits at most 20,000 events/s (`--max-eps`). Above that a queue builds and
 latency grows by about (rate - 20,000) / 20,000 seconds per second held, so a p99 threshold of
 200 ms over 6-second steps lets a step through only up to about 3 % over the limit. From 8,000/s
-the search tries 8k, 16k, 32k, then bisects: 24k and 22k break by more than twice the threshold,
-so the answer is at most 21,000. At 16k, 20 % below the limit, a stall of the machine of up to
+the search tries 8k, 16k, 32k, then bisects: 24k and 22k break by more than twice the threshold.
+The answer is what the best passing step acknowledged while its rate was held, so it is at most
+the 20,000 the collector takes (3 % more allowed: a stall at a second's edge moves replies across
+it). achieved_ratio is set to 0.9: a stall of 0.3 s in a step's last second moves 5 % of a 6 s
+plateau's replies past it, and the latency bound alone decides near the limit (a 10 % overload
+queues 0.6 s). At 16k, 20 % below the limit, a stall of the machine of up to
 about 0.2 s still leaves the p99 under 200 ms; longer steps make that margin larger, but not by
 much: after a stall the queue drains at only 20 % of the limit. So the collector flushes every
 second, in small pieces, rather than every 5 s.
@@ -29,7 +33,8 @@ from wefperf.capacity import Capacity, Step
 from wefperf.capacity_run import CapacityResult, SearchPlan
 from wefperf.report.capacity import capacity_lines, table_lines
 
-CAPACITY_LINE = re.compile(r"^Capacity: ([\d,]+) events/s at latency_p99_ms ≤ 200 \(±5 %\)$", re.M)
+CAPACITY_LINE = re.compile(r"^Capacity: ([\d,]+) events/s at latency_p99_ms ≤ 200, achieved_ratio ≥ 0\.9 \(±5 %\)$",
+                           re.M)
 
 
 @pytest.mark.slow
@@ -40,31 +45,34 @@ def test_finds_the_capacity_of_a_collector_limited_to_20k(wef_target, tmp_path: 
     results = tmp_path / "capacity.json"
     started = time.monotonic()
     done = wefperf("capacity", "--wef-endpoint", target.base, "--threshold", "latency_p99_ms=200",
-                   "--start-eps", "8000", "--step-secs", "6", "--warmup-secs", "1", "--batch-size", "100",
+                   "--threshold", "achieved_ratio=0.9", "--start-eps", "8000", "--step-secs", "6", "--warmup-secs", "1", "--batch-size", "100",
                    "--results", str(results), timeout=150)
     took = time.monotonic() - started
     assert done.code == 0, done.out + done.err
     found = CAPACITY_LINE.search(done.out)
     assert found, done.out
     eps = int(found.group(1).replace(",", ""))
-    assert 16_000 <= eps <= 21_000, done.out
+    # From what the 16k step achieved (at least 90 % of it, or it broke achieved_ratio) to the limit.
+    assert 14_400 <= eps <= 20_600, done.out
     # A line as each step starts and as it ends, then the table with one row per step.
     data = json.loads(results.read_text())
     cap = data["capacity"]
     steps = cap["steps"]
-    assert cap["events_per_second"] == eps and cap["precision"] == 0.05
-    assert [s["target_eps"] for s in steps[:3]] == [8000, 16000, 32000]
+    assert cap["events_per_second"] == pytest.approx(eps, abs=0.5) and cap["precision"] == 0.05
+    assert cap["events_per_second"] == max(s["achieved_eps"] for s in steps if s["passed"])
+    assert [s["target_eps"] for s in steps[:3]] == [8000, 16000, 32000], done.out
     assert len(re.findall(r"^Step \d+: [\d,]+ events/s for 1 s warm-up \+ 6 s \.\.\.$", done.out, re.M)) == len(steps)
     assert len(re.findall(r"^Step \d+: [\d,]+ events/s (held|broke) ", done.out, re.M)) == len(steps)
     table = done.out.split("CAPACITY SEARCH RESULTS", 1)[1]
-    assert re.search(r"step +rate/s +achieved/s +p50 ms +p99 ms +p99\.9 ms +errors +server lag +result", table)
-    assert len(re.findall(r"^\s+\d+\s+[\d,]+\s+[\d,]+ .*(pass|FAIL)", table, re.M)) == len(steps)
+    assert re.search(r"step +rate/s +achieved/s +achieved +p50 ms +p99 ms +p99\.9 ms +errors +server lag +result", table)
+    assert len(re.findall(r"^\s+\d+\s+[\d,]+\s+[\d,]+\s+[\d.]+% .*(pass|FAIL)", table, re.M)) == len(steps)
     broken = [s for s in steps if not s["passed"]]
-    assert broken and all("latency_p99_ms" in s["broken"] for s in broken)
+    assert broken and all({"latency_p99_ms", "achieved_ratio"} & set(s["broken"]) for s in broken)
     assert steps[2]["achieved_eps"] < 24_000  # at 32k the collector acknowledges about its capacity
     assert all(s["server_lag_events"] == 0 for s in steps)  # every step ends with the server caught up
-    assert cap["lowest_broken_eps"] > eps and (cap["lowest_broken_eps"] - eps) / cap["lowest_broken_eps"] <= 0.05
-    assert data["configuration"]["thresholds"] == {"latency_p99_ms": 200.0}
+    held = cap["highest_rate_held_eps"]
+    assert cap["lowest_broken_eps"] > held and (cap["lowest_broken_eps"] - held) / cap["lowest_broken_eps"] <= 0.05
+    assert data["configuration"]["thresholds"] == {"latency_p99_ms": 200.0, "achieved_ratio": 0.9}
     assert "aws_secret_access_key" not in data["configuration"] and data["exit_code"] == 0
     print(f"capacity {eps:,} events/s in {len(steps)} steps, {took:.1f} s")
 
@@ -112,6 +120,7 @@ def test_abort_on_fail_ends_a_breaking_step_early_and_names_the_threshold(tmp_pa
     (["--start-eps", "5000", "--max-eps", "1000"], "--max-eps (1,000) is below --start-eps (5,000)"),
     (["--verify-s3", "--threshold", "s3_missing_events=0"], "threshold s3_missing_events: a capacity step does not verify S3"),
     (["--start-eps", "lots"], "argument --start-eps: invalid float value: 'lots'"),
+    (["--warmup-secs", "0.5", "--step-secs", "1"], "--step-secs (1) must hold the rate for at least one whole second"),
 ])
 def test_a_bad_setting_or_threshold_exits_2_with_one_line(args: list[str], says: str) -> None:
     done = wefperf("capacity", "--wef-endpoint", "http://127.0.0.1:9", *args)
@@ -186,12 +195,14 @@ async def test_find_capacity_from_python_stops_at_max_eps() -> None:
     c = FakeCollector().start()
     try:
         settings = api.load_settings("capacity", {"wef_endpoint": c.url, "processing_wait_secs": 2}, environ={})
-        found = await api.find_capacity(settings, start_eps=1000, max_eps=1500, step_secs=1, warmup_secs=0.5)
+        found = await api.find_capacity(settings, start_eps=1000, max_eps=1500, step_secs=1, warmup_secs=1)
     finally:
         c.stop()
     assert isinstance(found, api.CapacityResult) and found.exit_code == 0
     cap = found.capacity
-    assert cap.reached_max and cap.events_per_second == 1500
+    assert cap.reached_max and cap.highest_held == 1500
+    # The capacity is what the best step acknowledged in its held second (10 % either side: a busy machine).
+    assert cap.events_per_second == max(s.achieved_eps for s in cap.steps) and 1350 <= cap.events_per_second <= 1650
     assert [s.target_eps for s in cap.steps] == [1000, 1500] and all(s.passed for s in cap.steps)
     assert all(s.run_id and s.latency_p99_ms is not None for s in cap.steps)
     assert found.to_dict()["capacity"]["reached_max_eps"] is True
@@ -211,23 +222,61 @@ def test_each_step_is_a_ramp_then_a_plateau_without_s3() -> None:
 def test_the_capacity_line_says_what_the_search_found() -> None:
     settings = api.load_settings("capacity", {"thresholds": "latency_p99_ms=500"}, environ={})
     plan = SearchPlan()
-    ok = Step(40_000, 40_000, True, 5, 120, 300, 0.0, 0)
-    bad = Step(50_000, 47_100, False, 300, 900, 1000, 0.0, 0, ("latency_p99_ms",))
+    ok = Step(48_000, 47_500, True, 5, 120, 300, 0.0, 0, achieved_ratio=47_500 / 48_000)
+    bad = Step(50_000, 47_100, False, 300, 900, 1000, 0.0, 0, ("latency_p99_ms",), achieved_ratio=47_100 / 50_000)
     thresholds = {"latency_p99_ms": 500.0}
 
     def lines(cap: Capacity, error: str | None = None) -> list[str]:
         return capacity_lines(CapacityResult(cap, plan, settings, "capacity", "", thresholds, error))
 
-    assert lines(Capacity(47_500, 0.05, [ok, bad], lowest_broken=50_000)) == [
+    assert lines(Capacity(47_500, 0.05, [ok, bad], lowest_broken=50_000, highest_held=48_000)) == [
         "Capacity: 47,500 events/s at latency_p99_ms ≤ 500 (±5 %)",
-        "  the highest rate that held; 50,000 events/s broke latency_p99_ms",
+        "  acknowledged by the step at 48,000 events/s while the rate was held; 50,000 events/s broke latency_p99_ms",
     ]
     assert lines(Capacity(None, 0.05, [bad], lowest_broken=50_000))[0].startswith(
         "Capacity: none: even 1,000 events/s (--start-eps) broke latency_p99_ms")
-    assert lines(Capacity(40_000, 0.05, [ok], reached_max=True)) == [
-        "Capacity: at least 40,000 events/s at latency_p99_ms ≤ 500: every rate up to --max-eps held"]
-    assert "the search stopped: the server went away" in lines(Capacity(40_000, 0.05, [ok]), "the server went away")[0]
+    assert lines(Capacity(47_500, 0.05, [ok], reached_max=True, highest_held=48_000)) == [
+        "Capacity: at least 47,500 events/s at latency_p99_ms ≤ 500: every rate up to --max-eps held",
+        "  acknowledged by the step at 48,000 events/s while the rate was held"]
+    assert "the search stopped: the server went away" in lines(Capacity(47_500, 0.05, [ok]), "the server went away")[0]
     rows = table_lines([ok, bad])
-    assert rows[0].split() == ["step", "rate/s", "achieved/s", "p50", "ms", "p99", "ms", "p99.9", "ms", "errors",
-                               "server", "lag", "result"]
+    assert rows[0].split() == ["step", "rate/s", "achieved/s", "achieved", "p50", "ms", "p99", "ms", "p99.9", "ms",
+                               "errors", "server", "lag", "result"]
+    # The achieved column is the achieved_ratio each step was judged on.
+    assert rows[1].split()[1:4] == ["48,000", "47,500", "99.0%"] and rows[2].split()[1:4] == ["50,000", "47,100", "94.2%"]
     assert rows[2].split()[-2:] == ["FAIL", "latency_p99_ms"] and rows[1].split()[-1] == "pass"
+
+
+@pytest.mark.slow
+def test_the_capacity_is_never_above_what_a_rate_limited_collector_took(wef_target, tmp_path: Path) -> None:
+    """Against a collector admitting 2,000 events/s, a step asking 3,000/s must not pass for 3,000.
+
+    The latency threshold is loose (5 s), so only the rate the collector took can stop the
+    3,000/s step: 4 s of 50 % overload queues about 2 s. Steps: 750, 1,500, then 3,000
+    (--max-eps); --precision 0.5 ends the search there. achieved_ratio ≥ 0.85 leaves the 1,500
+    step room for a 0.45 s stall at its end on a busy machine, and fails 3,000 (about 0.67). The
+    tolerance on "what it took" (8 %) covers a stall of this process or the collector's at a
+    second's edge.
+    """
+    limit = 2_000
+    target = wef_target("--max-eps", str(limit), "--flush-interval-secs", "1")
+    results = tmp_path / "capacity.json"
+    done = wefperf("capacity", "--wef-endpoint", target.base, "--threshold", "latency_p99_ms=5000",
+                   "--threshold", "achieved_ratio=0.85", "--start-eps", "750", "--max-eps", "3000",
+                   "--precision", "0.5", "--step-secs", "3", "--warmup-secs", "1", "--batch-size", "50",
+                   "--results", str(results), timeout=120)
+    assert done.code == 0, done.out + done.err
+    cap = json.loads(results.read_text())["capacity"]
+    steps = {s["target_eps"]: s for s in cap["steps"]}
+    assert sorted(steps) == [750, 1500, 3000], done.out
+    over = steps[3000]
+    assert over["achieved_eps"] <= limit * 1.08, done.out  # what the collector took, not what was asked
+    assert not over["passed"] and "achieved_ratio" in over["broken"], done.out
+    passing = [s for s in cap["steps"] if s["passed"]]
+    assert cap["events_per_second"] == max(s["achieved_eps"] for s in passing) <= limit * 1.08, done.out
+    assert not cap["reached_max_eps"]
+    for s in cap["steps"]:  # the table's achieved is the figure achieved_ratio judged
+        assert s["achieved_ratio"] == pytest.approx(s["achieved_eps"] / s["target_eps"], abs=1e-3)
+        assert ("achieved_ratio" in s["broken"]) == (s["achieved_ratio"] < 0.85)
+    shown = re.search(r"^Capacity: ([\d,]+) events/s", done.out, re.M)
+    assert shown and int(shown.group(1).replace(",", "")) == round(cap["events_per_second"]), done.out

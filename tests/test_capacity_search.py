@@ -66,3 +66,19 @@ def test_thresholds_parse_judge_and_name_bad_input() -> None:
                      ("error_ratio=x", "not a number"), ("error_ratio=-1", "0 or more")]:
         with pytest.raises(ValueError, match=why):
             parse_thresholds(bad)
+
+
+async def test_the_capacity_is_what_the_best_passing_step_took_never_its_target() -> None:
+    # A collector that takes 20,000/s, and a latency threshold that lets an overload of up to 5 %
+    # through (as a p99 bound over a short step does): steps up to 21,000/s pass, each taking 20,000/s.
+    limit = 20_000.0
+    rates: list[float] = []
+
+    async def run_step(rate: float) -> Step:
+        rates.append(rate)
+        return Step(rate, min(rate, limit), rate <= limit * 1.05)
+
+    cap = await search(run_step, start_eps=1000, max_eps=None, precision=0.05)
+    passing = [s for s in cap.steps if s.passed]
+    assert max(s.target_eps for s in passing) > limit  # the search did let an overloaded step through
+    assert cap.events_per_second == max(s.achieved_eps for s in passing) == limit

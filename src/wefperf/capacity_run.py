@@ -1,11 +1,14 @@
 """The capacity search against a real collector: one `run_test` per step, rates from `capacity.search`.
 
 Each step is a short run at one rate: a warm-up that ramps from 0 to the rate, then the rate
-held for the step's length. The step is judged on the run's thresholds (`achieved_ratio` and
-`error_ratio` among the defaults) over the whole step, warm-up included. There is no S3
-verification per step. Before the next step the runner waits until the server has counted
-every acknowledged event (bounded by PERF_TEST_PROCESSING_WAIT_SECS), so one step's backlog
-does not land in the next one's numbers.
+held for the step's length. Latency and error thresholds judge the whole step, warm-up
+included. `achieved_ratio` judges what the collector took while the rate was held: the events
+acknowledged in the whole seconds after the warm-up, per second, over the rate asked. The
+run's own achieved_ratio (acknowledged over due) would pass an overloaded step whose queue is
+acknowledged after the plan's end, and a ramp's spare seconds would lift any whole-step rate
+above what the collector takes. There is no S3 verification per step. Before the next step the
+runner waits until the server has counted every acknowledged event (bounded by
+PERF_TEST_PROCESSING_WAIT_SECS), so one step's backlog does not land in the next one's numbers.
 """
 
 from __future__ import annotations
@@ -13,17 +16,17 @@ from __future__ import annotations
 import asyncio
 import math
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from .capacity import Capacity, Step, search
+from .capacity import Capacity, Step, best_achieved, search
 from .exitcodes import ExitCode
 from .load.shapes import Stage
 from .model import LoadSummary, RunResult, Verdict
 from .report.console import Reporter
 from .settings import ConfigError, Settings
-from .thresholds import SPECS
+from .thresholds import SPECS, Judged
 
 DEFAULT_START_EPS = 1_000.0
 DEFAULT_STEP_SECS = 10.0
@@ -59,6 +62,10 @@ class SearchPlan:
             raise ConfigError(f"--step-secs must be more than 0 seconds (got {self.step_secs!r})")
         if not (finite(self.warmup_secs) and self.warmup_secs >= 0):
             raise ConfigError(f"--warmup-secs must be 0 or more seconds (got {self.warmup_secs!r})")
+        if math.ceil(self.warmup_secs) + 1 > self.warmup_secs + self.step_secs:
+            raise ConfigError(f"--step-secs ({self.step_secs:g}) must hold the rate for at least one whole second"
+                              f" after --warmup-secs ({self.warmup_secs:g}): the rate a step achieved is read"
+                              " over those seconds")
         if not (finite(self.precision) and 0 < self.precision < 1):
             raise ConfigError(f"--precision must be a fraction between 0 and 1, e.g. 0.05 (got {self.precision!r})")
 
@@ -165,48 +172,82 @@ class _Unavailable(Exception):
     """A step could not run at all (the server never became healthy): the search cannot go on."""
 
 
+def held_seconds(plan: SearchPlan, load: LoadSummary) -> range:
+    """The timeline's whole seconds in which the rate was held: after the warm-up, before the step (or its stop) ended."""
+    end = plan.warmup_secs + plan.step_secs
+    if load.cut_short:
+        end = min(end, load.window_s)
+    return range(math.ceil(plan.warmup_secs), max(math.floor(end), math.ceil(plan.warmup_secs)))
+
+
 def achieved_eps(load: LoadSummary, plan: SearchPlan) -> float:
-    """Events acknowledged per second while the rate was held: the whole seconds after the warm-up.
+    """Events acknowledged per second while the rate was held: what the collector took.
 
-    Above its capacity a collector acknowledges about its capacity, whatever the rate asked;
-    a step too short to hold one whole second falls back to the average over the run.
+    Replies are counted in the second they arrived, so a collector that falls behind is seen at
+    its own pace, not the pace asked; what it acknowledges after the plateau (its queue) is not
+    counted. A step stopped before a whole second was held (--abort-on-fail) falls back to its
+    acknowledged events over the time it ran.
     """
-    first = math.ceil(plan.warmup_secs)
-    rows = [r for r in load.timeline if r.t >= first and r.t + 1 <= plan.warmup_secs + plan.step_secs]
-    if rows:
-        return sum(r.acked_events for r in rows) / len(rows)
-    return load.events_ok / load.elapsed_s if load.elapsed_s > 0 else 0.0
+    seconds = held_seconds(plan, load)
+    if seconds:
+        acked = sum(r.acked_events for r in load.timeline if r.t in seconds)
+        return acked / len(seconds)
+    return load.events_ok / load.window_s if load.window_s > 0 else 0.0
 
 
-def broken_thresholds(result: RunResult) -> tuple[str, ...]:
+def step_verdict(result: RunResult, rate: float, achieved: float) -> Verdict:
+    """The run's verdict with achieved_ratio judged on the held rate, `achieved / rate`, as the table shows it."""
+    verdict = result.verdict
+    ratio = achieved / rate
+    judged: list[Judged] = []
+    reasons = [r for r in verdict.reasons if r.startswith("aborted: ")]
+    for j in verdict.thresholds:
+        if j.name == "achieved_ratio":
+            j = Judged(j.name, j.bound, j.limit, ratio, ratio >= j.limit)
+        judged.append(j)
+        if not j.passed:
+            reasons.append(j.describe())
+    passed = not reasons
+    return replace(verdict, passed=passed, exit_code=ExitCode.PASSED if passed else ExitCode.FAILED,
+                   reasons=reasons, target_ratio=ratio, thresholds=judged)
+
+
+def broken_thresholds(verdict: Verdict, load: LoadSummary) -> tuple[str, ...]:
     """The thresholds a step broke: over the whole step, and those that stopped it early (--abort-on-fail)."""
-    names = [j.name for j in result.verdict.thresholds if not j.passed]
-    if result.load.aborted:
-        names += [name for name in SPECS if name in result.load.aborted and name not in names]
+    names = [j.name for j in verdict.thresholds if not j.passed]
+    if load.aborted:
+        names += [name for name in SPECS if name in load.aborted and name not in names]
     return tuple(names)
 
 
-def step_of(rate: float, result: RunResult, plan: SearchPlan) -> Step:
-    """A step's figures from its run."""
-    load, verdict, server = result.load, result.verdict, result.server
-    lat = load.latency
+def step_of(rate: float, result: RunResult, plan: SearchPlan) -> tuple[Step, Verdict]:
+    """A step's figures from its run, and its verdict with achieved_ratio judged on exactly the achieved shown."""
+    load, server = result.load, result.server
+    lat = load.event_latency if load.event_latency is not None else load.latency  # as the thresholds judge it
     counted = lat.count > 0
-    achieved = achieved_eps(load, plan)
+    achieved = round(achieved_eps(load, plan), 1)
+    verdict = step_verdict(result, rate, achieved)
+    # The server_missing_events threshold's own figure where it was judged (it counts per event type).
+    missing = next((j.measured for j in verdict.thresholds if j.name == "server_missing_events"), None)
     lag = None
-    if server.events_received is not None:
+    if missing is not None:
+        lag = int(missing)
+    elif server.events_received is not None:
         lag = max(load.events_ok - server.events_received, 0)
-    return Step(
+    step = Step(
         target_eps=rate,
-        achieved_eps=round(achieved, 1),
+        achieved_eps=achieved,
         passed=verdict.passed,
         latency_p50_ms=lat.p50 if counted else None,
         latency_p99_ms=lat.p99 if counted else None,
         latency_p999_ms=lat.p999 if counted else None,
         error_ratio=load.error_ratio,
         server_lag_events=lag,
-        broken=broken_thresholds(result),
+        broken=broken_thresholds(verdict, load),
         run_id=result.run_id,
+        achieved_ratio=verdict.target_ratio,
     )
+    return step, verdict
 
 
 async def find_capacity(
@@ -248,8 +289,8 @@ async def find_capacity(
             return None
         if not result.verdict.thresholds and result.verdict.reasons:
             raise _Unavailable(result.verdict.reasons[0])
-        step = step_of(rate, result, plan)
-        rep.step_done(number, step, result.verdict)
+        step, verdict = step_of(rate, result, plan)
+        rep.step_done(number, step, verdict)
         return step
 
     steps: list[Step] = []
@@ -267,8 +308,8 @@ async def find_capacity(
         error = str(exc)
         held = [s.target_eps for s in steps if s.passed]
         broke = [s.target_eps for s in steps if not s.passed]
-        capacity = Capacity(max(held) if held else None, plan.precision, steps,
-                            lowest_broken=min(broke) if broke else None)
+        capacity = Capacity(best_achieved(steps), plan.precision, steps, lowest_broken=min(broke) if broke else None,
+                            highest_held=max(held) if held else None)
     result = CapacityResult(capacity, plan, settings, profile, started, thresholds, error,
                             stopped_at[0] if stopped_at else None)
     rep.finished(result)

@@ -4,6 +4,14 @@ Latency from the intended send time covers every batch that fell due: acknowledg
 their reply, failed ones at their failure, and ones never sent at the end of the load window
 (no coordinated omission for failures either). The acknowledged-only figure is kept beside it,
 labelled so.
+
+Memory is not fixed; it grows with the run's length, slowly. Fixed: the full-run histograms,
+one per-second histogram replaced each second, one second's raw schedule lags and, with
+--abort-on-fail, the sliding window's per-second histograms. Growing: a timeline row per second
+(about half a kilobyte kept: 1.6 MB for an hour, a few MB more while the results are built at
+the end), each second's encoded latency histogram in a segment of a scale-out run (about 0.1 to
+2 KB a second), and one byte per batch up to the last failed one. The measured peak RSS of a
+`soak-1h` run, and what an hour adds, is in docs/benchmarks.md ("Memory of a one-hour soak").
 """
 
 from __future__ import annotations

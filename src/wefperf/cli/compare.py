@@ -32,7 +32,8 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
                    " the reference")
     p.add_argument("--fail-if-worse", type=_percent, default=None, metavar="PCT",
                    help="exit 1 when p99 latency, achieved rate or capacity of a later file is worse than the"
-                        " first's by more than PCT percent")
+                        " first's by more than PCT percent (a capacity whose search stopped at --max-eps is only"
+                        " a lower bound: it is not judged)")
     p.add_argument("--html", default=None, metavar="OUT.html", help="also draw the runs' curves overlaid in an"
                    " HTML page")
     p.set_defaults(handler=handle_compare)

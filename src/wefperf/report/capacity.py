@@ -39,7 +39,8 @@ def banner_lines(settings: Settings, plan: SearchPlan, thresholds: dict[str, flo
         f"Endpoint: {settings.events_url}",
         f"Rates: from {plan.start_eps:,.0f} events/s doubling {upto} until a step breaks a threshold,"
         f" then bisecting to ±{plan.precision * 100:g} %",
-        f"Each step: {warmup}{plan.step_secs:g} s at the rate, judged on the whole step",
+        f"Each step: {warmup}{plan.step_secs:g} s at the rate; achieved_ratio judges the rate acknowledged in the"
+        " whole seconds the rate was held, the other thresholds the whole step",
         f"Thresholds (every one must hold): {bounds(thresholds)}",
         f"Batch size: {settings.batch_size}; concurrency: {settings.concurrency}; events: {kind}",
         "S3 verification: not per step (check the rate found with `wefperf run --verify-s3`)",
@@ -54,7 +55,7 @@ def step_start_line(number: int, rate: float, plan: SearchPlan) -> str:
 
 def step_done_line(number: int, step: Step, verdict: Verdict) -> str:
     head = f"Step {number}: {step.target_eps:,.0f} events/s"
-    figures = f"achieved {step.achieved_eps:,.0f}/s, p99 {_ms(step.latency_p99_ms)} ms"
+    figures = f"achieved {step.achieved_eps:,.0f}/s{_share(step)}, p99 {_ms(step.latency_p99_ms)} ms"
     if step.passed:
         return f"{head} held ({figures})"
     # Each broken threshold with its measure; a step stopped early (--abort-on-fail) says why first.
@@ -68,16 +69,24 @@ def step_stopped_line(number: int, rate: float, result: RunResult) -> str:
     return f"Step {number}: {rate:,.0f} events/s interrupted ({where}); the step is not counted"
 
 
-_HEADER = ("step", "rate/s", "achieved/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "server lag", "result")
+def _share(step: Step) -> str:
+    """` = 80.0% of the rate`: the achieved_ratio the step was judged on."""
+    return "" if step.achieved_ratio is None else f" = {step.achieved_ratio:.1%} of the rate"
+
+
+_HEADER = ("step", "rate/s", "achieved/s", "achieved", "p50 ms", "p99 ms", "p99.9 ms", "errors", "server lag",
+           "result")
 
 
 def table_lines(steps: list[Step]) -> list[str]:
-    """One row per step, in the order they ran."""
+    """One row per step, in the order they ran: each threshold's column is the very figure it judged."""
     rows = [_HEADER]
     for i, s in enumerate(steps, 1):
         verdict = "pass" if s.passed else "FAIL " + ", ".join(s.broken)
         rows.append((
-            str(i), f"{s.target_eps:,.0f}", f"{s.achieved_eps:,.0f}", _ms(s.latency_p50_ms), _ms(s.latency_p99_ms),
+            str(i), f"{s.target_eps:,.0f}", f"{s.achieved_eps:,.0f}",
+            "-" if s.achieved_ratio is None else f"{s.achieved_ratio:.1%}",
+            _ms(s.latency_p50_ms), _ms(s.latency_p99_ms),
             _ms(s.latency_p999_ms), "-" if s.error_ratio is None else f"{s.error_ratio:.2%}",
             "-" if s.server_lag_events is None else f"{s.server_lag_events:,}", verdict,
         ))
@@ -86,7 +95,7 @@ def table_lines(steps: list[Step]) -> list[str]:
 
 
 def capacity_lines(result: CapacityResult) -> list[str]:
-    """The answer in one line, and a second saying where it stops being true."""
+    """The answer in one line, and a second saying which step it came from and where it stops being true."""
     cap: Capacity = result.capacity
     conditions = bounds(result.settings.thresholds or result.thresholds)
     eps = cap.events_per_second
@@ -100,16 +109,25 @@ def capacity_lines(result: CapacityResult) -> list[str]:
         if eps is None:
             return ["Capacity: not found: interrupted before any rate held" + (f" ({broke})" if broke else "")]
         return [f"Capacity: at least {eps:,.0f} events/s at {conditions} (interrupted before the search finished"
-                + (f"; {broke}" if broke else "") + ")"]
+                + (f"; {broke}" if broke else "") + ")", _source(cap)]
     if eps is None:
         step = cap.steps[0] if cap.steps else None
         what = ", ".join(step.broken) if step is not None and step.broken else "a threshold"
         return [f"Capacity: none: even {result.plan.start_eps:,.0f} events/s (--start-eps) broke {what}"
                 f" (thresholds: {conditions})"]
     if cap.reached_max:
-        return [f"Capacity: at least {eps:,.0f} events/s at {conditions}: every rate up to --max-eps held"]
+        return [f"Capacity: at least {eps:,.0f} events/s at {conditions}: every rate up to --max-eps held",
+                _source(cap)]
     return [f"Capacity: {eps:,.0f} events/s at {conditions} (±{cap.precision * 100:g} %)",
-            f"  the highest rate that held; {broke}" if broke else "  the highest rate that held"]
+            _source(cap) + (f"; {broke}" if broke else "")]
+
+
+def _source(cap: Capacity) -> str:
+    """Which step the capacity is: what it acknowledged, and the rate it asked."""
+    best = max((s for s in cap.steps if s.passed), key=lambda s: s.achieved_eps, default=None)
+    if best is None:
+        return ""
+    return f"  acknowledged by the step at {best.target_eps:,.0f} events/s while the rate was held"
 
 
 class ConsoleCapacityReporter(CapacityReporter):

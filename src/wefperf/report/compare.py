@@ -38,6 +38,14 @@ def capacity(d: Data) -> float | None:
     return _number(_get(d, "capacity", "events_per_second"))
 
 
+def capacity_at_least(d: Data) -> bool:
+    """The search stopped before a rate broke (at --max-eps, interrupted, the server gone): the capacity is a lower bound."""
+    cap = _get(d, "capacity")
+    if not isinstance(cap, dict):
+        return False
+    return bool(cap.get("reached_max_eps") or cap.get("interrupted") or d.get("error"))
+
+
 def _latency(key: str) -> Callable[[Data], float | None]:
     def read(d: Data) -> float | None:
         lat = _get(d, "latency_ms", "from_intended_send")
@@ -79,13 +87,17 @@ class Figure:
     digits: int = 0
     percent: bool = False  # a ratio shown in %, its change in percentage points
     counts: bool = False  # a count: the change is a difference, not a share
+    at_least: Callable[[Data], bool] | None = None  # True where a file's value is only a lower bound
 
-    def show(self, value: float | None) -> str:
+    def bounded(self, data: Data) -> bool:
+        return self.at_least is not None and self.at_least(data)
+
+    def show(self, value: float | None, at_least: bool = False) -> str:
         if value is None:
             return "–"
         if self.percent:
             return f"{value * 100:.3f}%"
-        return f"{value:,.{self.digits}f}"
+        return f"{'≥ ' if at_least else ''}{value:,.{self.digits}f}"
 
     def change(self, base: float | None, value: float | None) -> str:
         if base is None or value is None:
@@ -99,7 +111,7 @@ class Figure:
 
 FIGURES = (
     Figure("achieved rate (ev/s)", achieved, HIGHER, 1),
-    Figure("capacity (ev/s)", capacity, HIGHER, 0),
+    Figure("capacity (ev/s)", capacity, HIGHER, 0, at_least=capacity_at_least),
     Figure("latency p50 (ms)", _latency("p50"), LOWER, 2),
     Figure("latency p99 (ms)", _latency("p99"), LOWER, 2),
     Figure("latency p99.9 (ms)", _latency("p99_9"), LOWER, 2),
@@ -140,10 +152,11 @@ def figure_rows(runs: Sequence[Run]) -> list[list[str]]:
         values = [fig.read(r.data) for r in runs]
         if all(v is None for v in values):
             continue
-        cells = [fig.show(values[0])]
-        for v in values[1:]:
+        cells = [fig.show(values[0], fig.bounded(runs[0].data))]
+        for run, v in zip(runs[1:], values[1:]):
             delta = fig.change(values[0], v)
-            cells.append(f"{fig.show(v)} ({delta})" if delta else fig.show(v))
+            shown = fig.show(v, fig.bounded(run.data))
+            cells.append(f"{shown} ({delta})" if delta else shown)
         rows.append([fig.name, *cells])
     return rows
 
@@ -162,30 +175,47 @@ def text_table(runs: Sequence[Run]) -> list[str]:
 
 
 def worse_than(runs: Sequence[Run], pct: float) -> list[str]:
-    """Each gated figure of a later file that got worse than the first's by more than `pct` percent."""
+    """Each gated figure of a later file that got worse than the first's by more than `pct` percent.
+
+    A later capacity that is only a lower bound (its search stopped at --max-eps) is never worse:
+    the collector may take more. A lower bound in the first file is a floor the later one must reach.
+    """
     found = []
     base = runs[0]
     for run in runs[1:]:
         for fig, name in GATED:
             a, b = fig.read(base.data), fig.read(run.data)
-            if a is None or b is None or a == 0:
+            if a is None or b is None or a == 0 or fig.bounded(run.data):
                 continue
             change = (b - a) / a * 100
             worse = change if fig.better == LOWER else -change
             if worse > pct:
                 direction = "higher" if change > 0 else "lower"
                 found.append(f"{run.label}: {name} {fig.show(b)} is {abs(change):.1f}% {direction} than"
-                             f" {base.label}'s {fig.show(a)} (more than {pct:g}% worse)")
+                             f" {base.label}'s {fig.show(a, fig.bounded(base.data))} (more than {pct:g}% worse)")
     return found
 
 
+def not_judged(runs: Sequence[Run]) -> list[str]:
+    """The later files whose gated figure --fail-if-worse leaves alone because it is only a lower bound."""
+    out = []
+    for run in runs[1:]:
+        for fig, name in GATED:
+            value = fig.read(run.data)
+            if value is not None and fig.read(runs[0].data) is not None and fig.bounded(run.data):
+                out.append(f"{run.label}: {name} {fig.show(value, True)} is a lower bound (the search stopped"
+                           " before a rate broke), so it is not judged worse")
+    return out
+
+
 def gate_lines(runs: Sequence[Run], pct: float) -> list[str]:
-    """--fail-if-worse's verdict as the console and the HTML page both say it: a ✗ line per figure
-    that got worse, else one ✓ line."""
+    """--fail-if-worse's verdict as the console and the HTML page both say it: a line per lower
+    bound left unjudged, a ✗ line per figure that got worse, else one ✓ line."""
+    lines = [f"- {line}" for line in not_judged(runs)]
     worse = worse_than(runs, pct)
     if worse:
-        return [f"✗ {line}" for line in worse]
-    return [f"✓ p99 latency, achieved rate and capacity: none more than {pct:g}% worse than {runs[0].label}"]
+        return lines + [f"✗ {line}" for line in worse]
+    return lines + [f"✓ p99 latency, achieved rate and capacity: none more than {pct:g}% worse than {runs[0].label}"]
 
 
 def render_compare_html(runs: Sequence[Run], fail_if_worse: float | None = None) -> str:

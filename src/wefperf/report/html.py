@@ -454,8 +454,10 @@ def _capacity_section(cap: Data) -> list[str]:
     if isinstance(eps, (int, float)):
         within = f" (within {cap['precision'] * 100:g} %)" if isinstance(cap.get("precision"), (int, float)) else ""
         more = " — every rate up to the maximum held, so it is at least this" if cap.get("reached_max_eps") else ""
-        out.append(f"<p>The highest rate at which every threshold held: <b>{esc(num(eps))} events/s</b>"
-                   f"{esc(within)}{esc(more)}.</p>")
+        asked = cap.get("highest_rate_held_eps")
+        held = f", the highest rate that held was {num(asked)} events/s" if isinstance(asked, (int, float)) else ""
+        out.append(f"<p>What the collector acknowledged while a step held every threshold: <b>{esc(num(eps))}"
+                   f" events/s</b>{esc(within)}{esc(held)}{esc(more)}.</p>")
     else:
         out.append("<p class=\"bad\">No rate held every threshold, not even the first step.</p>")
     if cap.get("interrupted"):
@@ -466,13 +468,15 @@ def _capacity_section(cap: Data) -> list[str]:
     for i, s in enumerate(cap.get("steps") or [], 1):
         if not isinstance(s, dict):
             continue
-        rows.append([i, num(s.get("target_eps")), num(s.get("achieved_eps")), num(s.get("latency_p50_ms"), 1),
+        ratio = s.get("achieved_ratio")
+        rows.append([i, num(s.get("target_eps")), num(s.get("achieved_eps")),
+                     num(ratio * 100, 1) if isinstance(ratio, (int, float)) else "–", num(s.get("latency_p50_ms"), 1),
                      num(s.get("latency_p99_ms"), 1), num(s.get("latency_p999_ms"), 1),
                      num((s.get("error_ratio") or 0) * 100, 3) if s.get("error_ratio") is not None else "–",
                      num(s.get("server_lag_events")), ok_mark(s.get("passed")), ", ".join(s.get("broken") or [])])
     if rows:
-        out.append(table(["step", "target ev/s", "achieved ev/s", "p50 ms", "p99 ms", "p99.9 ms", "errors %",
-                          "server lag (events)", "", "thresholds broken"], rows, numeric=range(1, 8)))
+        out.append(table(["step", "target ev/s", "achieved ev/s", "achieved %", "p50 ms", "p99 ms", "p99.9 ms",
+                          "errors %", "server lag (events)", "", "thresholds broken"], rows, numeric=range(1, 9)))
     return out
 
 
