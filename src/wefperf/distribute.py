@@ -27,6 +27,7 @@ from .exitcodes import ExitCode
 from .merge import MergedRun, rejudge
 from .model import RunResult
 from .payload import new_run_id
+from .preflight import check_s3
 from .report.console import Reporter
 from .segments import shared_seed
 from .settings import ENV_NAMES, Settings
@@ -82,7 +83,10 @@ class Child:
 async def run_processes(
     settings: Settings, *, reporter: Reporter, stop: asyncio.Event, profile: str | None,
 ) -> tuple[RunResult, bool]:
-    """Run the children and merge their results: (the merged result, interrupted)."""
+    """Run the children and merge their results: (the merged result, interrupted), shown by the reporter.
+
+    The S3 buckets the run needs are checked first: a wrong one is refused (exit 2) before any child starts.
+    """
     procs = settings.process_count
     # Within a segment i/S (a pod of an Indexed Job), child j runs segment i + S*j of S*P: together
     # they send exactly segment i/S, and each stores its own shard for `wefperf merge`.
@@ -96,6 +100,17 @@ async def run_processes(
     names = ", ".join(f"{i}/{count}" for i in segments)
     reporter.line(f"Processes: {procs} (segments {names}; one run id, plan start at {start_at:.3f});"
                   " the results below are merged")
+    from .runner import _unless_stopped, empty_result, refused_result
+
+    checked = await _unless_stopped(check_s3(settings), stop)
+    if checked is None or checked.problem:
+
+        if checked is None:
+            return empty_result(settings, profile, "checking S3"), True
+        reporter.error(f"wefperf: configuration error: {checked.problem}")
+        return refused_result(settings, profile, run_id, checked.problem), False
+    for line in checked.checked:
+        reporter.line(line)
     base = {k: v for k, v in os.environ.items()
             if k not in ("JOB_COMPLETION_INDEX", "PERF_TEST_PROFILE") and k.upper() not in _fixed_env()}
     base.update(settings_env(settings))
@@ -132,9 +147,12 @@ async def run_processes(
     if merged is None:
         from .runner import empty_result
 
-        return _with_problems(empty_result(settings, profile, "running the segment processes"), problems), interrupted
-    result = await _after_load(settings, merged, problems, reporter, stop, interrupted)
-    return _with_problems(result, problems), stop.is_set()
+        result = _with_problems(empty_result(settings, profile, "running the segment processes"), problems)
+        reporter.results(result)
+        return result, interrupted
+    result = _with_problems(await _after_load(settings, merged, problems, reporter, stop, interrupted), problems)
+    reporter.results(result)
+    return result, stop.is_set()
 
 
 def _fixed_env() -> set[str]:

@@ -39,6 +39,7 @@ from .observe import (
 )
 from .payload import PayloadPool, build_pool, new_run_id
 from .payload.hosts import HostPayload
+from .preflight import check_s3
 from .prometheus import MetricError
 from .recount import take_final
 from .report.console import Reporter
@@ -140,6 +141,15 @@ async def run_test(
             rep.error(str(exc))
             return _result(settings, profile, run_id, started_at, pool, _empty_load(), server, None, "", str(exc), rep,
                            show=False)
+    checked = await _unless_stopped(check_s3(settings), stop)  # a wrong bucket found now, not after the load
+    if checked is None:
+        return stopped_before_load("checking S3")
+    if checked.problem:
+        rep.error(f"wefperf: configuration error: {checked.problem}")
+        return _result(settings, profile, run_id, started_at, pool, _empty_load(), server, None, "", checked.problem,
+                       rep, show=False, unavailable_code=ExitCode.USAGE)
+    for line in checked.checked:
+        rep.line(line)
     connector = aiohttp.TCPConnector(limit=4, ssl=observer_ssl)
     async with aiohttp.ClientSession(connector=connector, trust_env=True) as obs:
         try:
@@ -481,6 +491,16 @@ def empty_result(settings: Settings, profile: str | None, stopped_in: str) -> Ru
         run_id="", test_name=settings.test_name, timestamp=datetime.now(timezone.utc).isoformat(), profile=profile,
         configuration=settings.public_dict(), load=load, server=ServerStats(),
         verdict=judge(settings, load, None), stopped_in=stopped_in,
+    )
+
+
+def refused_result(settings: Settings, profile: str | None, run_id: str, reason: str) -> RunResult:
+    """A run refused before its load by a check of its configuration (exit 2): nothing was sent."""
+    load = _empty_load()
+    verdict = replace(judge(settings, load, None, unavailable=reason), exit_code=ExitCode.USAGE)
+    return RunResult(
+        run_id=run_id, test_name=settings.test_name, timestamp=datetime.now(timezone.utc).isoformat(),
+        profile=profile, configuration=settings.public_dict(), load=load, server=ServerStats(), verdict=verdict,
     )
 
 
