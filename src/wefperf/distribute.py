@@ -95,20 +95,20 @@ async def run_processes(
     segments = [outer + outer_count * j for j in range(procs)]
     run_id = settings.run_id or new_run_id()
     seed = settings.seed or shared_seed(run_id)
-    start_at = settings.start_at or (time.time() + START_MARGIN_S)
     reporter.banner(settings, run_id)
-    names = ", ".join(f"{i}/{count}" for i in segments)
-    reporter.line(f"Processes: {procs} (segments {names}; one run id, plan start at {start_at:.3f});"
-                  " the results below are merged")
     from .runner import _unless_stopped, empty_result, refused_result
 
     checked = await _unless_stopped(check_s3(settings), stop)
-    if checked is None or checked.problem:
-
-        if checked is None:
-            return empty_result(settings, profile, "checking S3"), True
+    if checked is None:
+        reporter.line("Interrupted while checking S3: nothing was sent")
+        return empty_result(settings, profile, "checking S3"), True
+    if checked.problem:
         reporter.error(f"wefperf: configuration error: {checked.problem}")
         return refused_result(settings, profile, run_id, checked.problem), False
+    start_at = settings.start_at or (time.time() + START_MARGIN_S)  # after the check, which may take seconds
+    names = ", ".join(f"{i}/{count}" for i in segments)
+    reporter.line(f"Processes: {procs} (segments {names}; one run id, plan start at {start_at:.3f});"
+                  " the results below are merged")
     for line in checked.checked:
         reporter.line(line)
     base = {k: v for k, v in os.environ.items()

@@ -48,10 +48,11 @@ from .segments import check_start_at, judged_alone, shared_seed
 from .settings import Settings
 from .thresholds import Measures
 from .thresholds import judge as judge_thresholds
+from .tlsdiag import TlsSetup
 from .verdict import judge
 from .wording import plural
 from .wsman.certs import CertError
-from .wsman.tls import host_contexts
+from .wsman.tls import collector_context, host_contexts
 
 if TYPE_CHECKING:
     from .verify import Numbering
@@ -132,7 +133,7 @@ async def run_test(
                        stopped_in=phase, show=False)
 
     host_ssl: list[ssl.SSLContext | bool] = []
-    observer_ssl: ssl.SSLContext | bool = settings.tls_verify
+    observer_ssl = collector_context(verify=settings.tls_verify, ca_file=settings.tls_ca)
     if settings.protocol == "wsman":
         assert hosts is not None
         try:
@@ -154,7 +155,9 @@ async def run_test(
     async with aiohttp.ClientSession(connector=connector, trust_env=True) as obs:
         try:
             waited = await _unless_stopped(
-                wait_for_health(obs, settings.health_url, settings.health_timeout_secs, settings.health_setting), stop
+                wait_for_health(obs, settings.health_url, settings.health_timeout_secs, settings.health_setting,
+                                TlsSetup(bool(settings.client_cert or settings.client_ca_cert),
+                                         settings.protocol == "wsman")), stop
             )
         except ServerUnavailable as exc:
             rep.error(str(exc))
@@ -227,7 +230,7 @@ async def run_test(
             assert isinstance(pool, PayloadPool)
             senders = make_senders(
                 settings.sender, settings.events_url, pool, settings.request_timeout_secs, settings.concurrency,
-                settings.tls_verify,
+                observer_ssl,
             )
             sender_name = senders.name
             engine = LoadEngine(
