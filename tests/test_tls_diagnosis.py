@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import socket
+import ssl
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from fake_collector import FakeCollector
 from helpers import Done, wefperf
+from wefperf.observe import ServerUnavailable, wait_for_health
+from wefperf.tlsdiag import TlsSetup
 from wefperf.wsman.tls import server_context
 
 # A certificate check that fails is reported at once, not after the health timeout (60 s here);
@@ -96,3 +104,45 @@ def test_hostname_mismatch_is_named_with_no_tls_verify(pki: Pki, tmp_path: Path)
 def test_no_tls_verify_gets_past_the_name(pki: Pki, tmp_path: Path) -> None:
     done, _ = _run(pki.wrong_name, tmp_path, "--no-tls-verify")
     assert done.code == 0, done.out + done.err
+
+
+def _tls12_server(cert: Path, key: Path, client_ca: Path) -> tuple[socket.socket, int]:
+    """A blocking TLS 1.2 server that requires a client certificate: it sends the alert (as OpenSSL
+    servers such as OpenWEC's do), which the asyncio collector above never does."""
+    ctx = server_context(cert, key, client_ca)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return  # closed: the test is over
+            with contextlib.suppress(OSError), conn, ctx.wrap_socket(conn, server_side=True) as tls:
+                tls.recv(4096)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener, int(listener.getsockname()[1])
+
+
+def test_a_certificate_required_alert_is_named_at_once(pki: Pki) -> None:
+    listener, port = _tls12_server(pki.ca.parent / "server.crt", pki.ca.parent / "server.key", pki.ca)
+    url = f"https://127.0.0.1:{port}/health"
+
+    async def check() -> str:
+        context = ssl.create_default_context(cafile=str(pki.ca))
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as session:
+            with pytest.raises(ServerUnavailable) as failed:
+                await wait_for_health(session, url, 60, tls=TlsSetup(client_cert=False, wsman=True))
+        return str(failed.value)
+
+    try:
+        started = time.monotonic()
+        message = asyncio.run(check())
+        took = time.monotonic() - started
+    finally:
+        listener.close()
+    assert "certificate required" in message and "--client-cert/--client-key" in message, message
+    assert "--protocol wsman" not in message  # already WS-Management
+    assert took < AT_ONCE_S, took
