@@ -142,15 +142,6 @@ async def run_test(
             rep.error(str(exc))
             return _result(settings, profile, run_id, started_at, pool, _empty_load(), server, None, "", str(exc), rep,
                            show=False)
-    checked = await _unless_stopped(check_s3(settings), stop)  # a wrong bucket found now, not after the load
-    if checked is None:
-        return stopped_before_load("checking S3")
-    if checked.problem:
-        rep.error(f"wefperf: configuration error: {checked.problem}")
-        return _result(settings, profile, run_id, started_at, pool, _empty_load(), server, None, "", checked.problem,
-                       rep, show=False, unavailable_code=ExitCode.USAGE)
-    for line in checked.checked:
-        rep.line(line)
     connector = aiohttp.TCPConnector(limit=4, ssl=observer_ssl)
     async with aiohttp.ClientSession(connector=connector, trust_env=True) as obs:
         try:
@@ -166,6 +157,17 @@ async def run_test(
         if waited is None:
             return stopped_before_load("waiting for the WEF server's /health")
         rep.line("WEF server is healthy")
+        # A wrong S3 endpoint or bucket found now, not after the load (after the health check: in compose,
+        # a healthy collector has found its bucket, so S3 is up).
+        checked = await _unless_stopped(check_s3(settings), stop)
+        if checked is None:
+            return stopped_before_load("checking S3")
+        if checked.problem:
+            rep.error(f"wefperf: configuration error: {checked.problem}")
+            return _result(settings, profile, run_id, started_at, pool, _empty_load(), server, None, "",
+                           checked.problem, rep, show=False, unavailable_code=ExitCode.USAGE)
+        for line in checked.checked:
+            rep.line(line)
         try:
             read = await _unless_stopped(try_read(obs, stats), stop)
         except MetricError as exc:
