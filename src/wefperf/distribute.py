@@ -28,6 +28,7 @@ from .exitcodes import ExitCode
 from .merge import MergedRun, rejudge
 from .model import RunResult, Snapshot
 from .payload import new_run_id
+from .preflight import check_s3
 from .progress_wire import merged_snapshot, snapshot_to_wire
 from .report.console import Reporter, progress_info, progress_line
 from .segments import shared_seed
@@ -87,7 +88,10 @@ class Child:
 async def run_processes(
     settings: Settings, *, reporter: Reporter, stop: asyncio.Event, profile: str | None,
 ) -> tuple[RunResult, bool]:
-    """Run the children and merge their results: (the merged result, interrupted)."""
+    """Run the children and merge their results: (the merged result, interrupted), shown by the reporter.
+
+    The S3 buckets the run needs are checked first: a wrong one is refused (exit 2) before any child starts.
+    """
     procs = settings.process_count
     # Within a segment i/S (a pod of an Indexed Job), child j runs segment i + S*j of S*P: together
     # they send exactly segment i/S, and each stores its own shard for `wefperf merge`.
@@ -96,11 +100,22 @@ async def run_processes(
     segments = [outer + outer_count * j for j in range(procs)]
     run_id = settings.run_id or new_run_id()
     seed = settings.seed or shared_seed(run_id)
-    start_at = settings.start_at or (time.time() + START_MARGIN_S)
     reporter.banner(settings, run_id)
+    from .runner import _unless_stopped, empty_result, refused_result
+
+    checked = await _unless_stopped(check_s3(settings), stop)
+    if checked is None:
+        reporter.line("Interrupted while checking S3: nothing was sent")
+        return empty_result(settings, profile, "checking S3"), True
+    if checked.problem:
+        reporter.error(f"wefperf: configuration error: {checked.problem}")
+        return refused_result(settings, profile, run_id, checked.problem), False
+    start_at = settings.start_at or (time.time() + START_MARGIN_S)  # after the check, which may take seconds
     names = ", ".join(f"{i}/{count}" for i in segments)
     reporter.line(f"Processes: {procs} (segments {names}; one run id, plan start at {start_at:.3f});"
                   " the results below are merged")
+    for line in checked.checked:
+        reporter.line(line)
     base = {k: v for k, v in os.environ.items()
             if k not in ("JOB_COMPLETION_INDEX", "PERF_TEST_PROFILE") and k.upper() not in _fixed_env()}
     base.update(settings_env(settings))
@@ -137,9 +152,12 @@ async def run_processes(
     if merged is None:
         from .runner import empty_result
 
-        return _with_problems(empty_result(settings, profile, "running the segment processes"), problems), interrupted
-    result = await _after_load(settings, merged, problems, reporter, stop, interrupted)
-    return _with_problems(result, problems), stop.is_set()
+        result = _with_problems(empty_result(settings, profile, "running the segment processes"), problems)
+        reporter.results(result)
+        return result, interrupted
+    result = _with_problems(await _after_load(settings, merged, problems, reporter, stop, interrupted), problems)
+    reporter.results(result)
+    return result, stop.is_set()
 
 
 def _fixed_env() -> set[str]:

@@ -18,6 +18,7 @@ from .load import errors
 from .model import event_id_of as event_id_of
 from .prometheus import CounterTotal, LabelSet, MetricAbsent, MetricError, absent_message, read_counter
 from .restarts import RestartWatch
+from .tlsdiag import TlsDiagnosis, TlsSetup, diagnose
 
 
 class ServerUnavailable(RuntimeError):
@@ -50,22 +51,34 @@ def parse_stats(payload: object) -> StatsSnapshot:
     return StatsSnapshot(sum(per_type.values()), per_type)
 
 
-async def wait_for_health(session: aiohttp.ClientSession, url: str, timeout_s: float, setting: str = "WEF_ENDPOINT") -> float:
-    """Poll until `url` answers 200; returns the seconds it took. `setting` is what the user should check."""
+async def wait_for_health(
+    session: aiohttp.ClientSession, url: str, timeout_s: float, setting: str = "WEF_ENDPOINT",
+    tls: TlsSetup | None = None,
+) -> float:
+    """Poll until `url` answers 200; returns the seconds it took. `setting` is what the user should check.
+
+    A TLS failure is named with the flag that fixes it (`tls`: what the client presents); one that
+    waiting cannot change (a certificate check, a server's alert) ends the wait at once.
+    """
     started = time.monotonic()
     deadline = started + timeout_s
     last = "no answer"
+    hint: TlsDiagnosis | None = None
     while True:
         try:
             async with session.get(url, timeout=aiohttp.ClientTimeout(total=5)) as resp:
                 await resp.read()
                 if resp.status == 200:
                     return time.monotonic() - started
-                last = f"HTTP {resp.status}"
+                last, hint = f"HTTP {resp.status}", None
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            last = errors.classify(exc)
+            last, hint = errors.classify(exc), diagnose(exc, url, tls or TlsSetup(), setting)
+            if hint is not None and hint.definite:
+                raise ServerUnavailable(
+                    f"WEF server did not become healthy: GET {url} gave tls error: {hint.reason}; {hint.fix}"
+                ) from None
         if time.monotonic() >= deadline:
-            raise ServerUnavailable(_unhealthy(url, last, timeout_s, setting))
+            raise ServerUnavailable(_unhealthy(url, last, timeout_s, setting, hint))
         await asyncio.sleep(min(0.5, max(deadline - time.monotonic(), 0.01)))
 
 
@@ -73,8 +86,12 @@ async def wait_for_health(session: aiohttp.ClientSession, url: str, timeout_s: f
 COMPOSE_HOST = "wef-server"
 
 
-def _unhealthy(url: str, last: str, timeout_s: float, setting: str = "WEF_ENDPOINT") -> str:
+def _unhealthy(url: str, last: str, timeout_s: float, setting: str = "WEF_ENDPOINT",
+               tls: TlsDiagnosis | None = None) -> str:
     host = urlsplit(url).hostname or url
+    if tls is not None:
+        return (f"WEF server did not become healthy: GET {url} gave {last.replace('_', ' ')} for {timeout_s:g} s:"
+                f" {tls.reason}; {tls.fix}")
     if last == errors.DNS:
         hint = (f"; {host} is the compose service name of the default WEF_ENDPOINT: outside compose,"
                 " set WEF_ENDPOINT to your collector (e.g. http://127.0.0.1:5985)"

@@ -22,9 +22,10 @@ from .settings import Settings
 
 def observer_ssl(settings: Settings) -> ssl.SSLContext | bool:
     """The TLS context the run's observer (health, stats) used: over WS-Man https, its own client certificate."""
+    from .wsman.tls import collector_context, host_contexts
+
     if settings.protocol != "wsman":
-        return settings.tls_verify
-    from .wsman.tls import host_contexts
+        return collector_context(verify=settings.tls_verify, ca_file=settings.tls_ca)
 
     return host_contexts(
         url=settings.subscription_manager_url, names=[], verify=settings.tls_verify, ca_file=settings.tls_ca,

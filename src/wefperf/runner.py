@@ -39,6 +39,7 @@ from .observe import (
 )
 from .payload import PayloadPool, build_pool, new_run_id
 from .payload.hosts import HostPayload
+from .preflight import check_s3
 from .prometheus import MetricError
 from .recount import take_final
 from .report.console import Reporter, progress_info
@@ -47,10 +48,11 @@ from .segments import check_start_at, judged_alone, shared_seed
 from .settings import Settings
 from .thresholds import Measures
 from .thresholds import judge as judge_thresholds
+from .tlsdiag import TlsSetup
 from .verdict import judge
 from .wording import plural
 from .wsman.certs import CertError
-from .wsman.tls import host_contexts
+from .wsman.tls import collector_context, host_contexts
 
 if TYPE_CHECKING:
     from .verify import Numbering
@@ -131,7 +133,7 @@ async def run_test(
                        stopped_in=phase, show=False)
 
     host_ssl: list[ssl.SSLContext | bool] = []
-    observer_ssl: ssl.SSLContext | bool = settings.tls_verify
+    observer_ssl = collector_context(verify=settings.tls_verify, ca_file=settings.tls_ca)
     if settings.protocol == "wsman":
         assert hosts is not None
         try:
@@ -144,7 +146,9 @@ async def run_test(
     async with aiohttp.ClientSession(connector=connector, trust_env=True) as obs:
         try:
             waited = await _unless_stopped(
-                wait_for_health(obs, settings.health_url, settings.health_timeout_secs, settings.health_setting), stop
+                wait_for_health(obs, settings.health_url, settings.health_timeout_secs, settings.health_setting,
+                                TlsSetup(bool(settings.client_cert or settings.client_ca_cert),
+                                         settings.protocol == "wsman")), stop
             )
         except ServerUnavailable as exc:
             rep.error(str(exc))
@@ -153,6 +157,17 @@ async def run_test(
         if waited is None:
             return stopped_before_load("waiting for the WEF server's /health")
         rep.line("WEF server is healthy")
+        # A wrong S3 endpoint or bucket found now, not after the load (after the health check: in compose,
+        # a healthy collector has found its bucket, so S3 is up).
+        checked = await _unless_stopped(check_s3(settings), stop)
+        if checked is None:
+            return stopped_before_load("checking S3")
+        if checked.problem:
+            rep.error(f"wefperf: configuration error: {checked.problem}")
+            return _result(settings, profile, run_id, started_at, pool, _empty_load(), server, None, "",
+                           checked.problem, rep, show=False, unavailable_code=ExitCode.USAGE)
+        for line in checked.checked:
+            rep.line(line)
         try:
             read = await _unless_stopped(try_read(obs, stats), stop)
         except MetricError as exc:
@@ -217,7 +232,7 @@ async def run_test(
             assert isinstance(pool, PayloadPool)
             senders = make_senders(
                 settings.sender, settings.events_url, pool, settings.request_timeout_secs, settings.concurrency,
-                settings.tls_verify,
+                observer_ssl,
             )
             sender_name = senders.name
             engine = LoadEngine(
@@ -498,6 +513,16 @@ def empty_result(settings: Settings, profile: str | None, stopped_in: str) -> Ru
         run_id="", test_name=settings.test_name, timestamp=datetime.now(timezone.utc).isoformat(), profile=profile,
         configuration=settings.public_dict(), load=load, server=ServerStats(),
         verdict=judge(settings, load, None), stopped_in=stopped_in,
+    )
+
+
+def refused_result(settings: Settings, profile: str | None, run_id: str, reason: str) -> RunResult:
+    """A run refused before its load by a check of its configuration (exit 2): nothing was sent."""
+    load = _empty_load()
+    verdict = replace(judge(settings, load, None, unavailable=reason), exit_code=ExitCode.USAGE)
+    return RunResult(
+        run_id=run_id, test_name=settings.test_name, timestamp=datetime.now(timezone.utc).isoformat(),
+        profile=profile, configuration=settings.public_dict(), load=load, server=ServerStats(), verdict=verdict,
     )
 
 

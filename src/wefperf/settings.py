@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from .load.shapes import Stage, parse_stages
 from .settings_layers import alias_of, build_layered, environment_sources
+from .settings_mode import ModeConflict, choose_mode
 from .thresholds import parse_thresholds
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
@@ -707,16 +708,34 @@ def load_settings(
     `overrides` are field names (None means "not given"); `environ` replaces os.environ when
     given (for tests and embedding harnesses).
     """
-    overrides = indexed_job_segment(overrides, os.environ if environ is None else environ)
+    env = os.environ if environ is None else environ
+    overrides = indexed_job_segment(overrides, env)
     layer: dict[str, Any] = {}
+    keys: dict[str, str] = {}  # field -> where the profile gave it, for messages
     if profile:
         prof = read_profile(profile)
+        path = _profile_path(profile)
         layer = dict(prof["settings"])
+        keys = {name: f"{path}: [settings] {name}" for name in layer}
         layer.setdefault("test_name", prof.get("title") or prof["name"])
-        for table in ("stages", "thresholds"):  # [[stages]] and [thresholds] sit beside [settings]
-            if table in prof:
+        for table, shown in (("stages", "[[stages]]"), ("thresholds", "[thresholds]")):
+            if table in prof:  # [[stages]] and [thresholds] sit beside [settings]
                 layer[table] = prof[table]
-    settings = _load(Settings, overrides, environ, layer)
+                keys[table] = f"{path}: {shown}"
+    try:
+        overrides = choose_mode(overrides, env, layer, ENV_NAMES)
+    except ModeConflict as exc:
+        raise ConfigError(str(exc)) from None
+    flagged = {name for name, value in overrides.items() if value is not None}
+    upper = {key.upper() for key in env}
+
+    def from_profile(field: str) -> str | None:
+        """The profile's file and key when the profile gave the value (no flag or variable over it)."""
+        if field in flagged or env_name(field).upper() in upper:
+            return None
+        return keys.get(field)
+
+    settings = _load(Settings, overrides, environ, layer, source=from_profile)
     settings._profile = profile or None
     return settings
 
@@ -758,16 +777,21 @@ def _load(
     environ: Mapping[str, str] | None,
     profile: Mapping[str, Any],
     flag_names: Mapping[str, str] | None = None,
+    source: Callable[[str], str | None] | None = None,
 ) -> M:
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
     try:
         return build_layered(model, flags, environ, profile)
     except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, flag_names)) from None
+        raise ConfigError(describe_validation_error(exc, flag_names, source)) from None
 
 
-def describe_validation_error(exc: ValidationError, flag_names: Mapping[str, str] | None = None) -> str:
-    """One clause per problem, each naming the setting by its environment variable."""
+def describe_validation_error(
+    exc: ValidationError, flag_names: Mapping[str, str] | None = None,
+    source: Callable[[str], str | None] | None = None,
+) -> str:
+    """One clause per problem, each naming the setting by its environment variable, or by the
+    profile's file and key (`source`) when the profile gave the value."""
     lines = []
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ()) if p != "__root__"]
@@ -783,6 +807,7 @@ def describe_validation_error(exc: ValidationError, flag_names: Mapping[str, str
         name = env_name(field)
         if flag_names and field in flag_names:
             name = f"{flag_names[field]} / {name}"
+        name = (source(field) if source is not None else None) or name
         given = err.get("input")
         if field not in SECRET_FIELDS and not isinstance(given, (dict, SecretStr)) and "got" not in msg:
             msg = f"{msg} (got {given!r})"

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from .settings import S3Settings
 
+_FROM_URL = "the bucket in the s3:// URL"  # what to check when a shard bucket is wrong
 SHARD_NAME = re.compile(r"segment-(\d+)-of-(\d+)\.json$")
 
 
@@ -71,7 +72,7 @@ async def store_shard(data: dict[str, Any], target: str, s3: S3Settings) -> str:
     except S3Failure:
         raise
     except Exception as exc:
-        raise ShardError(describe_error(exc, opts, f"storing s3://{bucket}/{full}")) from None
+        raise ShardError(describe_error(exc, opts, f"storing s3://{bucket}/{full}", bucket_setting=_FROM_URL)) from None
     return f"s3://{bucket}/{full}"
 
 
@@ -129,7 +130,8 @@ async def _read_s3(source: str, s3: S3Settings, run_id: str | None) -> list[Shar
     except ShardError:
         raise
     except Exception as exc:
-        raise ShardError(describe_error(exc, opts, f"reading shards under s3://{bucket}/{base}")) from None
+        raise ShardError(describe_error(exc, opts, f"reading shards under s3://{bucket}/{base}",
+                                        bucket_setting=_FROM_URL)) from None
     if not found:
         raise ShardError(f"no segment results under s3://{bucket}/{base}")
     return found

@@ -210,15 +210,14 @@ async def _main(settings: Settings, profile: str | None, embedded: bool) -> int:
                 from ..distribute import run_processes
 
                 result, interrupted = await run_processes(settings, reporter=reporter, stop=stop, profile=profile)
-                reporter.results(result)
                 return finish(result, settings.results_path, interrupted=interrupted, report=settings.report_path)
             result = await run_test(settings, reporter=reporter, stop=stop, profile=profile, freeze_gc=True)
         except asyncio.CancelledError:
             print("wefperf: interrupted twice; no results written", file=sys.stderr)
             return ExitCode.INTERRUPTED
     code = finish(result, settings.results_path, interrupted=stop.is_set(), report=settings.report_path)
-    if settings.shard_results and result.shard is not None:
-        code = await _store_shard(result, settings) or code
+    if settings.shard_results and result.shard is not None and result.exit_code != ExitCode.USAGE:
+        code = await _store_shard(result, settings) or code  # refused before the load: nothing to merge
     return code
 
 

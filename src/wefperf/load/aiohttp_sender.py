@@ -9,6 +9,8 @@ reply while only that last buffer (up to aiohttp's 64 KiB write limit) is unflus
 
 from __future__ import annotations
 
+import ssl
+
 import aiohttp
 
 from ..payload import CONTENT_TYPE, PayloadPool
@@ -40,14 +42,16 @@ class AiohttpSenders:
     name = "aiohttp"
 
     def __init__(
-        self, url: str, pool: PayloadPool, timeout_s: float, concurrency: int, tls_verify: bool = True
+        self, url: str, pool: PayloadPool, timeout_s: float, concurrency: int,
+        tls_verify: ssl.SSLContext | bool = True,
     ) -> None:
         self.url, self.pool = url, pool
         self.headers = {"Content-Type": CONTENT_TYPE}
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._limit = concurrency
-        # False: accept any certificate (a collector on 5986 with a self-signed or internal-CA cert).
-        self._ssl: bool = tls_verify
+        # False: accept any certificate (a collector on 5986 with a self-signed or internal-CA cert);
+        # a context: --tls-ca's CA.
+        self._ssl: ssl.SSLContext | bool = tls_verify
         self.session: aiohttp.ClientSession | None = None
 
     async def open(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from typing import Callable, Protocol
 
@@ -31,7 +32,8 @@ class Senders(Protocol):
 
 
 def make_senders(
-    kind: str, url: str, pool: PayloadPool, timeout_s: float, concurrency: int, tls_verify: bool = True
+    kind: str, url: str, pool: PayloadPool, timeout_s: float, concurrency: int,
+    tls_verify: ssl.SSLContext | bool = True,
 ) -> Senders:
     """`auto` picks the raw fast path for http:// and aiohttp for https://."""
     if kind == "auto":

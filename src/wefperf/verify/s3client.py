@@ -96,8 +96,10 @@ def error_code(exc: BaseException) -> str:
     return ""
 
 
-def describe_error(exc: BaseException, opts: VerifyOptions, doing: str) -> str:
-    """One line that says what went wrong and what to check; never a credential."""
+def describe_error(exc: BaseException, opts: VerifyOptions, doing: str, *, bucket_setting: str = "S3_BUCKET") -> str:
+    """One line that says what went wrong and what to check; never a credential.
+
+    `bucket_setting` is where the bucket's name came from (an s3:// URL names its own)."""
     from botocore import exceptions as be
 
     where = f"S3 at {opts.endpoint}"
@@ -110,7 +112,7 @@ def describe_error(exc: BaseException, opts: VerifyOptions, doing: str) -> str:
     if isinstance(exc, be.NoCredentialsError):
         return "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
     if code in ("NoSuchBucket",):
-        return f"bucket '{opts.bucket}' does not exist at {opts.endpoint}: check S3_BUCKET"
+        return f"bucket '{opts.bucket}' does not exist at {opts.endpoint}: check {bucket_setting}"
     if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "InvalidClientTokenId"):
         return (f"{where} rejected the credentials ({code}) while {doing}: "
                 "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")

@@ -22,6 +22,11 @@ def client_context(*, verify: bool, ca_file: str = "", pair: Pair | None = None)
     return ctx
 
 
+def collector_context(*, verify: bool, ca_file: str) -> ssl.SSLContext | bool:
+    """The batch protocol's TLS: --tls-ca's CA when given, else the system store (True) or no check (False)."""
+    return client_context(verify=verify, ca_file=ca_file) if ca_file else verify
+
+
 def server_context(cert: Path, key: Path, client_ca: Path | None) -> ssl.SSLContext:
     """With `client_ca`, a client must present a certificate that CA signed (WEF's TLS mode)."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
