@@ -66,11 +66,11 @@ def _stored(s3_client: Any, bucket: str, run_id: str) -> set[int]:
 
 
 def _restart_run(sig: int, wef_target: Callable[..., TargetProcess], s3_client: Any, bucket: str,
-                 moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Restarted:
+                 moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, *first_args: str) -> Restarted:
     # The S3 wait is twice the flush interval plus a margin for slow uploads: moto on 127.0.0.1
     # needs little, and a SIGKILL run waits all of it for events that are gone.
     monkeypatch.setattr(runner, "_FLUSH_MARGIN_S", 3.0)
-    first = wef_target("--flush-interval-secs", "1")
+    first = wef_target("--flush-interval-secs", "1", *first_args)
     port = first.base.rsplit(":", 1)[1]
     settings = wefperf.load_settings(None, {
         "wef_endpoint": first.base, "event_type": "4624", "target_eps": 2000, "batch_size": BATCH,
@@ -136,6 +136,24 @@ def test_sigterm_nothing_lost_and_every_acknowledged_event_counted(
     assert 1.5 < restart.unreachable_seconds < 10.0
     lines = "\n".join(result_lines(result))
     assert "(summed across 1 collector restart)" in lines and "Collector restarted 1 time" in lines
+
+
+def test_sigterm_to_a_draining_collector_counts_every_acknowledged_event(
+        wef_target: Callable[..., TargetProcess], s3_client: Any, bucket: str, moto_endpoint: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A collector that keeps answering its stats while it drains (`--drain-secs`, new events 503):
+    wefperf's last read before the restart sees its final count, so the count summed across the
+    restart is exactly the acknowledged events, and S3 misses nothing."""
+    run = _restart_run(signal.SIGTERM, wef_target, s3_client, bucket, moto_endpoint, monkeypatch,
+                       "--drain-secs", "2")
+    result, load, server = run.result, run.result.load, run.result.server
+    assert result.s3 is not None and result.s3.accounting is not None, run.out
+    assert result.s3.accounting.missing == 0 and result.s3.accounting.duplicated == 0, run.out
+    (restart,) = server.restarts
+    assert server.events_received == load.events_ok, (server.events_received, load.events_ok, run.out)
+    (first_count,) = (int(n) for n in RECEIVED.findall(run.first_err))
+    assert restart.counted_before == first_count  # the read during the drain saw the final count
+    assert "http_503" in load.errors  # events offered while it drained were refused, not lost
 
 
 def test_sigkill_s3_misses_exactly_what_the_dead_process_held(

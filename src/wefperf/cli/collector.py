@@ -43,6 +43,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="parquet waiting for S3 beyond this is dropped and counted (default 512 MiB)")
     p.add_argument("--shutdown-timeout-secs", type=float, default=30.0,
                    help="how long to keep retrying S3 at shutdown before counting files as dropped (default 30)")
+    p.add_argument("--drain-secs", type=float, default=0.0, metavar="SECS",
+                   help="on SIGINT/SIGTERM, answer new events 503 but keep serving the stats this long before"
+                        " closing, so a load tester's last read sees every count (default 0: close at once)")
     p.add_argument("--max-eps", type=float, default=None, metavar="N",
                    help="admit at most N events/s: each request's events reserve their share of one admission"
                         " clock and the reply waits for its turn, like a collector with that capacity (default: no limit)")
@@ -77,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if not 0 <= args.port <= 65535:
         return _fail(f"--port must be between 0 and 65535 (got {args.port})")
-    for name in ("flush_interval_secs", "shutdown_timeout_secs"):
+    for name in ("flush_interval_secs", "shutdown_timeout_secs", "drain_secs"):
         if getattr(args, name) < 0:
             return _fail(f"--{name.replace('_', '-')} must be 0 or more")
     for name in ("max_file_size_mb", "max_body_mb", "max_pending_mb"):
@@ -112,6 +115,7 @@ def _run(args: argparse.Namespace) -> int:
         max_body_bytes=int(args.max_body_mb * MB),
         max_pending_bytes=int(args.max_pending_mb * MB),
         shutdown_timeout_secs=args.shutdown_timeout_secs,
+        drain_secs=args.drain_secs,
         max_eps=args.max_eps,
         metrics_port=args.metrics_port,
         wsman=args.wsman,

@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -44,6 +45,9 @@ class TargetConfig:
     max_body_bytes: int
     max_pending_bytes: int
     shutdown_timeout_secs: float
+    # On SIGINT/SIGTERM, refuse new events (503) but answer the stats for this long before closing,
+    # so whoever reads the counts (a load tester's sampler) sees the last of them; 0: close at once.
+    drain_secs: float = 0.0
     max_eps: float | None = None  # admit at most this many events a second (admission.py); None: no limit
     metrics_port: int | None = None  # serve Prometheus /metrics on this port (0: a free one); None: off
     # --- WS-Management push mode (wsman_routes.py) and TLS ---
@@ -86,11 +90,12 @@ async def _serve_http(cfg: TargetConfig, client: object, target: S3Target) -> Ex
     uploader.start()
     sink = Sink(uploader, flush_interval=cfg.flush_interval_secs, max_file_bytes=cfg.max_file_bytes)
     collector = Collector(ThroughputStats(), sink, uploader, target.bucket)
-    middlewares: tuple[object, ...] = ()
+    draining = asyncio.Event()
+    middlewares: tuple[object, ...] = (drain_middleware(draining),)
     if cfg.max_eps:
         from .admission import Admission, admission_middleware
 
-        middlewares = (admission_middleware(Admission(cfg.max_eps), collector.stats),)
+        middlewares += (admission_middleware(Admission(cfg.max_eps), collector.stats),)
     app = make_app(collector, max_body_bytes=cfg.max_body_bytes, middlewares=middlewares)
     if cfg.wsman:
         from .wsman_routes import WsmanState, add_routes
@@ -146,6 +151,10 @@ async def _serve_http(cfg: TargetConfig, client: object, target: S3Target) -> Ex
         log.info("admitting at most %s events/s (--max-eps): replies wait for their turn", f"{cfg.max_eps:,g}")
 
     await stop.wait()
+    if cfg.drain_secs > 0:
+        draining.set()
+        log.info("draining for %g s: new events get 503, the stats still answer", cfg.drain_secs)
+        await asyncio.sleep(cfg.drain_secs)
     log.info("stopping: flushing every buffer to S3")
     await runner.cleanup()  # no new requests; in-flight ones finish first
     if metrics_runner is not None:
@@ -160,6 +169,20 @@ async def _serve_http(cfg: TargetConfig, client: object, target: S3Target) -> Ex
         target.bucket, s["upload_retries"], s["dropped_events"],
     )
     return ExitCode.FAILED if s["dropped_events"] else ExitCode.PASSED
+
+
+def drain_middleware(draining: asyncio.Event) -> Any:
+    """While draining: events and /health answer 503 (and close the connection); stats still answer."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+        if draining.is_set() and (request.method == "POST" or request.path == "/health"):
+            return web.Response(status=503, text="draining: the collector is stopping",
+                                headers={"Connection": "close"})
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    return middleware
 
 
 async def _start_metrics(cfg: TargetConfig, collector: Collector) -> web.AppRunner:
