@@ -57,10 +57,12 @@ def _latency(key: str) -> Callable[[Data], float | None]:
 
 
 def error_ratio(d: Data) -> float | None:
+    """Failed of the events tried (sent, or failed before a byte went out), as the verdict judges it."""
     sent, failed = _number(_get(d, "results", "events_sent")), _number(_get(d, "results", "events_failed"))
     if sent is None or failed is None:
         return None
-    return failed / sent if sent else 0.0
+    tried = sent + (_number(_get(d, "results", "events_failed_unsent")) or 0.0)
+    return failed / tried if tried else 0.0
 
 
 def server_lag(d: Data) -> float | None:
