@@ -332,9 +332,15 @@ async def test_stop_mid_load_reports_events_still_held_and_cancel_leaves_no_task
     c = FakeCollector().start()
     try:
         stop = asyncio.Event()
-        asyncio.get_running_loop().call_later(1.5, stop.set)
         settings = _settings(c.url, hosts=300, target_eps=3000, duration_secs=30, max_latency_secs=5)
-        result = await run_test(settings, stop=stop, seed=8)
+        first = asyncio.create_task(run_test(settings, stop=stop, seed=8))
+        # Stop 1 s into the load (connecting 300 hosts first may take a busy machine a while).
+        deadline = time.monotonic() + 30
+        while c.requests == 0 and time.monotonic() < deadline and not first.done():
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(1.0)
+        stop.set()
+        result = await first
         load, hosts = result.load, result.load.hosts
         assert result.exit_code == 130 and load.interrupted and hosts is not None
         assert hosts.events_due == load.events_sent + hosts.events_held

@@ -86,7 +86,10 @@ def test_merge_with_a_reachable_server_waits_for_the_whole_run_and_reads_again(
     assert acked == 4000, done.out + done.err
     assert received == 4000, f"merged count {received}, the segments read {finals}\n{done.out}"
     assert passed and done.code == 0, done.out + done.err
-    assert "Waiting for event processing to complete" in done.out
+    # merge waits and reads again when the segments' last read was short (on a busy machine a
+    # late segment may itself have waited long enough to see the whole run counted)
+    if max(f for f in finals if f is not None) < 4000:
+        assert "Waiting for event processing to complete" in done.out
 
 
 # -- issue 19, item 6: the result of a scale-out run has the shape and flags of a one-process run --------

@@ -189,15 +189,16 @@ def test_processes_with_hosts_verify_s3_once_for_the_whole_run(wef_target, moto_
 
 def test_a_late_start_is_said_and_shows_as_schedule_lag(collector: FakeCollector, tmp_path: Path) -> None:
     results = tmp_path / "r.json"
+    # 8 s of plan: a busy machine's slow start of the process cannot push it past the whole run
     done = run_cli("run", "--segment", "0/1", "--run-id", "late1", "--start-at", repr(time.time() - 1.5),
-                   "--duration-secs", "4", "--target-eps", "1000", "--batch-size", "10", "--results", str(results),
+                   "--duration-secs", "8", "--target-eps", "1000", "--batch-size", "10", "--results", str(results),
                    env=_env(collector))
     assert "after the shared start" in done.out, done.out + done.err
     data = json.loads(results.read_text())
     lag = data["latency_ms"]["schedule_lag"]
     assert lag["max"] > 1000  # the first batches were due 1.5 s before this process could start
     assert data["start_at"] and data["segment"] == {"index": 0, "count": 1} and data["run_id"] == "late1"
-    assert data["results"]["events_sent"] <= 4000
+    assert data["results"]["events_sent"] <= 8000
 
 
 @pytest.mark.slow

@@ -212,6 +212,9 @@ async def _main(settings: Settings, profile: str | None, embedded: bool) -> int:
                 result, interrupted = await run_processes(settings, reporter=reporter, stop=stop, profile=profile)
                 return finish(result, settings.results_path, interrupted=interrupted, report=settings.report_path)
             result = await run_test(settings, reporter=reporter, stop=stop, profile=profile, freeze_gc=True)
+        except ConfigError as exc:  # e.g. --start-at, checked above, slipped out of the run while it started
+            print(f"wefperf: configuration error: {exc}", file=sys.stderr)
+            return ExitCode.USAGE
         except asyncio.CancelledError:
             print("wefperf: interrupted twice; no results written", file=sys.stderr)
             return ExitCode.INTERRUPTED
