@@ -86,7 +86,9 @@ def _restart_run(sig: int, wef_target: Callable[..., TargetProcess], s3_client: 
     async def scenario() -> Restarted:
         run = asyncio.create_task(runner.run_test(settings, reporter=rep))
         await asyncio.wait_for(rep.began.wait(), 30)
-        await asyncio.sleep(2.0)
+        # 3.5 s in (7,000 counted): its successor counts fewer until the load ends, so even a busy
+        # machine's slow stats reads see the counters fall.
+        await asyncio.sleep(3.5)
         down_at = time.perf_counter()
         _, err = await asyncio.to_thread(first.stop, sig)
         await asyncio.sleep(0.5)  # an upload moto had whole when the process died lands now, or never
@@ -131,8 +133,8 @@ def test_sigterm_nothing_lost_and_every_acknowledged_event_counted(
     assert restart.acknowledged_unseen is not None
     assert 0 <= unseen <= restart.acknowledged_unseen + 2 * BATCH
     assert server.per_type_delta == {"EventID 4624": received} or server.per_type_delta == {}
-    # when it went and how long: the stop came ~2 s into the load, the new process ~2.5 s later
-    assert 1.0 < restart.at_seconds < 6.0
+    # when it went and how long: the stop came ~3.5 s into the load, the new process ~2.5 s later
+    assert 2.5 < restart.at_seconds < 7.5
     assert 1.5 < restart.unreachable_seconds < 10.0
     lines = "\n".join(result_lines(result))
     assert "(summed across 1 collector restart)" in lines and "Collector restarted 1 time" in lines
@@ -180,6 +182,6 @@ def test_sigkill_s3_misses_exactly_what_the_dead_process_held(
     assert acct.duplicated == 0 and not result.passed
     # the report says the collector restarted, and when
     (restart,) = result.server.restarts
-    assert 1.0 < restart.at_seconds < 6.0
+    assert 2.5 < restart.at_seconds < 7.5
     lines = "\n".join(result_lines(result))
     assert "Collector restarted 1 time during the run" in lines

@@ -260,9 +260,15 @@ class StatsSampler:
             next_at += self.interval_s
             await asyncio.sleep(max(next_at - self.clock(), 0))
             try:
-                snap, _ = await self.read_once()
+                # A read that hangs (a collector stopping with the connection open) must not hold
+                # the sampling up: a restart shows only in a read made while its counts are low.
+                snap, _ = await asyncio.wait_for(self.read_once(), max(2.0, 2 * self.interval_s))
             except MetricError:
                 continue  # the final read reports it
+            except TimeoutError:
+                if self.watch is not None:
+                    self.watch.read_failed(self.clock(), self.acked())
+                continue
             if snap is None:
                 continue
             self.samples += 1
