@@ -262,7 +262,10 @@ class StatsSampler:
             try:
                 # A read that hangs (a collector stopping with the connection open) must not hold
                 # the sampling up: a restart shows only in a read made while its counts are low.
-                snap, _ = await asyncio.wait_for(self.read_once(), max(2.0, 2 * self.interval_s))
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancel that ends
+                # the sampler when a read completes at that moment, and the load would never end.
+                async with asyncio.timeout(max(2.0, 2 * self.interval_s)):
+                    snap, _ = await self.read_once()
             except MetricError:
                 continue  # the final read reports it
             except TimeoutError:

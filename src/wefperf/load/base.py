@@ -43,7 +43,8 @@ async def wait_for_start(start_at: float | None, clock: Callable[[], float], sto
     if start_at is None or start_at <= clock():
         return
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stopped.wait(), start_at - clock())
+        async with asyncio.timeout(start_at - clock()):  # not wait_for: it may swallow a cancel on 3.11
+            await stopped.wait()
     while clock() < start_at and not stopped.is_set():  # the loop's timers are good to ~1 ms
         await asyncio.sleep(0)
 
@@ -168,7 +169,8 @@ class EngineBase:
         left = when - self.clock()
         if left > 0 and not self.stopping:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopped.wait(), left)
+                async with asyncio.timeout(left):  # not wait_for: it may swallow a cancel on 3.11
+                    await self._stopped.wait()
 
     def remaining_s(self, now: float, rate_eps: float) -> float | None:
         """Seconds of load left, for the progress line; None when the plan does not say."""
