@@ -14,6 +14,7 @@ import pytest
 
 from fake_collector import FakeCollector
 from wefperf.collector.s3server import MotoServer
+from wefperf.load.fast_sender import _ReplyProtocol
 
 
 @pytest.fixture
@@ -22,6 +23,20 @@ def collector() -> Iterator[FakeCollector]:
     c = FakeCollector().start()
     yield c
     c.stop()
+
+
+@pytest.fixture
+def pauses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the fast sender's pause_writing calls: proof that a test filled the socket (a body still being written)."""
+    seen: list[int] = []
+    original = _ReplyProtocol.pause_writing
+
+    def pause_writing(self: _ReplyProtocol) -> None:
+        seen.append(1)
+        original(self)
+
+    monkeypatch.setattr(_ReplyProtocol, "pause_writing", pause_writing)
+    return seen
 
 
 @pytest.fixture(scope="session")

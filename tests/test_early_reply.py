@@ -21,7 +21,6 @@ from aiohttp import web
 
 from wefperf.load import errors
 from wefperf.load.engine import LoadEngine, make_senders
-from wefperf.load.fast_sender import _ReplyProtocol
 from wefperf.load.hosts import build_hosts
 from wefperf.load.scheduler import Schedule
 from wefperf.load.wsman_hosts import WsmanHostsEngine
@@ -87,20 +86,6 @@ async def _one_batch(url: str, kind: str, concurrency: int) -> LoadSummary:
     return await asyncio.wait_for(engine.run(), 20)
 
 
-@pytest.fixture
-def pauses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts the fast sender's pause_writing calls: proof that the body was still being written."""
-    seen: list[int] = []
-    original = _ReplyProtocol.pause_writing
-
-    def pause_writing(self: _ReplyProtocol) -> None:
-        seen.append(1)
-        original(self)
-
-    monkeypatch.setattr(_ReplyProtocol, "pause_writing", pause_writing)
-    return seen
-
-
 @pytest.mark.parametrize("loop", LOOPS)
 @pytest.mark.parametrize("concurrency", [1, 2], ids=["whole", "sliced"])
 def test_fast_a_2xx_before_the_body_was_written_fails_the_batch(loop: str, concurrency: int,
@@ -108,18 +93,7 @@ def test_fast_a_2xx_before_the_body_was_written_fails_the_batch(loop: str, concu
     """One write of the whole request (every channel busy) and sliced writes (a channel idle) alike."""
     log: list[str] = []
 
-    async def scenario() -> LoadSummary:
-        async with early_server(log) as url:
-            load = await _one_batch(url, "fast", concurrency)
-            for _ in range(100):  # the server notices the close within a few loop turns
-                if "closed" in log:
-                    break
-                await asyncio.sleep(0.02)
-            return load
-
-    result: list[LoadSummary] = []
-    LOOPS[loop](_keep(scenario(), result))
-    load = result[0]
+    load = _early_batch(loop, "fast", concurrency, log)
     assert pauses, "the client's write never paused; the test did not test a reply mid-body"
     assert (load.batches_sent, load.batches_ok, load.events_ok) == (1, 0, 0)
     assert (load.batches_failed, load.events_failed) == (1, EVENTS)
@@ -128,26 +102,29 @@ def test_fast_a_2xx_before_the_body_was_written_fails_the_batch(loop: str, concu
     assert log == ["connect", "answered", "closed"], "the connection was not closed after the early reply"
 
 
-async def _keep(coro: Coroutine[Any, Any, LoadSummary], into: list[LoadSummary]) -> None:
-    into.append(await coro)
+def _early_batch(loop: str, sender: str, concurrency: int, log: list[str]) -> LoadSummary:
+    """One batch against the early-answering server on `loop`, once the server saw its connection close
+    (it notices within a few loop turns)."""
+    result: list[LoadSummary] = []
+
+    async def scenario() -> None:
+        async with early_server(log) as url:
+            load = await _one_batch(url, sender, concurrency)
+            for _ in range(100):
+                if "closed" in log:
+                    break
+                await asyncio.sleep(0.02)
+            result.append(load)
+
+    LOOPS[loop](scenario())
+    return result[0]
 
 
 @pytest.mark.parametrize("loop", LOOPS)
 def test_aiohttp_a_2xx_before_the_body_was_written_fails_the_batch(loop: str) -> None:
     log: list[str] = []
 
-    async def scenario() -> LoadSummary:
-        async with early_server(log) as url:
-            load = await _one_batch(url, "aiohttp", 1)
-            for _ in range(100):
-                if "closed" in log:
-                    break
-                await asyncio.sleep(0.02)
-            return load
-
-    result: list[LoadSummary] = []
-    LOOPS[loop](_keep(scenario(), result))
-    load = result[0]
+    load = _early_batch(loop, "aiohttp", 1, log)
     assert (load.batches_sent, load.batches_ok, load.events_ok) == (1, 0, 0)
     assert (load.batches_failed, load.events_failed) == (1, EVENTS)
     assert list(load.errors) == [errors.EARLY_REPLY]

@@ -22,7 +22,7 @@ from aiohttp import web
 from fake_collector import FakeCollector
 from wefperf.load import errors
 from wefperf.load.engine import LoadEngine, make_senders
-from wefperf.load.fast_sender import FastSenders, _ReplyProtocol
+from wefperf.load.fast_sender import FastSenders
 from wefperf.load.scheduler import Schedule
 from wefperf.metrics import LoadSummary
 from wefperf.payload import PayloadPool, build_pool, find_markers
@@ -240,20 +240,6 @@ def test_fast_wire_bytes_are_the_head_and_the_pool_body(loop: str, channels: int
             assert [(m.run_id, m.batch, m.index) for m in markers] == [("wire", batch, i) for i in range(40)]
 
     LOOPS[loop](scenario())
-
-
-@pytest.fixture
-def pauses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts the transport's pause_writing calls: proof that a test filled the socket."""
-    seen: list[int] = []
-    original = _ReplyProtocol.pause_writing
-
-    def pause_writing(self: _ReplyProtocol) -> None:
-        seen.append(1)
-        original(self)
-
-    monkeypatch.setattr(_ReplyProtocol, "pause_writing", pause_writing)
-    return seen
 
 
 @pytest.mark.parametrize("loop", LOOPS)

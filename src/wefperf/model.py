@@ -159,6 +159,25 @@ class Snapshot:
     last: Second | None  # the last closed second
 
 
+@dataclass(frozen=True)
+class ProgressInfo:
+    """One plain progress line's figures, read from the recorder's snapshot beside the load (runner.py).
+
+    Rates are over the load so far, the same measure the summary uses at the end; `p99_ms` is the
+    last closed second's, as the live view shows it.
+    """
+
+    events_sent: int
+    elapsed_s: float
+    rate_eps: float  # events sent per second
+    remaining_s: float | None
+    events_acked: int = 0
+    acked_rate_eps: float = 0.0  # events acknowledged (2xx) per second
+    events_failed: int = 0
+    in_flight: int = 0
+    p99_ms: float | None = None
+
+
 @dataclass
 class ErrorClass:
     batches: int = 0
@@ -296,11 +315,11 @@ class LoadSummary:
     @property
     def acked_rate_eps(self) -> float:
         """The headline rate: events acknowledged per second of the load window."""
-        return self.events_ok / self.rate_window_s if self.rate_window_s > 0 else 0.0
+        return self.per_window_s(self.events_ok)
 
     @property
     def sent_rate_eps(self) -> float:
-        return self.events_sent / self.rate_window_s if self.rate_window_s > 0 else 0.0
+        return self.per_window_s(self.events_sent)
 
     # The results JSON's names (its `results` block) for the same figures.
     @property

@@ -1,6 +1,7 @@
 """The open-model scheduler and the sender pool."""
 
-from .engine import LoadEngine, ProgressInfo
+from ..model import ProgressInfo
+from .engine import LoadEngine
 from .scheduler import Schedule, Scheduler
 
 __all__ = ["LoadEngine", "ProgressInfo", "Schedule", "Scheduler"]

@@ -11,42 +11,11 @@ import asyncio
 import contextlib
 import gc
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from typing import Any, Callable
 
 # The loop's timers are only good to about a millisecond (libuv counts whole ms), so a
 # waiter sleeps until this much before its time, then yields to the loop until it is.
 EARLY_S = 0.0015
-
-
-@dataclass(frozen=True)
-class ProgressInfo:
-    """One plain progress line's figures, read from the recorder's snapshot beside the load (runner.py).
-
-    Rates are over the load so far, the same measure the summary uses at the end; `p99_ms` is the
-    last closed second's, as the live view shows it.
-    """
-
-    events_sent: int
-    elapsed_s: float
-    rate_eps: float  # events sent per second
-    remaining_s: float | None
-    events_acked: int = 0
-    acked_rate_eps: float = 0.0  # events acknowledged (2xx) per second
-    events_failed: int = 0
-    in_flight: int = 0
-    p99_ms: float | None = None
-
-
-async def wait_for_start(start_at: float | None, clock: Callable[[], float], stopped: asyncio.Event) -> None:
-    """Sleep until the shared plan start (`clock` time), unless a stop comes first."""
-    if start_at is None or start_at <= clock():
-        return
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(start_at - clock()):  # not wait_for: it may swallow a cancel on 3.11
-            await stopped.wait()
-    while clock() < start_at and not stopped.is_set():  # the loop's timers are good to ~1 ms
-        await asyncio.sleep(0)
 
 
 class EngineBase:
@@ -98,6 +67,14 @@ class EngineBase:
             self._released.add(task)
             task.cancel()
         self._stopped.set()
+
+    async def _wait_for_start(self) -> None:
+        """Until the shared plan start (`start_at`, this clock), unless a stop comes first."""
+        if self.start_at is None:
+            return
+        await self._idle_until(self.start_at)
+        while self.clock() < self.start_at and not self.stopping:  # the loop's timers are good to ~1 ms
+            await asyncio.sleep(0)
 
     def _on_stop(self) -> None:
         """What an engine does first when stopped (the batch engine stops its scheduler)."""

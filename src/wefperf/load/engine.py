@@ -10,10 +10,10 @@ from typing import Callable, Protocol
 from ..metrics import LATE_THRESHOLD_S, LoadSummary, Recorder
 from ..payload import PayloadPool
 from . import errors
-from .base import EngineBase, ProgressInfo, wait_for_start
+from .base import EngineBase
 from .scheduler import Schedule, Scheduler
 
-__all__ = ["LoadEngine", "ProgressInfo", "make_senders", "wait_for_start"]
+__all__ = ["LoadEngine", "make_senders"]
 
 # After a connection-level failure in unlimited mode, pause so a dead server is not hammered.
 _FAILURE_PAUSE_S = 0.01
@@ -83,7 +83,7 @@ class LoadEngine(EngineBase):
         """The load phase. Cancelling it (a second Ctrl-C, a host program) cancels every sender."""
         await self.senders.open()
         try:
-            await wait_for_start(self.start_at, self.clock, self._stopped)
+            await self._wait_for_start()
             start = self.clock() if self.start_at is None else self.start_at
             self.scheduler = Scheduler(self.schedule, start, self.segment)
             self.recorder = Recorder(start, self.window_secs, second_histograms=self.second_histograms)

@@ -32,7 +32,7 @@ from ..metrics import LATE_THRESHOLD_S, HostRecorder, HostsFigures, LoadSummary
 from ..payload.hosts import HostPayload, build_host_payload
 from . import errors
 from .arrivals import HostArrivals, build_arrivals
-from .base import EngineBase, wait_for_start
+from .base import EngineBase
 from .fast_sender import _ReplyProtocol
 from .scheduler import Schedule
 
@@ -134,7 +134,7 @@ class HostsEngine(EngineBase):
         self._loop = asyncio.get_running_loop()
         try:
             await self._connect_all()
-            await wait_for_start(self.start_at, self.clock, self._stopped)
+            await self._wait_for_start()
             self.start = self.clock() if self.start_at is None else self.start_at
             self.recorder = HostRecorder(self.start, self.window_secs, second_histograms=self.second_histograms)
             # A duration run lasts its duration: hosts whose plan ran out of events (sparse arrivals

@@ -7,9 +7,8 @@ import time
 from typing import TYPE_CHECKING, Callable, TextIO
 
 from ..exitcodes import ExitCode
-from ..load import ProgressInfo
 from ..load.shapes import RateCurve
-from ..model import LoadSummary, Percentiles
+from ..model import LoadSummary, Percentiles, ProgressInfo
 from ..wording import plural
 
 if TYPE_CHECKING:

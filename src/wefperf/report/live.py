@@ -19,8 +19,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from ..load import ProgressInfo
 from ..load.shapes import RateCurve
+from ..model import ProgressInfo
 from ..wording import plural
 from .console import ConsoleReporter
 
