@@ -57,7 +57,8 @@ def test_enumerate_response_holds_one_subscribe_with_every_field() -> None:
     d = _one(subs[0], "e:Delivery")
     assert _one(d, "e:NotifyTo/a:Address").text == SPEC.notify_to
     assert _one(d, "e:NotifyTo/a:ReferenceParameters/e:Identifier").text == SPEC.identifier
-    assert _one(d, "e:NotifyTo/a:ReferenceParameters/v:Version").text == SPEC.version
+    # Version without a namespace: the form OpenWEC writes and the only one it matches
+    assert _one(d, "e:NotifyTo/a:ReferenceParameters/Version").text == SPEC.version
     assert _one(d, "w:Heartbeats").text == "PT3600.000S"
     assert _one(d, "w:MaxTime").text == "PT30.000S"
     assert _one(d, "w:MaxEnvelopeSize").text == "512000"
@@ -85,19 +86,19 @@ def test_events_envelope_is_utf16le_with_bom_and_its_cdata_events_round_trip() -
     assert _one(h, "a:Action").text == ns.ACTION_EVENTS
     assert _one(h, "a:MessageID").text == env.message_ids[0]
     assert _one(h, "e:Identifier").text == SPEC.identifier
-    assert _one(h, "v:Version").text == SPEC.version
+    assert _one(h, "Version").text == SPEC.version
     _one(h, "w:AckRequested")
     mark = _one(h, "w:Bookmark/BookmarkList/Bookmark")
     assert mark.get("Channel") == "Security" and mark.get("RecordId") == str(5000 + 24)
     items = root.findall("s:Body/w:Events/w:Event", NS)
     assert len(items) == 25 and {i.get("Action") for i in items} == {ns.ACTION_EVENT}
-    # each CDATA is one Windows event, the same bytes the batch protocol would send
+    # each CDATA is one Windows event, the same bytes the batch protocol would send, without its separator
     batch = hosts.body(4, 25, 2, 5000)
     inner = [ET.fromstring(i.text or "") for i in items]
     assert [int(_one(e, "ev:System/ev:EventRecordID").text or "0") for e in inner] == list(range(5000, 5025))
     assert {_one(e, "ev:System/ev:Computer").text for e in inner} == {"WKS-00002.corp.example.com"}
     cdata = "".join(i.text or "" for i in items)
-    assert cdata == batch[batch.index(b"<Event "):batch.rindex(b"</Events>")].decode()
+    assert "\n".join(i.text or "" for i in items) + "\n" == batch[batch.index(b"<Event "):batch.rindex(b"</Events>")].decode()
     assert [m.seq(100) for m in find_markers(cdata)] == list(range(400, 425))
     parsed = parse.request(parse.decode(env.data), with_events=True)
     assert parsed.events == [i.text for i in items]

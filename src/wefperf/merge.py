@@ -226,7 +226,8 @@ def merge_wsman(figures: Sequence[WsmanFigures]) -> WsmanFigures:
     summed = {n: sum(getattr(f, n) for f in figures) for n in WsmanFigures.COUNTERS}
     seen = next((f for f in figures if f.max_time_s is not None), None)
     return WsmanFigures(**summed, heartbeat_s=seen.heartbeat_s if seen else None,
-                        max_time_s=seen.max_time_s if seen else None, max_envelope=seen.max_envelope if seen else None)
+                        max_time_s=seen.max_time_s if seen else None, max_envelope=seen.max_envelope if seen else None,
+                        content_format=seen.content_format if seen else None)
 
 
 # -- the server's counts ----------------------------------------------------------------------

@@ -226,10 +226,12 @@ class WsmanFigures:
     wrong_acks: int  # a 2xx whose Ack did not relate to the envelope's MessageID
     heartbeats: int
     heartbeats_acked: int
-    # The first host's subscription (None when no host enumerated): Heartbeats, MaxTime, MaxEnvelopeSize.
+    # The first host's subscription (None when no host enumerated): Heartbeats, MaxTime, MaxEnvelopeSize,
+    # ContentFormat (RenderedText: the hosts added each event's RenderingInfo).
     heartbeat_s: float | None = None
     max_time_s: float | None = None
     max_envelope: int | None = None
+    content_format: str | None = None
 
     COUNTERS = ("enumerations", "envelopes", "retries", "wrong_acks", "heartbeats", "heartbeats_acked")
 
@@ -243,7 +245,7 @@ class WsmanFigures:
 
         counts = {n: int(d[n]) for n in cls.COUNTERS}
         return cls(**counts, heartbeat_s=opt("heartbeat_s", float), max_time_s=opt("max_time_s", float),
-                   max_envelope=opt("max_envelope", int))
+                   max_envelope=opt("max_envelope", int), content_format=d.get("content_format"))
 
 
 @dataclass(frozen=True)

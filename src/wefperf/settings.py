@@ -23,6 +23,7 @@ from .load.shapes import Stage, parse_stages
 from .settings_layers import alias_of, build_layered, environment_sources
 from .settings_mode import ModeConflict, choose_mode
 from .thresholds import parse_thresholds
+from .wsman.options import SubscriptionOptions, parse_options
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 # A profile file's top-level keys; every setting goes in its [settings] table.
@@ -105,6 +106,14 @@ _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 HttpUrl = Annotated[str, AfterValidator(check_url)]
 OptionalHttpUrl = Annotated[str, AfterValidator(_check_url_or_empty)]
 BucketName = Annotated[str, AfterValidator(check_bucket)]
+
+
+def _check_subscription(value: str) -> str:
+    parse_options(value)
+    return value.strip()
+
+
+SubscriptionText = Annotated[str, AfterValidator(_check_subscription)]
 
 
 def base_url(url: str) -> str:
@@ -403,6 +412,13 @@ class Settings(S3Settings):
         description="PEM CA bundle that signed the collector's certificate; empty: the system store"
                     " (which honours SSL_CERT_FILE)",
     )
+    embedded_subscription: SubscriptionText = Field(
+        "", validation_alias="PERF_TEST_EMBEDDED_SUBSCRIPTION",
+        description="wsman with --embedded: what the embedded collector's subscription offers, as"
+                    " MaxElements=N,MaxTime=SECS,ContentFormat=Raw|RenderedText,ConnectionRetry=COUNTxSECS,"
+                    "Heartbeats=SECS (any of them); empty: OpenWEC's defaults (no MaxElements, MaxTime 30,"
+                    " Raw, 5x60, 3600)",
+    )
 
     @field_validator("test_name", mode="before")
     @classmethod
@@ -521,11 +537,18 @@ class Settings(S3Settings):
         if self.protocol != "wsman":
             if self.client_cert or self.client_ca_cert:
                 raise ValueError("client certificates are for PERF_TEST_PROTOCOL=wsman")
+            if self.embedded_subscription:
+                raise ValueError("PERF_TEST_EMBEDDED_SUBSCRIPTION is for PERF_TEST_PROTOCOL=wsman")
             return
         if not self.rate_limited:
             raise ValueError("PERF_TEST_PROTOCOL=wsman: its hosts need a rate (PERF_TEST_TARGET_EPS or PERF_TEST_STAGES)")
         if not self.hosts:
             self.hosts = self.concurrency
+
+    @property
+    def embedded_options(self) -> SubscriptionOptions:
+        """What the embedded collector's subscription offers (PERF_TEST_EMBEDDED_SUBSCRIPTION)."""
+        return parse_options(self.embedded_subscription)
 
     @property
     def rate_limited(self) -> bool:

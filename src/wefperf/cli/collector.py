@@ -13,9 +13,15 @@ from typing import Any
 
 from ..exitcodes import ExitCode
 from ..settings import DEFAULTS, ConfigError
+from ..wsman.options import CONTENT_FORMATS, SubscriptionOptions
 from .s3flags import add_s3_arguments, s3_settings
 
 MB = 1024 * 1024
+# A subscription option (as wsman/options.py names it in its messages) -> the flag that sets it.
+_OPTION_FLAGS = {
+    "Heartbeats": "--heartbeat-secs", "MaxTime": "--max-time-secs", "MaxElements": "--max-elements",
+    "ContentFormat": "--content-format", "ConnectionRetry": "--connection-retry-count/--connection-retry-secs",
+}
 
 
 def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
@@ -57,8 +63,23 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wsman", action="store_true",
                    help="also speak WEF push mode: Enumerate on any other POST path, Events and Heartbeat on"
                         " /wsman/subscriptions/<GUID>, each answered with an Ack")
-    p.add_argument("--heartbeat-secs", type=float, default=3600.0,
-                   help="with --wsman: the Heartbeats interval the subscription asks for (default 3600)")
+    # What the one subscription offers; defaults as OpenWEC's (wsman/options.py).
+    d = SubscriptionOptions()
+    p.add_argument("--heartbeat-secs", type=float, default=d.heartbeat_s,
+                   help=f"with --wsman: the Heartbeats interval the subscription asks for (default {d.heartbeat_s:g})")
+    p.add_argument("--max-time-secs", type=float, default=d.max_time_s,
+                   help="with --wsman: the subscription's MaxTime, how long a client may hold events before it"
+                        f" delivers them (default {d.max_time_s:g})")
+    p.add_argument("--max-elements", type=int, default=None, metavar="N",
+                   help="with --wsman: the subscription's MaxElements, the most events a client puts in one"
+                        " delivery (default: none offered, as OpenWEC)")
+    p.add_argument("--content-format", choices=CONTENT_FORMATS, default=d.content_format,
+                   help="with --wsman: the subscription's ContentFormat; RenderedText asks clients to add each"
+                        f" event's RenderingInfo (its message) (default {d.content_format}, as OpenWEC)")
+    p.add_argument("--connection-retry-count", type=int, default=d.retry_total, metavar="N",
+                   help=f"with --wsman: ConnectionRetry's Total, how often a client retries (default {d.retry_total})")
+    p.add_argument("--connection-retry-secs", type=float, default=d.retry_s, metavar="SECS",
+                   help=f"with --wsman: ConnectionRetry's interval (default {d.retry_s:g})")
     p.add_argument("--tls-cert", default="", help="PEM server certificate: serve https (with --tls-key)")
     p.add_argument("--tls-key", default="", help="PEM key of --tls-cert")
     p.add_argument("--client-ca", default="",
@@ -96,8 +117,15 @@ def _run(args: argparse.Namespace) -> int:
         return _fail("--tls-cert and --tls-key go together")
     if args.client_ca and not args.tls_cert:
         return _fail("--client-ca needs --tls-cert and --tls-key")
-    if not 0 < args.heartbeat_secs < 86_400 * 365:
-        return _fail(f"--heartbeat-secs must be more than 0 (got {args.heartbeat_secs:g})")
+    try:
+        options = SubscriptionOptions(
+            heartbeat_s=args.heartbeat_secs, max_time_s=args.max_time_secs, max_elements=args.max_elements,
+            content_format=args.content_format, retry_total=args.connection_retry_count,
+            retry_s=args.connection_retry_secs,
+        ).check()
+    except ValueError as exc:
+        option = str(exc).split(" ", 1)[0]
+        return _fail(f"{_OPTION_FLAGS.get(option, 'the subscription')}: {exc}")
     try:
         from ..collector.service import TargetConfig, run
     except ImportError as exc:
@@ -119,7 +147,7 @@ def _run(args: argparse.Namespace) -> int:
         max_eps=args.max_eps,
         metrics_port=args.metrics_port,
         wsman=args.wsman,
-        wsman_heartbeat_secs=args.heartbeat_secs,
+        wsman_options=options,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         client_ca=args.client_ca,

@@ -135,6 +135,9 @@ def timestamped_path(folder: str, profile: str | None) -> str:
 def handle_run(args: argparse.Namespace) -> int:
     try:
         settings, profile = settings_from_args(args)
+        if settings.embedded_subscription and not args.embedded:
+            raise ConfigError("PERF_TEST_EMBEDDED_SUBSCRIPTION (--embedded-subscription) sets what the embedded"
+                              " collector offers: give it with --embedded")
         _check_results_path(settings.results_path)
         if settings.report_path:
             _check_writable(settings.report_path, "report_path", "--report")
@@ -320,7 +323,7 @@ async def _embedded(stack: contextlib.AsyncExitStack, settings: Settings, report
                 max_file_size_mb=settings.max_file_size_mb,
                 bucket=settings.s3_bucket,
                 metrics=settings.stats_format == "prometheus",
-                wsman=wsman, tls=tls, health_ssl=health_ssl,
+                wsman=wsman, tls=tls, health_ssl=health_ssl, subscription=settings.embedded_options if wsman else None,
             )
         )
     except (RuntimeError, OSError, ValueError) as exc:
@@ -328,6 +331,8 @@ async def _embedded(stack: contextlib.AsyncExitStack, settings: Settings, report
         return None
     shown = base_url(ends.wef_endpoint) + "/wsman/SubscriptionManager/WEC (WS-Management)" if wsman else ends.wef_endpoint
     reporter.line(f"Embedded reference collector at {shown}, S3 at {ends.s3_endpoint}")
+    if wsman:
+        reporter.line(f"  Its subscription offers: {settings.embedded_options.describe()}")
     extra: dict[str, Any] = {"tls_ca": settings.client_ca_cert} if tls else {}
     prometheus = settings.stats_format == "prometheus"
     return settings.model_copy(

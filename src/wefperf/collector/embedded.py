@@ -19,6 +19,7 @@ from typing import Any, AsyncIterator
 import aiohttp
 
 from ..settings import DEFAULTS
+from ..wsman.options import SubscriptionOptions
 from .s3server import Lifeline, MotoServer
 from .service import READY_PREFIX
 from .upload import S3Target, s3_client
@@ -99,14 +100,16 @@ async def embedded_stack(
     bucket: str = DEFAULTS.s3_bucket, start_timeout: float = 60.0, stop_timeout: float = 60.0,
     max_eps: float | None = None, metrics: bool = False, wsman: bool = False,
     tls: tuple[str, str, str] | None = None, health_ssl: Any = True,
+    subscription: SubscriptionOptions | None = None,
 ) -> AsyncIterator[StackEndpoints]:
     """Start moto S3 (with `bucket`) and the collector on free 127.0.0.1 ports; on exit SIGTERM the
     collector (it flushes every buffer to S3), wait for it, then stop moto.
 
     `max_eps`: the collector admits at most that many events a second (`wefperf collector --max-eps`).
     `metrics`: it also serves Prometheus /metrics on a free port (`--metrics-port 0`);
-    `wsman`: it speaks WEF push mode too; `tls`: (cert, key, client CA) for https with client certificates,
-    and `health_ssl` the context its /health is probed with."""
+    `wsman`: it speaks WEF push mode too, offering `subscription` (OpenWEC's defaults when None);
+    `tls`: (cert, key, client CA) for https with client certificates, and `health_ssl` the context its
+    /health is probed with."""
     try:
         moto = await asyncio.to_thread(MotoServer().start)
     except RuntimeError as exc:
@@ -124,7 +127,7 @@ async def embedded_stack(
             "--flush-interval-secs", str(flush_interval_secs), "--max-file-size-mb", str(max_file_size_mb),
             *(("--max-eps", repr(float(max_eps))) if max_eps else ()),
             *(("--metrics-port", "0") if metrics else ()),
-            *(("--wsman",) if wsman else ()),
+            *(("--wsman", *(subscription or SubscriptionOptions()).collector_args()) if wsman else ()),
             *(("--tls-cert", tls[0], "--tls-key", tls[1], "--client-ca", tls[2]) if tls else ()),
         )
         try:

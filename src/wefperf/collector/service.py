@@ -8,12 +8,14 @@ import logging
 import signal
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from ..exitcodes import ExitCode
 from ..limits import raise_open_files
+from ..wsman.options import SubscriptionOptions
 from .s3server import MotoServer
 from .server import Collector, make_app
 from .sink import Sink
@@ -52,7 +54,7 @@ class TargetConfig:
     metrics_port: int | None = None  # serve Prometheus /metrics on this port (0: a free one); None: off
     # --- WS-Management push mode (wsman_routes.py) and TLS ---
     wsman: bool = False
-    wsman_heartbeat_secs: float = 3600.0
+    wsman_options: SubscriptionOptions = SubscriptionOptions()  # what its one subscription offers
     tls_cert: str = ""  # with tls_key: serve https
     tls_key: str = ""
     client_ca: str = ""  # with TLS: a client certificate signed by this CA is required
@@ -97,14 +99,8 @@ async def _serve_http(cfg: TargetConfig, client: object, target: S3Target) -> Ex
 
         middlewares += (admission_middleware(Admission(cfg.max_eps), collector.stats),)
     app = make_app(collector, max_body_bytes=cfg.max_body_bytes, middlewares=middlewares)
-    if cfg.wsman:
-        from .wsman_routes import WsmanState, add_routes
-
-        add_routes(app, WsmanState(heartbeat_s=cfg.wsman_heartbeat_secs))
     ssl_context = None
     if cfg.tls_cert:
-        from pathlib import Path
-
         from ..wsman.certs import CertError
         from ..wsman.tls import server_context
 
@@ -114,6 +110,13 @@ async def _serve_http(cfg: TargetConfig, client: object, target: S3Target) -> Ex
         except CertError as exc:
             await uploader.close(0)
             raise TargetError(str(exc)) from None
+    if cfg.wsman:
+        from ..wsman.certs import thumbprint
+        from .wsman_routes import WsmanState, add_routes
+
+        # TLS with client certificates: the Subscribe names their CA, as OpenWEC does (read above)
+        add_routes(app, WsmanState(options=cfg.wsman_options,
+                                   thumbprint=thumbprint(Path(cfg.client_ca)) if cfg.client_ca else ""))
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
     await runner.setup()
     try:

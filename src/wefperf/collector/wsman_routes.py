@@ -6,6 +6,8 @@ on the address the client used. Events there are decoded from UTF-16, taken out 
 handed to the same `Collector.ingest` as a batch body, so counts and parquet rows are the same.
 Status codes follow OpenWEC: a missing Identifier or Version is 400, an unknown Identifier 404,
 an envelope over MaxEnvelopeSize 400. Any Version is accepted, as OpenWEC accepts it.
+The Subscribe is shaped as OpenWEC's (wsman/envelope.py) and offers the options it was started with
+(MaxElements, MaxTime, ContentFormat, ConnectionRetry, Heartbeats: wsman/options.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from aiohttp import web
 
 from ..wsman import envelope, ns
 from ..wsman.certs import common_name
+from ..wsman.options import SubscriptionOptions
 from ..wsman.parse import EnvelopeError, Request, decode, request
 from .server import COLLECTOR, PARSE_INLINE_BYTES
 
@@ -33,9 +36,8 @@ class WsmanState:
 
     identifier: str = field(default_factory=lambda: str(uuid.uuid4()).upper())
     version: str = field(default_factory=lambda: f"uuid:{str(uuid.uuid4()).upper()}")
-    heartbeat_s: float = 3600.0
-    max_time_s: float = 30.0
-    max_envelope: int = ns.DEFAULT_MAX_ENVELOPE
+    options: SubscriptionOptions = field(default_factory=SubscriptionOptions)
+    thumbprint: str = ""  # SHA-1 of the client CA in TLS mode: the Subscribe's Policy names it
     enumerates: int = 0
     events_messages: int = 0
     heartbeats: int = 0
@@ -81,16 +83,21 @@ async def enumerate_(req: web.Request) -> web.Response:
         return _refuse(state, 400, f"Bad Request: expected Enumerate, got {msg.action or 'no Action'}")
     state.enumerates += 1
     notify = f"{req.scheme}://{req.host}{ns.SUBSCRIPTIONS_PATH}{state.identifier}"
-    spec = envelope.SubscriptionSpec(state.identifier, state.version, notify, heartbeat_s=state.heartbeat_s,
-                                     max_time_s=state.max_time_s, max_envelope=state.max_envelope)
+    o = state.options
+    spec = envelope.SubscriptionSpec(
+        state.identifier, state.version, notify, heartbeat_s=o.heartbeat_s, max_time_s=o.max_time_s,
+        max_envelope=o.max_envelope, retry_total=o.retry_total, retry_s=o.retry_s, max_elements=o.max_elements,
+        content_format=o.content_format, thumbprint=state.thumbprint,
+    )
     return _reply(envelope.enumerate_response(spec, relates_to=msg.message_id, machine=msg.machine_id))
 
 
 async def subscription(req: web.Request) -> web.Response:
     state = req.app[WSMAN]
     body = await req.read()
-    if len(body) > state.max_envelope:
-        return _refuse(state, 400, f"Bad Request: envelope of {len(body)} bytes over MaxEnvelopeSize {state.max_envelope}")
+    limit = state.options.max_envelope
+    if len(body) > limit:
+        return _refuse(state, 400, f"Bad Request: envelope of {len(body)} bytes over MaxEnvelopeSize {limit}")
     try:
         if len(body) > PARSE_INLINE_BYTES:
             msg = await asyncio.to_thread(_read, body, True)

@@ -126,6 +126,9 @@ class WsmanHostsEngine(HostsEngine):
 
     async def _connect_all(self) -> None:
         await super()._connect_all()
+        # Before the clock: the pieces each subscription's ContentFormat needs (RenderedText's RenderingInfo)
+        for content_format in {s.sub.content_format for s in self.states.values() if s.sub is not None}:
+            self.wsman.prepare(content_format)
         if not self.stopping:
             self._beat = asyncio.ensure_future(self._heartbeats())
 
@@ -163,6 +166,7 @@ class WsmanHostsEngine(HostsEngine):
                 pending = self.wsman.envelopes(
                     d.batch, d.events, h.index, d.record, to=st.sub.notify_to, machine=self.machines[h.index],
                     session=st.session_id, reference=st.sub.reference, max_envelope=st.sub.max_envelope,
+                    content_format=st.sub.content_format,
                 )
             except asyncio.CancelledError:
                 self._failed(d, d.events, "interrupted", "cancelled while in flight", self.clock(),
@@ -303,7 +307,7 @@ class WsmanHostsEngine(HostsEngine):
             enumerations=self.enumerated, envelopes=self.envelopes, retries=self.retries,
             wrong_acks=self.wrong_acks, heartbeats=self.heartbeats, heartbeats_acked=self.heartbeats_acked,
             heartbeat_s=sub.heartbeat_s if sub else None, max_time_s=sub.max_time_s if sub else None,
-            max_envelope=sub.max_envelope if sub else None,
+            max_envelope=sub.max_envelope if sub else None, content_format=sub.content_format if sub else None,
         )
 
 

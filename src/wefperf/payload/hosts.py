@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 
 from .marker import BATCH_PLACEHOLDER, batch_token
 from .templates import field_value, template_for, weighted_ids
-from .wire import BATCH_HEAD, BATCH_TAIL, event_xml, request_head
+from .wire import BATCH_HEAD, BATCH_TAIL, EVENT_SEPARATOR, event_xml, request_head
 
 # Where the host's name and record id go in a pre-built event; replaced in every delivery.
 COMPUTER_MARK = "@@WEFPERF-COMPUTER@@"
@@ -144,7 +144,7 @@ def _variant(rng: random.Random, run_id: str, max_items: int, event_type: str, n
         values = {name: field_value(name, rng) for name in template.fields}
         xml = event_xml(template, values, run_id=run_id, index=index, record_id=_RECORD_SENTINEL,
                         computer=COMPUTER_MARK, time_created=now)
-        pieces.append(_split(xml))
+        pieces.append(_split(xml + EVENT_SEPARATOR))
     cumulative: dict[int, array[int]] = {}
     for event_id in set(ids):
         counts, n = array("q", [0]), 0

@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 from .marker import BATCH_PLACEHOLDER, batch_token
 from .templates import field_value, template_for, weighted_ids
-from .wire import BATCH_HEAD, BATCH_TAIL, event_xml
+from .wire import BATCH_HEAD, BATCH_TAIL, EVENT_SEPARATOR, event_xml
 
 
 @dataclass(frozen=True)
@@ -157,6 +157,7 @@ def _build_variant(
                 template, values, run_id=run_id, index=index, record_id=seed_record + index,
                 computer=f"WS-{rng.randint(1, 9999):04d}.corp.example.com", time_created=now,
             )
+            + EVENT_SEPARATOR
         )
         counts[event_id] += 1
     chunks.append(BATCH_TAIL)

@@ -1,5 +1,9 @@
 """Security-channel event templates with the EventData field names Windows really emits.
 
+Each template holds every field, in order, of the Event XML schema Microsoft documents for its event
+and version (Microsoft Learn, "Advanced security audit policy settings", the page of each event:
+learn.microsoft.com/windows/security/threat-protection/auditing/event-4624 and so on), so a
+collector parses as many `<Data>` elements as a Windows 10 / Server 2016+ host sends.
 Values are plausible, not random noise: a collector's parser and parquet writer see the
 same shapes as in production (SIDs, logon ids, hex process ids, IP/port pairs).
 """
@@ -22,6 +26,7 @@ class EventTemplate:
     keywords: str
     fields: tuple[str, ...]
     weight: int
+    version: int = 0  # the event's `<Version>`: which of its documented schemas `fields` is
 
 
 # Weights follow a typical domain-controller / member-server Security log.
@@ -34,8 +39,11 @@ TEMPLATES: dict[int, EventTemplate] = {
              "TargetUserSid", "TargetUserName", "TargetDomainName", "TargetLogonId",
              "LogonType", "LogonProcessName", "AuthenticationPackageName", "WorkstationName",
              "LogonGuid", "TransmittedServices", "LmPackageName", "KeyLength", "ProcessId",
-             "ProcessName", "IpAddress", "IpPort", "ImpersonationLevel"),
-            40,
+             "ProcessName", "IpAddress", "IpPort", "ImpersonationLevel",
+             # version 2 (Windows 10 / Server 2016) adds these six
+             "RestrictedAdminMode", "TargetOutboundUserName", "TargetOutboundDomainName", "VirtualAccount",
+             "TargetLinkedLogonId", "ElevatedToken"),
+            40, version=2,
         ),
         EventTemplate(
             4625, 12544, KEYWORDS_FAILURE,
@@ -62,7 +70,7 @@ TEMPLATES: dict[int, EventTemplate] = {
              "NewProcessId", "NewProcessName", "TokenElevationType", "ProcessId", "CommandLine",
              "TargetUserSid", "TargetUserName", "TargetDomainName", "TargetLogonId",
              "ParentProcessName", "MandatoryLabel"),
-            15,
+            15, version=2,
         ),
     )
 }
@@ -88,6 +96,10 @@ def _sid(rng: random.Random) -> str:
 
 def field_value(name: str, rng: random.Random) -> str:
     """A realistic value for one EventData field."""
+    if name.startswith("TargetOutbound"):  # only a NewCredentials logon (type 9) names other credentials
+        return "-"
+    if name == "TargetLinkedLogonId":  # the split token's other half, on UAC logons
+        return rng.choice(("0x0", hex(rng.randint(0x10000, 0xFFFFFFF))))
     if name.endswith("Sid"):
         return _sid(rng)
     if name.endswith("UserName"):
@@ -120,6 +132,10 @@ def field_value(name: str, rng: random.Random) -> str:
         "TokenElevationType": rng.choice(("%%1936", "%%1937", "%%1938")),
         "CommandLine": rng.choice(("", "C:\\Windows\\system32\\svchost.exe -k netsvcs -p", "powershell.exe -NoProfile")),
         "MandatoryLabel": rng.choice(("S-1-16-8192", "S-1-16-12288", "S-1-16-16384")),
+        # %%1842 is Yes, %%1843 No; RestrictedAdminMode is `-` except for RemoteInteractive logons
+        "RestrictedAdminMode": "-",
+        "VirtualAccount": "%%1843",
+        "ElevatedToken": rng.choice(("%%1842", "%%1843")),
     }.get(name, "-")
 
 
@@ -127,7 +143,7 @@ def template_for(event_id: int) -> EventTemplate:
     known = TEMPLATES.get(event_id)
     if known is not None:
         return known
-    return EventTemplate(event_id, 12544, KEYWORDS_SUCCESS, GENERIC_FIELDS, 1)
+    return EventTemplate(event_id, 12544, KEYWORDS_SUCCESS, GENERIC_FIELDS, 1, TEMPLATES[4624].version)
 
 
 def weighted_ids(rng: random.Random, count: int) -> list[int]:

@@ -13,6 +13,9 @@ EVENT_NS = "http://schemas.microsoft.com/win/2004/08/events/event"
 
 BATCH_HEAD = b'<?xml version="1.0" encoding="utf-8"?>\n<Envelope><Body><Events>\n'
 BATCH_TAIL = b"</Events></Body></Envelope>\n"
+# Between two events of a batch body (and after the last): one per line, as the contract's example
+# lays them out. Not part of an event: an event's text ends at `</Event>`, as Windows' does.
+EVENT_SEPARATOR = b"\n"
 
 
 def event_xml(
@@ -25,20 +28,20 @@ def event_xml(
     computer: str,
     time_created: datetime,
 ) -> bytes:
-    """One <Event>, with the batch number left as a placeholder for the pool to patch."""
+    """One <Event>, ending at `</Event>`, with the batch number left as a placeholder for the pool to patch."""
     data = "".join(f'<Data Name="{name}">{escape(values[name])}</Data>' for name in template.fields)
     stamp = time_created.strftime("%Y-%m-%dT%H:%M:%S.") + f"{time_created.microsecond // 1000:03d}Z"
     head = (
         f'<Event xmlns="{EVENT_NS}"><System>'
         f'<Provider Name="{PROVIDER}" Guid="{PROVIDER_GUID}"/>'
-        f"<EventID>{template.event_id}</EventID><Version>2</Version><Level>0</Level>"
+        f"<EventID>{template.event_id}</EventID><Version>{template.version}</Version><Level>0</Level>"
         f"<Task>{template.task}</Task><Opcode>0</Opcode><Keywords>{template.keywords}</Keywords>"
         f'<TimeCreated SystemTime="{stamp}"/><EventRecordID>{record_id}</EventRecordID>'
         f'<Correlation/><Execution ProcessID="{692 + index % 5000}" ThreadID="{1000 + index % 7000}"/>'
         f"<Channel>Security</Channel><Computer>{computer}</Computer><Security/></System>"
         f'<EventData>{data}<Data Name="{MARKER_FIELD}">{run_id}:'
     ).encode()
-    return head + BATCH_PLACEHOLDER + f":{index:05d}</Data></EventData></Event>\n".encode()
+    return head + BATCH_PLACEHOLDER + f":{index:05d}</Data></EventData></Event>".encode()
 
 
 def request_head(host: str, path: str, content_length: int) -> bytes:

@@ -232,7 +232,11 @@ def wsman_lines(load: "LoadSummary") -> list[str]:
     ]
     if w.max_time_s is not None:
         lines.append(f"  Subscription: Heartbeats {w.heartbeat_s:g} s, MaxTime {w.max_time_s:g} s,"
-                     f" MaxEnvelopeSize {w.max_envelope:,} bytes")
+                     f" MaxEnvelopeSize {w.max_envelope:,} bytes"
+                     + (f", ContentFormat {w.content_format}" if w.content_format else ""))
+        if w.content_format == "RenderedText":
+            lines.append("  Events carried their RenderingInfo (message, level, task, keywords), as Windows"
+                         " sends them for a RenderedText subscription")
         held = load.hosts.max_latency_s if load.hosts is not None else None
         if held is not None and abs(held - w.max_time_s) > 1e-9:
             lines.append(f"  Note: a Windows forwarder would deliver after MaxTime ({w.max_time_s:g} s); these"

@@ -571,6 +571,7 @@ def _hosts_section(data: Data) -> list[str]:
             ["subscription: Heartbeats, MaxTime, MaxEnvelopeSize",
              f"{_secs(wsman.get('heartbeat_s'))}, {_secs(wsman.get('max_time_s'))},"
              f" {num(wsman.get('max_envelope'))} bytes"],
+            ["subscription: ContentFormat", str(wsman.get("content_format") or "–")],
         ]
     out.append(table(["", "value"], rows, numeric=(1,)))
     return out

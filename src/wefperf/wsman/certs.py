@@ -122,6 +122,16 @@ def load_issuer(cert_path: Path, key_path: Path) -> Issuer:
     return Issuer(cert, key)
 
 
+def thumbprint(cert_path: Path) -> str:
+    """The SHA-1 thumbprint (upper-case hex, as Windows shows it) of the first certificate of a PEM
+    file: what a Subscribe's Policy names as the issuer of the clients' certificates."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise CertError(f"cannot read the certificate {cert_path}: {exc}") from None
+    return cert.fingerprint(hashes.SHA1()).hex().upper()  # Windows names certificates by their SHA-1
+
+
 def default_cache() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "wefperf" / "client-certs"

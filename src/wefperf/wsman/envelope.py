@@ -14,7 +14,7 @@ from xml.sax.saxutils import escape
 
 from . import ns
 
-SUBSCRIPTION_NS = "http://schemas.microsoft.com/wbem/wsman/1/subscription"
+SUBSCRIPTION_NS = ns.SUBSCRIPTION
 _DECL = " ".join(f'xmlns:{p}="{u}"' for p, u in ns.PREFIXES.items())
 
 
@@ -99,7 +99,7 @@ def events(header: str, event_xml: list[str]) -> str:
 
 @dataclass(frozen=True)
 class SubscriptionSpec:
-    """What the reference collector offers every host (docs/wsman.md)."""
+    """What the reference collector offers every host (docs/wsman.md); defaults as OpenWEC's."""
 
     identifier: str
     version: str
@@ -110,46 +110,105 @@ class SubscriptionSpec:
     retry_total: int = 5
     retry_s: float = 60.0
     query: str = '<QueryList><Query Id="0"><Select Path="Security">*</Select></Query></QueryList>'
+    max_elements: int | None = None  # None: no MaxElements element
+    content_format: str = "Raw"
+    name: str = "wefperf"  # the SubscriptionName option
+    # SHA-1 of the CA that signs the clients' certificates (TLS mode); empty: the Kerberos profile, as
+    # OpenWEC offers over http (wefperf's clients never authenticate with Kerberos: docs/wsman.md)
+    thumbprint: str = ""
+    bookmark: str = ns.BOOKMARK_EARLIEST  # a URI, or BookmarkList XML; empty: no w:Bookmark
+
+
+_SUBSCRIBE_DECL = " ".join(f'xmlns:{p}="{ns.PREFIXES[p]}"' for p in ("s", "a", "e", "n", "w", "p"))
 
 
 def _server_header(action: str, relates_to: str, mid: str) -> str:
     return (
-        f"<a:Action>{action}</a:Action><a:MessageID>{mid}</a:MessageID>"
-        f"<a:To>{ns.ANONYMOUS}</a:To><a:RelatesTo>{relates_to}</a:RelatesTo>"
+        f'<a:To>{ns.ANONYMOUS}</a:To><a:Action s:mustUnderstand="true">{action}</a:Action>'
+        f'<a:MessageID>{mid}</a:MessageID><p:SequenceId s:mustUnderstand="false">1</p:SequenceId>'
+        f"<a:RelatesTo>{relates_to}</a:RelatesTo>"
     )
 
 
 def reference_parameters(spec: SubscriptionSpec) -> str:
-    return f'<e:Identifier>{spec.identifier}</e:Identifier><Version xmlns="{SUBSCRIPTION_NS}">{spec.version}</Version>'
+    """Identifier and Version; `Version` without a namespace, the form OpenWEC writes and matches."""
+    return f"<e:Identifier>{spec.identifier}</e:Identifier><Version>{escape(spec.version)}</Version>"
+
+
+def _option_set(spec: SubscriptionSpec) -> str:
+    """The Subscribe's options. No Compression: this collector cannot read SLDC (docs/wsman.md)."""
+    flags = ["IgnoreChannelError", "CDATA"] + (["ReadExistingEvents"] if spec.bookmark == ns.BOOKMARK_EARLIEST else [])
+    return (
+        f'<w:OptionSet xmlns:xsi="{ns.XSI}">'
+        f'<w:Option Name="SubscriptionName">{escape(spec.name)}</w:Option>'
+        f'<w:Option Name="ContentFormat">{escape(spec.content_format)}</w:Option>'
+        + "".join(f'<w:Option Name="{flag}" xsi:nil="true"/>' for flag in flags)
+        + "</w:OptionSet>"
+    )
+
+
+def _policy(spec: SubscriptionSpec) -> str:
+    """How the client authenticates to NotifyTo: its certificate (issued by `thumbprint`'s CA) or Kerberos."""
+    if spec.thumbprint:
+        auth = (f'<auth:Authentication Profile="{ns.PROFILE_HTTPS_MUTUAL}"><auth:ClientCertificate>'
+                f'<auth:Thumbprint Role="issuer">{spec.thumbprint}</auth:Thumbprint>'
+                "</auth:ClientCertificate></auth:Authentication>")
+    else:
+        auth = f'<auth:Authentication Profile="{ns.PROFILE_KERBEROS}"/>'
+    return (f'<c:Policy xmlns:c="{ns.POLICY}" xmlns:auth="{ns.AUTHENTICATION}">'
+            f"<c:ExactlyOne><c:All>{auth}</c:All></c:ExactlyOne></c:Policy>")
+
+
+def _bookmark(spec: SubscriptionSpec) -> str:
+    if not spec.bookmark:
+        return ""
+    inner = spec.bookmark if spec.bookmark.lstrip().startswith("<") else escape(spec.bookmark)
+    return f"<w:Bookmark>{inner}</w:Bookmark>"
+
+
+def subscribe(spec: SubscriptionSpec) -> str:
+    """One Subscribe envelope, shaped as OpenWEC writes it (server/src/soap.rs) and as Microsoft's
+    collector does in OpenWEC's captures: EndTo and NotifyTo with ReferenceParameters, Delivery in
+    Events mode with Heartbeats, ConnectionRetry, MaxElements (when offered), MaxTime,
+    MaxEnvelopeSize and ContentEncoding, the Filter, the Bookmark and SendBookmarks."""
+    header = (
+        f"<a:To>{ns.ANONYMOUS}</a:To>"
+        f'<w:ResourceURI s:mustUnderstand="true">{ns.RESOURCE_EVENTLOG}</w:ResourceURI>'
+        f'<a:ReplyTo><a:Address s:mustUnderstand="true">{ns.ANONYMOUS}</a:Address></a:ReplyTo>'
+        f'<a:Action s:mustUnderstand="true">{ns.ACTION_SUBSCRIBE}</a:Action>'
+        f'<w:MaxEnvelopeSize s:mustUnderstand="true">{spec.max_envelope}</w:MaxEnvelopeSize>'
+        f"<a:MessageID>{message_id()}</a:MessageID>"
+        f'<p:OperationID s:mustUnderstand="false">{message_id()}</p:OperationID>'
+        f'<p:SequenceId s:mustUnderstand="false">1</p:SequenceId>'
+        f"{_option_set(spec)}"
+    )
+    address = escape(spec.notify_to)
+    reference = f"<a:ReferenceParameters>{reference_parameters(spec)}</a:ReferenceParameters>"
+    max_elements = f"<w:MaxElements>{spec.max_elements}</w:MaxElements>" if spec.max_elements is not None else ""
+    delivery = (
+        f'<e:Delivery Mode="{ns.DELIVERY_EVENTS}">'
+        f"<w:Heartbeats>PT{spec.heartbeat_s:.3f}S</w:Heartbeats>"
+        f"<e:NotifyTo><a:Address>{address}</a:Address>{reference}{_policy(spec)}</e:NotifyTo>"
+        f'<w:ConnectionRetry Total="{spec.retry_total}">PT{spec.retry_s:.1f}S</w:ConnectionRetry>'
+        f"{max_elements}<w:MaxTime>PT{spec.max_time_s:.3f}S</w:MaxTime>"
+        f'<w:MaxEnvelopeSize Policy="Notify">{spec.max_envelope}</w:MaxEnvelopeSize>'
+        f"<w:ContentEncoding>UTF-16</w:ContentEncoding></e:Delivery>"
+    )
+    body = (
+        f"<e:Subscribe><e:EndTo><a:Address>{address}</a:Address>{reference}</e:EndTo>{delivery}"
+        f'<w:Filter Dialect="{ns.EVENT_QUERY}">{spec.query}</w:Filter>'
+        f"{_bookmark(spec)}<w:SendBookmarks/></e:Subscribe>"
+    )
+    return f"<s:Envelope {_SUBSCRIBE_DECL}><s:Header>{header}</s:Header><s:Body>{body}</s:Body></s:Envelope>"
 
 
 def enumerate_response(spec: SubscriptionSpec, *, relates_to: str, machine: str) -> str:
-    """One Subscribe envelope inside the EnumerateResponse's Items."""
-    sub_header = (
-        f"<a:Action>{ns.ACTION_SUBSCRIBE}</a:Action><a:MessageID>{message_id()}</a:MessageID>"
-        f"<w:ResourceURI>{ns.RESOURCE_EVENTLOG}</w:ResourceURI>"
-        f"<m:MachineID>{escape(machine)}</m:MachineID>"
-    )
-    delivery = (
-        f'<e:Delivery Mode="{ns.DELIVERY_PUSH}">'
-        f"<w:Heartbeats>PT{spec.heartbeat_s:.3f}S</w:Heartbeats>"
-        f"<e:NotifyTo><a:Address>{escape(spec.notify_to)}</a:Address>"
-        f"<a:ReferenceParameters>{reference_parameters(spec)}</a:ReferenceParameters></e:NotifyTo>"
-        f'<w:ConnectionRetry Total="{spec.retry_total}">PT{spec.retry_s:.1f}S</w:ConnectionRetry>'
-        f"<w:MaxTime>PT{spec.max_time_s:.3f}S</w:MaxTime>"
-        f'<w:MaxEnvelopeSize Policy="Notify">{spec.max_envelope}</w:MaxEnvelopeSize>'
-        f'<w:Locale xml:lang="en-US" s:mustUnderstand="false"/>'
-        f"<w:ContentEncoding>UTF-16</w:ContentEncoding></e:Delivery>"
-    )
-    subscribe = (
-        f"<e:Subscribe>{delivery}"
-        f'<w:Filter Dialect="http://schemas.microsoft.com/win/2004/08/events/eventquery">{spec.query}</w:Filter>'
-        f"<w:Bookmark>http://schemas.dmtf.org/wbem/wsman/1/wsman/bookmark/earliest</w:Bookmark>"
-        f"<w:SendBookmarks/></e:Subscribe>"
-    )
+    """One Subscription item (its Version, then its Subscribe envelope) in the EnumerateResponse's Items.
+    `machine` (the client's MachineID) is not echoed: neither OpenWEC nor Microsoft's collector does."""
+    del machine
     item = (
-        f'<v:Subscription xmlns:v="{SUBSCRIPTION_NS}"><v:Version>{spec.version}</v:Version>'
-        f"{_envelope(sub_header, subscribe)}</v:Subscription>"
+        f'<m:Subscription xmlns:m="{ns.SUBSCRIPTION}"><m:Version>{escape(spec.version)}</m:Version>'
+        f"{subscribe(spec)}</m:Subscription>"
     )
     body = (
         "<n:EnumerateResponse><n:EnumerationContext/>"

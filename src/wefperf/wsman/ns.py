@@ -10,6 +10,11 @@ WSMAN = "http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"
 MS_WSMAN = "http://schemas.microsoft.com/wbem/wsman/1/wsman.xsd"
 MACHINE_ID = "http://schemas.microsoft.com/wbem/wsman/1/machineid"
 EVENT = "http://schemas.microsoft.com/win/2004/08/events/event"
+SUBSCRIPTION = "http://schemas.microsoft.com/wbem/wsman/1/subscription"
+POLICY = "http://schemas.xmlsoap.org/ws/2002/12/policy"
+AUTHENTICATION = "http://schemas.microsoft.com/wbem/wsman/1/authentication"
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+EVENT_QUERY = "http://schemas.microsoft.com/win/2004/08/events/eventquery"
 
 # Prefix -> namespace, as the envelopes declare them.
 PREFIXES = {
@@ -30,7 +35,11 @@ ANONYMOUS = ADDRESSING + "/role/anonymous"
 
 RESOURCE_SUBSCRIPTION = "http://schemas.microsoft.com/wbem/wsman/1/SubscriptionManager/Subscription"
 RESOURCE_EVENTLOG = "http://schemas.microsoft.com/wbem/wsman/1/windows/EventLog"
-DELIVERY_PUSH = "http://schemas.dmtf.org/wbem/wsman/1/wsman/PushWithAck"
+# The delivery mode Microsoft's collector and OpenWEC ask for: several events per message, each message Acked.
+DELIVERY_EVENTS = ACTION_EVENTS
+PROFILE_HTTPS_MUTUAL = "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual"
+PROFILE_KERBEROS = "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/http/spnego-kerberos"
+BOOKMARK_EARLIEST = "http://schemas.dmtf.org/wbem/wsman/1/wsman/bookmark/earliest"
 
 SUBSCRIPTION_MANAGER_PATH = "/wsman/SubscriptionManager/WEC"
 SUBSCRIPTIONS_PATH = "/wsman/subscriptions/"

@@ -57,6 +57,7 @@ class Subscription:
     retry_total: int = 5
     retry_s: float = 60.0
     channels: tuple[str, ...] = field(default=())
+    content_format: str = "Raw"  # the Subscribe's ContentFormat option: Raw, or RenderedText (RenderingInfo)
 
 
 def _q(prefix: str, local: str) -> str:
@@ -85,6 +86,18 @@ def _escape(value: str) -> str:
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _content_formats(root: ET.Element) -> dict[int, str]:
+    """The ContentFormat option of each Subscribe (by id), from the OptionSet in the header of the
+    envelope that holds it; `Raw` when the option is absent (MS-WSMV's default)."""
+    found: dict[int, str] = {}
+    options = f"{_q('s', 'Header')}/{_q('w', 'OptionSet')}/{_q('w', 'Option')}"
+    for env in root.iter(_q("s", "Envelope")):
+        fmt = next((_text(o) for o in env.iterfind(options) if o.get("Name") == "ContentFormat" and _text(o)), "Raw")
+        for subscribe in env.iterfind(f"{_q('s', 'Body')}/{_q('e', 'Subscribe')}"):
+            found[id(subscribe)] = fmt
+    return found
+
+
 def subscriptions(body: bytes) -> list[Subscription]:
     """Every Subscribe of an EnumerateResponse (empty when the collector has none for this host)."""
     try:
@@ -95,6 +108,7 @@ def subscriptions(body: bytes) -> list[Subscription]:
     if action != ns.ACTION_ENUMERATE_RESPONSE:
         raise EnvelopeError(f"expected an EnumerateResponse, got action {action or '(none)'!r}")
     found = []
+    formats = _content_formats(root)
     for subscribe in root.iter(_q("e", "Subscribe")):
         delivery = subscribe.find(_q("e", "Delivery"))
         if delivery is None:
@@ -118,7 +132,7 @@ def subscriptions(body: bytes) -> list[Subscription]:
             bookmark=_text(subscribe.find(_q("w", "Bookmark"))),
             retry_total=int(retry.get("Total", "5")) if retry is not None else 5,
             retry_s=duration_s(_text(retry, "PT60S")) if retry is not None else 60.0,
-            channels=channels,
+            channels=channels, content_format=formats.get(id(subscribe), "Raw"),
         ))
     return found
 

@@ -9,6 +9,11 @@ bookmark): constant Python work per request, none per event.
 A delivery whose envelope would exceed the subscription's MaxEnvelopeSize is cut into several
 envelopes at event boundaries; sizes are bounded before the load (`_Sizes`), so the cut is a
 bisect per envelope.
+
+Each event's text in its CDATA ends at `</Event>`, as Windows' does (the batch body's newline between
+events stays out). When the subscription's ContentFormat is RenderedText, each event also carries the
+RenderingInfo block Windows appends after EventData (payload/rendering.py); those pieces are built
+once, before the load, the first time a subscription asks for them (`prepare`).
 """
 
 from __future__ import annotations
@@ -20,13 +25,15 @@ from itertools import accumulate, repeat
 
 from ..payload.hosts import HostPayload
 from ..payload.marker import batch_token
-from ..payload.wire import BATCH_HEAD, BATCH_TAIL
+from ..payload.rendering import RENDERED_TEXT, event_data, rendering_info
+from ..payload.wire import BATCH_HEAD, BATCH_TAIL, EVENT_SEPARATOR
 from . import envelope, ns
 
 _U16 = "utf-16-le"
 _RECORD_BOUND = 2 * 20  # an EventRecordID of up to 20 digits, in UTF-16
 _HEADER_BOUND = 8_192  # the header of one envelope, at most (names and URLs included), in bytes
-_EVENT_END = b"</Event>\n"
+_EVENT_END = b"</Event>"
+RAW = "Raw"
 
 
 def u16(text: str) -> bytes:
@@ -62,9 +69,22 @@ class WsmanPayload:
         self.channel = channel
         longest = max((len(n) for n in hosts.names), default=0)
         self.names = [u16(n.decode()) for n in hosts.names]
-        self.variants = [self._variant(i, 2 * longest) for i in range(len(hosts.variants))]
+        self._name_bound = 2 * longest
+        self.variants = [self._variant(i, self._name_bound, rendered=False) for i in range(len(hosts.variants))]
+        self._rendered: list[WsmanVariant] | None = None
 
-    def _variant(self, index: int, name_bound: int) -> WsmanVariant:
+    def prepare(self, content_format: str) -> None:
+        """Build the pieces a subscription's ContentFormat needs (once): call it before the clock."""
+        self._variants(content_format)
+
+    def _variants(self, content_format: str) -> list[WsmanVariant]:
+        if content_format != RENDERED_TEXT:
+            return self.variants
+        if self._rendered is None:
+            self._rendered = [self._variant(i, self._name_bound, rendered=True) for i in range(len(self.hosts.variants))]
+        return self._rendered
+
+    def _variant(self, index: int, name_bound: int, *, rendered: bool) -> WsmanVariant:
         v = self.hosts.variants[index]
         m = self.hosts.max_items
         first_start = v.lead[len(BATCH_HEAD):]
@@ -72,8 +92,13 @@ class WsmanPayload:
         for join in v.joins:
             cut = join.index(_EVENT_END) + len(_EVENT_END)
             tails.append(join[:cut])
-            nexts.append(join[cut:])
-        tails.append(v.ends[m - 1][: -len(BATCH_TAIL)])
+            nexts.append(join[cut + len(EVENT_SEPARATOR):])
+        tails.append(v.ends[m - 1][: -len(EVENT_SEPARATOR + BATCH_TAIL)])
+        if rendered:  # RenderingInfo between EventData and </Event>, from the event's own values
+            tails = [
+                t[: -len(_EVENT_END)] + rendering_info(eid, event_data(after.decode())).encode() + _EVENT_END
+                for t, eid, after in zip(tails, v.event_ids, v.after_computer, strict=True)
+            ]
         open_, close = envelope.EVENT_OPEN, envelope.EVENT_CLOSE
         starts = tuple(u16(open_ + s.decode()) for s in nexts)
         ends = tuple(u16(t.decode() + close) for t in tails)
@@ -88,10 +113,12 @@ class WsmanPayload:
 
     def envelopes(
         self, batch: int, events: int, host: int, first_record: int, *, to: str, machine: str,
-        session: str, reference: str, max_envelope: int,
+        session: str, reference: str, max_envelope: int, content_format: str = RAW,
     ) -> Envelopes:
-        """`events` events of `host` from `first_record`, in as many envelopes as MaxEnvelopeSize needs."""
-        v = self.variants[batch % len(self.variants)]
+        """`events` events of `host` from `first_record`, in as many envelopes as MaxEnvelopeSize needs,
+        each event as the subscription's ContentFormat asks (RenderedText: with its RenderingInfo)."""
+        variants = self._variants(content_format)
+        v = variants[batch % len(variants)]
         k = events
         parts: list[bytes] = [b""] * (7 * k)
         parts[0::7] = v.starts[:k]
