@@ -18,11 +18,16 @@ demo: $(STAMP)
 	@echo "Next: point it at your collector: WEF_ENDPOINT=http://HOST:5985 $(BIN)/wefperf run --profile baseline (README: Quick start)"
 
 # The wec-3k profile (30 s of it) over WS-Management/HTTPS with a client certificate per host, against
-# the embedded collector in TLS mode; the certificates live in a temporary folder.
+# the embedded collector in TLS mode; the certificates live in a temporary folder. The collector's
+# subscription asks for what a Windows-made one does by default, RenderedText (each event with its
+# message), and offers MaxElements and MaxTime (docs/wsman.md); the output says what it offered and
+# what the hosts sent.
+DEMO_WSMAN_SUBSCRIPTION ?= MaxElements=100,MaxTime=10,ContentFormat=RenderedText
 demo-wsman: $(STAMP)
 	@d=$$(mktemp -d "$${TMPDIR:-/tmp}/wefperf-demo-wsman.XXXXXX") && \
 	$(BIN)/wefperf certs ca --out "$$d" >/dev/null && \
 	$(BIN)/wefperf run --profile wec-3k --duration-secs 30 --protocol wsman --embedded \
+	  --embedded-subscription "$(DEMO_WSMAN_SUBSCRIPTION)" \
 	  --client-ca-cert "$$d/ca.crt" --client-ca-key "$$d/ca.key" --client-cert-cache "$$d/cache" \
 	  --results .demo-wsman-results.json; rc=$$?; rm -rf "$$d"; exit $$rc
 

@@ -5,9 +5,11 @@ and an mTLS `wefperf run --protocol wsman --embedded` with exact S3 accounting."
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import ssl
 import threading
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +17,8 @@ from pathlib import Path
 import pytest
 import requests
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from helpers import wefperf
 from test_collector_http import read_rows, wait_for
@@ -165,6 +169,13 @@ def test_collector_refuses_a_client_without_certificate_and_names_rows_by_cn(
     ctx.load_cert_chain(str(d / "WKS-7.corp.example.com.crt"), str(d / "WKS-7.corp.example.com.key"))
     status, answer = _post(url, enum, ctx)
     assert status == 200
+    # as OpenWEC in TLS mode, the Subscribe's Policy asks for a client certificate from the CA it names
+    ca_der = x509.load_pem_x509_certificate((d / "ca.crt").read_bytes()).public_bytes(Encoding.DER)
+    ca_sha1 = hashlib.sha1(ca_der).hexdigest()
+    auth = ET.fromstring(parse.decode(answer)).find(f".//{{{ns.AUTHENTICATION}}}Authentication")
+    assert auth is not None and auth.get("Profile") == ns.PROFILE_HTTPS_MUTUAL
+    thumb = auth.find(f"{{{ns.AUTHENTICATION}}}ClientCertificate/{{{ns.AUTHENTICATION}}}Thumbprint")
+    assert thumb is not None and thumb.get("Role") == "issuer" and thumb.text == ca_sha1.upper()
     sub = parse.subscriptions(answer)[0]
     assert sub.notify_to.startswith(t.base + ns.SUBSCRIPTIONS_PATH)
     hosts = build_host_payload(run_id="c0ffee000001", hosts=1, max_items=10, seed=3, variants=1)
