@@ -170,3 +170,14 @@ def test_rendered_envelopes_stay_under_max_envelope_size() -> None:
                                         reference=sub.reference, max_envelope=60_000, content_format="RenderedText")
     assert len(env.cuts) > 3 and all(b - a <= 60_000 for a, b in env.cuts)
     assert [m.seq(100) for m in find_markers(env.data.decode("utf-16-le", "replace"))] == list(range(100))
+
+
+def test_a_subscribe_without_content_format_is_raw() -> None:
+    """MS-WSMV: without the ContentFormat option the client sends Raw events."""
+    import re
+
+    text = envelope.enumerate_response(SPEC, relates_to="uuid:r", machine="h")
+    bare = re.sub(r"<w:OptionSet .*?</w:OptionSet>", "", text)
+    assert "ContentFormat" not in bare
+    assert parse.subscriptions(envelope.encode(bare))[0].content_format == "Raw"
+    assert _subscription("RenderedText").content_format == "RenderedText"

@@ -57,8 +57,8 @@ class HostVariant:
     lead: bytes  # the batch head and the first event up to its record id
     after_record: tuple[bytes, ...]  # from </EventRecordID> up to the Computer name
     after_computer: tuple[bytes, ...]  # from </Computer> up to the marker's batch number
-    joins: tuple[bytes, ...]  # marker index to </Event>, then the next event up to its record id
-    ends: tuple[bytes, ...]  # marker index to </Event>, then the batch tail
+    joins: tuple[bytes, ...]  # marker index to </Event> and the separator, then the next event up to its record id
+    ends: tuple[bytes, ...]  # marker index to </Event> and the separator, then the batch tail
     event_ids: tuple[int, ...]
     cumulative: dict[int, array[int]]  # EventID -> how many of the first k events have it
 
