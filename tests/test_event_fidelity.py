@@ -9,6 +9,7 @@ Every event is read back with a real XML parser (ElementTree).
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -174,8 +175,6 @@ def test_rendered_envelopes_stay_under_max_envelope_size() -> None:
 
 def test_a_subscribe_without_content_format_is_raw() -> None:
     """MS-WSMV: without the ContentFormat option the client sends Raw events."""
-    import re
-
     text = envelope.enumerate_response(SPEC, relates_to="uuid:r", machine="h")
     bare = re.sub(r"<w:OptionSet .*?</w:OptionSet>", "", text)
     assert "ContentFormat" not in bare

@@ -70,7 +70,7 @@ class WsmanPayload:
         longest = max((len(n) for n in hosts.names), default=0)
         self.names = [u16(n.decode()) for n in hosts.names]
         self._name_bound = 2 * longest
-        self.variants = [self._variant(i, self._name_bound, rendered=False) for i in range(len(hosts.variants))]
+        self.variants = [self._variant(i) for i in range(len(hosts.variants))]
         self._rendered: list[WsmanVariant] | None = None
 
     def prepare(self, content_format: str) -> None:
@@ -81,33 +81,49 @@ class WsmanPayload:
         if content_format != RENDERED_TEXT:
             return self.variants
         if self._rendered is None:
-            self._rendered = [self._variant(i, self._name_bound, rendered=True) for i in range(len(self.hosts.variants))]
+            self._rendered = [self._rendered_variant(i) for i in range(len(self.hosts.variants))]
         return self._rendered
 
-    def _variant(self, index: int, name_bound: int, *, rendered: bool) -> WsmanVariant:
+    def _tails(self, index: int) -> tuple[list[bytes], list[bytes]]:
+        """Each event's text up to its record id, and from its marker's index to its `</Event>`."""
         v = self.hosts.variants[index]
-        m = self.hosts.max_items
-        first_start = v.lead[len(BATCH_HEAD):]
-        tails, nexts = [], [first_start]
+        tails, nexts = [], [v.lead[len(BATCH_HEAD):]]
         for join in v.joins:
             cut = join.index(_EVENT_END) + len(_EVENT_END)
             tails.append(join[:cut])
             nexts.append(join[cut + len(EVENT_SEPARATOR):])
-        tails.append(v.ends[m - 1][: -len(EVENT_SEPARATOR + BATCH_TAIL)])
-        if rendered:  # RenderingInfo between EventData and </Event>, from the event's own values
-            tails = [
-                t[: -len(_EVENT_END)] + rendering_info(eid, event_data(after.decode())).encode() + _EVENT_END
-                for t, eid, after in zip(tails, v.event_ids, v.after_computer, strict=True)
-            ]
-        open_, close = envelope.EVENT_OPEN, envelope.EVENT_CLOSE
+        tails.append(v.ends[self.hosts.max_items - 1][: -len(EVENT_SEPARATOR + BATCH_TAIL)])
+        return nexts, tails
+
+    def _variant(self, index: int) -> WsmanVariant:
+        """A HostVariant's events in UTF-16, each in its `<w:Event>` CDATA (Raw)."""
+        v = self.hosts.variants[index]
+        nexts, tails = self._tails(index)
+        open_ = envelope.EVENT_OPEN
         starts = tuple(u16(open_ + s.decode()) for s in nexts)
-        ends = tuple(u16(t.decode() + close) for t in tails)
         after_record = tuple(u16(p.decode()) for p in v.after_record)
         after_computer = tuple(u16(p.decode()) for p in v.after_computer)
+        return self._with_ends(starts, after_record, after_computer, tails)
+
+    def _rendered_variant(self, index: int) -> WsmanVariant:
+        """The Raw variant's pieces (shared, not copied), each event's end with its RenderingInfo
+        between EventData and `</Event>`, from the event's own values."""
+        v, raw = self.hosts.variants[index], self.variants[index]
+        _, tails = self._tails(index)
+        rendered = [
+            t[: -len(_EVENT_END)] + rendering_info(eid, event_data(after.decode())).encode() + _EVENT_END
+            for t, eid, after in zip(tails, v.event_ids, v.after_computer, strict=True)
+        ]
+        return self._with_ends(raw.starts, raw.after_record, raw.after_computer, rendered)
+
+    def _with_ends(self, starts: tuple[bytes, ...], after_record: tuple[bytes, ...],
+                   after_computer: tuple[bytes, ...], tails: list[bytes]) -> WsmanVariant:
+        ends = tuple(u16(t.decode() + envelope.EVENT_CLOSE) for t in tails)
         token = 2 * len(batch_token(0))
         sizes = [
-            len(starts[i]) + len(after_record[i]) + len(after_computer[i]) + len(ends[i]) + _RECORD_BOUND + name_bound + token
-            for i in range(m)
+            len(starts[i]) + len(after_record[i]) + len(after_computer[i]) + len(ends[i]) + _RECORD_BOUND
+            + self._name_bound + token
+            for i in range(self.hosts.max_items)
         ]
         return WsmanVariant(starts, after_record, after_computer, ends, tuple(accumulate(sizes, initial=0)))
 
