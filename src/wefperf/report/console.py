@@ -137,6 +137,10 @@ def banner_lines(settings: "Settings", run_id: str) -> list[str]:
     # The URL the run sends to: WS-Man hosts start at the subscription manager, not /wsman/events.
     endpoint = settings.subscription_manager_url if settings.protocol == "wsman" else settings.events_url
     lines.append(f"Endpoint: {endpoint}")
+    if settings.protocol == "wsman" and settings.client_cert and settings.hosts > 1:
+        from ..wsman.certs import shared_cert_line
+
+        lines.append(shared_cert_line(settings.client_cert, settings.hosts))
     if settings.stats_format == "prometheus":
         lines.append(f"Server count: Prometheus counter {settings.stats_metric} at {settings.wef_stats_endpoint}")
     lines.append(f"Run id: {run_id}")
