@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass, field
@@ -46,6 +47,9 @@ class WecReceiver(ThreadedApp):
     events_status: int = 200
     port: int = 0
     enumerates: Counter[str] = field(default_factory=Counter)  # per MachineID
+    enumerate_times: dict[str, list[float]] = field(default_factory=dict)  # per MachineID, time.monotonic()
+    events_times: dict[str, list[float]] = field(default_factory=dict)  # Events posts per MachineID
+    events_in: dict[str, int] = field(default_factory=dict)  # events per distinct MessageID
     events_posts: int = 0
     heartbeats: int = 0
     checked: int = 0
@@ -83,6 +87,7 @@ class WecReceiver(ThreadedApp):
         machine = header.findtext(_q("m", "MachineID")) or "?"
         with self._lock:
             self.enumerates[machine] += 1
+            self.enumerate_times.setdefault(machine, []).append(time.monotonic())
             seen = self.enumerates[machine]
         if self.enumerate_ok is not None and seen > self.enumerate_ok:
             return web.Response(status=503, text="Service Unavailable")
@@ -162,11 +167,15 @@ class WecReceiver(ThreadedApp):
         assert header is not None
         action = header.findtext(_q("a", "Action")) or ""
         mid = header.findtext(_q("a", "MessageID")) or ""
+        machine = header.findtext(_q("m", "MachineID")) or "?"
+        events = root.findall(f"{_q('s', 'Body')}/{_q('w', 'Events')}/{_q('w', 'Event')}")
         with self._lock:
             if action == ns.ACTION_HEARTBEAT:
                 self.heartbeats += 1
             else:
                 self.events_posts += 1
+                self.events_times.setdefault(machine, []).append(time.monotonic())
+                self.events_in[mid] = len(events)
             self._check(header, text)
         if self.events_status != 200:
             return web.Response(status=self.events_status, text="Service Unavailable")

@@ -245,6 +245,10 @@ def wsman_lines(load: "LoadSummary") -> list[str]:
 
 
 def _pct_line(label: str, p: Percentiles) -> str:
+    """One latency row; a row with no sample says n/a (a run where nothing was acknowledged has no
+    service time: zeros would read as instant answers)."""
+    if not p.count:
+        return f"  {label:<26} n/a (no samples)"
     return (
         f"  {label:<26} p50 {p.p50:9.2f}  p90 {p.p90:9.2f}  p99 {p.p99:9.2f}"
         f"  p99.9 {p.p999:9.2f}  max {p.max:9.2f}"
@@ -332,7 +336,7 @@ def result_lines(result: "RunResult") -> list[str]:
     else:
         lines.append("✗ Performance test failed")
     if load.cut_short:
-        why = "interrupted" if load.interrupted else ("aborted by a threshold" if load.aborted else "timeout reached")
+        why = "interrupted" if load.interrupted else ("aborted" if load.aborted else "timeout reached")
         planned = f" of {cfg['duration_secs']:g}" if cfg.get("duration_secs") else ""
         lines.append(f"  Duration: {load.window_s:.1f}{planned} seconds (cut short: {why})")
     elif cfg.get("duration_secs"):
