@@ -230,8 +230,7 @@ class WsmanHostsEngine(HostsEngine):
         """The host's delivery failed after the subscription's last ConnectionRetry: the subscription
         has expired. When no host holds one any more, the run stops: nothing can be delivered."""
         assert st.sub is not None
-        st.gave_up = (f"{errors.NO_SUBSCRIPTION}: its subscription expired after {st.sub.retry_total}"
-                      f" ConnectionRetry retries ({cls})")
+        st.gave_up = f"its subscription expired after {st.sub.retry_total} ConnectionRetry retries ({cls})"
         st.sub = None
         self.live -= 1
         self._expired[cls] += 1

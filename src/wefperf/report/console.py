@@ -216,7 +216,8 @@ def hosts_lines(load: "LoadSummary") -> list[str]:
         f"  Deliveries: {h.full_deliveries:,} full ({plural(h.max_items, 'event')}),"
         f" {h.timed_deliveries:,} on max latency ({h.max_latency_s:g} s, fewer events)",
         f"  Events due in the plan: {h.events_due:,}; sent: {load.events_sent:,};"
-        + (f" failed unsent (no connection): {load.events_unsent:,};" if load.events_unsent else "")
+        + (f" failed unsent ({'no connection or subscription' if load.wsman else 'no connection'}):"
+           f" {load.events_unsent:,};" if load.events_unsent else "")
         + f" still held at their hosts when the window closed: {h.events_held:,}",
     ]
     if h.connect_failures:
