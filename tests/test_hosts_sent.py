@@ -23,6 +23,7 @@ from wefperf.metrics import LoadSummary
 from wefperf.report.console import hosts_lines
 from wefperf.verdict import judge
 from wefperf.wsman import envelope, parse
+from wefperf.wsman.backoff import Backoff
 
 HOSTS, EPS, SECONDS, MAX_LATENCY = 5, 100, 1.0, 0.2
 
@@ -103,19 +104,25 @@ async def _serve(app: web.Application) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-async def test_wsman_hosts_that_never_enumerate_send_nothing_and_the_run_fails_saying_so() -> None:
+async def test_wsman_hosts_that_never_enumerate_send_nothing_and_the_load_does_not_start() -> None:
+    """Every Enumerate refused: after its backoff no host holds a subscription, so the load never
+    starts (issue 20 §4) and the engine says why in one line; nothing was sent."""
     async with _serve(_no_subscription_app()) as url:
         engine = _engine(WsmanHostsEngine, url)
+        assert isinstance(engine, WsmanHostsEngine)
+        engine.enumerate_backoff = Backoff(first_s=0.01, factor=2.0, cap_s=0.05, retries=2)
         load = await asyncio.wait_for(engine.run(), 30)
-    _nothing_was_sent(load)
+    assert (load.batches_sent, load.events_sent, load.events_ok) == (0, 0, 0)
+    assert load.hosts is not None and load.hosts.hosts_delivering == 0 and load.hosts.connect_failures == HOSTS
     assert load.wsman is not None and load.wsman.envelopes == 0 and load.wsman.enumerations == 0
-    verdict = judge(_settings(url, protocol="wsman"), load, None)
-    assert not verdict.passed and verdict.reasons[0].startswith("no host sent a delivery (protocol_error x")
-    assert verdict.reasons[0].endswith(f"; {HOSTS} of {HOSTS} hosts could not enumerate before the load")
+    assert engine.unavailable is not None and f"by {HOSTS} hosts" in engine.unavailable
+    assert f"http_503 x{3 * HOSTS}" in engine.unavailable
 
 
 async def test_wsman_a_refused_notify_to_sends_nothing() -> None:
-    """Enumerated, but NotifyTo refuses connections: the envelopes never went out."""
+    """Enumerated, but NotifyTo refuses connections: the envelopes never went out. Each host's first
+    one failed after its ConnectionRetry retries, its subscription expired, and with none left the
+    run stopped there (issue 20 §4)."""
     dead = f"http://127.0.0.1:{_refused_port()}/wsman/subscriptions/X"
 
     async def manager(req: web.Request) -> web.Response:
@@ -129,6 +136,10 @@ async def test_wsman_a_refused_notify_to_sends_nothing() -> None:
     async with _serve(app) as url:
         engine = _engine(WsmanHostsEngine, url)
         load = await asyncio.wait_for(engine.run(), 30)
-    _nothing_was_sent(load)
+    assert (load.batches_sent, load.events_sent, load.events_ok) == (0, 0, 0)
+    assert load.events_failed == load.events_unsent > 0
+    assert load.hosts is not None and load.hosts.hosts_delivering == 0
     assert load.wsman is not None and load.wsman.enumerations == HOSTS
-    assert list(load.errors) == [errors.CONNECTION_REFUSED]
+    assert load.errors[errors.CONNECTION_REFUSED].batches == HOSTS  # each host's first delivery
+    assert set(load.errors) <= {errors.CONNECTION_REFUSED, errors.NO_SUBSCRIPTION}
+    assert load.aborted is not None and load.aborted.startswith("no host holds a subscription")

@@ -273,6 +273,11 @@ async def run_test(
         if rep.live and engine.recorder is not None:
             rep.snapshot(engine.recorder.snapshot(engine.clock()))  # the load's last state
         rep.load_ended()
+        if isinstance(engine, WsmanHostsEngine) and engine.unavailable:
+            # No host could subscribe: the load never started; one line says why (exit 1).
+            rep.error(f"wefperf: {engine.unavailable}")
+            return _result(settings, profile, run_id, started_at, pool, load, server, None, sender_name,
+                           engine.unavailable, rep, show=False)
         server.sampler_samples = sampler.samples
         rep.line("")
         if load.interrupted:

@@ -396,6 +396,12 @@ class Settings(S3Settings):
         description="wsman over https: PEM client certificate every host presents (with PERF_TEST_CLIENT_KEY)",
     )
     client_key: str = Field("", validation_alias="PERF_TEST_CLIENT_KEY", description="PEM key of PERF_TEST_CLIENT_CERT")
+    shared_client_cert: bool = Field(
+        False, validation_alias="PERF_TEST_SHARED_CLIENT_CERT",
+        description="let every host present the one PERF_TEST_CLIENT_CERT: a collector that names clients by"
+                    " their certificate's CN (OpenWEC) then sees a single machine, one bookmark and heartbeat"
+                    " record for the whole fleet (refused without this when PERF_TEST_HOSTS > 1)",
+    )
     client_ca_cert: str = Field(
         "", validation_alias="PERF_TEST_CLIENT_CA_CERT",
         description="wsman over https: PEM CA that mints one client certificate per host (CN = its FQDN) before"
@@ -544,6 +550,12 @@ class Settings(S3Settings):
             raise ValueError("PERF_TEST_PROTOCOL=wsman: its hosts need a rate (PERF_TEST_TARGET_EPS or PERF_TEST_STAGES)")
         if not self.hosts:
             self.hosts = self.concurrency
+        if self.client_cert and self.hosts > 1 and not self.shared_client_cert:
+            raise ValueError(
+                f"PERF_TEST_CLIENT_CERT: all {self.hosts:,} hosts would present one certificate, so a collector"
+                " that names clients by its CN (OpenWEC) sees one machine; use PERF_TEST_CLIENT_CA_CERT for one"
+                " per host, or PERF_TEST_SHARED_CLIENT_CERT=true (--shared-client-cert) if that is what you mean"
+            )
 
     @property
     def embedded_options(self) -> SubscriptionOptions:

@@ -16,6 +16,7 @@ TLS = "tls_error"
 OTHER = "other"
 WRONG_ACK = "wrong_ack"  # WS-Management: the Ack is missing or relates to another message
 EARLY_REPLY = "early_reply"  # a 2xx came before the whole request was written: nothing is acknowledged
+NO_SUBSCRIPTION = "no_subscription"  # WS-Management: the host never subscribed, or its subscription expired
 
 
 class WrongAck(Exception):

@@ -1,17 +1,22 @@
 """Simulated hosts speaking WEF push mode (`--protocol wsman`), on top of HostsEngine's schedule.
 
 Before the clock starts every host opens its own session (with its own client certificate over
-TLS) and Enumerates at the subscription manager URL; it keeps the first subscription. Each
+TLS) and Enumerates at the subscription manager URL; it keeps the first subscription. An Enumerate
+that fails is tried again after growing waits (`backoff.ENUMERATE`), unless the answer cannot
+change (a 4xx, an envelope that is not an EnumerateResponse, a TLS refusal); a host still without
+a subscription then has given up, and its deliveries fail unsent (`no_subscription`). When no
+host subscribed, the load does not start: `unavailable` says why in one line. Each
 delivery then goes to NotifyTo as one or more Events envelopes (cut at MaxEnvelopeSize), one at a
 time, each waiting for its Ack (closed loop per host, as Windows does); the Ack's RelatesTo must be
 the envelope's MessageID. A host idle for the subscription's Heartbeats interval sends a Heartbeat.
 
-Retries: Windows retries a failed delivery after the subscription's ConnectionRetry interval (60 s
-by default, `Total` times), then falls back to re-enumerating. Here a failed envelope (non-2xx,
-transport error, wrong Ack, an Ack before the envelope was written whole) is tried again at most
-`MAX_RETRIES` times after min(ConnectionRetry, `RETRY_CAP_S`), so a run always ends; each retry
-resends the same events (same markers), so a collector that stored the first attempt shows
-duplicates in the S3 check.
+Retries follow the subscription's ConnectionRetry, as Windows': a failed envelope (non-2xx,
+transport error, wrong Ack, an Ack before the envelope was written whole) is tried again `Total`
+times, one interval apart (jittered), while the load window is open. After the last one the
+subscription has expired (DSP0226's ConnectionRetry): the host's later deliveries fail unsent, and
+when no host holds a subscription any more the run stops there, saying why. Each retry resends the
+same events (same markers), so a collector that stored the first attempt shows duplicates in the
+S3 check.
 
 Each envelope counts on its own (module `_transmit`): a delivery whose later envelope failed keeps
 its earlier envelopes acknowledged, and a host that could not enumerate or connect sent nothing.
@@ -20,9 +25,11 @@ its earlier envelopes acknowledged, and a host that could not enumerate or conne
 from __future__ import annotations
 
 import asyncio
+import random
 import ssl
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from types import SimpleNamespace
@@ -32,21 +39,21 @@ import aiohttp
 
 from ..metrics import LoadSummary, WsmanFigures
 from ..payload.hosts import HostPayload
+from ..wording import plural
 from ..wsman import envelope, ns
+from ..wsman.backoff import ENUMERATE, Backoff, connection_retry
 from ..wsman.parse import EnvelopeError, Subscription, ack_relates_to, subscriptions
 from ..wsman.payload import WsmanPayload
 from . import errors
 from .aiohttp_sender import body_written
 from .arrivals import HostArrivals
-from .hosts import Delivery, HostsEngine, _Host
+from .hosts import CONNECT_AT_ONCE, Delivery, HostsEngine, _Host
 
-MAX_RETRIES = 2
-RETRY_CAP_S = 1.0
 _HEADERS = {"Content-Type": ns.CONTENT_TYPE, "User-Agent": "wefperf (WS-Management push)"}
 
 
 class _State:
-    __slots__ = ("session", "sub", "lock", "last", "session_id")
+    __slots__ = ("session", "sub", "lock", "last", "session_id", "gave_up")
 
     def __init__(self) -> None:
         self.session: aiohttp.ClientSession | None = None
@@ -54,17 +61,37 @@ class _State:
         self.lock = asyncio.Lock()
         self.last = 0.0  # clock of the last message this host sent
         self.session_id = f"uuid:{str(uuid.uuid4()).upper()}"
+        self.gave_up = ""  # why the host holds no subscription: it never got one, or it expired
+
+
+class EnumerateRefused(Exception):
+    """The subscription manager answered an Enumerate with an HTTP status other than 200."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"Enumerate answered HTTP {status}")
+        self.status = status
+
+
+def _enumerate_failure(exc: Exception) -> tuple[str, bool]:
+    """(error class, whether trying again could help) for an Enumerate that failed."""
+    if isinstance(exc, EnumerateRefused):
+        return errors.http_status(exc.status), exc.status >= 500 or exc.status in (408, 429)
+    if isinstance(exc, EnvelopeError):  # an answer that is not a usable EnumerateResponse
+        return errors.PROTOCOL, False
+    cls = errors.classify(exc)
+    return cls, cls != errors.TLS
 
 
 class _Written:
     """Called by the session's trace when an attempt at one envelope has written its request head:
     the envelope's events count sent then, once, however many attempts it takes."""
 
-    __slots__ = ("engine", "host", "delivery", "events", "sent_at")
+    __slots__ = ("engine", "host", "delivery", "events", "sent_at", "exhausted")
 
     def __init__(self, engine: "WsmanHostsEngine", host: _Host, delivery: Delivery, events: int) -> None:
         self.engine, self.host, self.delivery, self.events = engine, host, delivery, events
         self.sent_at = 0.0
+        self.exhausted = False  # failed after every retry the subscription's ConnectionRetry allows
 
     def __call__(self) -> None:
         if not self.sent_at:
@@ -84,8 +111,8 @@ class WsmanHostsEngine(HostsEngine):
         ssl_for: Callable[[int], ssl.SSLContext | bool] = lambda _h: True,
         drain_timeout_s: float = 10.0,
         on_error: Callable[[str], None] | None = None, clock: Callable[[], float] = time.perf_counter,
-        freeze_gc: bool = False, window_secs: int = 0, retry_cap_s: float = RETRY_CAP_S,
-        max_retries: int = MAX_RETRIES, host_indices: list[int] | None = None,
+        freeze_gc: bool = False, window_secs: int = 0, enumerate_backoff: Backoff = ENUMERATE,
+        host_indices: list[int] | None = None,
         segment: tuple[int, int] = (0, 1), start_at: float | None = None, second_histograms: bool = False,
     ) -> None:
         super().__init__(
@@ -98,12 +125,22 @@ class WsmanHostsEngine(HostsEngine):
         self.url = url
         self.wsman = WsmanPayload(payload)
         self.ssl_for = ssl_for
-        self.retry_cap_s, self.max_retries = retry_cap_s, max_retries
+        self.enumerate_backoff = enumerate_backoff
+        self.rng = random.Random()
         # By the host's number in the whole fleet: a segment runs every N-th host.
         self.states = {h.index: _State() for h in self.hosts}
         self.machines = [n.decode() for n in payload.names]
         self.enumerated = self.envelopes = self.retries = self.wrong_acks = 0
         self.heartbeats = self.heartbeats_acked = 0
+        self.live = 0  # hosts holding a subscription
+        self.enumerate_tries = 0
+        self._enumerate_errors: Counter[str] = Counter()  # every failed Enumerate, by class
+        self._enumerate_sample: dict[str, str] = {}
+        self._expired: Counter[str] = Counter()  # subscriptions expired, by the class of the last failure
+        self.first_sub: Subscription | None = None
+        # Why the load could not start (no host subscribed), in one line; None when it could.
+        self.unavailable: str | None = None
+        self._opening: asyncio.Semaphore | None = None
         self._beat: asyncio.Task[None] | None = None
         self._trace = aiohttp.TraceConfig()
         self._trace.on_request_headers_sent.append(_on_head_written)
@@ -113,24 +150,98 @@ class WsmanHostsEngine(HostsEngine):
     open_verb = "enumerate"
 
     async def _open_host(self, h: _Host) -> None:
-        """A session of its own (its certificate), then one Enumerate."""
+        """A session of its own (its certificate), then an Enumerate, tried again as `_subscribe` says."""
         st = self.states[h.index]
         st.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=1, ssl=self.ssl_for(h.index)),
             timeout=aiohttp.ClientTimeout(total=self.request_timeout_s), trace_configs=[self._trace],
         )
-        st.sub = await self._enumerate(h.index)
-        st.last = self.clock()  # idle from now on: the first heartbeat is one interval away
-        self.enumerated += 1
-        self.connections += 1
+        await self._subscribe(h.index)
 
     async def _connect_all(self) -> None:
-        await super()._connect_all()
+        """Every host subscribes before the clock, CONNECT_AT_ONCE Enumerates in flight at a time
+        (hosts waiting to try again hold none). No host subscribed: the load does not start."""
+        self._opening = asyncio.Semaphore(CONNECT_AT_ONCE)
+        began = self.clock()
+        await asyncio.gather(*(self._open_host(h) for h in self.hosts))
+        if self.stopping:
+            return
+        failed = self.connect_failures
+        if not self.live:
+            self.unavailable = self._nobody_subscribed(self.clock() - began)
+            self.stop(interrupted=False, aborted=self.unavailable)
+            return
+        if failed and self.on_error:
+            classes = ", ".join(f"{name} x{n}" for name, n in self._connect_errors.most_common())
+            self.on_error(f"{failed:,} of {len(self.hosts):,} hosts could not subscribe before the load"
+                          f" ({classes}); their deliveries fail unsent ({errors.NO_SUBSCRIPTION})")
         # Before the clock: the pieces each subscription's ContentFormat needs (RenderedText's RenderingInfo)
         for content_format in {s.sub.content_format for s in self.states.values() if s.sub is not None}:
             self.wsman.prepare(content_format)
-        if not self.stopping:
-            self._beat = asyncio.ensure_future(self._heartbeats())
+        self._beat = asyncio.ensure_future(self._heartbeats())
+
+    def _nobody_subscribed(self, took_s: float) -> str:
+        """The one line that says why the load could not start."""
+        classes = ", ".join(f"{name} x{n}" for name, n in self._enumerate_errors.most_common())
+        first = self._enumerate_errors.most_common(1)[0][0] if self._enumerate_errors else ""
+        sample = self._enumerate_sample.get(first, "")
+        hint = ""
+        if first in ("http_404", "http_405"):
+            hint = " (is it a WS-Management collector's subscription manager URL?)"
+        return (f"no host could subscribe at {self.url}: {plural(self.enumerate_tries, 'Enumerate')} by"
+                f" {plural(len(self.hosts), 'host')} over {took_s:.1f} s all failed ({classes}; e.g. {sample});"
+                f" nothing was sent{hint}")
+
+    async def _subscribe(self, host: int) -> None:
+        """Enumerate until the host holds a subscription, after the growing waits of
+        `enumerate_backoff`; an answer that cannot change (see `_enumerate_failure`) ends it at once."""
+        st, backoff = self.states[host], self.enumerate_backoff
+        assert self._opening is not None
+        why, cls = "", "stopped"
+        for attempt in range(backoff.retries + 1):
+            if attempt and not await self._wait_until(self.clock() + backoff.delay_s(attempt - 1, self.rng),
+                                                      spin=False):
+                break  # stopped
+            try:
+                async with self._opening:
+                    self.enumerate_tries += 1
+                    sub = await self._enumerate(host)
+            except Exception as exc:
+                cls, again = _enumerate_failure(exc)
+                self._enumerate_errors[cls] += 1
+                self._enumerate_sample.setdefault(
+                    cls, str(exc) if isinstance(exc, EnumerateRefused) else errors.describe(exc))
+                why = f"{cls} after {plural(attempt + 1, 'Enumerate')}: {errors.describe(exc)}"
+                if not again:
+                    break
+                continue
+            self._subscribed(st, sub)
+            return
+        st.gave_up = why or "stopped before it could subscribe"
+        self.connect_failures += 1
+        self._connect_errors[cls] += 1
+
+    def _subscribed(self, st: _State, sub: Subscription) -> None:
+        st.sub, st.gave_up = sub, ""
+        st.last = self.clock()  # idle from now on: the first heartbeat is one interval away
+        self.first_sub = self.first_sub or sub
+        self.enumerated += 1
+        self.connections += 1
+        self.live += 1
+
+    def _expired_subscription(self, st: _State, cls: str) -> None:
+        """The host's delivery failed after the subscription's last ConnectionRetry: the subscription
+        has expired. When no host holds one any more, the run stops: nothing can be delivered."""
+        assert st.sub is not None
+        st.gave_up = f"its subscription expired after {st.sub.retry_total} ConnectionRetry retries ({cls})"
+        st.sub = None
+        self.live -= 1
+        self._expired[cls] += 1
+        if not self.live and not self.stopping:
+            classes = ", ".join(f"{name} x{n}" for name, n in self._expired.most_common())
+            self.stop(interrupted=False, aborted=(
+                f"no host holds a subscription: each one's delivery failed after its subscription's ConnectionRetry"
+                f" retries ({classes}), so every subscription expired"))
 
     async def _enumerate(self, host: int) -> Subscription:
         st = self.states[host]
@@ -141,8 +252,7 @@ class WsmanHostsEngine(HostsEngine):
         async with st.session.post(self.url, data=body, headers=_HEADERS) as resp:
             answer = await resp.read()
             if resp.status != 200:
-                raise aiohttp.ClientResponseError(resp.request_info, (), status=resp.status,
-                                                  message=f"Enumerate answered HTTP {resp.status}")
+                raise EnumerateRefused(resp.status)
         subs = subscriptions(answer)
         if not subs:
             raise EnvelopeError("the collector has no subscription for this host")
@@ -158,10 +268,10 @@ class WsmanHostsEngine(HostsEngine):
         rec, st = self.recorder, self.states[h.index]
         assert rec is not None
         async with st.lock:
+            if st.sub is None:  # it gave up subscribing, or its subscription expired: nothing goes out
+                self._failed(d, d.events, errors.NO_SUBSCRIPTION, st.gave_up, self.clock(), unsent=(1, d.events))
+                return
             try:
-                if st.sub is None:  # enumeration failed before the load: try once more now
-                    st.sub = await self._enumerate(h.index)
-                    self.enumerated += 1
                 assert st.session is not None
                 pending = self.wsman.envelopes(
                     d.batch, d.events, h.index, d.record, to=st.sub.notify_to, machine=self.machines[h.index],
@@ -172,7 +282,7 @@ class WsmanHostsEngine(HostsEngine):
                 self._failed(d, d.events, "interrupted", "cancelled while in flight", self.clock(),
                              unsent=(1, d.events), report=False)
                 raise
-            except Exception as exc:  # no subscription: nothing of the delivery went out
+            except Exception as exc:  # the envelopes could not be made: nothing of the delivery went out
                 self._failed(d, d.events, errors.classify(exc), errors.describe(exc), self.clock(),
                              unsent=(1, d.events))
                 return
@@ -190,9 +300,13 @@ class WsmanHostsEngine(HostsEngine):
                         raise
                     except Exception as exc:
                         self._envelope_failed(d, written, rest, errors.classify(exc), errors.describe(exc))
+                        if written.exhausted:
+                            self._expired_subscription(st, errors.classify(exc))
                         break
                     if not 200 <= status < 300:
                         self._envelope_failed(d, written, rest, errors.http_status(status), f"HTTP {status}")
+                        if written.exhausted:
+                            self._expired_subscription(st, errors.http_status(status))
                         break
                     done = self.clock()
                     rec.ok(events, d.intended, written.sent_at, done)
@@ -220,8 +334,9 @@ class WsmanHostsEngine(HostsEngine):
         self._failed(d, rest, cls, detail, self.clock(), unsent=unsent, report=report)
 
     async def _post(self, st: _State, url: str, body: Any, mid: str, written: _Written) -> int:
-        """One envelope until its Ack, with the bounded retries of the module docstring."""
+        """One envelope until its Ack, retried as the subscription's ConnectionRetry says (`_again`)."""
         assert st.session is not None and st.sub is not None
+        backoff = connection_retry(st.sub.retry_total, st.sub.retry_s)
         attempt = 0
         while True:
             try:
@@ -242,15 +357,26 @@ class WsmanHostsEngine(HostsEngine):
                         raise errors.WrongAck(f"expected an Ack relating to {mid}, got {action or 'no Action'}"
                                               f" relating to {relates or 'nothing'}")
                     return status
-                if attempt >= self.max_retries or self.stopping:
+                if not await self._again(backoff, attempt, written):
                     return status
             except (aiohttp.ClientError, OSError, asyncio.TimeoutError, errors.WrongAck, errors.EarlyReply,
                     EnvelopeError):
-                if attempt >= self.max_retries or self.stopping:
+                if not await self._again(backoff, attempt, written):
                     raise
             attempt += 1
             self.retries += 1
-            await asyncio.sleep(min(st.sub.retry_s, self.retry_cap_s))
+
+    async def _again(self, backoff: Backoff, attempt: int, written: _Written) -> bool:
+        """Wait for the next try of a failed envelope; False when there is none: its retries are spent
+        (`written.exhausted`: the subscription expires), the next one would fall after the load
+        window closed, or the run is stopping."""
+        if attempt >= backoff.retries:
+            written.exhausted = True
+            return False
+        when = self.clock() + backoff.delay_s(attempt, self.rng)
+        if self.stopping or when > self.start + self.close_s:
+            return False
+        return await self._wait_until(when, spin=False)
 
     async def _heartbeats(self) -> None:
         """A host idle past its subscription's Heartbeats interval sends a Heartbeat (and waits for its Ack)."""
@@ -302,7 +428,7 @@ class WsmanHostsEngine(HostsEngine):
 
     def figures(self) -> WsmanFigures:
         """The protocol's counters, and the subscription the first host that enumerated was given."""
-        sub = next((s.sub for s in self.states.values() if s.sub is not None), None)
+        sub = self.first_sub
         return WsmanFigures(
             enumerations=self.enumerated, envelopes=self.envelopes, retries=self.retries,
             wrong_acks=self.wrong_acks, heartbeats=self.heartbeats, heartbeats_acked=self.heartbeats_acked,

@@ -137,6 +137,10 @@ def banner_lines(settings: "Settings", run_id: str) -> list[str]:
     # The URL the run sends to: WS-Man hosts start at the subscription manager, not /wsman/events.
     endpoint = settings.subscription_manager_url if settings.protocol == "wsman" else settings.events_url
     lines.append(f"Endpoint: {endpoint}")
+    if settings.protocol == "wsman" and settings.client_cert and settings.hosts > 1:
+        from ..wsman.certs import shared_cert_line
+
+        lines.append(shared_cert_line(settings.client_cert, settings.hosts))
     if settings.stats_format == "prometheus":
         lines.append(f"Server count: Prometheus counter {settings.stats_metric} at {settings.wef_stats_endpoint}")
     lines.append(f"Run id: {run_id}")
@@ -212,7 +216,8 @@ def hosts_lines(load: "LoadSummary") -> list[str]:
         f"  Deliveries: {h.full_deliveries:,} full ({plural(h.max_items, 'event')}),"
         f" {h.timed_deliveries:,} on max latency ({h.max_latency_s:g} s, fewer events)",
         f"  Events due in the plan: {h.events_due:,}; sent: {load.events_sent:,};"
-        + (f" failed unsent (no connection): {load.events_unsent:,};" if load.events_unsent else "")
+        + (f" failed unsent ({'no connection or subscription' if load.wsman else 'no connection'}):"
+           f" {load.events_unsent:,};" if load.events_unsent else "")
         + f" still held at their hosts when the window closed: {h.events_held:,}",
     ]
     if h.connect_failures:
@@ -245,6 +250,10 @@ def wsman_lines(load: "LoadSummary") -> list[str]:
 
 
 def _pct_line(label: str, p: Percentiles) -> str:
+    """One latency row; a row with no sample says n/a (a run where nothing was acknowledged has no
+    service time: zeros would read as instant answers)."""
+    if not p.count:
+        return f"  {label:<26} n/a (no samples)"
     return (
         f"  {label:<26} p50 {p.p50:9.2f}  p90 {p.p90:9.2f}  p99 {p.p99:9.2f}"
         f"  p99.9 {p.p999:9.2f}  max {p.max:9.2f}"
@@ -332,7 +341,7 @@ def result_lines(result: "RunResult") -> list[str]:
     else:
         lines.append("✗ Performance test failed")
     if load.cut_short:
-        why = "interrupted" if load.interrupted else ("aborted by a threshold" if load.aborted else "timeout reached")
+        why = "interrupted" if load.interrupted else ("aborted" if load.aborted else "timeout reached")
         planned = f" of {cfg['duration_secs']:g}" if cfg.get("duration_secs") else ""
         lines.append(f"  Duration: {load.window_s:.1f}{planned} seconds (cut short: {why})")
     elif cfg.get("duration_secs"):

@@ -161,3 +161,22 @@ def common_name(peer: Any) -> str:
             if key == "commonName":
                 return str(value)
     return ""
+
+
+def file_common_name(path: Path) -> str:
+    """The subject CN of a PEM certificate file; empty when it has none or cannot be read."""
+    try:
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+    except (OSError, ValueError):
+        return ""
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else ""
+
+
+def shared_cert_line(cert_path: str, hosts: int) -> str:
+    """What a collector sees when every host presents the same certificate (--shared-client-cert)."""
+    cn = file_common_name(Path(cert_path))
+    who = f"CN={cn}" if cn else cert_path
+    return (f"Client certificate: all {hosts:,} hosts present {who}; a collector that names clients by their"
+            f" certificate (OpenWEC) sees one machine{f' {cn}' if cn else ''}, with one bookmark and one"
+            " heartbeat record, sending the whole fleet's events")

@@ -59,7 +59,8 @@ def enumerate_request(*, to: str, machine: str, mid: str, session: str) -> str:
 
 def delivery_header(*, to: str, action: str, machine: str, mid: str, session: str, reference: str, bookmark: str) -> str:
     """Header of an Events or Heartbeat message; `reference` is the subscription's ReferenceParameters
-    content, copied as header blocks (WS-Addressing), so the collector finds Identifier and Version."""
+    (OpenWEC) or ReferenceProperties (Microsoft's WEC) content, copied as header blocks
+    (WS-Addressing), so the collector finds its Identifier (and Version, when it gave one)."""
     extra = (
         f"{reference}<w:AckRequested/>"
         f"<w:Bookmark>{bookmark}</w:Bookmark>" if bookmark else f"{reference}<w:AckRequested/>"
