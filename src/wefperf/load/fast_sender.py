@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 import httptools
 
 from ..payload import PayloadPool
+from ..payload.marker import batch_token
 from ..payload.wire import request_head
 from .errors import EarlyReply
 
@@ -135,6 +136,7 @@ class FastChannel:
             proto = self._proto = await self._connect()
         loop = self._loop
         assert loop is not None and proto.transport is not None
+        variant = self._pool.variant(batch)  # once per request: its length and its parts
         waiter: asyncio.Future[int] = loop.create_future()
         proto.waiter = waiter
         self.deadline = loop.time() + self._timeout
@@ -142,12 +144,13 @@ class FastChannel:
         load.busy += 1
         whole = True
         try:
-            if load.busy >= load.channels or self._pool.request_length(batch) <= self._max_write:
+            if load.busy >= load.channels or variant.request_length <= self._max_write:
                 # No name keeps the buffer: once the kernel has it all, it is freed at once and the
                 # next request's copy reuses the same, cache-warm memory (see docs/benchmarks.md).
-                proto.transport.write(self._pool.request(batch))
+                proto.transport.write(batch_token(batch).join(variant.framed_parts))
             else:
-                whole = await self._write_slices(proto, memoryview(self._pool.request(batch)), waiter)
+                data = memoryview(batch_token(batch).join(variant.framed_parts))
+                whole = await self._write_slices(proto, data, waiter)
             status = await waiter
         except BaseException:
             self.close(discard=True)
