@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from fake_collector import FakeCollector
 from wefperf.load.engine import LoadEngine
@@ -155,7 +156,9 @@ class _StallingChannel:
     def __init__(self, owner: _StallingSenders, inner: FastChannel) -> None:
         self.owner, self.inner = owner, inner
 
-    async def send(self, batch: int) -> int:
+    chains = False
+
+    async def send(self, batch: int, after: Callable[[int], int | None] | None = None) -> int:
         self.owner.sends += 1
         if self.owner.sends == self.owner.stall_at:
             asyncio.get_running_loop().call_soon(time.sleep, self.owner.stall_s)
