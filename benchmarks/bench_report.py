@@ -531,14 +531,17 @@ def missed_notes(plan: Plan, cap: list[Run], rate: list[Run], ratios: dict[tuple
                          "passes at most 1,024 to one call). Between rounds and runs of `make bench` the "
                          "two ways of writing have each come out ahead, so the fast sender keeps the simpler "
                          "one copy. ")
-            text += ("The rest is the per-request Python work (a future, the httptools callback, the "
+            text += ("The rest is the per-request work (the httptools callback, the claim, the "
                      "recorder). To close it on one machine: `--processes 2` (section 6), where a core is free.")
         else:
-            text += ("Each request is small, so the fixed Python cost per request dominates: the worker's claim/"
-                     "record steps, a future per request, the httptools callback and the task wake-up, beside the "
-                     "write and read system calls wrk also makes. To close it: keep several requests in flight per "
-                     "connection (HTTP pipelining) so one wake-up serves many replies, or `--processes N` "
-                     "(section 6), one sender process per free core.")
+            text += ("Each request is small, so the fixed cost per request dominates. No task wakes and no "
+                     "future is made per request any more (a clean reply's callback records it, claims the next "
+                     "batch and writes it on the same connection); what is left in Python is the httptools "
+                     "callback, the claim, the two recorder calls (sent, acknowledged) and the join of the "
+                     "request, beside the write, read and epoll system calls wrk also makes, one of each per "
+                     "request. To close it: keep several requests in flight per connection (HTTP pipelining, "
+                     "which Windows does not do) so one read serves many replies, or `--processes N` (section "
+                     "6), one sender process per free core.")
         notes.append(text)
     lagging = [t for t in plan.rates if Stat.of([r.own["lag_p99_ms"] for r in by(rate, f"rate {t}")]).high > GOAL_LAG_P99_MS]
     if lagging:

@@ -21,7 +21,8 @@ a turn. One write then holds the loop for a slice, not for a 1.6 MB body. When e
 sender is mid-request (a run at full speed), nobody waits on the clock and the request
 goes in one write: fewer system calls, fewer wake-ups for the server.
 
-At unlimited rate with requests small enough to go in one write, a channel chains: the reply's
+At unlimited rate a channel chains (a request larger than a slice only while every channel is
+mid-request): the reply's
 callback asks the engine for the next batch (`send`'s `after`), which records the reply and
 claims the next batch, and writes it at once, all inside the callback. No future is resolved
 and no task wakes per request; the sender's task wakes once the chain ends (the run stops, a
@@ -137,9 +138,11 @@ class FastChannel:
                  max_write: int = MAX_WRITE) -> None:
         self._host, self._port, self._pool, self._timeout = host, port, pool, timeout_s
         self._load, self._max_write = load, max_write
-        # Chaining writes each request whole from a callback: only when every request fits one write.
+        # A chain writes each request whole from a callback; a request larger than one slice only
+        # while every channel is mid-request (otherwise the task writes it in slices, see above).
         every = [*pool.variants, *([pool.last] if pool.last is not None else [])]
-        self.chains = all(v.request_length <= max_write for v in every)
+        self._sliced = any(v.request_length > max_write for v in every)
+        self.chains = True
         self._after: Callable[[int], int | None] | None = None
         self._proto: _ReplyProtocol | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -170,7 +173,7 @@ class FastChannel:
         load = self._load
         load.busy += 1
         whole = True
-        if after is not None and self.chains:
+        if after is not None:
             self._after, proto.chain = after, self._next_request
         try:
             if load.busy >= load.channels or variant.request_length <= self._max_write:
@@ -194,8 +197,10 @@ class FastChannel:
 
     def _next_request(self, status: int) -> bytes | None:
         """In the reply's callback: the next batch's request, its reply due within the timeout."""
-        after, loop = self._after, self._loop
+        after, loop, load = self._after, self._loop, self._load
         assert after is not None and loop is not None
+        if self._sliced and load.busy < load.channels:
+            return None  # a channel is idle: the task writes the next large request in slices
         batch = after(status)
         if batch is None:
             return None
