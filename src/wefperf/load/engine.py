@@ -1,4 +1,9 @@
-"""The sender pool: each sender claims the next due batch, waits for its time, sends, records."""
+"""The sender pool: each sender claims the next due batch, waits for its time, sends, records.
+
+Waiting is on the shared pacer (pacer.py), never a spin. At unlimited rate there is nothing to
+wait for, and the fast sender chains: the reply's callback records it and sends the next batch
+(`LoadEngine._chain`), so the sender's task wakes only when a chain ends.
+"""
 
 from __future__ import annotations
 
