@@ -17,6 +17,10 @@ GOAL_LAG_P99_MS = 2.0
 GOAL_PEAK_RSS_MB = 150.0
 GOAL_RSS_SAME_MB = 10.0  # "the same for both": within this much of each other
 GOAL_VS_NAIVE = 20.0
+# Pacing (section 2b): a 10 s run at 5,000 events/s in 10-event batches, start-up included.
+GOAL_PACING_EPS = 5_000
+GOAL_PACING_CPU_S = 2.0
+PACING_BATCH = 10
 # nginx has one worker: above this share of a core it could be what limits a client.
 SINK_BUSY_LIMIT = 0.9
 
@@ -35,6 +39,8 @@ class Plan:
     write_secs: float
     conns: int
     rates: tuple[int, ...]
+    pacing_secs: float = 10.0
+    pacing_rates: tuple[int, ...] = (GOAL_PACING_EPS, 10_000, 100_000)
 
 
 @dataclass(frozen=True)
@@ -100,16 +106,20 @@ class Report:
 
 def write_report(out: Path, plan: Plan, cap: list[Run], scale: list[Run], rate: list[Run], mem: list[Run],
                  writes: list[Run], profiles: dict[int, list[tuple[float, str]]], started: datetime, took_s: float,
-                 wsman: list[dict[str, float]] | None = None) -> list[str]:
+                 wsman: list[dict[str, float]] | None = None, pacing: list[Run] | None = None) -> list[str]:
     rep = Report()
     startup = {(r.client.split()[1], r.batch_size): r.client_cpu_s for r in cap if r.client.startswith("startup")}
     cap = [r for r in cap if not r.client.startswith("startup")]
     for r in cap:
         if r.client.startswith("wefperf"):
             r.startup_cpu_s = startup.get((r.client.split()[1], r.batch_size), 0.0)
+    pacing = pacing or []
+    for r in pacing:
+        r.startup_cpu_s = startup.get(("fast", r.batch_size), 0.0)
     _head(rep, plan, cap, rate, mem + writes + scale, started, took_s)
     ratios = _capacity(rep, plan, cap, startup)
     _rate(rep, plan, rate)
+    _pacing(rep, plan, pacing, cap)
     _memory(rep, plan, mem)
     _naive(rep, cap, ratios)
     _writes(rep, plan, writes)
@@ -125,7 +135,7 @@ def write_report(out: Path, plan: Plan, cap: list[Run], scale: list[Run], rate: 
     missed = [g for g in rep.goals if not g[1]]
     if missed:
         rep.add("## What limits the missed goals, and what would close the gap\n")
-        rep.add(missed_notes(plan, cap, rate, ratios, profiles, writes, scale))
+        rep.add(missed_notes(plan, cap, rate, ratios, profiles, writes, scale, pacing))
     else:
         rep.add("Every goal is met in this run.\n")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -180,7 +190,8 @@ def _head(rep: Report, plan: Plan, cap: list[Run], rate: list[Run], mem: list[Ru
         "batch's own markers, the others repeat one body); the naive client (`benchmarks/naive_client.py`: a "
         "synchronous loop that formats every event's XML per batch and posts it with a keep-alive "
         "`requests.Session`). Every tool but Locust is given one core's worth of threads, as wefperf uses one.")
-    add(f"- **Rounds**: {plan.rounds}, with runs of {plan.capacity_secs:g} s (capacity), {plan.rate_secs:g} s (rate) "
+    add(f"- **Rounds**: {plan.rounds}, with runs of {plan.capacity_secs:g} s (capacity), {plan.rate_secs:g} s (rate), "
+        f"{plan.pacing_secs:g} s (pacing) "
         f"and {plan.memory_short_secs:g} s / {plan.memory_long_secs:g} s (memory), chosen to keep the whole "
         "benchmark near 20 minutes. In each round the clients take turns, so background load hits them alike. "
         "Cells show the median and, in brackets, the lowest and highest round.")
@@ -265,6 +276,50 @@ def _rate(rep: Report, plan: Plan, rate: list[Run]) -> None:
     add("\nwefperf's own figure divides by its whole load phase, including the last reply, so it runs a hair "
         "above 1 at low rates (N batches span N−1 intervals); nginx's figure uses the span between the first "
         "and last request.\n")
+
+
+def _pacing(rep: Report, plan: Plan, pacing: list[Run], cap: list[Run]) -> None:
+    """Section 2b: the client's CPU at fixed rates, beside the unlimited rate's (section 1)."""
+    if not pacing:
+        return
+    add = rep.add
+    add(f"## 2b. What pacing costs ({plan.pacing_secs:g} s per run, {PACING_BATCH}-event batches, fast sender, "
+        "default concurrency)\n")
+    add("Every sender waits for its batch's due time on one shared timer (`load/pacer.py`), so between due times "
+        "the event loop sleeps in the kernel. The CPU per request of a paced run, beside the unlimited run's, "
+        "is what pacing costs; the whole run's CPU, start-up included, is the goal's figure. Requests as nginx "
+        "logged them.\n")
+    add("| target events/s | requests/s (nginx) | achieved ÷ target (nginx) | client CPU s, whole run | "
+        "client CPU µs/request¹ | × unlimited's µs/request | p99 schedule lag ms | other load, cores |")
+    add("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    unlimited = by(cap, "wefperf fast", PACING_BATCH)
+    free_us = median_of(unlimited, "cpu_us_per_request") if unlimited else 0.0
+    for target in plan.pacing_rates:
+        runs = by(pacing, f"pacing {target}")
+        if not runs:
+            continue
+        per_req = Stat.of([r.cpu_us_per_request for r in runs])
+        vs = Stat.of([r.cpu_us_per_request / free_us for r in runs]) if free_us else None
+        add(f"| {target:,} | {stat_cell(Stat.of([r.rps for r in runs]))} | {stat_cell(Stat.of([r.eps / target for r in runs]), 4)} | "
+            f"{stat_cell(Stat.of([r.client_cpu_s for r in runs]), 2)} | {stat_cell(per_req, 1)} | "
+            f"{stat_cell(vs, 1, '×') if vs else '–'} | {stat_cell(Stat.of([r.own['lag_p99_ms'] for r in runs]), 2)} | "
+            f"{stat_cell(Stat.of([r.other_cores for r in runs]), 2)} |")
+    if unlimited:
+        add(f"| unlimited (section 1) | {stat_cell(Stat.of([r.rps for r in unlimited]))} | – | – | "
+            f"{fmt(free_us, 1)} | 1.0× | – | {stat_cell(Stat.of([r.other_cores for r in unlimited]), 2)} |")
+    add("")
+    add("¹ The whole run's CPU less the start-up and shutdown of a one-batch run (section 1's footnote), ÷ "
+        "requests. At a low rate the loop's fixed work per second (the progress line, the stats sampler, the "
+        "per-second timeline) is shared by few requests, so the figure is highest there.\n")
+    goal = by(pacing, f"pacing {GOAL_PACING_EPS}")
+    if goal:
+        cpu = Stat.of([r.client_cpu_s for r in goal])
+        lag = Stat.of([r.own["lag_p99_ms"] for r in goal])
+        rep.goal(f"Pacing: {GOAL_PACING_EPS:,} events/s in {PACING_BATCH}-event batches for {plan.pacing_secs:g} s "
+                 f"uses ≤ {GOAL_PACING_CPU_S:g} CPU-seconds in all (start-up included), every round",
+                 cpu.high <= GOAL_PACING_CPU_S, f"{cpu.low:.2f}–{cpu.high:.2f} s")
+        rep.goal(f"Pacing: {GOAL_PACING_EPS:,} events/s in {PACING_BATCH}-event batches: p99 schedule lag ≤ "
+                 f"{GOAL_LAG_P99_MS:g} ms, every round", lag.high <= GOAL_LAG_P99_MS, f"{lag.low:.2f}–{lag.high:.2f} ms")
 
 
 def _memory(rep: Report, plan: Plan, mem: list[Run]) -> None:
@@ -452,7 +507,7 @@ def write_cost(writes: list[Run], bs: int, mode: str) -> float | None:
 
 def missed_notes(plan: Plan, cap: list[Run], rate: list[Run], ratios: dict[tuple[str, int], Stat],
                  profiles: dict[int, list[tuple[float, str]]], writes: list[Run] | None = None,
-                 scale: list[Run] | None = None) -> str:
+                 scale: list[Run] | None = None, pacing: list[Run] | None = None) -> str:
     """Explanations for missed goals, built from this run's measurements."""
     notes: list[str] = []
     for bs in (1000, 10):
@@ -476,14 +531,17 @@ def missed_notes(plan: Plan, cap: list[Run], rate: list[Run], ratios: dict[tuple
                          "passes at most 1,024 to one call). Between rounds and runs of `make bench` the "
                          "two ways of writing have each come out ahead, so the fast sender keeps the simpler "
                          "one copy. ")
-            text += ("The rest is the per-request Python work (a future, the httptools callback, the "
+            text += ("The rest is the per-request work (the httptools callback, the claim, the "
                      "recorder). To close it on one machine: `--processes 2` (section 6), where a core is free.")
         else:
-            text += ("Each request is small, so the fixed Python cost per request dominates: the worker's claim/"
-                     "record steps, a future per request, the httptools callback and the task wake-up, beside the "
-                     "write and read system calls wrk also makes. To close it: keep several requests in flight per "
-                     "connection (HTTP pipelining) so one wake-up serves many replies, or `--processes N` "
-                     "(section 6), one sender process per free core.")
+            text += ("Each request is small, so the fixed cost per request dominates. No task wakes and no "
+                     "future is made per request any more (a clean reply's callback records it, claims the next "
+                     "batch and writes it on the same connection); what is left in Python is the httptools "
+                     "callback, the claim, the two recorder calls (sent, acknowledged) and the join of the "
+                     "request, beside the write, read and epoll system calls wrk also makes, one of each per "
+                     "request. To close it: keep several requests in flight per connection (HTTP pipelining, "
+                     "which Windows does not do) so one read serves many replies, or `--processes N` (section "
+                     "6), one sender process per free core.")
         notes.append(text)
     lagging = [t for t in plan.rates if Stat.of([r.own["lag_p99_ms"] for r in by(rate, f"rate {t}")]).high > GOAL_LAG_P99_MS]
     if lagging:
@@ -498,13 +556,21 @@ def missed_notes(plan: Plan, cap: list[Run], rate: list[Run], ratios: dict[tuple
             "- **p99 schedule lag** (" + "; ".join(parts) + "). wefperf runs one event loop; a batch goes late "
             "when that loop is off the CPU when the batch falls due, or busy. The loop's own share is bounded: "
             "while other senders are idle a request is written in slices of at most 256 KiB, so a due batch waits "
-            "behind one slice, not a 1.6 MB body, and the timers are handled (senders sleep until 1.5 ms before "
-            "their batch and yield to the loop until it is due). What is left is the scheduler: in the last 1.5 ms "
-            "the waiting sender keeps the loop busy, so to the kernel wefperf is a process that never sleeps, and "
-            f"when other processes want the {os.cpu_count()} cores it is pre-empted for whole time slices of a "
-            "few milliseconds. To close it: run on an otherwise idle machine or pin wefperf and the server to "
-            "separate cores (`taskset`); in the engine, sleep to the deadline on a precise timer instead of "
-            "yielding, so the process looks interactive to the scheduler (not tried here).")
+            "behind one slice, not a 1.6 MB body. The senders wait on one timer (`load/pacer.py`) that libuv keeps "
+            "in whole milliseconds: it releases every batch due within a millisecond of its firing, so on a quiet "
+            "loop a batch goes within about half a millisecond of its time either way, and the loop sleeps in the "
+            "kernel in between. What is left is the scheduler: when other processes want the "
+            f"{os.cpu_count()} cores, wefperf can be off the CPU for a time slice of a few milliseconds when a batch "
+            "falls due. To close it: run on an otherwise idle machine, or pin wefperf and the server to separate "
+            "cores (`taskset`).")
+    pacing_runs = by(pacing or [], f"pacing {GOAL_PACING_EPS}")
+    if pacing_runs and max(r.client_cpu_s for r in pacing_runs) > GOAL_PACING_CPU_S:
+        worst = max(pacing_runs, key=lambda r: r.client_cpu_s)
+        notes.append(
+            f"- **Pacing CPU** ({worst.client_cpu_s:.2f} s in the costliest round, of which start-up and shutdown "
+            f"{worst.startup_cpu_s:.2f} s, with {worst.other_cores:.2f} cores of other load): the rest is per "
+            "request (the write, the reply's parse, the recorder) and per timer firing; section 2b's CPU per "
+            "request shows which grew.")
     rates_off = [t for t in plan.rates
                  if any(abs(r.eps / t - 1) > GOAL_RATE_TOLERANCE for r in by(rate, f"rate {t}"))]
     if rates_off:

@@ -133,8 +133,9 @@ class Recorder:
         self._second = _histogram()
         # Microsecond samples not yet in the histograms (see PENDING_MAX).
         self._lag_us: array[int] = array("q")
-        self._latency_us: array[int] = array("q")
+        # Acknowledged batches' latency goes to both latency histograms, failed ones' to the first only.
         self._acked_us: array[int] = array("q")
+        self._failed_us: array[int] = array("q")
         self._service_us: array[int] = array("q")
         # This second's schedule lags, raw: its p99 comes from them exactly (a C-speed copy per
         # flush and one partial sort per second), cheaper than a second histogram fed per value.
@@ -170,8 +171,8 @@ class Recorder:
     def _flush(self) -> None:
         self._second_lag_us.extend(self._lag_us)
         _record_grouped(self._lag_us, self.lag)
-        _record_grouped(self._latency_us, self.latency, self._second)
-        _record_grouped(self._acked_us, self.latency_acked)
+        _record_grouped(self._acked_us, self.latency, self._second, self.latency_acked)
+        _record_grouped(self._failed_us, self.latency, self._second)
         _record_grouped(self._service_us, self.service)
 
     def _close_second(self) -> None:
@@ -237,7 +238,8 @@ class Recorder:
 
     def sent(self, events: int, intended: float, actual: float) -> None:
         # The row first: crossing into a new second closes the old one before this batch counts.
-        row = self._row(actual)
+        # (_row's common case inline: still this second.)
+        row = self._row_now if int(actual - self.start) == self._second_index else self._row(actual)
         self.last_sent = actual
         self.batches_sent += 1
         self.events_sent += events
@@ -251,16 +253,16 @@ class Recorder:
 
     def ok(self, events: int, intended: float, actual: float, done: float) -> None:
         # The row first: crossing into a new second closes the old one before this sample lands.
-        self._row(done).acked_events += events
+        row = self._row_now if int(done - self.start) == self._second_index else self._row(done)
+        row.acked_events += events
         if self.reach.down is not None:
             self.reach.up(done)
         self.batches_ok += 1
         self.events_ok += events
         latency = int((done - intended) * 1e6)
-        self._latency_us.append(latency)
         self._acked_us.append(latency)
         self._service_us.append(int((done - actual) * 1e6))
-        if len(self._latency_us) >= PENDING_MAX:
+        if len(self._acked_us) >= PENDING_MAX:
             self._flush()
 
     def unsent(self, batches: int, events: int) -> None:
@@ -278,8 +280,8 @@ class Recorder:
         """
         row = self._row(done)
         if intended is not None:
-            self._latency_us.append(int((done - intended) * 1e6))
-            if len(self._latency_us) >= PENDING_MAX:
+            self._failed_us.append(int((done - intended) * 1e6))
+            if len(self._failed_us) >= PENDING_MAX:
                 self._flush()
         self.reach.failed(error_class, done, self.events_ok)
         self.batches_failed += 1

@@ -10,6 +10,7 @@ reply while only that last buffer (up to aiohttp's 64 KiB write limit) is unflus
 from __future__ import annotations
 
 import ssl
+from typing import Callable
 
 import aiohttp
 
@@ -24,10 +25,12 @@ def body_written(tracker: aiohttp.UploadTracker) -> bool:
 
 
 class AiohttpChannel:
+    chains = False  # one request per send: aiohttp's own machinery sits between reply and request
+
     def __init__(self, owner: "AiohttpSenders") -> None:
         self._owner = owner
 
-    async def send(self, batch: int) -> int:
+    async def send(self, batch: int, after: Callable[[int], int | None] | None = None) -> int:
         o = self._owner
         assert o.session is not None
         tracker = aiohttp.UploadTracker()

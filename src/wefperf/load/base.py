@@ -13,9 +13,7 @@ import gc
 from collections.abc import Coroutine
 from typing import Any, Callable
 
-# The loop's timers are only good to about a millisecond (libuv counts whole ms), so a
-# waiter sleeps until this much before its time, then yields to the loop until it is.
-EARLY_S = 0.0015
+from .pacer import Pacer
 
 
 class EngineBase:
@@ -35,9 +33,8 @@ class EngineBase:
         # A segment i/N runs its share of the plan; `start_at` (this clock) is the plan's shared start.
         self.segment, self.start_at = segment, start_at
         self.second_histograms = second_histograms  # a segment keeps each second's histogram for the merge
-        self._sleeping: set[asyncio.Task[None]] = set()
-        # Sleeping workers that stop() woke by cancelling them: their cancellation is ours, not a caller's.
-        self._released: set[asyncio.Task[None]] = set()
+        # Every worker waiting for its due time waits on this one timer (pacer.py): no spinning.
+        self.pacer = Pacer(clock)
         self._interrupted = False
         self._aborted: str | None = None
         self._stopped_at: float | None = None
@@ -63,18 +60,14 @@ class EngineBase:
         if self._stopped_at is None:
             self._stopped_at = self.clock()
         self._on_stop()
-        for task in list(self._sleeping):
-            self._released.add(task)
-            task.cancel()
+        self.pacer.stop()
         self._stopped.set()
 
     async def _wait_for_start(self) -> None:
         """Until the shared plan start (`start_at`, this clock), unless a stop comes first."""
         if self.start_at is None:
             return
-        await self._idle_until(self.start_at)
-        while self.clock() < self.start_at and not self.stopping:  # the loop's timers are good to ~1 ms
-            await asyncio.sleep(0)
+        await self._wait_until(self.start_at)
 
     def _on_stop(self) -> None:
         """What an engine does first when stopped (the batch engine stops its scheduler)."""
@@ -101,37 +94,15 @@ class EngineBase:
             if self.freeze_gc:
                 gc.unfreeze()
 
-    async def _wait_until(self, when: float, *, spin: bool = True) -> bool:
-        """Sleep until `when` (clock time); False when stop() gave the wait up first.
+    async def _wait_until(self, when: float) -> bool:
+        """Wait until `when` (clock time) on the shared pacer; False when stop() gave the wait up first.
 
-        `spin`: yield to the loop for the last EARLY_S to be on time to a fraction of a
-        millisecond (the batch engine); without it the loop's own timer resolution is enough.
+        True at once when `when` is due within the loop's timer resolution (pacer.py).
         """
-        me = asyncio.current_task()
-        assert me is not None
-        clock = self.clock
-        delay = when - clock()
-        if delay <= 0:
+        waiter = self.pacer.wait(when)
+        if waiter is None:
             return True
-        self._sleeping.add(me)
-        try:
-            if not spin:
-                while delay > 0:
-                    await asyncio.sleep(delay)
-                    delay = when - clock()
-            else:
-                if delay > EARLY_S:
-                    await asyncio.sleep(delay - EARLY_S)
-                while clock() < when:
-                    await asyncio.sleep(0)
-        except asyncio.CancelledError:
-            if me in self._released and me.cancelling() == 1:
-                me.uncancel()  # stop() ended the wait; any other cancel goes on up
-                return False
-            raise
-        finally:
-            self._sleeping.discard(me)
-        return True
+        return await waiter
 
     async def _drain_guard(self, workers: list[asyncio.Task[None]]) -> None:
         """After a stop, work in flight gets `drain_timeout_s` to finish, then is cancelled."""

@@ -1,4 +1,9 @@
-"""The sender pool: each sender claims the next due batch, waits for its time, sends, records."""
+"""The sender pool: each sender claims the next due batch, waits for its time, sends, records.
+
+Waiting is on the shared pacer (pacer.py), never a spin. At unlimited rate there is nothing to
+wait for, and the fast sender chains: the reply's callback records it and sends the next batch
+(`LoadEngine._chain`), so the sender's task wakes only when a chain ends.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +25,10 @@ _FAILURE_PAUSE_S = 0.01
 
 
 class Channel(Protocol):
-    async def send(self, batch: int) -> int: ...
+    # True: `send` may chain further batches on its connection through `after` (fast_sender.py).
+    chains: bool
+
+    async def send(self, batch: int, after: Callable[[int], int | None] | None = None) -> int: ...
 
 
 class Senders(Protocol):
@@ -45,6 +53,16 @@ def make_senders(
     from .aiohttp_sender import AiohttpSenders
 
     return AiohttpSenders(url, pool, timeout_s, concurrency, tls_verify)
+
+
+class _InFlight:
+    """A worker's request in flight: what its reply or failure is recorded against."""
+
+    __slots__ = ("batch", "events", "intended", "sent")
+
+    def __init__(self) -> None:
+        self.batch = self.events = 0
+        self.intended = self.sent = 0.0
 
 
 class LoadEngine(EngineBase):
@@ -148,11 +166,35 @@ class LoadEngine(EngineBase):
         index, count = self.segment
         return mine * self.pool.batch_size - (short if (total - 1) % count == index else 0)
 
+    def _chain(self, cur: _InFlight) -> Callable[[int], int | None]:
+        """At unlimited rate: called in a clean 2xx reply's callback, it records that reply and
+        claims, counts and returns the next batch for the same connection (None: the run is over,
+        and the worker records the last reply itself)."""
+        sched, rec, pool, clock = self.scheduler, self.recorder, self.pool, self.clock
+        assert sched is not None and rec is not None
+
+        def after(status: int) -> int | None:
+            now = clock()
+            claim = sched.claim(now)
+            if claim is None:
+                return None
+            rec.ok(cur.events, cur.intended, cur.sent, now)
+            batch = cur.batch = claim[0]
+            events = cur.events = pool.events_in(batch)
+            cur.intended = cur.sent = now
+            rec.sent(events, now, now)
+            return batch
+
+        return after
+
     async def _worker(self) -> None:
         sched, rec, pool, clock = self.scheduler, self.recorder, self.pool, self.clock
         assert sched is not None and rec is not None
         channel = self.senders.channel()
         unlimited = self.schedule.unlimited
+        # The request in flight; a chain (unlimited rate, fast sender) moves it on from the reply's callback.
+        cur = _InFlight()
+        after = self._chain(cur) if unlimited and channel.chains else None
         while True:
             now = clock()
             claim = sched.claim(now)
@@ -169,25 +211,26 @@ class LoadEngine(EngineBase):
             else:
                 sent = clock()
             rec.sent(events, intended, sent)
+            cur.batch, cur.events, cur.intended, cur.sent = batch, events, intended, sent
             try:
-                status = await channel.send(batch)
+                status = await channel.send(batch, after)
             except asyncio.CancelledError:
-                rec.failed(batch, events, "interrupted", "cancelled while in flight", clock(), intended)
+                rec.failed(cur.batch, cur.events, "interrupted", "cancelled while in flight", clock(), cur.intended)
                 raise
             except Exception as exc:  # every transport failure is counted, the run goes on
                 cls = errors.classify(exc)
-                if rec.failed(batch, events, cls, errors.describe(exc), clock(), intended) and self.on_error:
-                    self.on_error(f"Batch {batch} failed: {cls}: {errors.describe(exc)}")
+                if rec.failed(cur.batch, cur.events, cls, errors.describe(exc), clock(), cur.intended) and self.on_error:
+                    self.on_error(f"Batch {cur.batch} failed: {cls}: {errors.describe(exc)}")
                 if unlimited and cls in (errors.CONNECTION_REFUSED, errors.CONNECTION_RESET, errors.TIMEOUT):
                     await asyncio.sleep(_FAILURE_PAUSE_S)
                 continue
             done = clock()
             if 200 <= status < 300:
-                rec.ok(events, intended, sent, done)
+                rec.ok(cur.events, cur.intended, cur.sent, done)
             else:
                 cls = errors.http_status(status)
-                if rec.failed(batch, events, cls, f"HTTP {status}", done, intended) and self.on_error:
-                    self.on_error(f"Batch {batch} failed: HTTP {status}")
+                if rec.failed(cur.batch, cur.events, cls, f"HTTP {status}", done, cur.intended) and self.on_error:
+                    self.on_error(f"Batch {cur.batch} failed: HTTP {status}")
 
     def remaining_s(self, now: float, rate_eps: float) -> float | None:
         sched, rec = self.scheduler, self.recorder

@@ -21,6 +21,13 @@ a turn. One write then holds the loop for a slice, not for a 1.6 MB body. When e
 sender is mid-request (a run at full speed), nobody waits on the clock and the request
 goes in one write: fewer system calls, fewer wake-ups for the server.
 
+At unlimited rate a channel chains (a request larger than a slice only while every channel is
+mid-request): the reply's
+callback asks the engine for the next batch (`send`'s `after`), which records the reply and
+claims the next batch, and writes it at once, all inside the callback. No future is resolved
+and no task wakes per request; the sender's task wakes once the chain ends (the run stops, a
+reply is not a clean 2xx, the connection fails), and sees the chain's last request as its own.
+
 A reply that comes while part of the request is still unwritten (slices left, or bytes still in
 the transport's buffer because the socket was full) answers for events the server never saw: a
 2xx then fails the batch as `early_reply`, and any early reply closes the connection, whose
@@ -31,12 +38,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import cast
+from typing import Callable, cast
 from urllib.parse import urlsplit
 
 import httptools
 
 from ..payload import PayloadPool
+from ..payload.marker import batch_token
 from ..payload.wire import request_head
 from .errors import EarlyReply
 
@@ -58,6 +66,9 @@ class _ReplyProtocol(asyncio.Protocol):
         self.flushed: asyncio.Future[None] | None = None
         self.writing = False  # the sender still has slices of this request to hand to the transport
         self.early = False  # the last reply came before its request was written whole
+        # Set while a chain runs (see the module docstring): given a clean 2xx's status, the next
+        # request's bytes to write at once, or None to end the chain.
+        self.chain: Callable[[int], bytes | None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, only alike.
@@ -90,6 +101,17 @@ class _ReplyProtocol(asyncio.Protocol):
         status = self.parser.get_status_code()
         transport = self.transport
         self.early = self.writing or (transport is not None and transport.get_write_buffer_size() > 0)
+        chain = self.chain
+        if (chain is not None and transport is not None and not self.early and self.keep_alive
+                and not transport.is_closing() and 200 <= status < 300 and self.waiter is not None and not self.waiter.done()):
+            try:
+                following = chain(status)
+            except Exception as exc:  # the engine's bug: the sender's task raises it
+                self._fail(exc)
+                return
+            if following is not None:
+                transport.write(following)  # the waiter stays pending for the next reply
+                return
         waiter, self.waiter = self.waiter, None
         if waiter is not None and not waiter.done():
             if self.early and 200 <= status < 300:
@@ -116,6 +138,12 @@ class FastChannel:
                  max_write: int = MAX_WRITE) -> None:
         self._host, self._port, self._pool, self._timeout = host, port, pool, timeout_s
         self._load, self._max_write = load, max_write
+        # A chain writes each request whole from a callback; a request larger than one slice only
+        # while every channel is mid-request (otherwise the task writes it in slices, see above).
+        every = [*pool.variants, *([pool.last] if pool.last is not None else [])]
+        self._sliced = any(v.request_length > max_write for v in every)
+        self.chains = True
+        self._after: Callable[[int], int | None] | None = None
         self._proto: _ReplyProtocol | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         # Loop time by which the pending reply must arrive (0: none pending). A watchdog
@@ -129,25 +157,32 @@ class FastChannel:
         )
         return proto
 
-    async def send(self, batch: int) -> int:
+    async def send(self, batch: int, after: Callable[[int], int | None] | None = None) -> int:
+        """Send `batch`; its reply's status. `after` (used when `chains`): called with each clean 2xx
+        reply's status, it returns the next batch to send on this connection at once, or None; the
+        status returned is then the last request's (see the module docstring)."""
         proto = self._proto
         if proto is None or proto.closed:
             proto = self._proto = await self._connect()
         loop = self._loop
         assert loop is not None and proto.transport is not None
+        variant = self._pool.variant(batch)  # once per request: its length and its parts
         waiter: asyncio.Future[int] = loop.create_future()
         proto.waiter = waiter
         self.deadline = loop.time() + self._timeout
         load = self._load
         load.busy += 1
         whole = True
+        if after is not None:
+            self._after, proto.chain = after, self._next_request
         try:
-            if load.busy >= load.channels or self._pool.request_length(batch) <= self._max_write:
+            if load.busy >= load.channels or variant.request_length <= self._max_write:
                 # No name keeps the buffer: once the kernel has it all, it is freed at once and the
                 # next request's copy reuses the same, cache-warm memory (see docs/benchmarks.md).
-                proto.transport.write(self._pool.request(batch))
+                proto.transport.write(batch_token(batch).join(variant.framed_parts))
             else:
-                whole = await self._write_slices(proto, memoryview(self._pool.request(batch)), waiter)
+                data = memoryview(batch_token(batch).join(variant.framed_parts))
+                whole = await self._write_slices(proto, data, waiter)
             status = await waiter
         except BaseException:
             self.close(discard=True)
@@ -155,9 +190,22 @@ class FastChannel:
         finally:
             self.deadline = 0.0
             load.busy -= 1
+            proto.chain = self._after = None
         if not (proto.keep_alive and whole) or proto.early:
             self.close(discard=proto.early or not whole)
         return status
+
+    def _next_request(self, status: int) -> bytes | None:
+        """In the reply's callback: the next batch's request, its reply due within the timeout."""
+        after, loop, load = self._after, self._loop, self._load
+        assert after is not None and loop is not None
+        if self._sliced and load.busy < load.channels:
+            return None  # a channel is idle: the task writes the next large request in slices
+        batch = after(status)
+        if batch is None:
+            return None
+        self.deadline = loop.time() + self._timeout
+        return batch_token(batch).join(self._pool.variant(batch).framed_parts)
 
     async def _write_slices(self, proto: _ReplyProtocol, data: memoryview, waiter: asyncio.Future[int]) -> bool:
         """Write the request a slice at a time; False if it stopped short.

@@ -170,9 +170,11 @@ class HostsEngine(EngineBase):
                 trigger = due[pos + m - 1]
             if trigger >= close:
                 return
-            if not await self._wait_until(start + trigger, spin=False):
+            if not await self._wait_until(start + trigger):
                 return  # stop() ended the wait
-            now = clock() - start
+            # The pacer may wake a host up to a timer tick before its trigger: what falls due by
+            # the trigger is part of this delivery (a full one stays full).
+            now = max(clock() - start, trigger)
             if self.stopping or (now >= close and now - trigger > _TIMER_SLACK_S):
                 return  # a host still busy when the window closed keeps what it holds (reported)
             events = bisect_right(due, now, pos, min(pos + m, held)) - pos

@@ -113,25 +113,30 @@ class Scheduler:
         self.timed_out = False
         self._deadline = start + schedule.timeout_s
         self._end = start + schedule.duration_s if schedule.duration_s else None
+        # Read once per request by claim(), so kept in the instance, not looked up through the schedule.
+        self._total, self._curve, self._batch_size = schedule.total_batches, schedule.curve, schedule.batch_size
 
     def claim(self, now: float) -> tuple[int, float] | None:
         """The next batch and its intended time, or None when the run is over."""
-        if not self.still_due(now):
+        if self.stopped or now >= self._deadline:
+            self.still_due(now)  # counts a timeout
             return None
-        if self._end is not None and now >= self._end:
+        end = self._end
+        if end is not None and now >= end:
             return None  # the window is over: what is still due was not sent, and says so
         index, count = self.segment
         k = self._next * count + index  # the batch number in the whole plan
-        if self.schedule.total_batches is not None and k >= self.schedule.total_batches:
+        if self._total is not None and k >= self._total:
             return None
-        if self.schedule.curve is not None:
-            offset = self.schedule.intended(k)
+        curve = self._curve
+        if curve is not None:
+            offset = curve.time_at(k * self._batch_size)  # Schedule.intended(k)
             if offset is None:
                 return None  # the shape's events are all planned
             intended = self.start + offset
         else:
             intended = now
-        if self._end is not None and intended >= self._end:
+        if end is not None and intended >= end:
             return None
         self._next += 1
         return k, intended

@@ -86,6 +86,9 @@ class RateCurve:
         self.open_ended = open_ended
         self.duration_s: float | None = None if open_ended else at
         self.total_events: float = math.inf if open_ended else done
+        # A constant rate (one flat segment) answers time_at with a division: no bisect, no root.
+        only = built[0] if len(built) == 1 else None
+        self._flat: _Segment | None = only if only is not None and only.from_eps == only.to_eps > 0 else None
 
     @classmethod
     def constant(cls, eps: float, duration_s: float | None) -> "RateCurve":
@@ -130,6 +133,13 @@ class RateCurve:
             return 0.0
         if events >= self.total_events:
             return None
+        flat = self._flat
+        if flat is not None:
+            # What the general case below computes for one flat segment, term for term (so the same
+            # float): sqrt(a * a) is a, and 2 * left / (a + a) is left / a.
+            if self.open_ended and events > flat.events:
+                return flat.start_s + flat.duration_s + (events - flat.events) / flat.to_eps
+            return flat.start_s + events / flat.from_eps
         # The last segment starting at or before this count; a zero-rate stretch holds no events,
         # so it shares its count with the next segment and bisect_right steps past it.
         i = max(bisect.bisect_right(self._cumulative, events) - 1, 0)
