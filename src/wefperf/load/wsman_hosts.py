@@ -199,8 +199,7 @@ class WsmanHostsEngine(HostsEngine):
         assert self._opening is not None
         why, cls = "", "stopped"
         for attempt in range(backoff.retries + 1):
-            if attempt and not await self._wait_until(self.clock() + backoff.delay_s(attempt - 1, self.rng),
-                                                      spin=False):
+            if attempt and not await self._wait_until(self.clock() + backoff.delay_s(attempt - 1, self.rng)):
                 break  # stopped
             try:
                 async with self._opening:
@@ -376,7 +375,7 @@ class WsmanHostsEngine(HostsEngine):
         when = self.clock() + backoff.delay_s(attempt, self.rng)
         if self.stopping or when > self.start + self.close_s:
             return False
-        return await self._wait_until(when, spin=False)
+        return await self._wait_until(when)
 
     async def _heartbeats(self) -> None:
         """A host idle past its subscription's Heartbeats interval sends a Heartbeat (and waits for its Ack)."""
