@@ -29,6 +29,7 @@ ACTION_FAULT = "http://schemas.dmtf.org/wbem/wsman/1/wsman/fault"
 ANONYMOUS = ADDRESSING + "/role/anonymous"
 
 RESOURCE_SUBSCRIPTION = "http://schemas.microsoft.com/wbem/wsman/1/SubscriptionManager/Subscription"
+RESOURCE_FULL_DUPLEX = "http://schemas.microsoft.com/wbem/wsman/1/wsman/FullDuplex"
 RESOURCE_EVENTLOG = "http://schemas.microsoft.com/wbem/wsman/1/windows/EventLog"
 DELIVERY_PUSH = "http://schemas.dmtf.org/wbem/wsman/1/wsman/PushWithAck"
 
