@@ -399,6 +399,7 @@ class WsmanHostsEngine(HostsEngine):
         """Enumerate and End on a new connection of the host's own (its certificate), then take the answer's
         subscription once the delivery in flight, if any, is done."""
         st = self.states[host]
+        acked = st.acked_record  # Acked before the Enumerate left: the collector's bookmark must cover it
         try:
             async with aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=1, ssl=self.ssl_for(host)),
@@ -416,10 +417,10 @@ class WsmanHostsEngine(HostsEngine):
         self.refreshes += 1
         self.enumerated += 1
         self.connections += 1
+        kept = bookmark_record(sub.bookmark)
+        if kept is not None and kept < acked:
+            self.bookmarks_behind += 1
         async with st.lock:
-            behind = bookmark_record(sub.bookmark)
-            if behind is not None and behind < st.acked_record:
-                self.bookmarks_behind += 1
             st.sub = sub
             self._obey(host)
 
