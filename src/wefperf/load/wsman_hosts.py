@@ -107,7 +107,7 @@ class WsmanHostsEngine(HostsEngine):
         freeze_gc: bool = False, window_secs: int = 0, retry_cap_s: float = RETRY_CAP_S,
         max_retries: int = MAX_RETRIES, host_indices: list[int] | None = None,
         segment: tuple[int, int] = (0, 1), start_at: float | None = None, second_histograms: bool = False,
-        refresh_s: float = 0.0, items_given: bool = False, latency_given: bool = False,
+        refresh_s: float = 0.0, items_from_subscription: bool = False, latency_from_subscription: bool = False,
         on_line: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(
@@ -126,9 +126,10 @@ class WsmanHostsEngine(HostsEngine):
         self.machines = [n.decode() for n in payload.names]
         self.enumerated = self.envelopes = self.retries = self.wrong_acks = 0
         self.heartbeats = self.heartbeats_acked = 0
-        # Batching: the payload's width (--max-items) bounds any delivery; the flags override only when given.
+        # Batching: the payload's width (--max-items) bounds any delivery. `max_items` / `max_latency_s` hold
+        # unless told to come from the subscription (the runner: when the user did not give the flag).
         self.width, self.latency_setting = max_items, max_latency_s
-        self.items_given, self.latency_given = items_given, latency_given
+        self.items_given, self.latency_given = not items_from_subscription, not latency_from_subscription
         self.on_line = on_line
         self.refresh_s = refresh_s
         self.refreshes = self.refresh_failures = self.bookmarks_behind = 0
