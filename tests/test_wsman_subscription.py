@@ -32,7 +32,8 @@ def test_a_receiver_offering_max_elements_20_never_gets_more_than_20_events_per_
     """2 hosts at 300 events/s hold ~75 events per MaxTime (0.5 s): only MaxElements keeps a delivery at 20.
     (Before: every host delivered up to --max-items' default 100 events, whatever the Subscribe said.)"""
     with receiving(Receiver(max_elements=20, max_time_s=0.5)) as rx:
-        done, data = _run(rx, tmp_path, "--target-eps", "300", "--duration-secs", "2")
+        done, data = _run(rx, tmp_path, "--target-eps", "300", "--duration-secs", "2",
+                          "--report", str(tmp_path / "r.html"))
     assert done.code == 0, done.out + done.err
     assert rx.deliveries and max(rx.deliveries) <= 20, rx.deliveries
     assert rx.deliveries.count(20) >= len(rx.deliveries) // 2  # mostly full: MaxElements, not MaxTime, cut them
@@ -43,7 +44,9 @@ def test_a_receiver_offering_max_elements_20_never_gets_more_than_20_events_per_
     assert w["batching"] == [{"max_items": 20, "max_latency_s": 0.5, "items_from": "MaxElements",
                               "latency_from": "MaxTime", "hosts": 2}]
     assert "Batching (2 hosts): at most 20 events (MaxElements), after 0.5 s (MaxTime)" in done.out
-    assert "overrides" not in done.out
+    assert " overrides the subscription" not in done.out
+    html = (tmp_path / "r.html").read_text()
+    assert "batching of 2 hosts" in html and "at most 20 events (MaxElements), after 0.5 s (MaxTime)" in html
 
 
 def test_max_time_decides_when_a_host_delivers(tmp_path: Path) -> None:
