@@ -89,6 +89,24 @@ def test_a_bookmark_behind_the_host_is_counted_and_nothing_is_sent_twice(tmp_pat
     _exact(rx, data)
 
 
+def test_after_a_refresh_a_host_batches_by_the_new_subscription(tmp_path: Path) -> None:
+    """The collector lowers MaxElements from 20 to 5 after each host's first Enumerate: once it has
+    refreshed (and its delivery in flight is done), each host delivers at most 5 events."""
+    with receiving(Receiver(max_elements=20, later_max_elements=5, max_time_s=0.5)) as rx:
+        done, data = _run(rx, tmp_path, "--target-eps", "300", "--duration-secs", "3", "--refresh-secs", "1", hosts=2)
+    assert done.code == 0, done.out + done.err
+    for machine in rx.enumerates():
+        refreshed = [m.at for m in rx.messages if m.machine == machine and m.action == ns.ACTION_ENUMERATE][1]
+        mine = [(at, n) for host, at, n in rx.delivered if host == machine]
+        before = [n for at, n in mine if at < refreshed]
+        # the delivery in flight at the refresh, and the one the host was already waiting for, may be bigger
+        after = [n for at, n in mine if at > refreshed][2:]
+        assert before and max(before) == 20, mine
+        assert after and max(after) <= 5, mine
+    assert [(b["max_items"], b["items_from"]) for b in data["wsman"]["batching"]] == [(5, "MaxElements")]
+    _exact(rx, data)
+
+
 @pytest.mark.slow
 def test_with_refresh_8_every_host_of_a_20_s_run_enumerates_at_least_twice(tmp_path: Path) -> None:
     """The issue's own figure."""

@@ -44,9 +44,11 @@ class Receiver:
     max_elements: int | None = None
     max_time_s: float = 30.0
     stale_bookmark: bool = False  # answer every Enumerate with the host's first bookmark, not its last
+    later_max_elements: int | None = None  # offered from a host's second Enumerate on (a refresh) when set
     port: int = 0
     messages: list[Message] = field(default_factory=list)
     deliveries: list[int] = field(default_factory=list)  # events per Events envelope
+    delivered: list[tuple[str, float, int]] = field(default_factory=list)  # (machine, when, events) of each
     events: Counter[tuple[str, int]] = field(default_factory=Counter)  # (Computer, EventRecordID) -> copies
     bookmarks: dict[str, list[str]] = field(default_factory=dict)  # machine -> bookmarks in arrival order
 
@@ -61,8 +63,11 @@ class Receiver:
         notify = f"http://127.0.0.1:{self.port}{ns.SUBSCRIPTIONS_PATH}{IDENT}"
         spec = envelope.SubscriptionSpec(IDENT, "uuid:V1", notify, max_time_s=self.max_time_s)
         text = envelope.enumerate_response(spec, relates_to=mid, machine=machine)
-        if self.max_elements is not None:
-            text = text.replace("<w:MaxTime>", f"<w:MaxElements>{self.max_elements}</w:MaxElements><w:MaxTime>", 1)
+        offered = self.max_elements
+        if self.later_max_elements is not None and self.enumerates()[machine] > 1:
+            offered = self.later_max_elements
+        if offered is not None:
+            text = text.replace("<w:MaxTime>", f"<w:MaxElements>{offered}</w:MaxElements><w:MaxTime>", 1)
         kept = self.bookmarks.get(machine)
         if kept:
             text = text.replace(_EARLIEST, kept[0] if self.stale_bookmark else kept[-1], 1)
@@ -100,6 +105,7 @@ def _app(rx: Receiver) -> web.Application:
         if msg.action == ns.ACTION_EVENTS:
             events = root.findall(f"{_q('s', 'Body')}/{_q('w', 'Events')}/{_q('w', 'Event')}")
             rx.deliveries.append(len(events))
+            rx.delivered.append((msg.machine, msg.at, len(events)))
             for ev in events:
                 event = ET.fromstring(ev.text or "")
                 rx.events[(event.findtext(f"{_EV}System/{_EV}Computer") or "",

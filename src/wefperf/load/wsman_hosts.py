@@ -208,6 +208,9 @@ class WsmanHostsEngine(HostsEngine):
         latency, latency_from = ((self.latency_setting, "--max-latency-secs") if self.latency_given
                                  else (sub.max_time_s, "MaxTime"))
         self.states[host].batching = BatchingObeyed(items, latency, items_from, latency_from, 1)
+        if items > self.max_items or latency > self.max_latency_s:  # a later subscription asks more: the
+            self.max_items = max(self.max_items, items)  # window stays open for it (`_fleet_limits` is exact)
+            self._close_after(max(self.max_latency_s, latency))
 
     def _fleet_limits(self) -> None:
         """The largest limits over the hosts: the window closes the largest latency after the plan, and
@@ -215,9 +218,13 @@ class WsmanHostsEngine(HostsEngine):
         limits = [self._limits(h) for h in self.hosts]
         if limits:
             self.max_items = max(m for m, _ in limits)
-            self.max_latency_s = max(w for _, w in limits)
-            self.close_s = (self.plan_end_s + self.max_latency_s if self.plan_end_s is not None
-                            else self.close_s)
+            self._close_after(max(w for _, w in limits))
+
+    def _close_after(self, latency: float) -> None:
+        """Hosts hold events up to `latency`: a duration run's window closes that long after the plan."""
+        self.max_latency_s = latency
+        if self.plan_end_s is not None:
+            self.close_s = self.plan_end_s + latency
 
     def _say_overrides(self) -> None:
         """One line when a flag overrides what the subscriptions asked."""
