@@ -124,3 +124,23 @@ def test_the_subscribe_s_max_elements_and_max_time_are_read() -> None:
     assert parse.subscriptions(_response(None))[0].max_elements is None
     with pytest.raises(EnvelopeError, match="MaxElements"):
         parse.subscriptions(_response("0"))
+
+
+def test_segments_add_up_their_hosts_per_option_set_and_results_read_back() -> None:
+    from wefperf.merge import merge_wsman
+    from wefperf.model import BatchingObeyed, SubscriptionAsked, WsmanFigures
+
+    def one(hosts: int, refreshes: int) -> WsmanFigures:
+        return WsmanFigures(hosts, 0, 0, 0, 0, 0, refreshes=refreshes,
+                            subscriptions=(SubscriptionAsked(20, 0.5, 512000, 3600.0, hosts),),
+                            batching=(BatchingObeyed(20, 0.5, "MaxElements", "MaxTime", hosts),))
+
+    merged = merge_wsman([one(3, 4), one(2, 1)])
+    assert merged.refreshes == 5 and merged.enumerations == 5
+    assert merged.subscriptions == (SubscriptionAsked(20, 0.5, 512000, 3600.0, 5),)
+    assert merged.batching == (BatchingObeyed(20, 0.5, "MaxElements", "MaxTime", 5),)
+    assert WsmanFigures.from_dict(json.loads(json.dumps(merged.to_dict()))) == merged
+    # results written before refresh and subscription batching still read
+    old = {k: v for k, v in merged.to_dict().items()
+           if k not in ("refreshes", "refresh_failures", "bookmarks_behind", "subscriptions", "batching")}
+    assert WsmanFigures.from_dict(old).subscriptions == ()
