@@ -238,7 +238,8 @@ class WsmanHostsEngine(HostsEngine):
             parts.append(f"--max-items {self.width:,} overrides the subscription's MaxElements ({shown})")
         if self.latency_given:
             shown = ", ".join(f"{t:g} s" for t in sorted({s.max_time_s for s in subs}))
-            parts.append(f"--max-latency-secs {self.latency_setting:g} overrides its MaxTime ({shown})")
+            whose = "its" if parts else "the subscription's"
+            parts.append(f"--max-latency-secs {self.latency_setting:g} overrides {whose} MaxTime ({shown})")
         if parts:
             self.on_line("; ".join(parts) + ": Windows would batch by the subscription")
 
