@@ -133,9 +133,12 @@ def test_idle_hosts_send_heartbeats_and_get_them_acknowledged(tiny: Script, tmp_
     w = data["wsman"]  # the results JSON carries what the console says
     assert w["heartbeats"] == w["heartbeats_acked"] == tiny.heartbeats and w["enumerations"] == 2
     assert w["heartbeat_s"] == 0.3 and w["wrong_acks"] == w["retries"] == 0
-    # the subscription's MaxTime is not the hosts' --max-latency-secs: the report says so
-    assert (f"Note: a Windows forwarder would deliver after MaxTime ({w['max_time_s']:g} s); these hosts"
-            " deliver after --max-latency-secs (1.5 s)") in done.out
+    # --max-latency-secs given overrides the subscription's MaxTime: a line says so, the results record both
+    assert (f"--max-latency-secs 1.5 overrides the subscription's MaxTime ({w['max_time_s']:g} s): Windows would"
+            " batch by the subscription") in done.out
+    assert "Note: a Windows forwarder would batch by the subscription's MaxElements and MaxTime" in done.out
+    assert w["batching"] == [{"max_items": 100, "max_latency_s": 1.5, "items_from": "no MaxElements: --max-items"
+                              " (the payload's width)", "latency_from": "--max-latency-secs", "hosts": 2}]
 
 
 # --- the reference collector in TLS mode -----------------------------------------------------------

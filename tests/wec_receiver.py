@@ -85,6 +85,8 @@ class WecReceiver(ThreadedApp):
         assert header is not None
         mid = header.findtext(_q("a", "MessageID")) or ""
         machine = header.findtext(_q("m", "MachineID")) or "?"
+        if header.findtext(_q("a", "Action")) == ns.ACTION_END:  # after each EnumerateResponse: Microsoft's 204
+            return web.Response(status=204)
         with self._lock:
             self.enumerates[machine] += 1
             self.enumerate_times.setdefault(machine, []).append(time.monotonic())

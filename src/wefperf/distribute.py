@@ -32,7 +32,7 @@ from .preflight import check_s3
 from .progress_wire import merged_snapshot, snapshot_to_wire
 from .report.console import Reporter, progress_info, progress_line
 from .segments import shared_seed
-from .settings import ENV_NAMES, Settings
+from .settings import ENV_NAMES, GIVEN_ENV, Settings
 from .shards import Shard, ShardError
 
 # Children print lines starting with this, then one JSON object (see ProgressPrinter).
@@ -66,6 +66,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         else:
             text = str(value)
         env[ENV_NAMES[name]] = text
+    env[GIVEN_ENV] = ",".join(sorted(settings.given))  # the children's variables are not all the user's
     return env
 
 

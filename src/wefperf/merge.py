@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import json
 from array import array
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .hdr import merge_encoded
 from .model import (
     ERROR_SAMPLES_PER_CLASS,
+    BatchingObeyed,
     ErrorClass,
     HostsFigures,
     LoadSummary,
@@ -30,6 +32,7 @@ from .model import (
     S3Figures,
     Second,
     ServerStats,
+    SubscriptionAsked,
     WsmanFigures,
 )
 from .settings import ConfigError, Settings, describe_validation_error
@@ -215,19 +218,29 @@ def merge_timeline(rows: Sequence[Sequence[Second]], seconds: Sequence[Mapping[i
 
 
 def merge_hosts(figures: Sequence[HostsFigures]) -> HostsFigures:
-    """Counters add up; the settings (max items, max latency) are the first segment's."""
+    """Counters add up; max items and max latency are the largest of the segments' (the same unless wsman
+    hosts obeyed different subscriptions)."""
     names = [f.name for f in fields(HostsFigures) if f.name not in ("max_items", "max_latency_s")]
     summed = {n: sum(getattr(f, n) for f in figures) for n in names}
-    return HostsFigures(**summed, max_items=figures[0].max_items, max_latency_s=figures[0].max_latency_s)
+    # wsman hosts batch by their subscriptions: each segment reports its hosts' largest limits.
+    return HostsFigures(**summed, max_items=max(f.max_items for f in figures),
+                        max_latency_s=max(f.max_latency_s for f in figures))
 
 
 def merge_wsman(figures: Sequence[WsmanFigures]) -> WsmanFigures:
     """Counters add up; the subscription is the first segment's that saw one."""
     summed = {n: sum(getattr(f, n) for f in figures) for n in WsmanFigures.COUNTERS}
     seen = next((f for f in figures if f.max_time_s is not None), None)
+    asked: Counter[SubscriptionAsked] = Counter()
+    obeyed: Counter[BatchingObeyed] = Counter()
+    for f in figures:  # the same option set in several segments: their hosts add up
+        asked.update({replace(s, hosts=0): s.hosts for s in f.subscriptions})
+        obeyed.update({replace(b, hosts=0): b.hosts for b in f.batching})
     return WsmanFigures(**summed, heartbeat_s=seen.heartbeat_s if seen else None,
                         max_time_s=seen.max_time_s if seen else None, max_envelope=seen.max_envelope if seen else None,
-                        content_format=seen.content_format if seen else None)
+                        content_format=seen.content_format if seen else None,
+                        subscriptions=tuple(replace(s, hosts=n) for s, n in asked.most_common()),
+                        batching=tuple(replace(b, hosts=n) for b, n in obeyed.most_common()))
 
 
 # -- the server's counts ----------------------------------------------------------------------

@@ -217,6 +217,39 @@ class HostsFigures:
 
 
 @dataclass(frozen=True)
+class SubscriptionAsked:
+    """One distinct set of options the collector's Subscribe gave, and how many hosts held it last."""
+
+    max_elements: int | None  # None: the Subscribe had no w:MaxElements
+    max_time_s: float
+    max_envelope: int
+    heartbeat_s: float
+    hosts: int
+
+    @classmethod
+    def from_dict(cls, d: Data) -> SubscriptionAsked:
+        return cls(None if d.get("max_elements") is None else int(d["max_elements"]), float(d["max_time_s"]),
+                   int(d["max_envelope"]), float(d["heartbeat_s"]), int(d["hosts"]))
+
+
+@dataclass(frozen=True)
+class BatchingObeyed:
+    """How many hosts delivered at most `max_items` events or after `max_latency_s`, and why:
+    `items_from`/`latency_from` name the subscription option or the flag that decided."""
+
+    max_items: int
+    max_latency_s: float
+    items_from: str
+    latency_from: str
+    hosts: int
+
+    @classmethod
+    def from_dict(cls, d: Data) -> BatchingObeyed:
+        return cls(int(d["max_items"]), float(d["max_latency_s"]), str(d["items_from"]), str(d["latency_from"]),
+                   int(d["hosts"]))
+
+
+@dataclass(frozen=True)
 class WsmanFigures:
     """What WS-Management added around the events (--protocol wsman), and what the subscription asked."""
 
@@ -232,8 +265,17 @@ class WsmanFigures:
     max_time_s: float | None = None
     max_envelope: int | None = None
     content_format: str | None = None
+    # Refresh: the Enumerates after each host's first (also in `enumerations`), those that failed, and
+    # the answers whose bookmark was behind what the host had had Acked (a Windows host would send again).
+    refreshes: int = 0
+    refresh_failures: int = 0
+    bookmarks_behind: int = 0
+    # What the subscriptions asked and what the hosts obeyed: distinct sets, with host counts.
+    subscriptions: tuple[SubscriptionAsked, ...] = ()
+    batching: tuple[BatchingObeyed, ...] = ()
 
-    COUNTERS = ("enumerations", "envelopes", "retries", "wrong_acks", "heartbeats", "heartbeats_acked")
+    COUNTERS = ("enumerations", "envelopes", "retries", "wrong_acks", "heartbeats", "heartbeats_acked",
+                "refreshes", "refresh_failures", "bookmarks_behind")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -243,9 +285,11 @@ class WsmanFigures:
         def opt(key: str, kind: type[float] | type[int]) -> Any:
             return None if d.get(key) is None else kind(d[key])
 
-        counts = {n: int(d[n]) for n in cls.COUNTERS}
+        counts = {n: int(d.get(n) or 0) for n in cls.COUNTERS}  # results before refresh lack the last three
         return cls(**counts, heartbeat_s=opt("heartbeat_s", float), max_time_s=opt("max_time_s", float),
-                   max_envelope=opt("max_envelope", int), content_format=d.get("content_format"))
+                   max_envelope=opt("max_envelope", int), content_format=d.get("content_format"),
+                   subscriptions=tuple(SubscriptionAsked.from_dict(x) for x in d.get("subscriptions") or ()),
+                   batching=tuple(BatchingObeyed.from_dict(x) for x in d.get("batching") or ()))
 
 
 @dataclass(frozen=True)

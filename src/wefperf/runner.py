@@ -213,7 +213,10 @@ async def run_test(
                 drain_timeout_s=settings.drain_timeout_secs, on_error=rep.error,
                 freeze_gc=freeze_gc, window_secs=window_secs,
                 host_indices=list(range(segment[0], settings.hosts, segment[1])), segment=segment,
-                start_at=start_at, second_histograms=segmented,
+                start_at=start_at, second_histograms=segmented, refresh_s=settings.refresh_secs,
+                items_from_subscription="max_items" not in settings.given,
+                latency_from_subscription="max_latency_secs" not in settings.given,
+                on_line=rep.line,
             )
             sender_name = engine.name
         elif hosts is not None:

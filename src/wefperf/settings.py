@@ -26,6 +26,9 @@ from .thresholds import parse_thresholds
 from .wsman.options import SubscriptionOptions, parse_options
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
+# How a --processes parent tells its children which settings its user gave (Settings.given): the
+# children read every setting from the environment.
+GIVEN_ENV = "WEFPERF_GIVEN_SETTINGS"
 # A profile file's top-level keys; every setting goes in its [settings] table.
 PROFILE_KEYS = ("name", "title", "description", "settings", "stages", "thresholds")
 
@@ -185,9 +188,19 @@ class Settings(S3Settings):
     # fields, so it is neither a setting nor in the results' configuration, yet a result names it.
     _profile: str | None = PrivateAttr(default=None)
 
+    # The settings a flag or the environment gave (not a profile, not a default); None: built directly,
+    # where every keyword argument and variable counts (`model_fields_set`). A wsman host's batching
+    # follows its subscription unless --max-items / --max-latency-secs were given this way.
+    _given: frozenset[str] | None = PrivateAttr(default=None)
+
     @property
     def profile(self) -> str | None:
         return self._profile
+
+    @property
+    def given(self) -> frozenset[str]:
+        """Fields set by a flag or an environment variable."""
+        return self._given if self._given is not None else frozenset(self.model_fields_set)
 
     test_name: str = Field(
         "", validation_alias="PERF_TEST_NAME",
@@ -412,6 +425,13 @@ class Settings(S3Settings):
     client_cert_cache: str = Field(
         "", validation_alias="PERF_TEST_CLIENT_CERT_CACHE",
         description="folder of the minted client certificates; empty: ~/.cache/wefperf/client-certs",
+    )
+    refresh_secs: float = Field(
+        3600, ge=0, le=86_400 * 7, validation_alias="PERF_TEST_REFRESH_SECS",
+        description="wsman: each host enumerates again every this many seconds (the GPO's Refresh=N; OpenWEC"
+                    " recommends 3600 once stable), on a new connection with End after the answer, its first"
+                    " refresh at a random point of the first interval and each later one 10 % early or late"
+                    " at most; 0: never",
     )
     tls_ca: str = Field(
         "", validation_alias="PERF_TEST_TLS_CA",
@@ -772,6 +792,11 @@ def load_settings(
 
     settings = _load(Settings, overrides, environ, layer, source=from_profile)
     settings._profile = profile or None
+    inherited = env.get(GIVEN_ENV)
+    if inherited is not None:  # a --processes child: what the parent's user gave
+        settings._given = frozenset(n for n in inherited.split(",") if n in Settings.model_fields)
+    else:
+        settings._given = frozenset(f for f in Settings.model_fields if f in flagged or env_name(f).upper() in upper)
     return settings
 
 

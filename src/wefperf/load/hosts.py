@@ -149,9 +149,10 @@ class HostsEngine(EngineBase):
     async def _host(self, h: _Host) -> None:
         arrivals, clock, start = h.arrivals, self.clock, self.start
         due = arrivals.due
-        m, wait, close = self.max_items, self.max_latency_s, self.close_s
         first_cycle = True
         while not self.stopping:
+            m, wait = self._limits(h)  # each cycle: a wsman host's subscription may change at a refresh
+            close = self.close_s
             if arrivals.ahead() < m and not arrivals.exhausted:
                 arrivals.fill(max(m, _REFILL))
             pos, held = arrivals.pos, len(due)
@@ -178,9 +179,13 @@ class HostsEngine(EngineBase):
             if self.stopping or (now >= close and now - trigger > _TIMER_SLACK_S):
                 return  # a host still busy when the window closed keeps what it holds (reported)
             events = bisect_right(due, now, pos, min(pos + m, held)) - pos
-            await self._deliver(h, events, start + trigger)
+            await self._deliver(h, events, start + trigger, m)
 
-    async def _deliver(self, h: _Host, events: int, intended: float) -> None:
+    def _limits(self, h: _Host) -> tuple[int, float]:
+        """(max items, max latency) host `h` delivers by: the run's (wsman_hosts.py: its subscription's)."""
+        return self.max_items, self.max_latency_s
+
+    async def _deliver(self, h: _Host, events: int, intended: float, max_items: int) -> None:
         arrivals = h.arrivals
         first = arrivals.pos
         arrivals.pos = first + events
@@ -189,7 +194,7 @@ class HostsEngine(EngineBase):
         batch = len(self.sizes) * count + index
         self.sizes.append(events)
         shape = self.payload.shape(batch, events)
-        if events == self.max_items:
+        if events == max_items:
             self.full_deliveries += 1
         else:
             self.timed_deliveries += 1

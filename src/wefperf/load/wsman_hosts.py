@@ -20,11 +20,22 @@ S3 check.
 
 Each envelope counts on its own (module `_transmit`): a delivery whose later envelope failed keeps
 its earlier envelopes acknowledged, and a host that could not enumerate or connect sent nothing.
+
+Batching follows the subscription, as on Windows: a host delivers once it holds MaxElements events
+(when the Subscribe gives it; never more than the payload's width, --max-items) or once its oldest
+event is MaxTime old. --max-items / --max-latency-secs given by a flag or the environment override
+it (one line says so). Every Enumerate is followed by End on the same connection (OpenWEC's
+captures); every `refresh_s` (the GPO's Refresh) a host enumerates again on a new connection, its
+first refresh at a random point of the first interval so the fleet does not refresh in step, and
+takes the answer's subscription for its next deliveries. Its events go on from its own next record:
+a refresh never sends an event again, so the run's accounting stays exact; an answer whose bookmark
+is behind what the host had had Acked is counted (`bookmarks_behind`), where Windows would resend.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import random
 import ssl
 import time
@@ -38,11 +49,12 @@ from typing import Any
 import aiohttp
 
 from ..metrics import LoadSummary, WsmanFigures
-from ..payload.hosts import HostPayload
+from ..model import BatchingObeyed, SubscriptionAsked
+from ..payload.hosts import HostPayload, host_seed
 from ..wording import plural
 from ..wsman import envelope, ns
 from ..wsman.backoff import ENUMERATE, Backoff, connection_retry
-from ..wsman.parse import EnvelopeError, Subscription, ack_relates_to, subscriptions
+from ..wsman.parse import EnvelopeError, Subscription, ack_relates_to, bookmark_record, subscriptions
 from ..wsman.payload import WsmanPayload
 from . import errors
 from .aiohttp_sender import body_written
@@ -52,8 +64,12 @@ from .hosts import CONNECT_AT_ONCE, Delivery, HostsEngine, _Host
 _HEADERS = {"Content-Type": ns.CONTENT_TYPE, "User-Agent": "wefperf (WS-Management push)"}
 
 
+# A refresh falls 10 % early or late at most, so hosts that refreshed together drift apart.
+REFRESH_JITTER = 0.1
+
+
 class _State:
-    __slots__ = ("session", "sub", "lock", "last", "session_id", "gave_up")
+    __slots__ = ("session", "sub", "lock", "last", "session_id", "gave_up", "acked_record", "batching")
 
     def __init__(self) -> None:
         self.session: aiohttp.ClientSession | None = None
@@ -62,6 +78,8 @@ class _State:
         self.last = 0.0  # clock of the last message this host sent
         self.session_id = f"uuid:{str(uuid.uuid4()).upper()}"
         self.gave_up = ""  # why the host holds no subscription: it never got one, or it expired
+        self.acked_record = 0  # the EventRecordID of the last event an Ack covered; 0: none yet
+        self.batching: BatchingObeyed | None = None  # what the host obeys (hosts=1); None: the run's own
 
 
 class EnumerateRefused(Exception):
@@ -114,6 +132,8 @@ class WsmanHostsEngine(HostsEngine):
         freeze_gc: bool = False, window_secs: int = 0, enumerate_backoff: Backoff = ENUMERATE,
         host_indices: list[int] | None = None,
         segment: tuple[int, int] = (0, 1), start_at: float | None = None, second_histograms: bool = False,
+        refresh_s: float = 0.0, items_from_subscription: bool = False, latency_from_subscription: bool = False,
+        on_line: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(
             payload=payload, arrivals=arrivals, url=url, max_items=max_items, max_latency_s=max_latency_s,
@@ -141,6 +161,15 @@ class WsmanHostsEngine(HostsEngine):
         # Why the load could not start (no host subscribed), in one line; None when it could.
         self.unavailable: str | None = None
         self._opening: asyncio.Semaphore | None = None
+        # Batching: the payload's width (--max-items) bounds any delivery. `max_items` / `max_latency_s` hold
+        # unless told to come from the subscription (the runner: when the user did not give the flag).
+        self.width, self.latency_setting = max_items, max_latency_s
+        self.items_given, self.latency_given = not items_from_subscription, not latency_from_subscription
+        self.on_line = on_line
+        self.refresh_s = refresh_s
+        self.refreshes = self.refresh_failures = self.bookmarks_behind = 0
+        self._refresher: asyncio.Task[None] | None = None
+        self._refreshing: set[asyncio.Task[None]] = set()
         self._beat: asyncio.Task[None] | None = None
         self._trace = aiohttp.TraceConfig()
         self._trace.on_request_headers_sent.append(_on_head_written)
@@ -178,7 +207,11 @@ class WsmanHostsEngine(HostsEngine):
         # Before the clock: the pieces each subscription's ContentFormat needs (RenderedText's RenderingInfo)
         for content_format in {s.sub.content_format for s in self.states.values() if s.sub is not None}:
             self.wsman.prepare(content_format)
+        self._fleet_limits()
+        self._say_overrides()
         self._beat = asyncio.ensure_future(self._heartbeats())
+        if self.refresh_s > 0:
+            self._refresher = asyncio.ensure_future(self._refreshes())
 
     def _nobody_subscribed(self, took_s: float) -> str:
         """The one line that says why the load could not start."""
@@ -214,14 +247,16 @@ class WsmanHostsEngine(HostsEngine):
                 if not again:
                     break
                 continue
-            self._subscribed(st, sub)
+            self._subscribed(host, sub)
             return
         st.gave_up = why or "stopped before it could subscribe"
         self.connect_failures += 1
         self._connect_errors[cls] += 1
 
-    def _subscribed(self, st: _State, sub: Subscription) -> None:
+    def _subscribed(self, host: int, sub: Subscription) -> None:
+        st = self.states[host]
         st.sub, st.gave_up = sub, ""
+        self._obey(host)
         st.last = self.clock()  # idle from now on: the first heartbeat is one interval away
         self.first_sub = self.first_sub or sub
         self.enumerated += 1
@@ -242,20 +277,82 @@ class WsmanHostsEngine(HostsEngine):
                 f"no host holds a subscription: each one's delivery failed after its subscription's ConnectionRetry"
                 f" retries ({classes}), so every subscription expired"))
 
-    async def _enumerate(self, host: int) -> Subscription:
+    async def _enumerate(self, host: int, session: aiohttp.ClientSession | None = None) -> Subscription:
+        """Enumerate, then End on the same connection (the host's own session unless given one)."""
         st = self.states[host]
-        assert st.session is not None
-        mid = envelope.message_id()
+        session = session or st.session
+        assert session is not None
+        mid, operation = envelope.message_id(), envelope.message_id()
         body = envelope.encode(envelope.enumerate_request(
-            to=self.url, machine=self.machines[host], mid=mid, session=st.session_id))
-        async with st.session.post(self.url, data=body, headers=_HEADERS) as resp:
+            to=self.url, machine=self.machines[host], mid=mid, session=st.session_id, operation=operation))
+        async with session.post(self.url, data=body, headers=_HEADERS) as resp:
             answer = await resp.read()
             if resp.status != 200:
                 raise EnumerateRefused(resp.status)
         subs = subscriptions(answer)
         if not subs:
             raise EnvelopeError("the collector has no subscription for this host")
+        end = envelope.encode(envelope.end_request(mid=envelope.message_id(), operation=operation))
+        async with session.post(self.url, data=end, headers=_HEADERS) as resp:
+            await resp.read()  # Microsoft's collector answers 204, OpenWEC and wefperf's an Ack: either will do
         return subs[0]
+
+    # -- batching: the subscription decides --------------------------------------------------------
+
+    def _limits(self, h: _Host) -> tuple[int, float]:
+        b = self.states[h.index].batching
+        return (b.max_items, b.max_latency_s) if b is not None else (self.width, self.latency_setting)
+
+    def _obey(self, host: int) -> None:
+        """The host's batching from its subscription, unless a flag was given; capped at the payload's width."""
+        sub = self.states[host].sub
+        if sub is None:
+            return
+        if self.items_given:
+            items, items_from = self.width, "--max-items"
+        elif sub.max_elements is None:
+            items, items_from = self.width, "no MaxElements: --max-items (the payload's width)"
+        elif sub.max_elements > self.width:
+            items, items_from = self.width, f"MaxElements {sub.max_elements} capped at --max-items"
+        else:
+            items, items_from = sub.max_elements, "MaxElements"
+        latency, latency_from = ((self.latency_setting, "--max-latency-secs") if self.latency_given
+                                 else (sub.max_time_s, "MaxTime"))
+        self.states[host].batching = BatchingObeyed(items, latency, items_from, latency_from, 1)
+        if items > self.max_items or latency > self.max_latency_s:  # a later subscription asks more: the
+            self.max_items = max(self.max_items, items)  # window stays open for it (`_fleet_limits` is exact)
+            self._close_after(max(self.max_latency_s, latency))
+
+    def _fleet_limits(self) -> None:
+        """The largest limits over the hosts: the window closes the largest latency after the plan, and
+        the run's figures name them."""
+        limits = [self._limits(h) for h in self.hosts]
+        if limits:
+            self.max_items = max(m for m, _ in limits)
+            self._close_after(max(w for _, w in limits))
+
+    def _close_after(self, latency: float) -> None:
+        """Hosts hold events up to `latency`: a duration run's window closes that long after the plan."""
+        self.max_latency_s = latency
+        if self.plan_end_s is not None:
+            self.close_s = self.plan_end_s + latency
+
+    def _say_overrides(self) -> None:
+        """One line when a flag overrides what the subscriptions asked."""
+        subs = [s.sub for s in self.states.values() if s.sub is not None]
+        if not subs or self.on_line is None:
+            return
+        parts = []
+        if self.items_given:
+            asked = sorted({s.max_elements for s in subs}, key=lambda x: (x is None, x or 0))
+            shown = ", ".join("none" if a is None else f"{a:,}" for a in asked)
+            parts.append(f"--max-items {self.width:,} overrides the subscription's MaxElements ({shown})")
+        if self.latency_given:
+            shown = ", ".join(f"{t:g} s" for t in sorted({s.max_time_s for s in subs}))
+            whose = "its" if parts else "the subscription's"
+            parts.append(f"--max-latency-secs {self.latency_setting:g} overrides {whose} MaxTime ({shown})")
+        if parts:
+            self.on_line("; ".join(parts) + ": Windows would batch by the subscription")
 
     # -- the load ----------------------------------------------------------------------------------
 
@@ -308,6 +405,7 @@ class WsmanHostsEngine(HostsEngine):
                             self._expired_subscription(st, errors.http_status(status))
                         break
                     done = self.clock()
+                    st.acked_record = last
                     rec.ok(events, d.intended, written.sent_at, done)
                     start = d.first + done_events
                     rec.event_latencies(done - self.start, h.arrivals.due[start : start + events])
@@ -411,10 +509,65 @@ class WsmanHostsEngine(HostsEngine):
             elif self.on_error:
                 self.on_error(f"Heartbeat of {self.machines[host]} was not acknowledged")
 
+    # -- refresh ---------------------------------------------------------------------------------
+
+    async def _refreshes(self) -> None:
+        """Every host enumerates again every refresh_s (one whose subscription expired may get one back), its first time at a random
+        point of the first interval (its own seeded stream), each later one REFRESH_JITTER early or late."""
+        now = self.clock()
+        rngs = {i: random.Random(host_seed(self.payload.seed, i) ^ 0x5EF4E5) for i in self.states}
+        due = [(now + self.refresh_s * (1.0 - rngs[i].random()), i) for i in self.states]
+        heapq.heapify(due)
+        while not self.stopping and due:
+            at, host = due[0]
+            wait = at - self.clock()
+            if wait > 0:
+                await asyncio.sleep(min(wait, 1.0))  # wakes at least each second to see a stop
+                continue
+            heapq.heapreplace(due, (at + self.refresh_s * rngs[host].uniform(1 - REFRESH_JITTER, 1 + REFRESH_JITTER),
+                                    host))
+            task = asyncio.ensure_future(self._refresh(host))  # a host without a subscription may get one back
+            self._refreshing.add(task)
+            task.add_done_callback(self._refreshing.discard)
+
+    async def _refresh(self, host: int) -> None:
+        """Enumerate and End on a new connection of the host's own (its certificate), then take the answer's
+        subscription once the delivery in flight, if any, is done."""
+        st = self.states[host]
+        acked = st.acked_record  # Acked before the Enumerate left: the collector's bookmark must cover it
+        try:
+            async with aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=1, ssl=self.ssl_for(host)),
+                timeout=aiohttp.ClientTimeout(total=self.request_timeout_s),
+            ) as session:
+                sub = await self._enumerate(host, session)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the host keeps its subscription, as Windows does, and tries at the next refresh
+            self.refresh_failures += 1
+            if self.refresh_failures == 1 and self.on_error:
+                self.on_error(f"A refresh of {self.machines[host]} failed: {errors.describe(exc)}; the host keeps its"
+                              " subscription (further failures are counted)")
+            return
+        self.refreshes += 1
+        self.enumerated += 1
+        self.connections += 1
+        kept = bookmark_record(sub.bookmark)
+        if kept is not None and kept < acked:
+            self.bookmarks_behind += 1
+        self.wsman.prepare(sub.content_format)  # once per format; a no-op after the first
+        async with st.lock:
+            if st.sub is None:  # it had none (it never subscribed, or its subscription expired): it holds one again
+                self.live += 1
+                st.gave_up = ""
+            st.sub = sub
+            self._obey(host)
+
     async def _close_all(self) -> None:
-        if self._beat is not None:
-            self._beat.cancel()
-            await asyncio.gather(self._beat, return_exceptions=True)
+        tasks = [t for t in (self._beat, self._refresher) if t is not None] + list(self._refreshing)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         for st in self.states.values():
             if st.session is not None:
                 await st.session.close()
@@ -428,11 +581,17 @@ class WsmanHostsEngine(HostsEngine):
     def figures(self) -> WsmanFigures:
         """The protocol's counters, and the subscription the first host that enumerated was given."""
         sub = self.first_sub
+        asked = Counter(SubscriptionAsked(s.sub.max_elements, s.sub.max_time_s, s.sub.max_envelope, s.sub.heartbeat_s, 0)
+                        for s in self.states.values() if s.sub is not None)
+        obeyed = Counter(s.batching for s in self.states.values() if s.batching is not None)
         return WsmanFigures(
             enumerations=self.enumerated, envelopes=self.envelopes, retries=self.retries,
             wrong_acks=self.wrong_acks, heartbeats=self.heartbeats, heartbeats_acked=self.heartbeats_acked,
             heartbeat_s=sub.heartbeat_s if sub else None, max_time_s=sub.max_time_s if sub else None,
             max_envelope=sub.max_envelope if sub else None, content_format=sub.content_format if sub else None,
+            refreshes=self.refreshes, refresh_failures=self.refresh_failures, bookmarks_behind=self.bookmarks_behind,
+            subscriptions=tuple(replace(a, hosts=n) for a, n in asked.most_common()),
+            batching=tuple(replace(b, hosts=n) for b, n in obeyed.most_common()),
         )
 
 

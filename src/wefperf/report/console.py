@@ -113,7 +113,11 @@ def banner_lines(settings: "Settings", run_id: str) -> list[str]:
     else:
         lines.append(f"Total events: {settings.total_events:,}")
         lines.append(f"Timeout: {settings.timeout_secs:g} seconds")
-    if settings.hosts:
+    if settings.hosts and settings.protocol == "wsman":
+        lines.append(f"Simulated hosts: {settings.hosts:,}, each its own connection; a host delivers as its"
+                     f" subscription says (MaxElements, at most {plural(settings.max_items, 'event')}; MaxTime)"
+                     + (f", and enumerates again every {settings.refresh_secs:g} s" if settings.refresh_secs else ""))
+    elif settings.hosts:
         lines.append(
             f"Simulated hosts: {settings.hosts:,}, each its own connection; a host delivers at"
             f" {plural(settings.max_items, 'event')} held or {settings.max_latency_secs:g} s after its oldest"
@@ -235,17 +239,26 @@ def wsman_lines(load: "LoadSummary") -> list[str]:
         f" {w.retries:,} retries, {w.wrong_acks:,} wrong Acks, {w.heartbeats:,} heartbeats"
         f" ({w.heartbeats_acked:,} acknowledged)",
     ]
-    if w.max_time_s is not None:
+    if w.refreshes or w.refresh_failures:
+        lines.append(f"  Refresh: {w.refreshes:,} re-enumerations ({w.refresh_failures:,} failed),"
+                     f" {w.bookmarks_behind:,} answered with a bookmark behind the host's last Acked event")
+    for a in w.subscriptions:
+        elements = "no MaxElements" if a.max_elements is None else f"MaxElements {a.max_elements:,}"
+        lines.append(f"  Subscription ({plural(a.hosts, 'host')}): {elements}, MaxTime {a.max_time_s:g} s,"
+                     f" Heartbeats {a.heartbeat_s:g} s, MaxEnvelopeSize {a.max_envelope:,} bytes")
+    for b in w.batching:
+        lines.append(f"  Batching ({plural(b.hosts, 'host')}): at most {plural(b.max_items, 'event')} ({b.items_from}),"
+                     f" after {b.max_latency_s:g} s ({b.latency_from})")
+    if any(b.items_from == "--max-items" or b.latency_from == "--max-latency-secs" for b in w.batching):
+        lines.append("  Note: a Windows forwarder would batch by the subscription's MaxElements and MaxTime;"
+                     " the flags given overrode them")
+    if w.max_time_s is not None and not w.subscriptions:  # results written before subscriptions were kept
         lines.append(f"  Subscription: Heartbeats {w.heartbeat_s:g} s, MaxTime {w.max_time_s:g} s,"
-                     f" MaxEnvelopeSize {w.max_envelope:,} bytes"
-                     + (f", ContentFormat {w.content_format}" if w.content_format else ""))
-        if w.content_format == "RenderedText":
-            lines.append("  Events carried their RenderingInfo (message, level, task, keywords), as Windows"
-                         " sends them for a RenderedText subscription")
-        held = load.hosts.max_latency_s if load.hosts is not None else None
-        if held is not None and abs(held - w.max_time_s) > 1e-9:
-            lines.append(f"  Note: a Windows forwarder would deliver after MaxTime ({w.max_time_s:g} s); these"
-                         f" hosts deliver after --max-latency-secs ({held:g} s)")
+                     f" MaxEnvelopeSize {w.max_envelope:,} bytes")
+    if w.content_format:
+        lines.append(f"  ContentFormat {w.content_format}" + (
+            ": events carried their RenderingInfo (message, level, task, keywords), as Windows sends them"
+            if w.content_format == "RenderedText" else ""))
     return lines
 
 

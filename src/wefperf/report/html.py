@@ -572,7 +572,14 @@ def _hosts_section(data: Data) -> list[str]:
              f"{_secs(wsman.get('heartbeat_s'))}, {_secs(wsman.get('max_time_s'))},"
              f" {num(wsman.get('max_envelope'))} bytes"],
             ["subscription: ContentFormat", str(wsman.get("content_format") or "–")],
+            ["refreshes (failed; bookmark behind)", f"{num(wsman.get('refreshes'))}"
+             f" ({num(wsman.get('refresh_failures'))}; {num(wsman.get('bookmarks_behind'))})"],
         ]
+        for b in wsman.get("batching") or []:
+            if isinstance(b, dict):
+                rows.append([f"batching of {num(b.get('hosts'))} hosts",
+                             f"at most {num(b.get('max_items'))} events ({b.get('items_from')}),"
+                             f" after {_secs(b.get('max_latency_s'))} ({b.get('latency_from')})"])
     out.append(table(["", "value"], rows, numeric=(1,)))
     return out
 

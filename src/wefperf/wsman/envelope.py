@@ -31,7 +31,8 @@ def _envelope(header: str, body: str) -> str:
     return f'<s:Envelope {_DECL}><s:Header>{header}</s:Header><s:Body>{body}</s:Body></s:Envelope>'
 
 
-def _client_header(*, to: str, action: str, resource: str, machine: str, mid: str, session: str, extra: str = "") -> str:
+def _client_header(*, to: str, action: str, resource: str, machine: str, mid: str, session: str, extra: str = "",
+                   operation: str = "") -> str:
     return (
         f"<a:To>{escape(to)}</a:To>"
         f'<m:MachineID s:mustUnderstand="false">{escape(machine)}</m:MachineID>'
@@ -42,19 +43,32 @@ def _client_header(*, to: str, action: str, resource: str, machine: str, mid: st
         f'<w:Locale xml:lang="en-US" s:mustUnderstand="false"/>'
         f'<p:DataLocale xml:lang="en-US" s:mustUnderstand="false"/>'
         f'<p:SessionId s:mustUnderstand="false">{session}</p:SessionId>'
-        f'<p:OperationID s:mustUnderstand="false">{message_id()}</p:OperationID>'
+        f'<p:OperationID s:mustUnderstand="false">{operation or message_id()}</p:OperationID>'
         f'<p:SequenceId s:mustUnderstand="false">1</p:SequenceId>'
         f'<w:ResourceURI s:mustUnderstand="true">{resource}</w:ResourceURI>'
         f"<w:OperationTimeout>PT60.000S</w:OperationTimeout>{extra}"
     )
 
 
-def enumerate_request(*, to: str, machine: str, mid: str, session: str) -> str:
-    """The forwarder's first message: which subscriptions are there for me?"""
+def enumerate_request(*, to: str, machine: str, mid: str, session: str, operation: str = "") -> str:
+    """The forwarder's first message, and again every Refresh: which subscriptions are there for me?"""
     header = _client_header(to=to, action=ns.ACTION_ENUMERATE, resource=ns.RESOURCE_SUBSCRIPTION,
-                            machine=machine, mid=mid, session=session)
+                            machine=machine, mid=mid, session=session, operation=operation)
     body = "<n:Enumerate><w:OptimizeEnumeration/><w:MaxElements>32000</w:MaxElements></n:Enumerate>"
     return _envelope(header, body)
+
+
+def end_request(*, mid: str, operation: str) -> str:
+    """What Windows sends after an EnumerateResponse, on the same connection: End of the operation
+    (the Enumerate's OperationID), addressed to no one, with an empty body (OpenWEC's captures)."""
+    header = (
+        f"<a:To>{ns.ANONYMOUS}</a:To>"
+        f'<w:ResourceURI s:mustUnderstand="true">{ns.RESOURCE_FULL_DUPLEX}</w:ResourceURI>'
+        f'<a:Action s:mustUnderstand="true">{ns.ACTION_END}</a:Action>'
+        f"<a:MessageID>{mid}</a:MessageID>"
+        f"<p:OperationID>{operation}</p:OperationID>"
+    )
+    return _envelope(header, "")
 
 
 def delivery_header(*, to: str, action: str, machine: str, mid: str, session: str, reference: str, bookmark: str) -> str:

@@ -34,6 +34,7 @@ ACTION_FAULT = "http://schemas.dmtf.org/wbem/wsman/1/wsman/fault"
 ANONYMOUS = ADDRESSING + "/role/anonymous"
 
 RESOURCE_SUBSCRIPTION = "http://schemas.microsoft.com/wbem/wsman/1/SubscriptionManager/Subscription"
+RESOURCE_FULL_DUPLEX = "http://schemas.microsoft.com/wbem/wsman/1/wsman/FullDuplex"
 RESOURCE_EVENTLOG = "http://schemas.microsoft.com/wbem/wsman/1/windows/EventLog"
 # The delivery mode Microsoft's collector and OpenWEC ask for: several events per message, each message Acked.
 DELIVERY_EVENTS = ACTION_EVENTS

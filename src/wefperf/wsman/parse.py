@@ -74,6 +74,7 @@ class Subscription:
     # Which element carried the reference: OpenWEC writes ReferenceParameters, Microsoft's WEC
     # ReferenceProperties (WS-Addressing 2004/08 has both; a client copies either as header blocks).
     reference_element: str = "ReferenceParameters"
+    max_elements: int | None = None  # w:MaxElements: events per delivery at most; None: not offered
 
 
 def _q(prefix: str, local: str) -> str:
@@ -210,11 +211,39 @@ def subscriptions(body: bytes) -> list[Subscription]:
             max_time_s=duration_s(_text(delivery.find(_q("w", "MaxTime")), "PT30S")),
             max_envelope=int(_text(delivery.find(_q("w", "MaxEnvelopeSize")), str(ns.DEFAULT_MAX_ENVELOPE))),
             content_encoding=_text(delivery.find(_q("w", "ContentEncoding")), "UTF-16"),
-            bookmark=_text(subscribe.find(_q("w", "Bookmark"))),
+            bookmark=_bookmark(subscribe.find(_q("w", "Bookmark"))),
             retry_total=retry_total, retry_s=retry_s,
             channels=channels, content_format=formats.get(id(subscribe), "Raw"), reference_element=kind,
+            max_elements=_max_elements(delivery),
         ))
     return found
+
+
+def _bookmark(el: ET.Element | None) -> str:
+    """A w:Bookmark as text: a URI (`.../bookmark/earliest`), or its BookmarkList as XML."""
+    if el is None:
+        return ""
+    return "".join(ET.tostring(child, encoding="unicode") for child in el) or _text(el)
+
+
+def _max_elements(delivery: ET.Element) -> int | None:
+    """The Subscribe's optional w:MaxElements, a positive integer when given."""
+    text = _text(delivery.find(_q("w", "MaxElements")))
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise EnvelopeError(f"a Subscribe whose MaxElements is not a positive integer: {text!r}")
+    return int(text)
+
+
+_RECORD_ID = re.compile(r"<(?:[\w.-]+:)?Bookmark\s[^>]*?RecordId=\"(\d+)\"")
+
+
+def bookmark_record(bookmark: str) -> int | None:
+    """The highest RecordId of a Subscribe's w:Bookmark (a BookmarkList); None for none, or the
+    `earliest` URI a collector sends a client it has no bookmark for."""
+    ids = [int(m) for m in _RECORD_ID.findall(bookmark)]
+    return max(ids) if ids else None
 
 
 _RELATES_TO = re.compile(r"<(?:[\w.-]+:)?RelatesTo[^>]*>\s*([^<]*?)\s*</")
