@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from wefperf.capacity_run import SearchPlan, step_of
 from wefperf.metrics import Recorder
-from wefperf.result import RunResult, ServerStats
+from wefperf.model import RunResult, ServerStats
 from wefperf.settings import load_settings
 from wefperf.verdict import judge
 

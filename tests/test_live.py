@@ -19,9 +19,9 @@ from rich.console import Console
 
 from fake_collector import FakeCollector
 from wefperf.metrics import Recorder
+from wefperf.model import RunResult, ServerStats
 from wefperf.report.console import ConsoleReporter, Reporter
 from wefperf.report.live import LiveReporter
-from wefperf.result import RunResult, ServerStats
 from wefperf.settings import load_settings
 from wefperf.verdict import judge
 

@@ -9,8 +9,8 @@ import threading
 from pathlib import Path
 
 from wefperf.metrics import Recorder
+from wefperf.model import RunResult, ServerStats
 from wefperf.report.results_json import write_results
-from wefperf.result import RunResult, ServerStats
 from wefperf.settings import load_settings
 from wefperf.verdict import judge
 

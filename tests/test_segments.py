@@ -14,8 +14,8 @@ from wefperf.load.scheduler import Schedule, Scheduler
 from wefperf.load.shapes import Stage
 from wefperf.merge import merge, merge_ranges
 from wefperf.metrics import Recorder
+from wefperf.model import RunResult, ServerStats, ShardData
 from wefperf.payload import build_pool
-from wefperf.result import RunResult, ServerStats, ShardData
 from wefperf.segments import SegmentInfo
 from wefperf.settings import ConfigError, load_settings
 from wefperf.shards import Shard, ShardError, _one_run

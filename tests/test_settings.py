@@ -297,7 +297,7 @@ def test_exit_codes_are_one_enum_and_no_command_returns_a_bare_number() -> None:
     import re
 
     import wefperf
-    from wefperf.exitcodes import ExitCode
+    from wefperf.model import ExitCode
 
     assert [(c.name, int(c)) for c in ExitCode] == [("PASSED", 0), ("FAILED", 1), ("USAGE", 2), ("INTERRUPTED", 130)]
     src = Path(wefperf.__file__).parent
@@ -390,9 +390,8 @@ def test_results_check_changes_nothing(tmp_path: Path) -> None:
 
 def test_a_run_whose_results_cannot_be_written_does_not_exit_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from wefperf.cli.run import finish
-    from wefperf.exitcodes import ExitCode
     from wefperf.metrics import Recorder
-    from wefperf.result import RunResult, ServerStats
+    from wefperf.model import ExitCode, RunResult, ServerStats
     from wefperf.verdict import Verdict
 
     settings = load_settings(environ={})

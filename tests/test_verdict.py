@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from wefperf.exitcodes import ExitCode
 from wefperf.metrics import LoadSummary, Recorder
+from wefperf.model import ExitCode
 from wefperf.settings import load_settings
 from wefperf.verdict import judge
 

@@ -21,9 +21,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .capacity import Capacity, Step, best_achieved, search
-from .exitcodes import ExitCode
 from .load.shapes import Stage
-from .model import LoadSummary, RunResult, Verdict
+from .model import ExitCode, LoadSummary, RunResult, Verdict
 from .report.console import Reporter
 from .settings import ConfigError, Settings
 from .thresholds import SPECS, Judged

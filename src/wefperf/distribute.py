@@ -24,9 +24,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from .exitcodes import ExitCode
 from .merge import MergedRun, rejudge
-from .model import RunResult, Snapshot
+from .model import ExitCode, RunResult, Snapshot
 from .payload import new_run_id
 from .preflight import check_s3
 from .progress_wire import merged_snapshot, snapshot_to_wire

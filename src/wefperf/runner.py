@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, Callable, Coroutine, TypeVar
 
 import aiohttp
 
-from .exitcodes import ExitCode
 from .limits import ensure_open_files_for_hosts
 from .load.arrivals import HostArrivals
 from .load.engine import LoadEngine, make_senders
@@ -26,7 +25,7 @@ from .load.hosts import HostsEngine, build_hosts
 from .load.scheduler import Schedule
 from .load.wsman_hosts import WsmanHostsEngine
 from .metrics import LoadSummary, Recorder
-from .model import Deliveries, RunResult, S3Figures, SegmentInfo, ServerStats, ShardData
+from .model import Deliveries, ExitCode, RunResult, S3Figures, SegmentInfo, ServerStats, ShardData
 from .observe import (
     PrometheusStats,
     ServerUnavailable,

@@ -23,7 +23,7 @@ from ..capacity_run import (
     CapacityResult,
     SearchPlan,
 )
-from ..exitcodes import ExitCode
+from ..model import ExitCode
 from ..settings import ConfigError, Settings
 from .run import (
     _check_results_path,

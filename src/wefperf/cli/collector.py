@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import Any
 
-from ..exitcodes import ExitCode
+from ..model import ExitCode
 from ..settings import DEFAULTS, ConfigError
 from .s3flags import add_s3_arguments, s3_settings
 

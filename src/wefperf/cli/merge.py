@@ -12,7 +12,7 @@ import asyncio
 import sys
 from typing import Any
 
-from ..exitcodes import ExitCode
+from ..model import ExitCode
 from ..settings import ConfigError
 from .s3flags import add_s3_arguments, s3_settings
 

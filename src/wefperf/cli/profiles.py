@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..exitcodes import ExitCode
+from ..model import ExitCode
 
 
 def add_parser(sub: argparse._SubParsersAction[Any]) -> None:

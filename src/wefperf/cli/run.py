@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
-from ..exitcodes import ExitCode
 from ..limits import ensure_open_files_for_hosts
+from ..model import ExitCode
 from ..settings import (
     ENV_NAMES,
     SECRET_FIELDS,

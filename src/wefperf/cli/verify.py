@@ -14,7 +14,7 @@ import json
 import sys
 from typing import Any
 
-from ..exitcodes import ExitCode
+from ..model import ExitCode
 from ..settings import DEFAULTS, ConfigError, check_event_id
 from .s3flags import add_s3_arguments, s3_settings
 

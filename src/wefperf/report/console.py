@@ -6,9 +6,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, Callable, TextIO
 
-from ..exitcodes import ExitCode
 from ..load.shapes import RateCurve
-from ..model import LoadSummary, Percentiles, ProgressInfo
+from ..model import ExitCode, LoadSummary, Percentiles, ProgressInfo
 from ..wording import plural
 
 if TYPE_CHECKING:
