@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from wefperf.capacity_run import SearchPlan, step_of
+from wefperf.config.settings import load_settings
 from wefperf.metrics import Recorder
 from wefperf.model import RunResult, ServerStats
-from wefperf.settings import load_settings
 from wefperf.verdict import judge
 
 

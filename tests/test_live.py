@@ -18,11 +18,11 @@ import pytest
 from rich.console import Console
 
 from fake_collector import FakeCollector
+from wefperf.config.settings import load_settings
 from wefperf.metrics import Recorder
 from wefperf.model import RunResult, ServerStats
 from wefperf.report.console import ConsoleReporter, Reporter
 from wefperf.report.live import LiveReporter
-from wefperf.settings import load_settings
 from wefperf.verdict import judge
 
 ESC = "\x1b["

@@ -10,8 +10,8 @@ import pytest
 
 from helpers import wefperf as run_cli
 from prom_collector import PromCollector
+from wefperf.config.settings import ConfigError, load_settings
 from wefperf.prometheus import CounterReading, CounterTotal, MetricError, absent_message, read_counter
-from wefperf.settings import ConfigError, load_settings
 
 URL = "http://openwec:9090/metrics"
 

@@ -8,10 +8,10 @@ import stat
 import threading
 from pathlib import Path
 
+from wefperf.config.settings import load_settings
 from wefperf.metrics import Recorder
 from wefperf.model import RunResult, ServerStats
 from wefperf.report.results_json import write_results
-from wefperf.settings import load_settings
 from wefperf.verdict import judge
 
 

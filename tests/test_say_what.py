@@ -8,10 +8,10 @@ import pytest
 
 from fake_collector import FakeCollector
 from helpers import wefperf
+from wefperf.config.settings import load_settings
 from wefperf.model import Second, ServerStats, Snapshot
 from wefperf.report.console import per_type_lines, progress_info, progress_line
 from wefperf.report.html import render_html
-from wefperf.settings import load_settings
 
 
 def _progress(out: str) -> list[str]:

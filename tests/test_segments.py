@@ -9,6 +9,7 @@ import pytest
 from hdrh.histogram import HdrHistogram
 
 from helpers import wefperf as run_cli
+from wefperf.config.settings import ConfigError, load_settings
 from wefperf.load.arrivals import build_arrivals
 from wefperf.load.scheduler import Schedule, Scheduler
 from wefperf.load.shapes import Stage
@@ -17,7 +18,6 @@ from wefperf.metrics import Recorder
 from wefperf.model import RunResult, ServerStats, ShardData
 from wefperf.payload import build_pool
 from wefperf.segments import SegmentInfo
-from wefperf.settings import ConfigError, load_settings
 from wefperf.shards import Shard, ShardError, _one_run
 from wefperf.verdict import judge
 

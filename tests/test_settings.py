@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from helpers import wefperf
-from wefperf.settings import ConfigError, load_settings
+from wefperf.config.settings import ConfigError, load_settings
 
 SEED_DEFAULTS = {
     "total_events": 50_000,
@@ -186,7 +186,7 @@ def test_builtin_profiles(name: str, expected: dict) -> None:
 
 def test_every_setting_has_its_environment_name_as_alias_and_a_description() -> None:
     # ENV_NAMES and env_name() are read off the aliases, so a name is written once.
-    from wefperf.settings import ENV_NAMES, S3Settings, Settings, env_name
+    from wefperf.config.settings import ENV_NAMES, S3Settings, Settings, env_name
 
     assert issubclass(Settings, S3Settings)  # the S3 part is the one verify and collector use
     for name, field in Settings.model_fields.items():
@@ -211,7 +211,7 @@ def test_no_private_pydantic_settings_method_is_overridden_and_no_context_state(
         for p in src.rglob("*.py")
         if "pydantic_settings" in p.read_text() and p.name != "__main__.py"
     )
-    assert "wefperf.settings" in names
+    assert "wefperf.config.settings" in names
     for module in map(importlib.import_module, names):
         assert not [v for v in vars(module).values() if isinstance(v, contextvars.ContextVar)], module.__name__
         for cls in [c for c in vars(module).values() if inspect.isclass(c) and c.__module__ == module.__name__]:
@@ -235,7 +235,7 @@ def test_environ_mappings_do_not_leak_between_threads() -> None:
 
 
 def test_direct_construction_reads_keywords_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from wefperf.settings import Settings
+    from wefperf.config.settings import Settings
 
     monkeypatch.setenv("PERF_TEST_BATCH_SIZE", "7")
     monkeypatch.setenv("BATCH_SIZE", "9")
@@ -244,7 +244,7 @@ def test_direct_construction_reads_keywords_over_the_environment(monkeypatch: py
 
 
 def test_s3_settings_know_whether_an_endpoint_was_given() -> None:
-    from wefperf.settings import load_s3_settings
+    from wefperf.config.settings import load_s3_settings
 
     assert "s3_endpoint" not in load_s3_settings(environ={}).model_fields_set  # the collector starts moto
     # set to the default value is still "given": the collector must not start moto then
@@ -279,7 +279,7 @@ def test_one_url_rule_for_every_command(command: str, tmp_path: Path) -> None:
 
 
 def test_one_event_id_rule_for_run_and_verify() -> None:
-    from wefperf.settings import check_event_id
+    from wefperf.config.settings import check_event_id
 
     ran = wefperf("run", "--event-type", "0")
     verified = wefperf("verify", "--event-type", "0")
@@ -335,7 +335,7 @@ def test_profile_with_an_unknown_top_level_key_is_refused(tmp_path: Path) -> Non
 def test_profile_keys_the_builtin_profiles_use_are_the_allowed_ones() -> None:
     import tomllib
 
-    from wefperf.settings import PROFILE_DIR, PROFILE_KEYS
+    from wefperf.config.settings import PROFILE_DIR, PROFILE_KEYS
 
     for path in PROFILE_DIR.glob("*.toml"):
         keys = set(tomllib.loads(path.read_text()))
@@ -422,7 +422,7 @@ def test_version_comes_from_the_installed_metadata() -> None:
 def test_run_help_gives_each_flag_its_meaning_variable_and_default() -> None:
     import re
 
-    from wefperf.settings import ENV_NAMES, SECRET_FIELDS
+    from wefperf.config.settings import ENV_NAMES, SECRET_FIELDS
 
     done = wefperf("run", "--help")
     assert done.code == 0, done.err

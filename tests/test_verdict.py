@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from wefperf.config.settings import load_settings
 from wefperf.metrics import LoadSummary, Recorder
 from wefperf.model import ExitCode
-from wefperf.settings import load_settings
 from wefperf.verdict import judge
 
 

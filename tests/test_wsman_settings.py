@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from helpers import wefperf
-from wefperf.settings import ConfigError, load_settings
+from wefperf.config.settings import ConfigError, load_settings
 
 
 def _load(**flags: object):

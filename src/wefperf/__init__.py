@@ -25,6 +25,7 @@ from .capacity_run import (
     CapacityResult,
     SearchPlan,
 )
+from .config.settings import ConfigError, S3Settings, Settings, load_settings
 from .load.shapes import Stage
 from .model import (
     Deliveries,
@@ -46,7 +47,6 @@ from .model import (
     installed_version,
 )
 from .report.console import ConsoleReporter, Reporter
-from .settings import ConfigError, S3Settings, Settings, load_settings
 from .verify.accounting import Accounting
 from .verify.model import VerifyResult
 
@@ -87,8 +87,8 @@ async def merge_segments(sources: list[str], *, run_id: str | None = None, s3: S
     `sources`: segments' results files, folders, or s3://bucket/prefix/ (connection from `s3`,
     default: the S3_* / AWS_* variables). Raises ShardError naming a missing or mismatched segment.
     """
+    from .config.settings import load_s3_settings
     from .merge import merge
-    from .settings import load_s3_settings
     from .shards import read_shards
 
     shards = await read_shards(sources, s3 or load_s3_settings(), run_id)

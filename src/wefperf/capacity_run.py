@@ -21,10 +21,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .capacity import Capacity, Step, best_achieved, search
+from .config.settings import ConfigError, Settings
 from .load.shapes import Stage
 from .model import ExitCode, LoadSummary, RunResult, Verdict
 from .report.console import Reporter
-from .settings import ConfigError, Settings
 from .thresholds import SPECS, Judged
 
 DEFAULT_START_EPS = 1_000.0

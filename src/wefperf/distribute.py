@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from .config.settings import ENV_NAMES, Settings
 from .merge import MergedRun, rejudge
 from .model import ExitCode, RunResult, Snapshot
 from .payload import new_run_id
@@ -31,7 +32,6 @@ from .preflight import check_s3
 from .progress_wire import merged_snapshot, snapshot_to_wire
 from .report.console import Reporter, progress_info, progress_line
 from .segments import shared_seed
-from .settings import ENV_NAMES, Settings
 from .shards import Shard, ShardError
 
 # Children print lines starting with this, then one JSON object (see ProgressPrinter).

@@ -19,6 +19,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from .config.settings import ConfigError, Settings, describe_validation_error
 from .hdr import merge_encoded
 from .model import (
     ERROR_SAMPLES_PER_CLASS,
@@ -32,7 +33,6 @@ from .model import (
     ServerStats,
     WsmanFigures,
 )
-from .settings import ConfigError, Settings, describe_validation_error
 from .shards import Shard, ShardError
 from .verdict import judge
 

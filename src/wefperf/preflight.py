@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from .settings import Settings
+from .config.settings import Settings
 
 # A listing normally answers in milliseconds; the client's own connect timeout (5 s) and one retry
 # fit in this, so an endpoint that accepts and never answers costs this, not the whole run.

@@ -15,9 +15,9 @@ from collections.abc import Callable
 
 import aiohttp
 
+from .config.settings import Settings
 from .model import ServerStats
 from .observe import StatsSnapshot, stats_reader
-from .settings import Settings
 
 
 def observer_ssl(settings: Settings) -> ssl.SSLContext | bool:

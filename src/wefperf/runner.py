@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Coroutine, TypeVar
 
 import aiohttp
 
+from .config.settings import Settings
 from .limits import ensure_open_files_for_hosts
 from .load.arrivals import HostArrivals
 from .load.engine import LoadEngine, make_senders
@@ -44,7 +45,6 @@ from .recount import take_final
 from .report.console import Reporter, progress_info
 from .restarts import RestartWatch, unseen_note
 from .segments import check_start_at, judged_alone, shared_seed
-from .settings import Settings
 from .thresholds import Measures
 from .thresholds import judge as judge_thresholds
 from .tlsdiag import TlsSetup

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .settings import S3Settings
+from .config.settings import S3Settings
 
 _FROM_URL = "the bucket in the s3:// URL"  # what to check when a shard bucket is wrong
 SHARD_NAME = re.compile(r"segment-(\d+)-of-(\d+)\.json$")

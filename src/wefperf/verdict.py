@@ -7,11 +7,11 @@ must also send its events before the timeout, and the S3 check must pass when it
 
 from __future__ import annotations
 
+from .config.settings import Settings
 from .load.shapes import RateCurve
 from .model import ExitCode, LoadSummary, ServerStats
 from .model import S3Figures as S3Figures
 from .model import Verdict as Verdict
-from .settings import Settings
 from .thresholds import Measures
 from .thresholds import judge as judge_thresholds
 from .wording import plural

@@ -23,8 +23,8 @@ from ..capacity_run import (
     CapacityResult,
     SearchPlan,
 )
+from ..config.settings import ConfigError, Settings
 from ..model import ExitCode
-from ..settings import ConfigError, Settings
 from .run import (
     _check_results_path,
     _check_writable,

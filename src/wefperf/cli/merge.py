@@ -12,8 +12,8 @@ import asyncio
 import sys
 from typing import Any
 
+from ..config.settings import ConfigError
 from ..model import ExitCode
-from ..settings import ConfigError
 from .s3flags import add_s3_arguments, s3_settings
 
 DEFAULT_RESULTS = "/tmp/performance_test_results.json"

@@ -14,7 +14,7 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from ..settings import builtin_profiles, env_name, read_profile
+    from ..config.settings import builtin_profiles, env_name, read_profile
 
     for name in builtin_profiles():
         prof = read_profile(name)

@@ -13,9 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
-from ..limits import ensure_open_files_for_hosts
-from ..model import ExitCode
-from ..settings import (
+from ..config.settings import (
     ENV_NAMES,
     SECRET_FIELDS,
     ConfigError,
@@ -25,6 +23,8 @@ from ..settings import (
     field_help,
     load_settings,
 )
+from ..limits import ensure_open_files_for_hosts
+from ..model import ExitCode
 
 if TYPE_CHECKING:
     from ..capacity_run import CapacityResult

@@ -14,8 +14,8 @@ import json
 import sys
 from typing import Any
 
+from ..config.settings import DEFAULTS, ConfigError, check_event_id
 from ..model import ExitCode
-from ..settings import DEFAULTS, ConfigError, check_event_id
 from .s3flags import add_s3_arguments, s3_settings
 
 

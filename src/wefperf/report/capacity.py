@@ -11,8 +11,8 @@ from .console import RULE
 
 if TYPE_CHECKING:
     from ..capacity import Capacity, Step
+    from ..config.settings import Settings
     from ..model import RunResult, Verdict
-    from ..settings import Settings
 
 
 def bound(name: str, limit: float) -> str:

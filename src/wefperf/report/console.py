@@ -11,8 +11,8 @@ from ..model import ExitCode, LoadSummary, Percentiles, ProgressInfo
 from ..wording import plural
 
 if TYPE_CHECKING:
+    from ..config.settings import Settings
     from ..model import RunResult, ServerStats, Snapshot
-    from ..settings import Settings
 
 RULE = "=" * 70
 

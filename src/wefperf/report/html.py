@@ -719,7 +719,7 @@ def _settings_section(data: Data) -> list[str]:
     config = data.get("configuration")
     if not isinstance(config, dict):
         return []
-    from ..settings import ENV_NAMES
+    from ..config.settings import ENV_NAMES
 
     rows = [["profile", "PERF_TEST_PROFILE", data.get("profile") or "(none)"]]
     for key, value in config.items():

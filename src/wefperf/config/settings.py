@@ -19,12 +19,12 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from .load.shapes import Stage, parse_stages
-from .settings_layers import alias_of, build_layered, environment_sources
-from .settings_mode import ModeConflict, choose_mode
-from .thresholds import parse_thresholds
+from ..load.shapes import Stage, parse_stages
+from ..thresholds import parse_thresholds
+from .layers import alias_of, build_layered, environment_sources
+from .mode import ModeConflict, choose_mode
 
-PROFILE_DIR = Path(__file__).parent / "profiles"
+PROFILE_DIR = Path(__file__).parent.parent / "profiles"
 # A profile file's top-level keys; every setting goes in its [settings] table.
 PROFILE_KEYS = ("name", "title", "description", "settings", "stages", "thresholds")
 
