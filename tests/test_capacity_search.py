@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from wefperf.capacity import Step, search
-from wefperf.thresholds import Measures, judge, parse_thresholds
+from wefperf.judge.thresholds import Measures, judge, parse_thresholds
 
 
 def _collector(limit: float):

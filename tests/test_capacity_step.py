@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from wefperf.capacity_run import SearchPlan, step_of
 from wefperf.config.settings import load_settings
+from wefperf.judge.verdict import judge
 from wefperf.metrics import Recorder
 from wefperf.model import RunResult, ServerStats
-from wefperf.verdict import judge
 
 
 def _step_run(plan: SearchPlan, rate: float, acks_per_second: list[int], drain: int) -> RunResult:

@@ -306,7 +306,7 @@ async def test_event_latency_counts_the_backlog_at_a_host() -> None:
     assert hosts.events_held == hosts.events_due - load.events_sent > 50
     assert not result.passed and any("acknowledged" in r for r in result.verdict.reasons)
     # the thresholds judge event latency when hosts are simulated
-    from wefperf.verdict import measures
+    from wefperf.judge.verdict import measures
 
     assert measures(load, None, None, None).latency_p99_ms == load.event_latency.p99
 

@@ -19,11 +19,11 @@ from rich.console import Console
 
 from fake_collector import FakeCollector
 from wefperf.config.settings import load_settings
+from wefperf.judge.verdict import judge
 from wefperf.metrics import Recorder
 from wefperf.model import RunResult, ServerStats
 from wefperf.report.console import ConsoleReporter, Reporter
 from wefperf.report.live import LiveReporter
-from wefperf.verdict import judge
 
 ESC = "\x1b["
 

@@ -9,10 +9,10 @@ import threading
 from pathlib import Path
 
 from wefperf.config.settings import load_settings
+from wefperf.judge.verdict import judge
 from wefperf.metrics import Recorder
 from wefperf.model import RunResult, ServerStats
 from wefperf.report.results_json import write_results
-from wefperf.verdict import judge
 
 
 def _result() -> RunResult:

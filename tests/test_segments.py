@@ -10,6 +10,7 @@ from hdrh.histogram import HdrHistogram
 
 from helpers import wefperf as run_cli
 from wefperf.config.settings import ConfigError, load_settings
+from wefperf.judge.verdict import judge
 from wefperf.load.arrivals import build_arrivals
 from wefperf.load.scheduler import Schedule, Scheduler
 from wefperf.load.shapes import Stage
@@ -19,7 +20,6 @@ from wefperf.model import RunResult, ServerStats, ShardData
 from wefperf.payload import build_pool
 from wefperf.segments import SegmentInfo
 from wefperf.shards import Shard, ShardError, _one_run
-from wefperf.verdict import judge
 
 
 def _claims(schedule: Schedule, segment: tuple[int, int]) -> list[tuple[int, float]]:

@@ -303,7 +303,7 @@ def test_exit_codes_are_one_enum_and_no_command_returns_a_bare_number() -> None:
     src = Path(wefperf.__file__).parent
     bare = re.compile(r"\bEXIT_[A-Z]+\b|return (?:1|2|130)(?![\w.])|SystemExit\((?:0|1|2|130)\)|exit_code == \d")
     found = [f"{p.relative_to(src)}:{n}: {line.strip()}"
-             for p in [*src.glob("cli/*.py"), src / "verdict.py", src / "collector" / "service.py",
+             for p in [*src.glob("cli/*.py"), src / "judge" / "verdict.py", src / "collector" / "service.py",
                        src / "report" / "console.py"]
              for n, line in enumerate(p.read_text().splitlines(), 1) if bare.search(line)]
     assert not found, found
@@ -390,9 +390,9 @@ def test_results_check_changes_nothing(tmp_path: Path) -> None:
 
 def test_a_run_whose_results_cannot_be_written_does_not_exit_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from wefperf.cli.run import finish
+    from wefperf.judge.verdict import Verdict
     from wefperf.metrics import Recorder
     from wefperf.model import ExitCode, RunResult, ServerStats
-    from wefperf.verdict import Verdict
 
     settings = load_settings(environ={})
     passed = RunResult("rid", "t", "2026-01-01T00:00:00+00:00", None, settings.public_dict(),

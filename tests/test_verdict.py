@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from wefperf.config.settings import load_settings
+from wefperf.judge.verdict import judge
 from wefperf.metrics import LoadSummary, Recorder
 from wefperf.model import ExitCode
-from wefperf.verdict import judge
 
 
 def _load(sent_events: int, *, elapsed: float, **changes: object) -> LoadSummary:

@@ -22,10 +22,10 @@ from typing import Any
 
 from .capacity import Capacity, Step, best_achieved, search
 from .config.settings import ConfigError, Settings
+from .judge.thresholds import SPECS, Judged
 from .load.shapes import Stage
 from .model import ExitCode, LoadSummary, RunResult, Verdict
 from .report.console import Reporter
-from .thresholds import SPECS, Judged
 
 DEFAULT_START_EPS = 1_000.0
 DEFAULT_STEP_SECS = 10.0

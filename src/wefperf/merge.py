@@ -21,6 +21,7 @@ from typing import Any
 
 from .config.settings import ConfigError, Settings, describe_validation_error
 from .hdr import merge_encoded
+from .judge.verdict import judge
 from .model import (
     ERROR_SAMPLES_PER_CLASS,
     ErrorClass,
@@ -34,7 +35,6 @@ from .model import (
     WsmanFigures,
 )
 from .shards import Shard, ShardError
-from .verdict import judge
 
 _MERGE_CLEARS = {"segment": "", "segments": 0, "shard_results": "", "processes": "1", "start_at": 0}
 

@@ -19,6 +19,9 @@ from typing import TYPE_CHECKING, Any, Callable, Coroutine, TypeVar
 import aiohttp
 
 from .config.settings import Settings
+from .judge.thresholds import Measures
+from .judge.thresholds import judge as judge_thresholds
+from .judge.verdict import judge
 from .limits import ensure_open_files_for_hosts
 from .load.arrivals import HostArrivals
 from .load.engine import LoadEngine, make_senders
@@ -45,10 +48,7 @@ from .recount import take_final
 from .report.console import Reporter, progress_info
 from .restarts import RestartWatch, unseen_note
 from .segments import check_start_at, judged_alone, shared_seed
-from .thresholds import Measures
-from .thresholds import judge as judge_thresholds
 from .tlsdiag import TlsSetup
-from .verdict import judge
 from .wording import plural
 from .wsman.certs import CertError
 from .wsman.tls import collector_context, host_contexts

@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from ..judge.thresholds import parse_thresholds
 from ..load.shapes import Stage, parse_stages
-from ..thresholds import parse_thresholds
 from .layers import alias_of, build_layered, environment_sources
 from .mode import ModeConflict, choose_mode
 

@@ -6,7 +6,7 @@ import sys
 from typing import TYPE_CHECKING, TextIO
 
 from ..capacity_run import CapacityReporter, CapacityResult, SearchPlan
-from ..thresholds import SPECS
+from ..judge.thresholds import SPECS
 from .console import RULE
 
 if TYPE_CHECKING:

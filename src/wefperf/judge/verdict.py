@@ -7,14 +7,14 @@ must also send its events before the timeout, and the S3 check must pass when it
 
 from __future__ import annotations
 
-from .config.settings import Settings
-from .load.shapes import RateCurve
-from .model import ExitCode, LoadSummary, ServerStats
-from .model import S3Figures as S3Figures
-from .model import Verdict as Verdict
+from ..config.settings import Settings
+from ..load.shapes import RateCurve
+from ..model import ExitCode, LoadSummary, ServerStats
+from ..model import S3Figures as S3Figures
+from ..model import Verdict as Verdict
+from ..wording import plural
 from .thresholds import Measures
 from .thresholds import judge as judge_thresholds
-from .wording import plural
 
 
 def judge(settings: Settings, load: LoadSummary, s3: S3Figures | bool | None, *,
