@@ -5,7 +5,7 @@ from __future__ import annotations
 from wefperf.capacity_run import SearchPlan, step_of
 from wefperf.config.settings import load_settings
 from wefperf.judge.verdict import judge
-from wefperf.metrics import Recorder
+from wefperf.measure.recorder import Recorder
 from wefperf.model import RunResult, ServerStats
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from fake_collector import FakeCollector
 from helpers import wefperf as run_cli
-from wefperf.metrics import Recorder
+from wefperf.measure.recorder import Recorder
 from wefperf.prometheus import CounterTotal
 from wefperf.restarts import Outage, RestartWatch, unseen_note
 

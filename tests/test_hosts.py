@@ -23,7 +23,7 @@ from fake_collector import FakeCollector
 from helpers import wefperf as run_cli
 from wefperf.load.arrivals import build_arrivals, quotas
 from wefperf.load.shapes import RateCurve, Stage
-from wefperf.metrics import record_bucketed
+from wefperf.measure.recorder import record_bucketed
 from wefperf.payload import find_markers
 from wefperf.payload.hosts import build_host_payload, host_name
 from wefperf.runner import run_test

@@ -20,7 +20,7 @@ from rich.console import Console
 from fake_collector import FakeCollector
 from wefperf.config.settings import load_settings
 from wefperf.judge.verdict import judge
-from wefperf.metrics import Recorder
+from wefperf.measure.recorder import Recorder
 from wefperf.model import RunResult, ServerStats
 from wefperf.report.console import ConsoleReporter, Reporter
 from wefperf.report.live import LiveReporter

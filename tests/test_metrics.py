@@ -6,7 +6,7 @@ import random
 
 from hdrh.histogram import HdrHistogram
 
-from wefperf.metrics import PENDING_MAX, BatchSet, Percentiles, Recorder, _histogram, mean_of, ranges_count
+from wefperf.measure.recorder import PENDING_MAX, BatchSet, Percentiles, Recorder, _histogram, mean_of, ranges_count
 
 
 def test_timeline_has_one_row_per_second_with_sent_acked_failed_and_p99() -> None:

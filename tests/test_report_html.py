@@ -14,7 +14,7 @@ from fake_collector import FakeCollector
 from helpers import wefperf
 from wefperf.config.settings import load_settings
 from wefperf.judge.verdict import S3Figures, judge
-from wefperf.metrics import Recorder
+from wefperf.measure.recorder import Recorder
 from wefperf.model import RunResult, ServerStats
 from wefperf.report.html import render_html, report_beside
 from wefperf.verify.accounting import Accounting

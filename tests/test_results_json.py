@@ -10,7 +10,7 @@ from pathlib import Path
 
 from wefperf.config.settings import load_settings
 from wefperf.judge.verdict import judge
-from wefperf.metrics import Recorder
+from wefperf.measure.recorder import Recorder
 from wefperf.model import RunResult, ServerStats
 from wefperf.report.results_json import write_results
 

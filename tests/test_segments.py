@@ -14,8 +14,8 @@ from wefperf.judge.verdict import judge
 from wefperf.load.arrivals import build_arrivals
 from wefperf.load.scheduler import Schedule, Scheduler
 from wefperf.load.shapes import Stage
+from wefperf.measure.recorder import Recorder
 from wefperf.merge import merge, merge_ranges
-from wefperf.metrics import Recorder
 from wefperf.model import RunResult, ServerStats, ShardData
 from wefperf.payload import build_pool
 from wefperf.segments import SegmentInfo

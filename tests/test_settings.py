@@ -391,7 +391,7 @@ def test_results_check_changes_nothing(tmp_path: Path) -> None:
 def test_a_run_whose_results_cannot_be_written_does_not_exit_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from wefperf.cli.run import finish
     from wefperf.judge.verdict import Verdict
-    from wefperf.metrics import Recorder
+    from wefperf.measure.recorder import Recorder
     from wefperf.model import ExitCode, RunResult, ServerStats
 
     settings = load_settings(environ={})

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from wefperf.config.settings import load_settings
 from wefperf.judge.verdict import judge
-from wefperf.metrics import LoadSummary, Recorder
+from wefperf.measure.recorder import LoadSummary, Recorder
 from wefperf.model import ExitCode
 
 

@@ -20,8 +20,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .config.settings import ConfigError, Settings, describe_validation_error
-from .hdr import merge_encoded
 from .judge.verdict import judge
+from .measure.hdr import merge_encoded
 from .model import (
     ERROR_SAMPLES_PER_CLASS,
     ErrorClass,

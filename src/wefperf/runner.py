@@ -28,7 +28,7 @@ from .load.engine import LoadEngine, make_senders
 from .load.hosts import HostsEngine, build_hosts
 from .load.scheduler import Schedule
 from .load.wsman_hosts import WsmanHostsEngine
-from .metrics import LoadSummary, Recorder
+from .measure.recorder import LoadSummary, Recorder
 from .model import Deliveries, ExitCode, RunResult, S3Figures, SegmentInfo, ServerStats, ShardData
 from .observe import (
     PrometheusStats,

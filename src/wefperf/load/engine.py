@@ -7,7 +7,7 @@ import ssl
 import time
 from typing import Callable, Protocol
 
-from ..metrics import LATE_THRESHOLD_S, LoadSummary, Recorder
+from ..measure.recorder import LATE_THRESHOLD_S, LoadSummary, Recorder
 from ..payload import PayloadPool
 from . import errors
 from .base import EngineBase
