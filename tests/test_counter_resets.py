@@ -16,8 +16,8 @@ import pytest
 from fake_collector import FakeCollector
 from helpers import wefperf as run_cli
 from wefperf.measure.recorder import Recorder
-from wefperf.prometheus import CounterTotal
-from wefperf.restarts import Outage, RestartWatch, unseen_note
+from wefperf.observe.prometheus import CounterTotal
+from wefperf.observe.restarts import Outage, RestartWatch, unseen_note
 
 
 def test_one_type_falling_means_every_type_restarted() -> None:

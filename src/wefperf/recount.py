@@ -17,7 +17,7 @@ import aiohttp
 
 from .config.settings import Settings
 from .model import ServerStats
-from .observe import StatsSnapshot, stats_reader
+from .observe.stats import StatsSnapshot, stats_reader
 
 
 def observer_ssl(settings: Settings) -> ssl.SSLContext | bool:

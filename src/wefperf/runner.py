@@ -30,7 +30,9 @@ from .load.scheduler import Schedule
 from .load.wsman_hosts import WsmanHostsEngine
 from .measure.recorder import LoadSummary, Recorder
 from .model import Deliveries, ExitCode, RunResult, S3Figures, SegmentInfo, ServerStats, ShardData
-from .observe import (
+from .observe.prometheus import MetricError
+from .observe.restarts import RestartWatch, unseen_note
+from .observe.stats import (
     PrometheusStats,
     ServerUnavailable,
     StatsReader,
@@ -40,15 +42,13 @@ from .observe import (
     try_read,
     wait_for_health,
 )
+from .observe.tlsdiag import TlsSetup
 from .payload import PayloadPool, build_pool, new_run_id
 from .payload.hosts import HostPayload
 from .preflight import check_s3
-from .prometheus import MetricError
 from .recount import take_final
 from .report.console import Reporter, progress_info
-from .restarts import RestartWatch, unseen_note
 from .segments import check_start_at, judged_alone, shared_seed
-from .tlsdiag import TlsSetup
 from .wording import plural
 from .wsman.certs import CertError
 from .wsman.tls import collector_context, host_contexts

@@ -39,7 +39,7 @@ from ..model import Second as Second
 from ..model import Snapshot as Snapshot
 from ..model import WsmanFigures as WsmanFigures
 from ..model import mean_of as mean_of
-from ..restarts import ReachTracker
+from ..observe.restarts import ReachTracker
 
 # The histograms' range and their text encoding live in hdr.py, the run's data types in model.py;
 # these names stay importable from here.

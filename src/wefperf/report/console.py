@@ -191,7 +191,7 @@ def restart_lines(server: "ServerStats") -> list[str]:
     """Each time the collector restarted (its counters fell), and how long it was out of reach."""
     if not server.restarts:
         return []
-    from ..restarts import describe
+    from ..observe.restarts import describe
 
     lines = ["", f"Collector restarted {plural(len(server.restarts), 'time')} during the run (its counters started"
                  " again from 0; the server's counts here are summed across):"]

@@ -644,7 +644,7 @@ def _labels(row: Mapping[str, Any]) -> str:
 
 
 def _restarts_part(server: Data) -> list[str]:
-    from ..restarts import describe
+    from ..observe.restarts import describe
 
     restarts = [r for r in server.get("restarts") or [] if isinstance(r, dict)]
     if not restarts:

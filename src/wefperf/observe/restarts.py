@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .model import Restart as Restart
+from ..model import Restart as Restart
 
 # Failure classes (load/errors.py's CONNECTION_REFUSED, CONNECTION_RESET) that mean "nothing is
 # listening there" rather than "it answered badly". Spelled out: the recorder imports this module,
