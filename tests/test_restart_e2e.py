@@ -21,9 +21,9 @@ import pytest
 
 import wefperf
 from conftest import TargetProcess
-from wefperf import runner
 from wefperf.payload.marker import find_markers
 from wefperf.report.console import ConsoleReporter, result_lines
+from wefperf.runner import phases as runner
 
 pytestmark = pytest.mark.slow
 

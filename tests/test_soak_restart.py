@@ -17,7 +17,7 @@ import pytest
 import wefperf
 from conftest import TargetProcess
 from test_restart_e2e import _Reporter
-from wefperf import runner
+from wefperf.runner import phases as runner
 
 pytestmark = pytest.mark.slow
 

@@ -75,7 +75,7 @@ async def run(
 
     `profile` names the result's profile; default: the one `load_settings` read (`settings.profile`).
     """
-    from .runner import run_test
+    from .runner.phases import run_test
 
     rep = reporter or (ConsoleReporter() if console else None)
     return await run_test(settings, reporter=rep, stop=stop, profile=profile if profile is not None else settings.profile)

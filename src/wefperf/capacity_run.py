@@ -262,7 +262,7 @@ async def find_capacity(
 
     Raises ConfigError for a bad plan or a threshold no step can judge. `freeze_gc`: for the CLI only (see run_test).
     """
-    from .runner import run_test
+    from .runner.phases import run_test
 
     plan = plan or SearchPlan()
     plan.check()

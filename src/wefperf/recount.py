@@ -42,7 +42,7 @@ async def recount(settings: Settings, server: ServerStats, acked: int,
     The count only grows during a run, so a read below the one recorded (a Prometheus counter
     reset that a fresh reader cannot see) leaves the recorded figures alone.
     """
-    from .runner import _wait_for_processing
+    from .runner.phases import _wait_for_processing
 
     if server.baseline_total is None:
         return False

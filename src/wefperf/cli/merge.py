@@ -57,7 +57,7 @@ async def _merge(args: argparse.Namespace, s3: Any) -> int:
     from ..merge import merge, rejudge, verify_options
     from ..recount import recount, short
     from ..report.console import ConsoleReporter
-    from ..runner import _unless_stopped
+    from ..runner.phases import _unless_stopped
     from ..shards import ShardError, read_shards
     from .run import finish, stop_on_signals
 

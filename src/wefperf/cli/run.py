@@ -23,8 +23,8 @@ from ..config.settings import (
     field_help,
     load_settings,
 )
-from ..limits import ensure_open_files_for_hosts
 from ..model import ExitCode
+from ..runner.limits import ensure_open_files_for_hosts
 
 if TYPE_CHECKING:
     from ..capacity_run import CapacityResult
@@ -190,7 +190,7 @@ def make_reporter(settings: Settings) -> Reporter:
 
 
 async def _main(settings: Settings, profile: str | None, embedded: bool) -> int:
-    from ..runner import run_test
+    from ..runner.phases import run_test
 
     stop = stop_on_signals()
     reporter = make_reporter(settings)
@@ -258,7 +258,7 @@ def stop_on_signals() -> asyncio.Event:
 
 def stopped_before_start(settings: Settings, profile: str | None, phase: str) -> RunResult:
     """The result of a run stopped before its first phase: nothing sent, and where it stopped."""
-    from ..runner import empty_result
+    from ..runner.phases import empty_result
 
     return empty_result(settings, profile, phase)
 

@@ -18,21 +18,20 @@ from typing import TYPE_CHECKING, Any, Callable, Coroutine, TypeVar
 
 import aiohttp
 
-from .config.settings import Settings
-from .judge.thresholds import Measures
-from .judge.thresholds import judge as judge_thresholds
-from .judge.verdict import judge
-from .limits import ensure_open_files_for_hosts
-from .load.arrivals import HostArrivals
-from .load.engine import LoadEngine, make_senders
-from .load.hosts import HostsEngine, build_hosts
-from .load.scheduler import Schedule
-from .load.wsman_hosts import WsmanHostsEngine
-from .measure.recorder import LoadSummary, Recorder
-from .model import Deliveries, ExitCode, RunResult, S3Figures, SegmentInfo, ServerStats, ShardData
-from .observe.prometheus import MetricError
-from .observe.restarts import RestartWatch, unseen_note
-from .observe.stats import (
+from ..config.settings import Settings
+from ..judge.thresholds import Measures
+from ..judge.thresholds import judge as judge_thresholds
+from ..judge.verdict import judge
+from ..load.arrivals import HostArrivals
+from ..load.engine import LoadEngine, make_senders
+from ..load.hosts import HostsEngine, build_hosts
+from ..load.scheduler import Schedule
+from ..load.wsman_hosts import WsmanHostsEngine
+from ..measure.recorder import LoadSummary, Recorder
+from ..model import Deliveries, ExitCode, RunResult, S3Figures, SegmentInfo, ServerStats, ShardData
+from ..observe.prometheus import MetricError
+from ..observe.restarts import RestartWatch, unseen_note
+from ..observe.stats import (
     PrometheusStats,
     ServerUnavailable,
     StatsReader,
@@ -42,19 +41,20 @@ from .observe.stats import (
     try_read,
     wait_for_health,
 )
-from .observe.tlsdiag import TlsSetup
-from .payload import PayloadPool, build_pool, new_run_id
-from .payload.hosts import HostPayload
+from ..observe.tlsdiag import TlsSetup
+from ..payload import PayloadPool, build_pool, new_run_id
+from ..payload.hosts import HostPayload
+from ..recount import take_final
+from ..report.console import Reporter, progress_info
+from ..segments import check_start_at, judged_alone, shared_seed
+from ..wording import plural
+from ..wsman.certs import CertError
+from ..wsman.tls import collector_context, host_contexts
+from .limits import ensure_open_files_for_hosts
 from .preflight import check_s3
-from .recount import take_final
-from .report.console import Reporter, progress_info
-from .segments import check_start_at, judged_alone, shared_seed
-from .wording import plural
-from .wsman.certs import CertError
-from .wsman.tls import collector_context, host_contexts
 
 if TYPE_CHECKING:
-    from .verify import Numbering
+    from ..verify import Numbering
 
 T = TypeVar("T")
 
@@ -470,7 +470,7 @@ async def _wait_for_processing(
 
 def _numbering(pool: PayloadPool | HostPayload, engine: LoadEngine | HostsEngine, load: LoadSummary) -> Numbering:
     """Which events the run sent, numbered densely, with each one's type: what the S3 accounting needs."""
-    from .verify import Numbering
+    from ..verify import Numbering
 
     if isinstance(engine, HostsEngine):
         assert isinstance(pool, HostPayload)
@@ -482,7 +482,7 @@ def _numbering(pool: PayloadPool | HostPayload, engine: LoadEngine | HostsEngine
 async def _verify(
     settings: Settings, run_id: str, numbering: Numbering, load: LoadSummary, started: datetime, rep: Reporter
 ) -> Any:
-    from .verify import VerifyOptions, run_dates, verify_s3
+    from ..verify import VerifyOptions, run_dates, verify_s3
 
     wait_secs = settings.flush_interval_secs * 2 + _FLUSH_MARGIN_S
     options = VerifyOptions(
