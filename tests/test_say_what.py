@@ -85,8 +85,8 @@ def test_a_wsman_runs_endpoint_line_is_the_subscription_manager() -> None:
 def test_the_childrens_snapshots_merge_into_one_for_the_live_view() -> None:
     from rich.console import Console
 
-    from wefperf.progress_wire import merged_snapshot, snapshot_to_wire
     from wefperf.report.live import LiveReporter
+    from wefperf.scaleout.progress_wire import merged_snapshot, snapshot_to_wire
 
     def child(sent: int, p99: float, server: int) -> Snapshot:
         last = Second(t=2, sent_events=sent // 3, acked_events=sent // 3, p50_ms=1.0, p99_ms=p99, max_ms=p99 * 2)

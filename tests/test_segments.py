@@ -15,11 +15,11 @@ from wefperf.load.arrivals import build_arrivals
 from wefperf.load.scheduler import Schedule, Scheduler
 from wefperf.load.shapes import Stage
 from wefperf.measure.recorder import Recorder
-from wefperf.merge import merge, merge_ranges
 from wefperf.model import RunResult, ServerStats, ShardData
 from wefperf.payload import build_pool
-from wefperf.segments import SegmentInfo
-from wefperf.shards import Shard, ShardError, _one_run
+from wefperf.scaleout.merge import merge, merge_ranges
+from wefperf.scaleout.segments import SegmentInfo
+from wefperf.scaleout.shards import Shard, ShardError, _one_run
 
 
 def _claims(schedule: Schedule, segment: tuple[int, int]) -> list[tuple[int, float]]:

@@ -88,8 +88,8 @@ async def merge_segments(sources: list[str], *, run_id: str | None = None, s3: S
     default: the S3_* / AWS_* variables). Raises ShardError naming a missing or mismatched segment.
     """
     from .config.settings import load_s3_settings
-    from .merge import merge
-    from .shards import read_shards
+    from .scaleout.merge import merge
+    from .scaleout.shards import read_shards
 
     shards = await read_shards(sources, s3 or load_s3_settings(), run_id)
     return merge(shards).result

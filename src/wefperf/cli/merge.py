@@ -54,11 +54,11 @@ def handle_merge(args: argparse.Namespace) -> int:
 
 
 async def _merge(args: argparse.Namespace, s3: Any) -> int:
-    from ..merge import merge, rejudge, verify_options
-    from ..recount import recount, short
     from ..report.console import ConsoleReporter
     from ..runner.phases import _unless_stopped
-    from ..shards import ShardError, read_shards
+    from ..scaleout.merge import merge, rejudge, verify_options
+    from ..scaleout.recount import recount, short
+    from ..scaleout.shards import ShardError, read_shards
     from .run import finish, stop_on_signals
 
     reporter = ConsoleReporter()

@@ -139,7 +139,7 @@ def handle_run(args: argparse.Namespace) -> int:
         if settings.report_path:
             _check_writable(settings.report_path, "report_path", "--report")
         ensure_open_files_for_hosts(settings.hosts)
-        from ..segments import check_start_at
+        from ..scaleout.segments import check_start_at
 
         check_start_at(settings)
     except ConfigError as exc:
@@ -179,7 +179,7 @@ def make_reporter(settings: Settings) -> Reporter:
     from ..report.console import ConsoleReporter
 
     if os.environ.get("WEFPERF_PROGRESS_JSON") == "1":  # a child of --processes: progress for the parent
-        from ..distribute import ProgressPrinter
+        from ..scaleout.processes import ProgressPrinter
 
         return ProgressPrinter()
     if settings.no_live or not sys.stdout.isatty() or os.environ.get("TERM") == "dumb":
@@ -207,7 +207,7 @@ async def _main(settings: Settings, profile: str | None, embedded: bool) -> int:
             settings = against
         try:
             if settings.process_count > 1:
-                from ..distribute import run_processes
+                from ..scaleout.processes import run_processes
 
                 result, interrupted = await run_processes(settings, reporter=reporter, stop=stop, profile=profile)
                 return finish(result, settings.results_path, interrupted=interrupted, report=settings.report_path)
@@ -226,7 +226,7 @@ async def _main(settings: Settings, profile: str | None, embedded: bool) -> int:
 
 async def _store_shard(result: RunResult, settings: Settings) -> int:
     """--shard-results: this segment's results beside the other segments', for `wefperf merge`."""
-    from ..shards import ShardError, store_shard
+    from ..scaleout.shards import ShardError, store_shard
     from ..verify.s3client import S3Failure
 
     try:

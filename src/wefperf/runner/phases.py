@@ -44,9 +44,9 @@ from ..observe.stats import (
 from ..observe.tlsdiag import TlsSetup
 from ..payload import PayloadPool, build_pool, new_run_id
 from ..payload.hosts import HostPayload
-from ..recount import take_final
 from ..report.console import Reporter, progress_info
-from ..segments import check_start_at, judged_alone, shared_seed
+from ..scaleout.recount import take_final
+from ..scaleout.segments import check_start_at, judged_alone, shared_seed
 from ..wording import plural
 from ..wsman.certs import CertError
 from ..wsman.tls import collector_context, host_contexts

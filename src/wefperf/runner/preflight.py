@@ -41,7 +41,7 @@ def s3_needs(settings: Settings) -> list[BucketNeed]:
     if settings.verify_s3 and not settings.segment:  # a segment's S3 check is its merge's
         needs.append(BucketNeed(settings.s3_bucket, "", "--verify-s3", "S3_BUCKET"))
     if settings.shard_results.startswith("s3://") and (settings.segment or settings.process_count > 1):
-        from ..shards import split_s3
+        from ..scaleout.shards import split_s3
 
         bucket, prefix = split_s3(settings.shard_results)
         needs.append(BucketNeed(bucket, prefix, f"--shard-results {settings.shard_results}",

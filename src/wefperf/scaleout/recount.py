@@ -15,14 +15,14 @@ from collections.abc import Callable
 
 import aiohttp
 
-from .config.settings import Settings
-from .model import ServerStats
-from .observe.stats import StatsSnapshot, stats_reader
+from ..config.settings import Settings
+from ..model import ServerStats
+from ..observe.stats import StatsSnapshot, stats_reader
 
 
 def observer_ssl(settings: Settings) -> ssl.SSLContext | bool:
     """The TLS context the run's observer (health, stats) used: over WS-Man https, its own client certificate."""
-    from .wsman.tls import collector_context, host_contexts
+    from ..wsman.tls import collector_context, host_contexts
 
     if settings.protocol != "wsman":
         return collector_context(verify=settings.tls_verify, ca_file=settings.tls_ca)
@@ -42,7 +42,7 @@ async def recount(settings: Settings, server: ServerStats, acked: int,
     The count only grows during a run, so a read below the one recorded (a Prometheus counter
     reset that a fresh reader cannot see) leaves the recorded figures alone.
     """
-    from .runner.phases import _wait_for_processing
+    from ..runner.phases import _wait_for_processing
 
     if server.baseline_total is None:
         return False

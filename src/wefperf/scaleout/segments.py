@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import time
 
-from .config.settings import ConfigError, Settings
-from .load.shapes import Stage
-from .model import SegmentInfo as SegmentInfo
+from ..config.settings import ConfigError, Settings
+from ..load.shapes import Stage
+from ..model import SegmentInfo as SegmentInfo
 
 
 def shared_seed(run_id: str) -> int:

@@ -24,13 +24,13 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from .config.settings import ENV_NAMES, Settings
+from ..config.settings import ENV_NAMES, Settings
+from ..model import ExitCode, RunResult, Snapshot
+from ..payload import new_run_id
+from ..report.console import Reporter, progress_info, progress_line
+from ..runner.preflight import check_s3
 from .merge import MergedRun, rejudge
-from .model import ExitCode, RunResult, Snapshot
-from .payload import new_run_id
 from .progress_wire import merged_snapshot, snapshot_to_wire
-from .report.console import Reporter, progress_info, progress_line
-from .runner.preflight import check_s3
 from .segments import shared_seed
 from .shards import Shard, ShardError
 
@@ -100,7 +100,7 @@ async def run_processes(
     run_id = settings.run_id or new_run_id()
     seed = settings.seed or shared_seed(run_id)
     reporter.banner(settings, run_id)
-    from .runner.phases import _unless_stopped, empty_result, refused_result
+    from ..runner.phases import _unless_stopped, empty_result, refused_result
 
     checked = await _unless_stopped(check_s3(settings), stop)
     if checked is None:
@@ -149,7 +149,7 @@ async def run_processes(
         shards, problems = _collect(children)
         merged = _merged(settings, shards, profile)
     if merged is None:
-        from .runner.phases import empty_result
+        from ..runner.phases import empty_result
 
         result = _with_problems(empty_result(settings, profile, "running the segment processes"), problems)
         reporter.results(result)
@@ -306,8 +306,8 @@ async def _after_load(settings: Settings, merged: MergedRun, problems: list[str]
                       stop: asyncio.Event, interrupted: bool) -> RunResult:
     """What a one-process run does after its load, once for the whole run: wait until the server
     counted every segment's acknowledged events, check S3, read the count again; then judge."""
+    from ..runner.phases import _FLUSH_MARGIN_S, _unless_stopped
     from .recount import recount
-    from .runner.phases import _FLUSH_MARGIN_S, _unless_stopped
 
     result = merged.result
     s3 = None
@@ -321,8 +321,8 @@ async def _after_load(settings: Settings, merged: MergedRun, problems: list[str]
             reporter.line("S3 verification: once for the whole run, after the segments are merged"
                           " (`wefperf merge --verify-s3`)")
         elif settings.verify_s3 and not problems and not stop.is_set():
+            from ..verify import verify_s3
             from .merge import verify_options
-            from .verify import verify_s3
 
             wait = settings.flush_interval_secs * 2 + _FLUSH_MARGIN_S
             reporter.line("Waiting for S3 parquet file flush (parquet files may take time to write)...")

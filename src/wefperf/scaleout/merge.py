@@ -19,10 +19,10 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .config.settings import ConfigError, Settings, describe_validation_error
-from .judge.verdict import judge
-from .measure.hdr import merge_encoded
-from .model import (
+from ..config.settings import ConfigError, Settings, describe_validation_error
+from ..judge.verdict import judge
+from ..measure.hdr import merge_encoded
+from ..model import (
     ERROR_SAMPLES_PER_CLASS,
     ErrorClass,
     HostsFigures,
@@ -267,9 +267,9 @@ def merge_server(runs: Sequence[RunResult]) -> ServerStats:
 
 def verify_options(merged: MergedRun, s3_settings: Any, wait_secs: float) -> Any:
     """VerifyOptions for every segment's events at once: which sequence numbers were sent, by whom."""
-    from .payload import build_pool
-    from .payload.hosts import build_host_payload
-    from .verify import Numbering, VerifyOptions, run_dates
+    from ..payload import build_pool
+    from ..payload.hosts import build_host_payload
+    from ..verify import Numbering, VerifyOptions, run_dates
 
     settings, runs = merged.settings, merged.runs
     result = merged.result
