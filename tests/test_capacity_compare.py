@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from helpers import wefperf
-from wefperf.capacity import Capacity, Step
-from wefperf.capacity_run import CapacityResult, SearchPlan
+from wefperf.capacity.rates import Capacity, Step
+from wefperf.capacity.runs import CapacityResult, SearchPlan
 from wefperf.config.settings import load_settings
 
 

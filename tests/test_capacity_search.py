@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wefperf.capacity import Step, search
+from wefperf.capacity.rates import Step, search
 from wefperf.judge.thresholds import Measures, judge, parse_thresholds
 
 

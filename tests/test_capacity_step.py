@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wefperf.capacity_run import SearchPlan, step_of
+from wefperf.capacity.runs import SearchPlan, step_of
 from wefperf.config.settings import load_settings
 from wefperf.judge.verdict import judge
 from wefperf.measure.recorder import Recorder

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import asyncio
 
-from .capacity import Capacity, Step
-from .capacity_run import (
+from .capacity.rates import Capacity, Step
+from .capacity.runs import (
     DEFAULT_PRECISION,
     DEFAULT_START_EPS,
     DEFAULT_STEP_SECS,
@@ -115,7 +115,7 @@ async def find_capacity(
     `start_eps` broke one; `stop.set()` ends the search after the current step's drain, with the
     steps so far. `console=True` prints what the CLI prints. ConfigError for a bad argument.
     """
-    from .capacity_run import find_capacity as search
+    from .capacity.runs import find_capacity as search
 
     rep = reporter
     if rep is None and console:

@@ -15,7 +15,7 @@ import sys
 from datetime import UTC
 from typing import Any
 
-from ..capacity_run import (
+from ..capacity.runs import (
     DEFAULT_PRECISION,
     DEFAULT_START_EPS,
     DEFAULT_STEP_SECS,
@@ -81,7 +81,7 @@ def handle_capacity(args: argparse.Namespace) -> int:
                           warmup_secs=args.warmup_secs, precision=args.precision)
         plan.check()
         settings, profile = settings_from_args(args)
-        from ..capacity_run import check_settings
+        from ..capacity.runs import check_settings
 
         check_settings(settings)
         _check_results_path(settings.results_path)
@@ -94,8 +94,8 @@ def handle_capacity(args: argparse.Namespace) -> int:
 
 
 async def _main(settings: Settings, profile: str | None, plan: SearchPlan, embedded: bool) -> int:
-    from ..capacity import Capacity
-    from ..capacity_run import find_capacity
+    from ..capacity.rates import Capacity
+    from ..capacity.runs import find_capacity
     from ..report.capacity import ConsoleCapacityReporter
 
     stop = stop_on_signals()

@@ -27,7 +27,7 @@ from ..model import ExitCode
 from ..runner.limits import ensure_open_files_for_hosts
 
 if TYPE_CHECKING:
-    from ..capacity_run import CapacityResult
+    from ..capacity.runs import CapacityResult
     from ..model import RunResult
     from ..report.console import Reporter
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, TextIO
 
-from ..capacity_run import CapacityReporter, CapacityResult, SearchPlan
+from ..capacity.runs import CapacityReporter, CapacityResult, SearchPlan
 from ..judge.thresholds import SPECS
 from .console import RULE
 
 if TYPE_CHECKING:
-    from ..capacity import Capacity, Step
+    from ..capacity.rates import Capacity, Step
     from ..config.settings import Settings
     from ..model import RunResult, Verdict
 

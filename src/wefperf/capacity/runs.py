@@ -20,12 +20,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from .capacity import Capacity, Step, best_achieved, search
-from .config.settings import ConfigError, Settings
-from .judge.thresholds import SPECS, Judged
-from .load.shapes import Stage
-from .model import ExitCode, LoadSummary, RunResult, Verdict
-from .report.console import Reporter
+from ..config.settings import ConfigError, Settings
+from ..judge.thresholds import SPECS, Judged
+from ..load.shapes import Stage
+from ..model import ExitCode, LoadSummary, RunResult, Verdict
+from ..report.console import Reporter
+from .rates import Capacity, Step, best_achieved, search
 
 DEFAULT_START_EPS = 1_000.0
 DEFAULT_STEP_SECS = 10.0
@@ -125,7 +125,7 @@ class CapacityResult:
         return ExitCode.PASSED
 
     def to_dict(self) -> dict[str, Any]:
-        from . import __version__
+        from .. import __version__
 
         return {
             "timestamp": self.timestamp,
@@ -262,7 +262,7 @@ async def find_capacity(
 
     Raises ConfigError for a bad plan or a threshold no step can judge. `freeze_gc`: for the CLI only (see run_test).
     """
-    from .runner.phases import run_test
+    from ..runner.phases import run_test
 
     plan = plan or SearchPlan()
     plan.check()
