@@ -22,8 +22,9 @@ from wefperf.config.settings import load_settings
 from wefperf.judge.verdict import judge
 from wefperf.measure.recorder import Recorder
 from wefperf.model import RunResult, ServerStats
-from wefperf.report.console import ConsoleReporter, Reporter
+from wefperf.report.console import ConsoleReporter
 from wefperf.report.live import LiveReporter
+from wefperf.runner.reporter import Reporter
 
 ESC = "\x1b["
 

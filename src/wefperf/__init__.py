@@ -46,7 +46,8 @@ from .model import (
     WsmanFigures,
     installed_version,
 )
-from .report.console import ConsoleReporter, Reporter
+from .report.console import ConsoleReporter
+from .runner.reporter import Reporter
 from .verify.accounting import Accounting
 from .verify.model import VerifyResult
 

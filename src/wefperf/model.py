@@ -176,6 +176,8 @@ class ProgressInfo:
     events_failed: int = 0
     in_flight: int = 0
     p99_ms: float | None = None
+    processes_running: int | None = None  # a run over several processes: how many still send, of `processes`
+    processes: int = 0
 
 
 @dataclass

@@ -18,13 +18,13 @@ import math
 import socket
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from ..config.settings import ConfigError, Settings
 from ..judge.thresholds import SPECS, Judged
 from ..load.shapes import Stage
 from ..model import ExitCode, LoadSummary, RunResult, Verdict
-from ..report.console import Reporter
+from ..runner.reporter import Reporter
 from .rates import Capacity, Step, best_achieved, search
 
 DEFAULT_START_EPS = 1_000.0
@@ -146,8 +146,19 @@ class CapacityResult:
         }
 
 
+class SearchReporter(Protocol):
+    """What the search tells as it goes: the protocol the core speaks; report/capacity.py implements it."""
+
+    def started(self, settings: Settings, plan: SearchPlan, thresholds: dict[str, float]) -> None: ...
+    def step_started(self, number: int, rate: float, plan: SearchPlan) -> None: ...
+    def step_done(self, number: int, step: Step, verdict: Verdict) -> None: ...
+    def step_stopped(self, number: int, rate: float, result: RunResult) -> None: ...
+    def error(self, text: str) -> None: ...
+    def finished(self, result: CapacityResult) -> None: ...
+
+
 class CapacityReporter:
-    """What the search tells the user as it goes. The base class says nothing (the API's default)."""
+    """The search's reporter that says nothing (the API's default), to subclass."""
 
     def started(self, settings: Settings, plan: SearchPlan, thresholds: dict[str, float]) -> None: ...
     def step_started(self, number: int, rate: float, plan: SearchPlan) -> None: ...
@@ -160,7 +171,7 @@ class CapacityReporter:
 class _StepReporter(Reporter):
     """A step's own run says nothing but its errors (a failed batch, an unreachable server)."""
 
-    def __init__(self, outer: CapacityReporter) -> None:
+    def __init__(self, outer: SearchReporter) -> None:
         self.outer = outer
 
     def error(self, text: str) -> None:
@@ -253,7 +264,7 @@ async def find_capacity(
     settings: Settings,
     plan: SearchPlan | None = None,
     *,
-    reporter: CapacityReporter | None = None,
+    reporter: SearchReporter | None = None,
     stop: asyncio.Event | None = None,
     profile: str | None = None,
     freeze_gc: bool = False,
@@ -267,7 +278,7 @@ async def find_capacity(
     plan = plan or SearchPlan()
     plan.check()
     check_settings(settings)
-    rep = reporter or CapacityReporter()
+    rep: SearchReporter = reporter or CapacityReporter()
     thresholds = dict(plan.step_settings(settings, plan.start_eps, 1).effective_thresholds())
     started = datetime.now(UTC).isoformat()
     rep.started(settings, plan, thresholds)

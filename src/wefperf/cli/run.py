@@ -29,7 +29,7 @@ from ..runner.limits import ensure_open_files_for_hosts
 if TYPE_CHECKING:
     from ..capacity.runs import CapacityResult
     from ..model import RunResult
-    from ..report.console import Reporter
+    from ..runner.reporter import Reporter
 
 PROFILE_ENV = "PERF_TEST_PROFILE"
 EMBEDDED_STATS_STANDIN = "http://127.0.0.1/replaced-by-the-embedded-stack"

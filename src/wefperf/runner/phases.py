@@ -44,7 +44,6 @@ from ..observe.stats import (
 from ..observe.tlsdiag import TlsSetup
 from ..payload import PayloadPool, build_pool, new_run_id
 from ..payload.hosts import HostPayload
-from ..report.console import Reporter, progress_info
 from ..scaleout.recount import take_final
 from ..scaleout.segments import check_start_at, judged_alone, shared_seed
 from ..wording import plural
@@ -52,6 +51,7 @@ from ..wsman.certs import CertError
 from ..wsman.tls import collector_context, host_contexts
 from .limits import ensure_open_files_for_hosts
 from .preflight import check_s3
+from .reporter import Reporter, RunReporter, progress_info
 
 if TYPE_CHECKING:
     from ..verify import Numbering
@@ -65,7 +65,7 @@ _FLUSH_MARGIN_S = 15.0
 async def run_test(
     settings: Settings,
     *,
-    reporter: Reporter | None = None,
+    reporter: RunReporter | None = None,
     stop: asyncio.Event | None = None,
     profile: str | None = None,
     run_id: str | None = None,
@@ -77,7 +77,7 @@ async def run_test(
     `freeze_gc` freezes the cyclic GC's view of the process during the load: for the CLI only.
     `seed` fixes the payload (and the simulated hosts' arrivals) over PERF_TEST_SEED.
     """
-    rep = reporter or Reporter()
+    rep: RunReporter = reporter or Reporter()
     check_start_at(settings)
     run_id = run_id or settings.run_id or new_run_id()
     segment = settings.segment_of
@@ -401,7 +401,7 @@ async def _guard(settings: Settings, engine: LoadEngine | HostsEngine) -> None:
             return
 
 
-async def _feed(rep: Reporter, engine: LoadEngine | HostsEngine, every_s: float) -> None:
+async def _feed(rep: RunReporter, engine: LoadEngine | HostsEngine, every_s: float) -> None:
     """What the user sees during the load, read from the recorder beside the senders (never by them):
     a live view's snapshot once a second, else a plain progress line every `every_s` seconds.
 
@@ -480,7 +480,7 @@ def _numbering(pool: PayloadPool | HostPayload, engine: LoadEngine | HostsEngine
 
 
 async def _verify(
-    settings: Settings, run_id: str, numbering: Numbering, load: LoadSummary, started: datetime, rep: Reporter
+    settings: Settings, run_id: str, numbering: Numbering, load: LoadSummary, started: datetime, rep: RunReporter
 ) -> Any:
     from ..verify import VerifyOptions, run_dates, verify_s3
 
@@ -541,7 +541,7 @@ def _result(
     s3: Any,
     sender: str,
     unavailable: str | None,
-    rep: Reporter,
+    rep: RunReporter,
     *,
     stopped_in: str | None = None,
     show: bool = True,

@@ -27,8 +27,8 @@ from pydantic import SecretStr
 from ..config.settings import ENV_NAMES, Settings
 from ..model import ExitCode, RunResult, Snapshot
 from ..payload import new_run_id
-from ..report.console import Reporter, progress_info, progress_line
 from ..runner.preflight import check_s3
+from ..runner.reporter import Reporter, RunReporter, progress_info
 from .merge import MergedRun, rejudge
 from .progress_wire import merged_snapshot, snapshot_to_wire
 from .segments import shared_seed
@@ -85,7 +85,7 @@ class Child:
 
 
 async def run_processes(
-    settings: Settings, *, reporter: Reporter, stop: asyncio.Event, profile: str | None,
+    settings: Settings, *, reporter: RunReporter, stop: asyncio.Event, profile: str | None,
 ) -> tuple[RunResult, bool]:
     """Run the children and merge their results: (the merged result, interrupted), shown by the reporter.
 
@@ -206,7 +206,7 @@ class _View:
     their snapshots merged into one, fed to the live view each second or printed as the plain
     progress line every PERF_TEST_PROGRESS_SECS, as a one-process run shows its own."""
 
-    def __init__(self, children: list[Child], reporter: Reporter, settings: Settings) -> None:
+    def __init__(self, children: list[Child], reporter: RunReporter, settings: Settings) -> None:
         self.children, self.reporter, self.settings = children, reporter, settings
         self._said: set[str] = set()
         self._started = False
@@ -240,8 +240,8 @@ class _View:
                 rep.snapshot(snap)
             else:
                 running = sum(1 for c in self.children if c.proc is not None and c.proc.returncode is None)
-                rep.line(progress_line(progress_info(snap, self._remaining(snap)))
-                         + f" - Processes running: {running} of {len(self.children)}")
+                rep.progress(replace(progress_info(snap, self._remaining(snap)),
+                                     processes_running=running, processes=len(self.children)))
 
     def end(self) -> None:
         """The load is over: the live view keeps its last state on the screen."""
@@ -302,7 +302,7 @@ def _merged(settings: Settings, shards: list[Shard], profile: str | None) -> Mer
     return merged
 
 
-async def _after_load(settings: Settings, merged: MergedRun, problems: list[str], reporter: Reporter,
+async def _after_load(settings: Settings, merged: MergedRun, problems: list[str], reporter: RunReporter,
                       stop: asyncio.Event, interrupted: bool) -> RunResult:
     """What a one-process run does after its load, once for the whole run: wait until the server
     counted every segment's acknowledged events, check S3, read the count again; then judge."""
