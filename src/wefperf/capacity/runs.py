@@ -125,7 +125,7 @@ class CapacityResult:
         return ExitCode.PASSED
 
     def to_dict(self) -> dict[str, Any]:
-        from .. import __version__
+        from ..model import installed_version
 
         return {
             "timestamp": self.timestamp,
@@ -140,7 +140,7 @@ class CapacityResult:
             },
             "error": self.error,
             "exit_code": int(self.exit_code),
-            "wefperf_version": __version__,
+            "wefperf_version": installed_version(),
             "host": socket.gethostname(),
             "profile": self.profile,
         }

@@ -26,9 +26,9 @@ from ..capacity.runs import (
 from ..config.settings import ConfigError, Settings
 from ..model import ExitCode
 from .run import (
-    _check_results_path,
-    _check_writable,
     add_run_arguments,
+    check_output_path,
+    check_results_path,
     embedded_unless_stopped,
     finish,
     run_loop,
@@ -84,9 +84,9 @@ def handle_capacity(args: argparse.Namespace) -> int:
         from ..capacity.runs import check_settings
 
         check_settings(settings)
-        _check_results_path(settings.results_path)
+        check_results_path(settings.results_path)
         if settings.report_path:
-            _check_writable(settings.report_path, "report_path", "--report")
+            check_output_path(settings.report_path, "report_path", "--report")
     except ConfigError as exc:
         print(f"wefperf: configuration error: {exc}", file=sys.stderr)
         return ExitCode.USAGE

@@ -40,13 +40,13 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def handle_merge(args: argparse.Namespace) -> int:
-    from .run import _check_writable, run_loop
+    from .run import check_output_path, run_loop
 
     try:
         s3 = s3_settings(args)
-        _check_writable(args.results, "results_path", "--results")
+        check_output_path(args.results, "results_path", "--results")
         if args.report:
-            _check_writable(args.report, "report_path", "--report")
+            check_output_path(args.report, "report_path", "--report")
     except ConfigError as exc:
         print(f"wefperf: configuration error: {exc}", file=sys.stderr)
         return ExitCode.USAGE
@@ -55,7 +55,7 @@ def handle_merge(args: argparse.Namespace) -> int:
 
 async def _merge(args: argparse.Namespace, s3: Any) -> int:
     from ..report.console import ConsoleReporter
-    from ..runner.phases import _unless_stopped
+    from ..runner.phases import unless_stopped
     from ..scaleout.merge import merge, rejudge, verify_options
     from ..scaleout.recount import recount, short
     from ..scaleout.shards import ShardError, read_shards
@@ -75,7 +75,7 @@ async def _merge(args: argparse.Namespace, s3: Any) -> int:
         # Each segment stopped waiting once the server counted as many events as it sent itself.
         reporter.line("Waiting for event processing to complete...")
         reporter.waiting("count", merged.settings.processing_wait_secs)
-        waited = await _unless_stopped(
+        waited = await unless_stopped(
             recount(merged.settings, result.server, result.load.events_ok, reporter.count_waiting), stop)
         if stop.is_set():
             print("wefperf merge: interrupted while waiting for the server's count; no results written",

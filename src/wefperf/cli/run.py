@@ -135,9 +135,9 @@ def timestamped_path(folder: str, profile: str | None) -> str:
 def handle_run(args: argparse.Namespace) -> int:
     try:
         settings, profile = settings_from_args(args)
-        _check_results_path(settings.results_path)
+        check_results_path(settings.results_path)
         if settings.report_path:
-            _check_writable(settings.report_path, "report_path", "--report")
+            check_output_path(settings.report_path, "report_path", "--report")
         ensure_open_files_for_hosts(settings.hosts)
         from ..scaleout.segments import check_start_at
 
@@ -157,12 +157,12 @@ def run_loop(main: Coroutine[Any, Any, int]) -> int:
     return uvloop.run(main)
 
 
-def _check_results_path(path: str) -> None:
+def check_results_path(path: str) -> None:
     """Before any load: a results file that cannot be written would throw the whole test away."""
-    _check_writable(path, "results_path", "--results")
+    check_output_path(path, "results_path", "--results")
 
 
-def _check_writable(path: str, field: str, flag: str) -> None:
+def check_output_path(path: str, field: str, flag: str) -> None:
     from ..report.results_json import check_writable
 
     try:

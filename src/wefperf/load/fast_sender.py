@@ -45,7 +45,7 @@ from .errors import EarlyReply
 MAX_WRITE = 256 * 1024
 
 
-class _ReplyProtocol(asyncio.Protocol):
+class ReplyProtocol(asyncio.Protocol):
     """Resolves one waiter per HTTP response; the body is read and dropped."""
 
     def __init__(self) -> None:
@@ -116,16 +116,16 @@ class FastChannel:
                  max_write: int = MAX_WRITE) -> None:
         self._host, self._port, self._pool, self._timeout = host, port, pool, timeout_s
         self._load, self._max_write = load, max_write
-        self._proto: _ReplyProtocol | None = None
+        self._proto: ReplyProtocol | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         # Loop time by which the pending reply must arrive (0: none pending). A watchdog
         # checks it, so the hot path arms no timer per request.
         self.deadline = 0.0
 
-    async def _connect(self) -> _ReplyProtocol:
+    async def _connect(self) -> ReplyProtocol:
         loop = self._loop = asyncio.get_running_loop()
         _, proto = await asyncio.wait_for(
-            loop.create_connection(_ReplyProtocol, self._host, self._port), self._timeout
+            loop.create_connection(ReplyProtocol, self._host, self._port), self._timeout
         )
         return proto
 
@@ -159,7 +159,7 @@ class FastChannel:
             self.close(discard=proto.early or not whole)
         return status
 
-    async def _write_slices(self, proto: _ReplyProtocol, data: memoryview, waiter: asyncio.Future[int]) -> bool:
+    async def _write_slices(self, proto: ReplyProtocol, data: memoryview, waiter: asyncio.Future[int]) -> bool:
         """Write the request a slice at a time; False if it stopped short.
 
         It stops when the request failed or the server answered: a reply before the last slice

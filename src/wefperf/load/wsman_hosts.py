@@ -38,7 +38,7 @@ from ..wsman.payload import WsmanPayload
 from . import errors
 from .aiohttp_sender import body_written
 from .arrivals import HostArrivals
-from .hosts import Delivery, HostsEngine, _Host
+from .hosts import Delivery, HostsEngine, SimulatedHost
 
 MAX_RETRIES = 2
 RETRY_CAP_S = 1.0
@@ -62,7 +62,7 @@ class _Written:
 
     __slots__ = ("engine", "host", "delivery", "events", "sent_at")
 
-    def __init__(self, engine: "WsmanHostsEngine", host: _Host, delivery: Delivery, events: int) -> None:
+    def __init__(self, engine: "WsmanHostsEngine", host: SimulatedHost, delivery: Delivery, events: int) -> None:
         self.engine, self.host, self.delivery, self.events = engine, host, delivery, events
         self.sent_at = 0.0
 
@@ -112,7 +112,7 @@ class WsmanHostsEngine(HostsEngine):
 
     open_verb = "enumerate"
 
-    async def _open_host(self, h: _Host) -> None:
+    async def _open_host(self, h: SimulatedHost) -> None:
         """A session of its own (its certificate), then one Enumerate."""
         st = self.states[h.index]
         st.session = aiohttp.ClientSession(
@@ -147,7 +147,7 @@ class WsmanHostsEngine(HostsEngine):
 
     # -- the load ----------------------------------------------------------------------------------
 
-    async def _transmit(self, h: _Host, d: Delivery) -> None:
+    async def _transmit(self, h: SimulatedHost, d: Delivery) -> None:
         """The delivery's envelopes one at a time, each counted on its own: sent once written,
         acknowledged by its Ack, or failed. The first failure ends the delivery: its events and
         those of the envelopes after it fail (these never sent), while the envelopes before it stay

@@ -100,9 +100,9 @@ async def run_processes(
     run_id = settings.run_id or new_run_id()
     seed = settings.seed or shared_seed(run_id)
     reporter.banner(settings, run_id)
-    from ..runner.phases import _unless_stopped, empty_result, refused_result
+    from ..runner.phases import empty_result, refused_result, unless_stopped
 
-    checked = await _unless_stopped(check_s3(settings), stop)
+    checked = await unless_stopped(check_s3(settings), stop)
     if checked is None:
         reporter.line("Interrupted while checking S3: nothing was sent")
         return empty_result(settings, profile, "checking S3"), True
@@ -259,7 +259,7 @@ class _View:
 
 def _collect(children: list[Child]) -> tuple[list[Shard], list[str]]:
     """The children's results that were written, and one line per child that failed or died."""
-    from .shards import _parse
+    from .shards import parse_shard
 
     shards: list[Shard] = []
     problems: list[str] = []
@@ -276,7 +276,7 @@ def _collect(children: list[Child]) -> tuple[list[Shard], list[str]]:
             problems.append(f"{child.name} exited {code} without results" + _tail(child))
             continue
         try:
-            shards.append(_parse(str(child.results), child.results.read_bytes()))
+            shards.append(parse_shard(str(child.results), child.results.read_bytes()))
         except ShardError as exc:
             problems.append(f"{child.name}: {exc}")
             continue
@@ -306,7 +306,7 @@ async def _after_load(settings: Settings, merged: MergedRun, problems: list[str]
                       stop: asyncio.Event, interrupted: bool) -> RunResult:
     """What a one-process run does after its load, once for the whole run: wait until the server
     counted every segment's acknowledged events, check S3, read the count again; then judge."""
-    from ..runner.phases import _FLUSH_MARGIN_S, _unless_stopped
+    from ..runner.phases import FLUSH_MARGIN_S, unless_stopped
     from .recount import recount
 
     result = merged.result
@@ -315,7 +315,7 @@ async def _after_load(settings: Settings, merged: MergedRun, problems: list[str]
         reporter.line("")
         reporter.line("Waiting for event processing to complete...")
         reporter.waiting("count", settings.processing_wait_secs)
-        await _unless_stopped(recount(settings, result.server, result.load.events_ok, reporter.count_waiting), stop)
+        await unless_stopped(recount(settings, result.server, result.load.events_ok, reporter.count_waiting), stop)
         result.stopped_in = "waiting for the server's count" if stop.is_set() else result.stopped_in
         if settings.verify_s3 and settings.segment:
             reporter.line("S3 verification: once for the whole run, after the segments are merged"
@@ -324,14 +324,14 @@ async def _after_load(settings: Settings, merged: MergedRun, problems: list[str]
             from ..verify import verify_s3
             from .merge import verify_options
 
-            wait = settings.flush_interval_secs * 2 + _FLUSH_MARGIN_S
+            wait = settings.flush_interval_secs * 2 + FLUSH_MARGIN_S
             reporter.line("Waiting for S3 parquet file flush (parquet files may take time to write)...")
             reporter.waiting("s3", wait)
-            s3 = await _unless_stopped(verify_s3(verify_options(merged, settings, wait),
+            s3 = await unless_stopped(verify_s3(verify_options(merged, settings, wait),
                                                  progress=reporter.s3_waiting), stop)
             result.stopped_in = "verifying S3" if stop.is_set() else result.stopped_in
             if s3 is not None:  # the count after the S3 wait, as a one-process run reads it again
-                await _unless_stopped(recount(settings, result.server, 0), stop)
+                await unless_stopped(recount(settings, result.server, 0), stop)
         if stop.is_set():
             # Ctrl-C while waiting: the load is complete, the checks after it are not.
             reporter.line("Interrupted while waiting: S3 verification skipped, writing partial results")

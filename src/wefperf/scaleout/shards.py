@@ -95,10 +95,10 @@ def _read_local(source: str, run_id: str | None) -> list[Shard]:
         files = sorted(p for p in path.rglob("segment-*-of-*.json") if SHARD_NAME.search(p.name))
         if run_id:
             files = [p for p in files if p.parent.name == run_id] or [p for p in files if _run_of(p) == run_id]
-        return [_parse(str(p), p.read_bytes()) for p in files]
+        return [parse_shard(str(p), p.read_bytes()) for p in files]
     if not path.exists():
         raise ShardError(f"{source}: no such file or folder")
-    return [_parse(source, path.read_bytes())]
+    return [parse_shard(source, path.read_bytes())]
 
 
 def _run_of(path: Path) -> str | None:
@@ -126,7 +126,7 @@ async def _read_s3(source: str, s3: S3Settings, run_id: str | None) -> list[Shar
             for key in sorted(keys):
                 reply = await client.get_object(Bucket=bucket, Key=key)
                 async with reply["Body"] as stream:
-                    found.append(_parse(f"s3://{bucket}/{key}", await stream.read()))
+                    found.append(parse_shard(f"s3://{bucket}/{key}", await stream.read()))
     except ShardError:
         raise
     except Exception as exc:
@@ -137,7 +137,7 @@ async def _read_s3(source: str, s3: S3Settings, run_id: str | None) -> list[Shar
     return found
 
 
-def _parse(source: str, raw: bytes) -> Shard:
+def parse_shard(source: str, raw: bytes) -> Shard:
     try:
         data = json.loads(raw)
     except ValueError as exc:
