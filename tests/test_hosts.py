@@ -193,7 +193,7 @@ def test_too_few_open_files_for_the_hosts_is_one_line_and_exit_2(tmp_path: Path)
 
 
 def test_the_soft_open_files_limit_is_raised_to_the_hard_one() -> None:
-    code = ("import resource; from wefperf.runner.limits import ensure_open_files_for_hosts;"
+    code = ("import resource; from wefperf.config.limits import ensure_open_files_for_hosts;"
             " ensure_open_files_for_hosts(2000); print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                           preexec_fn=_limited(4096, 256))

@@ -17,8 +17,8 @@ from wefperf.load.shapes import Stage
 from wefperf.measure.recorder import Recorder
 from wefperf.model import RunResult, ServerStats, ShardData
 from wefperf.payload import build_pool
+from wefperf.runner.segments import SegmentInfo
 from wefperf.scaleout.merge import merge, merge_ranges
-from wefperf.scaleout.segments import SegmentInfo
 from wefperf.scaleout.shards import Shard, ShardError, _one_run
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
+from ..config.limits import ensure_open_files_for_hosts
 from ..config.settings import (
     ENV_NAMES,
     SECRET_FIELDS,
@@ -24,7 +25,6 @@ from ..config.settings import (
     load_settings,
 )
 from ..model import ExitCode
-from ..runner.limits import ensure_open_files_for_hosts
 
 if TYPE_CHECKING:
     from ..capacity.runs import CapacityResult
@@ -139,7 +139,7 @@ def handle_run(args: argparse.Namespace) -> int:
         if settings.report_path:
             check_output_path(settings.report_path, "report_path", "--report")
         ensure_open_files_for_hosts(settings.hosts)
-        from ..scaleout.segments import check_start_at
+        from ..runner.segments import check_start_at
 
         check_start_at(settings)
     except ConfigError as exc:

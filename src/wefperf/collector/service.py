@@ -12,8 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
+from ..config.limits import raise_open_files
 from ..model import ExitCode
-from ..runner.limits import raise_open_files
 from .s3server import MotoServer
 from .server import Collector, make_app
 from .sink import Sink

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Coroutine, TypeVar
 
 import aiohttp
 
+from ..config.limits import ensure_open_files_for_hosts
 from ..config.settings import Settings
 from ..judge.thresholds import Measures
 from ..judge.thresholds import judge as judge_thresholds
@@ -44,13 +45,12 @@ from ..observe.stats import (
 from ..observe.tlsdiag import TlsSetup
 from ..payload import PayloadPool, build_pool, new_run_id
 from ..payload.hosts import HostPayload
-from ..scaleout.segments import check_start_at, judged_alone, shared_seed
 from ..wording import plural
 from ..wsman.certs import CertError
 from ..wsman.tls import collector_context, host_contexts
-from .limits import ensure_open_files_for_hosts
 from .preflight import check_s3
 from .reporter import Reporter, RunReporter, progress_info
+from .segments import check_start_at, judged_alone, shared_seed
 
 if TYPE_CHECKING:
     from ..verify import Numbering

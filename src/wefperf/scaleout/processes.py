@@ -29,9 +29,9 @@ from ..model import ExitCode, RunResult, Snapshot
 from ..payload import new_run_id
 from ..runner.preflight import check_s3
 from ..runner.reporter import Reporter, RunReporter, progress_info
+from ..runner.segments import shared_seed
 from .merge import MergedRun, rejudge
 from .progress_wire import merged_snapshot, snapshot_to_wire
-from .segments import shared_seed
 from .shards import Shard, ShardError
 
 # Children print lines starting with this, then one JSON object (see ProgressPrinter).
@@ -342,7 +342,7 @@ async def _after_load(settings: Settings, merged: MergedRun, problems: list[str]
 
 def _judged(settings: Settings) -> Settings:
     """The whole plan's settings, or within a segment its share of them (the run is judged at the merge)."""
-    from .segments import judged_alone
+    from ..runner.segments import judged_alone
 
     return judged_alone(settings).model_copy(update={"processes": "1"})
 
