@@ -39,7 +39,6 @@ from ..model import Second as Second
 from ..model import Snapshot as Snapshot
 from ..model import WsmanFigures as WsmanFigures
 from ..model import mean_of as mean_of
-from ..observe.restarts import ReachTracker
 
 # The histograms' range and their text encoding live in hdr.py, the run's data types in model.py;
 # these names stay importable from here.
@@ -49,6 +48,7 @@ from .hdr import decode as decode
 from .hdr import encode as encode
 from .hdr import histogram as _histogram
 from .hdr import merge_encoded as merge_encoded
+from .reach import ReachTracker
 
 LATE_THRESHOLD_S = 0.010  # a batch sent more than 10 ms after its intended time is late
 # Raw samples wait in a small buffer and reach the histograms grouped by value, at each
