@@ -174,7 +174,7 @@ def check_output_path(path: str, field: str, flag: str) -> None:
 def make_reporter(settings: Settings) -> Reporter:
     """The live view on a terminal; today's plain lines anywhere else, or with --no-live.
 
-    A --processes parent shows its children's merged progress the same way (distribute.py).
+    A --processes parent shows its children's merged progress the same way (scaleout/processes.py).
     """
     from ..report.console import ConsoleReporter
 

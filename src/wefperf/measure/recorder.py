@@ -40,7 +40,7 @@ from ..model import Snapshot as Snapshot
 from ..model import WsmanFigures as WsmanFigures
 from ..model import mean_of as mean_of
 
-# The histograms' range and their text encoding live in hdr.py, the run's data types in model.py;
+# The histograms' range and their text encoding live in hdr.py, the run's data types in ../model.py;
 # these names stay importable from here.
 from .hdr import HIGHEST_US as _HIGHEST_US
 from .hdr import LOWEST_US as _LOWEST_US
@@ -152,7 +152,7 @@ class Recorder:
         self.errors: dict[str, ErrorClass] = {}
         self.failed_set = BatchSet()
         self.server_events = 0
-        self.reach = ReachTracker()  # when batches were refused or reset: a collector gone (restarts.py)
+        self.reach = ReachTracker()  # when batches were refused or reset: a collector gone (reach.py)
 
     def _row(self, when: float) -> Second:
         index = int(when - self.start)

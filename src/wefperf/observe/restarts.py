@@ -1,7 +1,7 @@
 """A collector that restarted during a run: when, for how long it was out of reach, and what its
 counters could not show.
 
-A restart is seen when the server's counters fall (observe.py sums across the fall). Around it,
+A restart is seen when the server's counters fall (observe/stats.py sums across the fall). Around it,
 two outages can be measured: the stats endpoint not answering (the stats sampler's reads) and
 the events endpoint refusing or dropping batches (the recorder's failures, until the next
 acknowledgement). Times here are on the load's clock (time.perf_counter); `Restart` holds them
