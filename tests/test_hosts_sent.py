@@ -20,7 +20,7 @@ from wefperf.load import errors
 from wefperf.load.hosts import HostsEngine, build_hosts
 from wefperf.load.scheduler import Schedule
 from wefperf.load.wsman_hosts import WsmanHostsEngine
-from wefperf.measure.recorder import LoadSummary
+from wefperf.model import LoadSummary
 from wefperf.report.console import hosts_lines
 from wefperf.wsman import envelope, parse
 

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 from wefperf.config.settings import load_settings
 from wefperf.judge.verdict import judge
-from wefperf.measure.recorder import LoadSummary, Recorder
-from wefperf.model import ExitCode
+from wefperf.measure.recorder import Recorder
+from wefperf.model import ExitCode, LoadSummary
 
 
 def _load(sent_events: int, *, elapsed: float, **changes: object) -> LoadSummary:

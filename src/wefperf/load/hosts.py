@@ -28,7 +28,8 @@ from urllib.parse import urlsplit
 
 import pyarrow.compute  # noqa: F401  (loaded now, not in the first second of the load: record_bucketed uses it)
 
-from ..measure.recorder import LATE_THRESHOLD_S, HostRecorder, HostsFigures, LoadSummary
+from ..measure.recorder import LATE_THRESHOLD_S, HostRecorder
+from ..model import HostsFigures, LoadSummary
 from ..payload.hosts import HostPayload, build_host_payload
 from . import errors
 from .arrivals import HostArrivals, build_arrivals

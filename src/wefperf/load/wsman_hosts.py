@@ -30,7 +30,7 @@ from typing import Any
 
 import aiohttp
 
-from ..measure.recorder import LoadSummary, WsmanFigures
+from ..model import LoadSummary, WsmanFigures
 from ..payload.hosts import HostPayload
 from ..wsman import envelope, ns
 from ..wsman.parse import EnvelopeError, Subscription, ack_relates_to, subscriptions

@@ -28,8 +28,8 @@ from ..load.engine import LoadEngine, make_senders
 from ..load.hosts import HostsEngine, build_hosts
 from ..load.scheduler import Schedule
 from ..load.wsman_hosts import WsmanHostsEngine
-from ..measure.recorder import LoadSummary, Recorder
-from ..model import Deliveries, ExitCode, RunResult, S3Figures, SegmentInfo, ServerStats, ShardData
+from ..measure.recorder import Recorder
+from ..model import Deliveries, ExitCode, LoadSummary, RunResult, S3Figures, SegmentInfo, ServerStats, ShardData
 from ..observe.counted import final_read, take_final, wait_for_processing
 from ..observe.prometheus import MetricError
 from ..observe.restarts import RestartWatch, unseen_note
