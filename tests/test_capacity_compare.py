@@ -8,7 +8,7 @@ from pathlib import Path
 from helpers import wefperf
 from wefperf.capacity.rates import Capacity, Step
 from wefperf.capacity.runs import CapacityResult, SearchPlan
-from wefperf.config.settings import load_settings
+from wefperf.config.loading import load_settings
 
 
 def _search(tmp_path: Path, name: str, eps: float, *, at_least: bool) -> str:

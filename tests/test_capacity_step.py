@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from wefperf.capacity.runs import SearchPlan, step_of
-from wefperf.config.settings import load_settings
+from wefperf.config.loading import load_settings
 from wefperf.judge.verdict import judge
 from wefperf.measure.recorder import Recorder
 from wefperf.model import RunResult, ServerStats

@@ -18,7 +18,7 @@ import pytest
 from rich.console import Console
 
 from fake_collector import FakeCollector
-from wefperf.config.settings import load_settings
+from wefperf.config.loading import load_settings
 from wefperf.judge.verdict import judge
 from wefperf.measure.recorder import Recorder
 from wefperf.model import RunResult, ServerStats

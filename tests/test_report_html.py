@@ -12,7 +12,7 @@ import pytest
 
 from fake_collector import FakeCollector
 from helpers import wefperf
-from wefperf.config.settings import load_settings
+from wefperf.config.loading import load_settings
 from wefperf.judge.verdict import S3Figures, judge
 from wefperf.measure.recorder import Recorder
 from wefperf.model import RunResult, ServerStats

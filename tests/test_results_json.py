@@ -8,7 +8,7 @@ import stat
 import threading
 from pathlib import Path
 
-from wefperf.config.settings import load_settings
+from wefperf.config.loading import load_settings
 from wefperf.judge.verdict import judge
 from wefperf.measure.recorder import Recorder
 from wefperf.model import RunResult, ServerStats

@@ -9,7 +9,7 @@ import pytest
 
 from fake_collector import FakeCollector
 from helpers import wefperf
-from wefperf.config.settings import load_settings
+from wefperf.config.loading import load_settings
 from wefperf.model import Second, ServerStats, Snapshot
 from wefperf.report.console import per_type_lines, progress_line
 from wefperf.report.html import render_html

@@ -9,7 +9,8 @@ import pytest
 from hdrh.histogram import HdrHistogram
 
 from helpers import wefperf as run_cli
-from wefperf.config.settings import ConfigError, load_settings
+from wefperf.config.loading import load_settings
+from wefperf.config.rules import ConfigError
 from wefperf.judge.verdict import judge
 from wefperf.load.arrivals import build_arrivals
 from wefperf.load.scheduler import Schedule, Scheduler

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from helpers import wefperf
-from wefperf.config.settings import ConfigError, load_settings
+from wefperf.config.loading import load_settings
+from wefperf.config.rules import ConfigError
 
 SEED_DEFAULTS = {
     "total_events": 50_000,
@@ -244,7 +245,7 @@ def test_direct_construction_reads_keywords_over_the_environment(monkeypatch: py
 
 
 def test_s3_settings_know_whether_an_endpoint_was_given() -> None:
-    from wefperf.config.settings import load_s3_settings
+    from wefperf.config.loading import load_s3_settings
 
     assert "s3_endpoint" not in load_s3_settings(environ={}).model_fields_set  # the collector starts moto
     # set to the default value is still "given": the collector must not start moto then
@@ -279,7 +280,7 @@ def test_one_url_rule_for_every_command(command: str, tmp_path: Path) -> None:
 
 
 def test_one_event_id_rule_for_run_and_verify() -> None:
-    from wefperf.config.settings import check_event_id
+    from wefperf.config.rules import check_event_id
 
     ran = wefperf("run", "--event-type", "0")
     verified = wefperf("verify", "--event-type", "0")
@@ -335,7 +336,7 @@ def test_profile_with_an_unknown_top_level_key_is_refused(tmp_path: Path) -> Non
 def test_profile_keys_the_builtin_profiles_use_are_the_allowed_ones() -> None:
     import tomllib
 
-    from wefperf.config.settings import PROFILE_DIR, PROFILE_KEYS
+    from wefperf.config.profiles import PROFILE_DIR, PROFILE_KEYS
 
     for path in PROFILE_DIR.glob("*.toml"):
         keys = set(tomllib.loads(path.read_text()))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from wefperf.config.settings import load_settings
+from wefperf.config.loading import load_settings
 from wefperf.judge.verdict import judge
 from wefperf.measure.recorder import Recorder
 from wefperf.model import ExitCode, LoadSummary

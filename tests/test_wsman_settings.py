@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from helpers import wefperf
-from wefperf.config.settings import ConfigError, load_settings
+from wefperf.config.loading import load_settings
+from wefperf.config.rules import ConfigError
 
 
 def _load(**flags: object):

@@ -25,7 +25,9 @@ from .capacity.runs import (
     CapacityResult,
     SearchPlan,
 )
-from .config.settings import ConfigError, S3Settings, Settings, load_settings
+from .config.loading import load_settings
+from .config.rules import ConfigError
+from .config.settings import S3Settings, Settings
 from .load.shapes import Stage
 from .model import (
     Deliveries,
@@ -88,7 +90,7 @@ async def merge_segments(sources: list[str], *, run_id: str | None = None, s3: S
     `sources`: segments' results files, folders, or s3://bucket/prefix/ (connection from `s3`,
     default: the S3_* / AWS_* variables). Raises ShardError naming a missing or mismatched segment.
     """
-    from .config.settings import load_s3_settings
+    from .config.loading import load_s3_settings
     from .scaleout.merge import merge
     from .scaleout.shards import read_shards
 

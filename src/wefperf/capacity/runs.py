@@ -20,7 +20,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from ..config.settings import ConfigError, Settings
+from ..config.rules import ConfigError
+from ..config.settings import Settings
 from ..judge.thresholds import SPECS, Judged
 from ..load.shapes import Stage
 from ..model import ExitCode, LoadSummary, RunResult, Verdict

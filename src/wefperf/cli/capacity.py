@@ -23,7 +23,8 @@ from ..capacity.runs import (
     CapacityResult,
     SearchPlan,
 )
-from ..config.settings import ConfigError, Settings
+from ..config.rules import ConfigError
+from ..config.settings import Settings
 from ..model import ExitCode
 from .run import (
     add_run_arguments,

@@ -11,7 +11,8 @@ import argparse
 import sys
 from typing import Any
 
-from ..config.settings import DEFAULTS, ConfigError
+from ..config.rules import ConfigError
+from ..config.settings import DEFAULTS
 from ..model import ExitCode
 from .s3flags import add_s3_arguments, s3_settings
 

@@ -12,7 +12,7 @@ import asyncio
 import sys
 from typing import Any
 
-from ..config.settings import ConfigError
+from ..config.rules import ConfigError
 from ..model import ExitCode
 from .s3flags import add_s3_arguments, s3_settings
 

@@ -13,17 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
+from ..config.help import field_help
 from ..config.limits import ensure_open_files_for_hosts
-from ..config.settings import (
-    ENV_NAMES,
-    SECRET_FIELDS,
-    ConfigError,
-    S3Settings,
-    Settings,
-    base_url,
-    field_help,
-    load_settings,
-)
+from ..config.loading import load_settings
+from ..config.rules import ConfigError, base_url
+from ..config.settings import ENV_NAMES, SECRET_FIELDS, S3Settings, Settings
 from ..model import ExitCode
 
 if TYPE_CHECKING:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import time
 
-from ..config.settings import ConfigError, Settings
+from ..config.rules import ConfigError
+from ..config.settings import Settings
 from ..load.shapes import Stage
 from ..model import SegmentInfo as SegmentInfo
 

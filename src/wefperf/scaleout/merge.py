@@ -19,7 +19,9 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ..config.settings import ConfigError, Settings, describe_validation_error
+from ..config.loading import describe_validation_error
+from ..config.rules import ConfigError
+from ..config.settings import Settings
 from ..judge.verdict import judge
 from ..measure.hdr import merge_encoded
 from ..model import (
