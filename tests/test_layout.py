@@ -1,7 +1,7 @@
 """The house's rules (issue 23), read from the source with ast: no import cycles between wefperf's
 modules (imports inside functions count, `if TYPE_CHECKING:` ones do not), no module importing
-another's private (_underscore) names, and the core (runner/, scaleout/, capacity/) reaching
-report/ only through the reporter protocols it owns."""
+another's private (_underscore) names, packages importing one way, and the core (runner/,
+scaleout/, capacity/) reaching report/ only through the reporter protocols it owns."""
 
 from __future__ import annotations
 
@@ -137,3 +137,18 @@ def test_core_speaks_to_report_only_through_its_protocols() -> None:
         if module.startswith("wefperf.report")
     ]
     assert reaching == []
+
+
+# runner/preflight.py checks the --shard-results bucket before the load with scaleout/shards.split_s3
+# (imported where it is used); every other import between packages goes one way.
+ALLOWED_BACK_EDGES = {("runner", "scaleout")}
+
+
+def test_packages_import_one_way() -> None:
+    edges: dict[str, set[str]] = {}
+    for module, targets in _graph().items():
+        for target in targets:
+            a, b = (m.split(".")[1] if "." in m else "wefperf" for m in (module, target))
+            if a != b and (a, b) not in ALLOWED_BACK_EDGES:
+                edges.setdefault(a, set()).add(b)
+    assert cycles(edges) == []
