@@ -117,7 +117,7 @@ class Kept:
 
 def recorder_kept(checkpoints: tuple[int, ...] = (900, 1800, HOUR)) -> list[Kept]:
     """Feed a Recorder the profile's batches (10 a second, 2 ms replies) and measure what it keeps."""
-    from wefperf.metrics import Recorder
+    from wefperf.measure.recorder import Recorder
 
     out = []
     per_second = PROFILE_EPS // PROFILE_BATCH

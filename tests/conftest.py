@@ -14,7 +14,7 @@ import pytest
 
 from fake_collector import FakeCollector
 from wefperf.collector.s3server import MotoServer
-from wefperf.load.fast_sender import _ReplyProtocol
+from wefperf.load.fast_sender import ReplyProtocol
 
 
 @pytest.fixture
@@ -29,13 +29,13 @@ def collector() -> Iterator[FakeCollector]:
 def pauses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts the fast sender's pause_writing calls: proof that a test filled the socket (a body still being written)."""
     seen: list[int] = []
-    original = _ReplyProtocol.pause_writing
+    original = ReplyProtocol.pause_writing
 
-    def pause_writing(self: _ReplyProtocol) -> None:
+    def pause_writing(self: ReplyProtocol) -> None:
         seen.append(1)
         original(self)
 
-    monkeypatch.setattr(_ReplyProtocol, "pause_writing", pause_writing)
+    monkeypatch.setattr(ReplyProtocol, "pause_writing", pause_writing)
     return seen
 
 

@@ -62,7 +62,7 @@ _LOCALS = {"VerifyResult": VerifyResult, "HdrHistogram": object, "array": list} 
 
 
 def _sample() -> dict[str, typing.Any]:
-    from wefperf.metrics import Recorder
+    from wefperf.measure.recorder import Recorder
 
     load = dataclasses.replace(Recorder(0.0).summary(2.0), events_sent=10, events_ok=9, batches_ok=3,
                                batches_failed=1, events_failed=1, window_s=1.5, due_events=10)

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 from helpers import wefperf
-from wefperf.capacity import Capacity, Step
-from wefperf.capacity_run import CapacityResult, SearchPlan
-from wefperf.settings import load_settings
+from wefperf.capacity.rates import Capacity, Step
+from wefperf.capacity.runs import CapacityResult, SearchPlan
+from wefperf.config.loading import load_settings
 
 
 def _search(tmp_path: Path, name: str, eps: float, *, at_least: bool) -> str:

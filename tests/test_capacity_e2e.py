@@ -29,8 +29,8 @@ import pytest
 import wefperf as api
 from fake_collector import FakeCollector
 from helpers import wefperf
-from wefperf.capacity import Capacity, Step
-from wefperf.capacity_run import CapacityResult, SearchPlan
+from wefperf.capacity.rates import Capacity, Step
+from wefperf.capacity.runs import CapacityResult, SearchPlan
 from wefperf.report.capacity import capacity_lines, table_lines
 
 CAPACITY_LINE = re.compile(r"^Capacity: ([\d,]+) events/s at latency_p99_ms ≤ 200, achieved_ratio ≥ 0\.9 \(±5 %\)$",

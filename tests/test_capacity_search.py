@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from wefperf.capacity import Step, search
-from wefperf.thresholds import Measures, judge, parse_thresholds
+from wefperf.capacity.rates import Step, search
+from wefperf.judge.thresholds import Measures, judge, parse_thresholds
 
 
 def _collector(limit: float):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from wefperf.capacity_run import SearchPlan, step_of
-from wefperf.metrics import Recorder
-from wefperf.result import RunResult, ServerStats
-from wefperf.settings import load_settings
-from wefperf.verdict import judge
+from wefperf.capacity.runs import SearchPlan, step_of
+from wefperf.config.loading import load_settings
+from wefperf.judge.verdict import judge
+from wefperf.measure.recorder import Recorder
+from wefperf.model import RunResult, ServerStats
 
 
 def _step_run(plan: SearchPlan, rate: float, acks_per_second: list[int], drain: int) -> RunResult:

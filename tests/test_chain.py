@@ -18,7 +18,7 @@ from wefperf.load import errors
 from wefperf.load.engine import LoadEngine, make_senders
 from wefperf.load.fast_sender import FastChannel
 from wefperf.load.scheduler import Schedule
-from wefperf.metrics import LoadSummary
+from wefperf.model import LoadSummary
 from wefperf.payload import build_pool, find_markers
 
 BATCH = 5

@@ -30,7 +30,9 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from wefperf.settings import ENV_NAMES, builtin_profiles, load_settings, read_profile
+from wefperf.config.loading import load_settings
+from wefperf.config.profiles import builtin_profiles, read_profile
+from wefperf.config.settings import ENV_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "compose.yaml"

@@ -15,9 +15,10 @@ import pytest
 
 from fake_collector import FakeCollector
 from helpers import wefperf as run_cli
-from wefperf.metrics import Recorder
-from wefperf.prometheus import CounterTotal
-from wefperf.restarts import Outage, RestartWatch, unseen_note
+from wefperf.measure.reach import Outage
+from wefperf.measure.recorder import Recorder
+from wefperf.observe.prometheus import CounterTotal
+from wefperf.observe.restarts import RestartWatch, unseen_note
 
 
 def test_one_type_falling_means_every_type_restarted() -> None:

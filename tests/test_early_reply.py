@@ -24,7 +24,7 @@ from wefperf.load.engine import LoadEngine, make_senders
 from wefperf.load.hosts import build_hosts
 from wefperf.load.scheduler import Schedule
 from wefperf.load.wsman_hosts import WsmanHostsEngine
-from wefperf.metrics import LoadSummary
+from wefperf.model import LoadSummary
 from wefperf.payload import build_pool
 from wefperf.wsman import envelope, parse
 

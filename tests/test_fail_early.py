@@ -12,7 +12,8 @@ import pytest
 
 from fake_collector import FakeCollector
 from helpers import Done, wefperf
-from wefperf.settings import ConfigError, load_settings
+from wefperf.config.loading import load_settings
+from wefperf.config.rules import ConfigError
 
 # Before the fix these runs went through the load (4 s) and the S3 wait (2 x flush + 15 s) before failing.
 # A refusal before the load takes a process start and one S3 request; 20 s is generous on a busy machine.

@@ -23,10 +23,10 @@ from fake_collector import FakeCollector
 from helpers import wefperf as run_cli
 from wefperf.load.arrivals import build_arrivals, quotas
 from wefperf.load.shapes import RateCurve, Stage
-from wefperf.metrics import record_bucketed
+from wefperf.measure.recorder import record_bucketed
 from wefperf.payload import find_markers
 from wefperf.payload.hosts import build_host_payload, host_name
-from wefperf.runner import run_test
+from wefperf.runner.phases import run_test
 
 _EVENT_ID = re.compile(rb"<EventID>(\d+)</EventID>")
 _RECORD = re.compile(rb"<EventRecordID>(\d+)</EventRecordID>")
@@ -193,7 +193,7 @@ def test_too_few_open_files_for_the_hosts_is_one_line_and_exit_2(tmp_path: Path)
 
 
 def test_the_soft_open_files_limit_is_raised_to_the_hard_one() -> None:
-    code = ("import resource; from wefperf.limits import ensure_open_files_for_hosts;"
+    code = ("import resource; from wefperf.config.limits import ensure_open_files_for_hosts;"
             " ensure_open_files_for_hosts(2000); print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                           preexec_fn=_limited(4096, 256))
@@ -306,7 +306,7 @@ async def test_event_latency_counts_the_backlog_at_a_host() -> None:
     assert hosts.events_held == hosts.events_due - load.events_sent > 50
     assert not result.passed and any("acknowledged" in r for r in result.verdict.reasons)
     # the thresholds judge event latency when hosts are simulated
-    from wefperf.verdict import measures
+    from wefperf.judge.verdict import measures
 
     assert measures(load, None, None, None).latency_p99_ms == load.event_latency.p99
 

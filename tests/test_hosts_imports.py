@@ -1,6 +1,6 @@
 """What the hosts engine needs during the load is imported before the clock starts.
 
-`record_bucketed` (metrics.py) runs pyarrow.compute at the first second boundary of a hosts run;
+`record_bucketed` (measure/recorder.py) runs pyarrow.compute at the first second boundary of a hosts run;
 importing it then stalled every host for ~70 ms. A fresh interpreter shows what building the
 engine loads (this test process may have imported pyarrow.compute already).
 """

@@ -15,13 +15,13 @@ from contextlib import asynccontextmanager
 from aiohttp import web
 
 import wefperf
+from wefperf.judge.verdict import judge
 from wefperf.load import errors
 from wefperf.load.hosts import HostsEngine, build_hosts
 from wefperf.load.scheduler import Schedule
 from wefperf.load.wsman_hosts import WsmanHostsEngine
-from wefperf.metrics import LoadSummary
+from wefperf.model import LoadSummary
 from wefperf.report.console import hosts_lines
-from wefperf.verdict import judge
 from wefperf.wsman import envelope, parse
 from wefperf.wsman.backoff import Backoff
 

@@ -95,7 +95,7 @@ def test_a_wsman_run_is_verified_again_from_its_results(wef_target, s3_client, m
 def test_deliveries_round_trip_through_the_results_json() -> None:
     from array import array
 
-    from wefperf.metrics import Recorder
+    from wefperf.measure.recorder import Recorder
     from wefperf.model import Deliveries, ExitCode, RunResult, ServerStats, Verdict
 
     kept = Deliveries(array("H", [20, 0, 7, 20, 1]), {2: 3})

@@ -18,12 +18,13 @@ import pytest
 from rich.console import Console
 
 from fake_collector import FakeCollector
-from wefperf.metrics import Recorder
-from wefperf.report.console import ConsoleReporter, Reporter
+from wefperf.config.loading import load_settings
+from wefperf.judge.verdict import judge
+from wefperf.measure.recorder import Recorder
+from wefperf.model import RunResult, ServerStats
+from wefperf.report.console import ConsoleReporter
 from wefperf.report.live import LiveReporter
-from wefperf.result import RunResult, ServerStats
-from wefperf.settings import load_settings
-from wefperf.verdict import judge
+from wefperf.runner.reporter import Reporter
 
 ESC = "\x1b["
 

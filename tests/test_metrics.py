@@ -6,7 +6,9 @@ import random
 
 from hdrh.histogram import HdrHistogram
 
-from wefperf.metrics import PENDING_MAX, BatchSet, Percentiles, Recorder, _histogram, mean_of, ranges_count
+from wefperf.measure.hdr import histogram
+from wefperf.measure.recorder import PENDING_MAX, BatchSet, Recorder, ranges_count
+from wefperf.model import Percentiles, mean_of
 
 
 def test_timeline_has_one_row_per_second_with_sent_acked_failed_and_p99() -> None:
@@ -108,14 +110,14 @@ def test_snapshot_reads_the_counters_and_the_last_closed_second() -> None:
 def test_the_mean_is_hdrs_own_for_recorded_merged_and_decoded_histograms() -> None:
     rng = random.Random(5)
     for n in (1, 7, 300, 20_000):
-        h = _histogram()
+        h = histogram()
         for _ in range(n):
             h.record_value(int(rng.lognormvariate(rng.uniform(0, 12), rng.uniform(0.1, 3))) + 1)
-        merged = _histogram()
+        merged = histogram()
         merged.add(h)
         for x in (h, merged, HdrHistogram.decode(h.encode())):
             assert mean_of(x) == x.get_mean_value()
             p = Percentiles.of(x)
             assert (p.p50, p.p99, p.mean) == (x.get_value_at_percentile(50) / 1000,
                                               x.get_value_at_percentile(99) / 1000, x.get_mean_value() / 1000)
-    assert mean_of(_histogram()) == 0.0
+    assert mean_of(histogram()) == 0.0

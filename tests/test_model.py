@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from wefperf.metrics import HostRecorder, Recorder
+from wefperf.measure.recorder import HostRecorder, Recorder
 from wefperf.model import (
     ErrorClass,
     ExitCode,

@@ -10,8 +10,9 @@ import pytest
 
 from helpers import wefperf as run_cli
 from prom_collector import PromCollector
-from wefperf.prometheus import CounterReading, CounterTotal, MetricError, absent_message, read_counter
-from wefperf.settings import ConfigError, load_settings
+from wefperf.config.loading import load_settings
+from wefperf.config.rules import ConfigError
+from wefperf.observe.prometheus import CounterReading, CounterTotal, MetricError, absent_message, read_counter
 
 URL = "http://openwec:9090/metrics"
 

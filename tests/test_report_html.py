@@ -12,11 +12,11 @@ import pytest
 
 from fake_collector import FakeCollector
 from helpers import wefperf
-from wefperf.metrics import Recorder
+from wefperf.config.loading import load_settings
+from wefperf.judge.verdict import S3Figures, judge
+from wefperf.measure.recorder import Recorder
+from wefperf.model import RunResult, ServerStats
 from wefperf.report.html import render_html, report_beside
-from wefperf.result import RunResult, ServerStats
-from wefperf.settings import load_settings
-from wefperf.verdict import S3Figures, judge
 from wefperf.verify.accounting import Accounting
 from wefperf.verify.model import VerifyResult
 

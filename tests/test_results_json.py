@@ -8,11 +8,11 @@ import stat
 import threading
 from pathlib import Path
 
-from wefperf.metrics import Recorder
+from wefperf.config.loading import load_settings
+from wefperf.judge.verdict import judge
+from wefperf.measure.recorder import Recorder
+from wefperf.model import RunResult, ServerStats
 from wefperf.report.results_json import write_results
-from wefperf.result import RunResult, ServerStats
-from wefperf.settings import load_settings
-from wefperf.verdict import judge
 
 
 def _result() -> RunResult:

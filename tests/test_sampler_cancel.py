@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from wefperf.observe import StatsSampler, StatsSnapshot
+from wefperf.observe.stats import StatsSampler, StatsSnapshot
 
 
 class _Instant:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from fake_collector import FakeCollector
 from helpers import wefperf
+from wefperf.config.loading import load_settings
 from wefperf.model import Second, ServerStats, Snapshot
-from wefperf.report.console import per_type_lines, progress_info, progress_line
+from wefperf.report.console import per_type_lines, progress_line
 from wefperf.report.html import render_html
-from wefperf.settings import load_settings
+from wefperf.runner.reporter import progress_info
 
 
 def _progress(out: str) -> list[str]:
@@ -63,7 +65,10 @@ def test_the_plain_line_keeps_the_seeds_format_and_adds_the_live_views_figures()
     line = progress_line(progress_info(snap, remaining_s=49.4))
     assert line.startswith("  Progress: 100,000 events sent - Current rate: 10000.0 events/sec - Remaining: 49s")
     assert "Acknowledged: 99,000 (9900.0/sec)" in line and "Failed: 1,000" in line
-    assert "In flight: 4" in line and "p99 (last second): 12.5 ms" in line
+    assert "In flight: 4" in line and "p99 (last second): 12.5 ms" in line and "Processes" not in line
+    # A run over several processes: the parent hands the reporter the same figures plus how many still send.
+    several = progress_line(replace(progress_info(snap, remaining_s=49.4), processes_running=3, processes=4))
+    assert several == line + " - Processes running: 3 of 4"
 
 
 # --- the Endpoint line names the URL the run uses ---------------------------------------------------------
@@ -85,8 +90,8 @@ def test_a_wsman_runs_endpoint_line_is_the_subscription_manager() -> None:
 def test_the_childrens_snapshots_merge_into_one_for_the_live_view() -> None:
     from rich.console import Console
 
-    from wefperf.progress_wire import merged_snapshot, snapshot_to_wire
     from wefperf.report.live import LiveReporter
+    from wefperf.scaleout.progress_wire import merged_snapshot, snapshot_to_wire
 
     def child(sent: int, p99: float, server: int) -> Snapshot:
         last = Second(t=2, sent_events=sent // 3, acked_events=sent // 3, p50_ms=1.0, p99_ms=p99, max_ms=p99 * 2)

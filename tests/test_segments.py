@@ -9,17 +9,18 @@ import pytest
 from hdrh.histogram import HdrHistogram
 
 from helpers import wefperf as run_cli
+from wefperf.config.loading import load_settings
+from wefperf.config.rules import ConfigError
+from wefperf.judge.verdict import judge
 from wefperf.load.arrivals import build_arrivals
 from wefperf.load.scheduler import Schedule, Scheduler
 from wefperf.load.shapes import Stage
-from wefperf.merge import merge, merge_ranges
-from wefperf.metrics import Recorder
+from wefperf.measure.recorder import Recorder
+from wefperf.model import RunResult, ServerStats, ShardData
 from wefperf.payload import build_pool
-from wefperf.result import RunResult, ServerStats, ShardData
-from wefperf.segments import SegmentInfo
-from wefperf.settings import ConfigError, load_settings
-from wefperf.shards import Shard, ShardError, _one_run
-from wefperf.verdict import judge
+from wefperf.runner.segments import SegmentInfo
+from wefperf.scaleout.merge import merge, merge_ranges
+from wefperf.scaleout.shards import Shard, ShardError, _one_run
 
 
 def _claims(schedule: Schedule, segment: tuple[int, int]) -> list[tuple[int, float]]:

@@ -24,7 +24,7 @@ from wefperf.load import errors
 from wefperf.load.engine import LoadEngine, make_senders
 from wefperf.load.fast_sender import FastSenders
 from wefperf.load.scheduler import Schedule
-from wefperf.metrics import LoadSummary
+from wefperf.model import LoadSummary
 from wefperf.payload import PayloadPool, build_pool, find_markers
 from wefperf.payload.wire import request_head
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from helpers import wefperf
-from wefperf.settings import ConfigError, load_settings
+from wefperf.config.loading import load_settings
+from wefperf.config.rules import ConfigError
 
 SEED_DEFAULTS = {
     "total_events": 50_000,
@@ -186,7 +187,7 @@ def test_builtin_profiles(name: str, expected: dict) -> None:
 
 def test_every_setting_has_its_environment_name_as_alias_and_a_description() -> None:
     # ENV_NAMES and env_name() are read off the aliases, so a name is written once.
-    from wefperf.settings import ENV_NAMES, S3Settings, Settings, env_name
+    from wefperf.config.settings import ENV_NAMES, S3Settings, Settings, env_name
 
     assert issubclass(Settings, S3Settings)  # the S3 part is the one verify and collector use
     for name, field in Settings.model_fields.items():
@@ -211,7 +212,7 @@ def test_no_private_pydantic_settings_method_is_overridden_and_no_context_state(
         for p in src.rglob("*.py")
         if "pydantic_settings" in p.read_text() and p.name != "__main__.py"
     )
-    assert "wefperf.settings" in names
+    assert "wefperf.config.settings" in names
     for module in map(importlib.import_module, names):
         assert not [v for v in vars(module).values() if isinstance(v, contextvars.ContextVar)], module.__name__
         for cls in [c for c in vars(module).values() if inspect.isclass(c) and c.__module__ == module.__name__]:
@@ -235,7 +236,7 @@ def test_environ_mappings_do_not_leak_between_threads() -> None:
 
 
 def test_direct_construction_reads_keywords_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from wefperf.settings import Settings
+    from wefperf.config.settings import Settings
 
     monkeypatch.setenv("PERF_TEST_BATCH_SIZE", "7")
     monkeypatch.setenv("BATCH_SIZE", "9")
@@ -244,7 +245,7 @@ def test_direct_construction_reads_keywords_over_the_environment(monkeypatch: py
 
 
 def test_s3_settings_know_whether_an_endpoint_was_given() -> None:
-    from wefperf.settings import load_s3_settings
+    from wefperf.config.loading import load_s3_settings
 
     assert "s3_endpoint" not in load_s3_settings(environ={}).model_fields_set  # the collector starts moto
     # set to the default value is still "given": the collector must not start moto then
@@ -279,7 +280,7 @@ def test_one_url_rule_for_every_command(command: str, tmp_path: Path) -> None:
 
 
 def test_one_event_id_rule_for_run_and_verify() -> None:
-    from wefperf.settings import check_event_id
+    from wefperf.config.rules import check_event_id
 
     ran = wefperf("run", "--event-type", "0")
     verified = wefperf("verify", "--event-type", "0")
@@ -297,13 +298,13 @@ def test_exit_codes_are_one_enum_and_no_command_returns_a_bare_number() -> None:
     import re
 
     import wefperf
-    from wefperf.exitcodes import ExitCode
+    from wefperf.model import ExitCode
 
     assert [(c.name, int(c)) for c in ExitCode] == [("PASSED", 0), ("FAILED", 1), ("USAGE", 2), ("INTERRUPTED", 130)]
     src = Path(wefperf.__file__).parent
     bare = re.compile(r"\bEXIT_[A-Z]+\b|return (?:1|2|130)(?![\w.])|SystemExit\((?:0|1|2|130)\)|exit_code == \d")
     found = [f"{p.relative_to(src)}:{n}: {line.strip()}"
-             for p in [*src.glob("cli/*.py"), src / "verdict.py", src / "collector" / "service.py",
+             for p in [*src.glob("cli/*.py"), src / "judge" / "verdict.py", src / "collector" / "service.py",
                        src / "report" / "console.py"]
              for n, line in enumerate(p.read_text().splitlines(), 1) if bare.search(line)]
     assert not found, found
@@ -335,7 +336,7 @@ def test_profile_with_an_unknown_top_level_key_is_refused(tmp_path: Path) -> Non
 def test_profile_keys_the_builtin_profiles_use_are_the_allowed_ones() -> None:
     import tomllib
 
-    from wefperf.settings import PROFILE_DIR, PROFILE_KEYS
+    from wefperf.config.profiles import PROFILE_DIR, PROFILE_KEYS
 
     for path in PROFILE_DIR.glob("*.toml"):
         keys = set(tomllib.loads(path.read_text()))
@@ -390,10 +391,9 @@ def test_results_check_changes_nothing(tmp_path: Path) -> None:
 
 def test_a_run_whose_results_cannot_be_written_does_not_exit_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from wefperf.cli.run import finish
-    from wefperf.exitcodes import ExitCode
-    from wefperf.metrics import Recorder
-    from wefperf.result import RunResult, ServerStats
-    from wefperf.verdict import Verdict
+    from wefperf.judge.verdict import Verdict
+    from wefperf.measure.recorder import Recorder
+    from wefperf.model import ExitCode, RunResult, ServerStats
 
     settings = load_settings(environ={})
     passed = RunResult("rid", "t", "2026-01-01T00:00:00+00:00", None, settings.public_dict(),
@@ -423,7 +423,7 @@ def test_version_comes_from_the_installed_metadata() -> None:
 def test_run_help_gives_each_flag_its_meaning_variable_and_default() -> None:
     import re
 
-    from wefperf.settings import ENV_NAMES, SECRET_FIELDS
+    from wefperf.config.settings import ENV_NAMES, SECRET_FIELDS
 
     done = wefperf("run", "--help")
     assert done.code == 0, done.err

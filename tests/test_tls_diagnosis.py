@@ -18,8 +18,8 @@ import pytest
 
 from fake_collector import FakeCollector
 from helpers import Done, wefperf
-from wefperf.observe import ServerUnavailable, wait_for_health
-from wefperf.tlsdiag import TlsSetup
+from wefperf.observe.stats import ServerUnavailable, wait_for_health
+from wefperf.observe.tlsdiag import TlsSetup
 from wefperf.wsman.tls import server_context
 
 # A certificate check that fails is reported at once, not after the health timeout (60 s here);

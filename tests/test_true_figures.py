@@ -14,7 +14,7 @@ import pytest
 import wefperf
 from fake_collector import FakeCollector
 from wefperf.report.console import result_lines
-from wefperf.runner import run_test
+from wefperf.runner.phases import run_test
 
 
 def _settings(url: str, **extra: object) -> wefperf.Settings:

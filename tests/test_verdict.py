@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from wefperf.exitcodes import ExitCode
-from wefperf.metrics import LoadSummary, Recorder
-from wefperf.settings import load_settings
-from wefperf.verdict import judge
+from wefperf.config.loading import load_settings
+from wefperf.judge.verdict import judge
+from wefperf.measure.recorder import Recorder
+from wefperf.model import ExitCode, LoadSummary
 
 
 def _load(sent_events: int, *, elapsed: float, **changes: object) -> LoadSummary:

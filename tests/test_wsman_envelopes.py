@@ -24,7 +24,7 @@ import wefperf
 from helpers import wefperf as run_cli
 from threaded_app import ThreadedApp
 from wefperf.payload import find_markers
-from wefperf.runner import run_test
+from wefperf.runner.phases import run_test
 from wefperf.verify import VerifyOptions, verify_s3
 from wefperf.verify.from_results import options_from_results
 from wefperf.wsman import envelope, ns, parse

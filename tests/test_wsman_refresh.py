@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from helpers import Done, wefperf
-from wefperf.settings import DEFAULTS, load_settings
+from wefperf.config.loading import load_settings
+from wefperf.config.settings import DEFAULTS
 from wefperf.wsman import envelope, ns, parse
 from wsman_receiver import Receiver, receiving
 

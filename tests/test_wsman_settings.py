@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from helpers import wefperf
-from wefperf.settings import ConfigError, load_settings
+from wefperf.config.loading import load_settings
+from wefperf.config.rules import ConfigError
 
 
 def _load(**flags: object):
@@ -65,7 +66,7 @@ def test_one_client_certificate_for_many_hosts_is_refused_unless_meant(tmp_path:
     assert "sees one machine" in done.err and "--shared-client-cert" in done.err
     # said on purpose: by flag, environment or profile
     assert _load(hosts=3, shared_client_cert=True, **wsman).shared_client_cert
-    from wefperf.settings import load_settings as load
+    from wefperf.config.loading import load_settings as load
 
     assert load(None, {"target_eps": 1, "hosts": 3, **wsman}, {"PERF_TEST_SHARED_CLIENT_CERT": "true"}).shared_client_cert
     profile = tmp_path / "p.toml"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from helpers import Done, wefperf
-from wefperf.settings import GIVEN_ENV, load_settings
+from wefperf.config.loading import GIVEN_ENV, load_settings
 from wefperf.wsman import envelope, parse
 from wefperf.wsman.parse import EnvelopeError
 from wsman_receiver import Receiver, receiving
@@ -99,7 +99,7 @@ def test_only_a_flag_or_the_environment_counts_as_given_not_a_profile() -> None:
 
 
 def test_a_processes_parent_passes_what_was_given_to_its_children() -> None:
-    from wefperf.distribute import settings_env
+    from wefperf.scaleout.processes import settings_env
 
     parent = load_settings("wec-3k", {"max_latency_secs": 2.0}, {})
     env = settings_env(parent)
@@ -127,8 +127,8 @@ def test_the_subscribe_s_max_elements_and_max_time_are_read() -> None:
 
 
 def test_segments_add_up_their_hosts_per_option_set_and_results_read_back() -> None:
-    from wefperf.merge import merge_wsman
     from wefperf.model import BatchingObeyed, SubscriptionAsked, WsmanFigures
+    from wefperf.scaleout.merge import merge_wsman
 
     def one(hosts: int, refreshes: int) -> WsmanFigures:
         return WsmanFigures(hosts, 0, 0, 0, 0, 0, refreshes=refreshes,

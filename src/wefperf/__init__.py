@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import asyncio
 
-from .capacity import Capacity, Step
-from .capacity_run import (
+from .capacity.rates import Capacity, Step
+from .capacity.runs import (
     DEFAULT_PRECISION,
     DEFAULT_START_EPS,
     DEFAULT_STEP_SECS,
@@ -25,8 +25,12 @@ from .capacity_run import (
     CapacityResult,
     SearchPlan,
 )
+from .config.loading import load_settings
+from .config.rules import ConfigError
+from .config.settings import S3Settings, Settings
 from .load.shapes import Stage
 from .model import (
+    BatchingObeyed,
     Deliveries,
     ErrorClass,
     EventIdCount,
@@ -41,21 +45,23 @@ from .model import (
     SegmentInfo,
     ServerStats,
     ShardData,
+    SubscriptionAsked,
     Verdict,
     WsmanFigures,
     installed_version,
 )
-from .report.console import ConsoleReporter, Reporter
-from .settings import ConfigError, S3Settings, Settings, load_settings
+from .report.console import ConsoleReporter
+from .runner.reporter import Reporter
 from .verify.accounting import Accounting
 from .verify.model import VerifyResult
+from .wsman.options import SubscriptionOptions
 
 # What a caller passes in and everything a caller receives back (docs/api.md describes each).
 __all__ = [
-    "Accounting", "Capacity", "CapacityReporter", "CapacityResult", "ConfigError", "ConsoleReporter", "Deliveries",
+    "Accounting", "BatchingObeyed", "Capacity", "CapacityReporter", "CapacityResult", "ConfigError", "ConsoleReporter", "Deliveries",
     "ErrorClass", "EventIdCount", "ExitCode", "HostsFigures", "Judged", "LoadSummary", "Percentiles", "Reporter",
     "Restart", "RunResult", "S3Settings", "SearchPlan", "Second", "SegmentInfo", "ServerStats", "Settings",
-    "ShardData", "Stage", "Step", "Verdict", "VerifyResult", "WsmanFigures", "find_capacity", "load_settings",
+    "ShardData", "Stage", "Step", "SubscriptionAsked", "SubscriptionOptions", "Verdict", "VerifyResult", "WsmanFigures", "find_capacity", "load_settings",
     "merge_segments", "run",
 ]
 
@@ -75,7 +81,7 @@ async def run(
 
     `profile` names the result's profile; default: the one `load_settings` read (`settings.profile`).
     """
-    from .runner import run_test
+    from .runner.phases import run_test
 
     rep = reporter or (ConsoleReporter() if console else None)
     return await run_test(settings, reporter=rep, stop=stop, profile=profile if profile is not None else settings.profile)
@@ -87,9 +93,9 @@ async def merge_segments(sources: list[str], *, run_id: str | None = None, s3: S
     `sources`: segments' results files, folders, or s3://bucket/prefix/ (connection from `s3`,
     default: the S3_* / AWS_* variables). Raises ShardError naming a missing or mismatched segment.
     """
-    from .merge import merge
-    from .settings import load_s3_settings
-    from .shards import read_shards
+    from .config.loading import load_s3_settings
+    from .scaleout.merge import merge
+    from .scaleout.shards import read_shards
 
     shards = await read_shards(sources, s3 or load_s3_settings(), run_id)
     return merge(shards).result
@@ -115,7 +121,7 @@ async def find_capacity(
     `start_eps` broke one; `stop.set()` ends the search after the current step's drain, with the
     steps so far. `console=True` prints what the CLI prints. ConfigError for a bad argument.
     """
-    from .capacity_run import find_capacity as search
+    from .capacity.runs import find_capacity as search
 
     rep = reporter
     if rep is None and console:

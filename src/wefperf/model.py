@@ -161,7 +161,7 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class ProgressInfo:
-    """One plain progress line's figures, read from the recorder's snapshot beside the load (runner.py).
+    """One plain progress line's figures, read from the recorder's snapshot beside the load (runner/phases.py).
 
     Rates are over the load so far, the same measure the summary uses at the end; `p99_ms` is the
     last closed second's, as the live view shows it.
@@ -176,6 +176,8 @@ class ProgressInfo:
     events_failed: int = 0
     in_flight: int = 0
     p99_ms: float | None = None
+    processes_running: int | None = None  # a run over several processes: how many still send, of `processes`
+    processes: int = 0
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The `wefperf` command: one module per sub-command in this package, wired together here.
 
 Adding a command is one module with `add_parser(sub)` and one line in `COMMANDS`.
-Exit codes: `wefperf.exitcodes.ExitCode` (0 passed, 1 failed, 2 usage or configuration error, 130 interrupted).
+Exit codes: `wefperf.model.ExitCode` (0 passed, 1 failed, 2 usage or configuration error, 130 interrupted).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from ..exitcodes import ExitCode
+from ..model import ExitCode
 
 # Sub-command modules, in the order `wefperf --help` lists them.
 COMMANDS = ("run", "capacity", "profiles", "verify", "merge", "collector", "report", "compare", "certs")

@@ -15,7 +15,7 @@ import sys
 from datetime import UTC
 from typing import Any
 
-from ..capacity_run import (
+from ..capacity.runs import (
     DEFAULT_PRECISION,
     DEFAULT_START_EPS,
     DEFAULT_STEP_SECS,
@@ -23,12 +23,13 @@ from ..capacity_run import (
     CapacityResult,
     SearchPlan,
 )
-from ..exitcodes import ExitCode
-from ..settings import ConfigError, Settings
+from ..config.rules import ConfigError
+from ..config.settings import Settings
+from ..model import ExitCode
 from .run import (
-    _check_results_path,
-    _check_writable,
     add_run_arguments,
+    check_output_path,
+    check_results_path,
     embedded_unless_stopped,
     finish,
     run_loop,
@@ -81,12 +82,12 @@ def handle_capacity(args: argparse.Namespace) -> int:
                           warmup_secs=args.warmup_secs, precision=args.precision)
         plan.check()
         settings, profile = settings_from_args(args)
-        from ..capacity_run import check_settings
+        from ..capacity.runs import check_settings
 
         check_settings(settings)
-        _check_results_path(settings.results_path)
+        check_results_path(settings.results_path)
         if settings.report_path:
-            _check_writable(settings.report_path, "report_path", "--report")
+            check_output_path(settings.report_path, "report_path", "--report")
     except ConfigError as exc:
         print(f"wefperf: configuration error: {exc}", file=sys.stderr)
         return ExitCode.USAGE
@@ -94,8 +95,8 @@ def handle_capacity(args: argparse.Namespace) -> int:
 
 
 async def _main(settings: Settings, profile: str | None, plan: SearchPlan, embedded: bool) -> int:
-    from ..capacity import Capacity
-    from ..capacity_run import find_capacity
+    from ..capacity.rates import Capacity
+    from ..capacity.runs import find_capacity
     from ..report.capacity import ConsoleCapacityReporter
 
     stop = stop_on_signals()

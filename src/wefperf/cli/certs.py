@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..exitcodes import ExitCode
+from ..model import ExitCode
 
 
 def add_parser(sub: argparse._SubParsersAction[Any]) -> None:

@@ -1,7 +1,7 @@
 """`wefperf collector`: the reference WEF collector (docs/contract.md), writing parquet to S3.
 
 Without an S3 endpoint (neither --s3-endpoint nor S3_ENDPOINT) it starts moto's S3 server
-mode on a free 127.0.0.1 port. S3 settings come from the shared model (wefperf.settings):
+mode on a free 127.0.0.1 port. S3 settings come from the shared model (wefperf.config.settings):
 flags win over S3_ENDPOINT, S3_BUCKET, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
 """
 
@@ -11,8 +11,9 @@ import argparse
 import sys
 from typing import Any
 
-from ..exitcodes import ExitCode
-from ..settings import DEFAULTS, ConfigError
+from ..config.rules import ConfigError
+from ..config.settings import DEFAULTS
+from ..model import ExitCode
 from ..wsman.options import CONTENT_FORMATS, SubscriptionOptions
 from .s3flags import add_s3_arguments, s3_settings
 

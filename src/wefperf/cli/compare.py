@@ -7,7 +7,7 @@ import math
 import sys
 from typing import Any
 
-from ..exitcodes import ExitCode
+from ..model import ExitCode
 
 
 def _percent(text: str) -> float:

@@ -12,8 +12,8 @@ import asyncio
 import sys
 from typing import Any
 
-from ..exitcodes import ExitCode
-from ..settings import ConfigError
+from ..config.rules import ConfigError
+from ..model import ExitCode
 from .s3flags import add_s3_arguments, s3_settings
 
 DEFAULT_RESULTS = "/tmp/performance_test_results.json"
@@ -40,13 +40,13 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def handle_merge(args: argparse.Namespace) -> int:
-    from .run import _check_writable, run_loop
+    from .run import check_output_path, run_loop
 
     try:
         s3 = s3_settings(args)
-        _check_writable(args.results, "results_path", "--results")
+        check_output_path(args.results, "results_path", "--results")
         if args.report:
-            _check_writable(args.report, "report_path", "--report")
+            check_output_path(args.report, "report_path", "--report")
     except ConfigError as exc:
         print(f"wefperf: configuration error: {exc}", file=sys.stderr)
         return ExitCode.USAGE
@@ -54,11 +54,11 @@ def handle_merge(args: argparse.Namespace) -> int:
 
 
 async def _merge(args: argparse.Namespace, s3: Any) -> int:
-    from ..merge import merge, rejudge, verify_options
-    from ..recount import recount, short
     from ..report.console import ConsoleReporter
-    from ..runner import _unless_stopped
-    from ..shards import ShardError, read_shards
+    from ..runner.phases import unless_stopped
+    from ..scaleout.merge import merge, rejudge, verify_options
+    from ..scaleout.recount import recount, short
+    from ..scaleout.shards import ShardError, read_shards
     from .run import finish, stop_on_signals
 
     reporter = ConsoleReporter()
@@ -75,7 +75,7 @@ async def _merge(args: argparse.Namespace, s3: Any) -> int:
         # Each segment stopped waiting once the server counted as many events as it sent itself.
         reporter.line("Waiting for event processing to complete...")
         reporter.waiting("count", merged.settings.processing_wait_secs)
-        waited = await _unless_stopped(
+        waited = await unless_stopped(
             recount(merged.settings, result.server, result.load.events_ok, reporter.count_waiting), stop)
         if stop.is_set():
             print("wefperf merge: interrupted while waiting for the server's count; no results written",

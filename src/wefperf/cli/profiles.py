@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..exitcodes import ExitCode
+from ..model import ExitCode
 
 
 def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
@@ -14,7 +14,8 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from ..settings import builtin_profiles, env_name, read_profile
+    from ..config.profiles import builtin_profiles, read_profile
+    from ..config.settings import env_name
 
     for name in builtin_profiles():
         prof = read_profile(name)

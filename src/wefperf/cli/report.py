@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from ..exitcodes import ExitCode
+from ..model import ExitCode
 
 
 def add_parser(sub: argparse._SubParsersAction[Any]) -> None:

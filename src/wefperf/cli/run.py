@@ -13,23 +13,17 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
-from ..exitcodes import ExitCode
-from ..limits import ensure_open_files_for_hosts
-from ..settings import (
-    ENV_NAMES,
-    SECRET_FIELDS,
-    ConfigError,
-    S3Settings,
-    Settings,
-    base_url,
-    field_help,
-    load_settings,
-)
+from ..config.help import field_help
+from ..config.limits import ensure_open_files_for_hosts
+from ..config.loading import load_settings
+from ..config.rules import ConfigError, base_url
+from ..config.settings import ENV_NAMES, SECRET_FIELDS, S3Settings, Settings
+from ..model import ExitCode
 
 if TYPE_CHECKING:
-    from ..capacity_run import CapacityResult
+    from ..capacity.runs import CapacityResult
     from ..model import RunResult
-    from ..report.console import Reporter
+    from ..runner.reporter import Reporter
 
 PROFILE_ENV = "PERF_TEST_PROFILE"
 EMBEDDED_STATS_STANDIN = "http://127.0.0.1/replaced-by-the-embedded-stack"
@@ -138,11 +132,11 @@ def handle_run(args: argparse.Namespace) -> int:
         if settings.embedded_subscription and not args.embedded:
             raise ConfigError("PERF_TEST_EMBEDDED_SUBSCRIPTION (--embedded-subscription) sets what the embedded"
                               " collector offers: give it with --embedded")
-        _check_results_path(settings.results_path)
+        check_results_path(settings.results_path)
         if settings.report_path:
-            _check_writable(settings.report_path, "report_path", "--report")
+            check_output_path(settings.report_path, "report_path", "--report")
         ensure_open_files_for_hosts(settings.hosts)
-        from ..segments import check_start_at
+        from ..runner.segments import check_start_at
 
         check_start_at(settings)
     except ConfigError as exc:
@@ -160,12 +154,12 @@ def run_loop(main: Coroutine[Any, Any, int]) -> int:
     return uvloop.run(main)
 
 
-def _check_results_path(path: str) -> None:
+def check_results_path(path: str) -> None:
     """Before any load: a results file that cannot be written would throw the whole test away."""
-    _check_writable(path, "results_path", "--results")
+    check_output_path(path, "results_path", "--results")
 
 
-def _check_writable(path: str, field: str, flag: str) -> None:
+def check_output_path(path: str, field: str, flag: str) -> None:
     from ..report.results_json import check_writable
 
     try:
@@ -177,12 +171,12 @@ def _check_writable(path: str, field: str, flag: str) -> None:
 def make_reporter(settings: Settings) -> Reporter:
     """The live view on a terminal; today's plain lines anywhere else, or with --no-live.
 
-    A --processes parent shows its children's merged progress the same way (distribute.py).
+    A --processes parent shows its children's merged progress the same way (scaleout/processes.py).
     """
     from ..report.console import ConsoleReporter
 
     if os.environ.get("WEFPERF_PROGRESS_JSON") == "1":  # a child of --processes: progress for the parent
-        from ..distribute import ProgressPrinter
+        from ..scaleout.processes import ProgressPrinter
 
         return ProgressPrinter()
     if settings.no_live or not sys.stdout.isatty() or os.environ.get("TERM") == "dumb":
@@ -193,7 +187,7 @@ def make_reporter(settings: Settings) -> Reporter:
 
 
 async def _main(settings: Settings, profile: str | None, embedded: bool) -> int:
-    from ..runner import run_test
+    from ..runner.phases import run_test
 
     stop = stop_on_signals()
     reporter = make_reporter(settings)
@@ -210,7 +204,7 @@ async def _main(settings: Settings, profile: str | None, embedded: bool) -> int:
             settings = against
         try:
             if settings.process_count > 1:
-                from ..distribute import run_processes
+                from ..scaleout.processes import run_processes
 
                 result, interrupted = await run_processes(settings, reporter=reporter, stop=stop, profile=profile)
                 return finish(result, settings.results_path, interrupted=interrupted, report=settings.report_path)
@@ -229,7 +223,7 @@ async def _main(settings: Settings, profile: str | None, embedded: bool) -> int:
 
 async def _store_shard(result: RunResult, settings: Settings) -> int:
     """--shard-results: this segment's results beside the other segments', for `wefperf merge`."""
-    from ..shards import ShardError, store_shard
+    from ..scaleout.shards import ShardError, store_shard
     from ..verify.s3client import S3Failure
 
     try:
@@ -261,7 +255,7 @@ def stop_on_signals() -> asyncio.Event:
 
 def stopped_before_start(settings: Settings, profile: str | None, phase: str) -> RunResult:
     """The result of a run stopped before its first phase: nothing sent, and where it stopped."""
-    from ..runner import empty_result
+    from ..runner.phases import empty_result
 
     return empty_result(settings, profile, phase)
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..settings import S3Settings, field_help, load_s3_settings
+from ..config.help import field_help
+from ..config.loading import load_s3_settings
+from ..config.settings import S3Settings
 
 # S3Settings field -> flag, for the parser and for messages that name both.
 S3_FLAGS = {"s3_endpoint": "--s3-endpoint", "s3_bucket": "--bucket"}

@@ -14,8 +14,9 @@ import json
 import sys
 from typing import Any
 
-from ..exitcodes import ExitCode
-from ..settings import DEFAULTS, ConfigError, check_event_id
+from ..config.rules import ConfigError, check_event_id
+from ..config.settings import DEFAULTS
+from ..model import ExitCode
 from .s3flags import add_s3_arguments, s3_settings
 
 

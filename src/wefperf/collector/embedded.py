@@ -18,7 +18,7 @@ from typing import Any, AsyncIterator
 
 import aiohttp
 
-from ..settings import DEFAULTS
+from ..config.settings import DEFAULTS
 from ..wsman.options import SubscriptionOptions
 from .s3server import Lifeline, MotoServer
 from .service import READY_PREFIX

@@ -13,8 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ..exitcodes import ExitCode
-from ..limits import raise_open_files
+from ..config.limits import raise_open_files
+from ..model import ExitCode
 from ..wsman.options import SubscriptionOptions
 from .s3server import MotoServer
 from .server import Collector, make_app

@@ -12,7 +12,8 @@ import ssl
 import time
 from typing import Callable, Protocol
 
-from ..metrics import LATE_THRESHOLD_S, LoadSummary, Recorder
+from ..measure.recorder import LATE_THRESHOLD_S, Recorder
+from ..model import LoadSummary
 from ..payload import PayloadPool
 from . import errors
 from .base import EngineBase

@@ -53,7 +53,7 @@ from .errors import EarlyReply
 MAX_WRITE = 256 * 1024
 
 
-class _ReplyProtocol(asyncio.Protocol):
+class ReplyProtocol(asyncio.Protocol):
     """Resolves one waiter per HTTP response; the body is read and dropped."""
 
     def __init__(self) -> None:
@@ -144,16 +144,16 @@ class FastChannel:
         self._sliced = any(v.request_length > max_write for v in every)
         self.chains = True
         self._after: Callable[[int], int | None] | None = None
-        self._proto: _ReplyProtocol | None = None
+        self._proto: ReplyProtocol | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         # Loop time by which the pending reply must arrive (0: none pending). A watchdog
         # checks it, so the hot path arms no timer per request.
         self.deadline = 0.0
 
-    async def _connect(self) -> _ReplyProtocol:
+    async def _connect(self) -> ReplyProtocol:
         loop = self._loop = asyncio.get_running_loop()
         _, proto = await asyncio.wait_for(
-            loop.create_connection(_ReplyProtocol, self._host, self._port), self._timeout
+            loop.create_connection(ReplyProtocol, self._host, self._port), self._timeout
         )
         return proto
 
@@ -207,7 +207,7 @@ class FastChannel:
         self.deadline = loop.time() + self._timeout
         return batch_token(batch).join(self._pool.variant(batch).framed_parts)
 
-    async def _write_slices(self, proto: _ReplyProtocol, data: memoryview, waiter: asyncio.Future[int]) -> bool:
+    async def _write_slices(self, proto: ReplyProtocol, data: memoryview, waiter: asyncio.Future[int]) -> bool:
         """Write the request a slice at a time; False if it stopped short.
 
         It stops when the request failed or the server answered: a reply before the last slice

@@ -28,12 +28,13 @@ from urllib.parse import urlsplit
 
 import pyarrow.compute  # noqa: F401  (loaded now, not in the first second of the load: record_bucketed uses it)
 
-from ..metrics import LATE_THRESHOLD_S, HostRecorder, HostsFigures, LoadSummary
+from ..measure.recorder import LATE_THRESHOLD_S, HostRecorder
+from ..model import HostsFigures, LoadSummary
 from ..payload.hosts import HostPayload, build_host_payload
 from . import errors
 from .arrivals import HostArrivals, build_arrivals
 from .base import EngineBase
-from .fast_sender import _ReplyProtocol
+from .fast_sender import ReplyProtocol
 from .scheduler import Schedule
 
 # Connections opened at once before the load: a listen backlog is often 128 to 4,096.
@@ -43,14 +44,14 @@ _REFILL = 64  # arrivals a host generates at a time once its prefilled ones run 
 _TIMER_SLACK_S = 0.05
 
 
-class _Host:
+class SimulatedHost:
     __slots__ = ("index", "arrivals", "record", "proto", "delivering")
 
     def __init__(self, index: int, arrivals: HostArrivals, first_record: int) -> None:
         self.index = index
         self.arrivals = arrivals
         self.record = first_record  # the next EventRecordID
-        self.proto: _ReplyProtocol | None = None
+        self.proto: ReplyProtocol | None = None
         self.delivering = False  # has sent at least one delivery
 
 
@@ -107,7 +108,7 @@ class HostsEngine(EngineBase):
         # A segment i/N runs the hosts h % N == i (`host_indices`, one per arrival stream), and numbers
         # its deliveries i, i+N, i+2N...: markers stay unique across segments.
         indices = list(range(len(arrivals))) if host_indices is None else host_indices
-        self.hosts = [_Host(h, a, payload.record_bases[h]) for h, a in zip(indices, arrivals)]
+        self.hosts = [SimulatedHost(h, a, payload.record_bases[h]) for h, a in zip(indices, arrivals)]
         self.max_items, self.max_latency_s = max_items, max_latency_s
         # Duration mode: the plan's events are due before plan_end_s; each is delivered by
         # max_latency_s after it at the latest, so the window closes then. Count mode: the timeout.
@@ -146,7 +147,7 @@ class HostsEngine(EngineBase):
             await self._close_all()
         return self._summary(self.clock())
 
-    async def _host(self, h: _Host) -> None:
+    async def _host(self, h: SimulatedHost) -> None:
         arrivals, clock, start = h.arrivals, self.clock, self.start
         due = arrivals.due
         first_cycle = True
@@ -181,11 +182,11 @@ class HostsEngine(EngineBase):
             events = bisect_right(due, now, pos, min(pos + m, held)) - pos
             await self._deliver(h, events, start + trigger, m)
 
-    def _limits(self, h: _Host) -> tuple[int, float]:
+    def _limits(self, h: SimulatedHost) -> tuple[int, float]:
         """(max items, max latency) host `h` delivers by: the run's (wsman_hosts.py: its subscription's)."""
         return self.max_items, self.max_latency_s
 
-    async def _deliver(self, h: _Host, events: int, intended: float, max_items: int) -> None:
+    async def _deliver(self, h: SimulatedHost, events: int, intended: float, max_items: int) -> None:
         arrivals = h.arrivals
         first = arrivals.pos
         arrivals.pos = first + events
@@ -200,7 +201,7 @@ class HostsEngine(EngineBase):
             self.timed_deliveries += 1
         await self._transmit(h, Delivery(batch, events, first, record, intended, shape, arrivals.due))
 
-    async def _transmit(self, h: _Host, d: Delivery) -> None:
+    async def _transmit(self, h: SimulatedHost, d: Delivery) -> None:
         """Send one delivery and count it: sent once written, then acknowledged or failed."""
         rec = self.recorder
         assert rec is not None
@@ -226,7 +227,7 @@ class HostsEngine(EngineBase):
     def _unsent(d: Delivery) -> tuple[int, int]:
         return (0, 0) if d.sent_at else (1, d.events)
 
-    def _written(self, h: _Host, d: Delivery, events: int) -> float:
+    def _written(self, h: SimulatedHost, d: Delivery, events: int) -> float:
         """`events` of `d` are being written to an open connection now: count them sent, and
         their host as delivering. Returns the time."""
         rec = self.recorder
@@ -256,16 +257,16 @@ class HostsEngine(EngineBase):
             why = detail if cls.startswith("http_") else f"{cls}: {detail}"
             self.on_error(f"Delivery {d.batch} failed: {why}")
 
-    def _request(self, h: _Host, batch: int, events: int, record: int) -> bytes:
+    def _request(self, h: SimulatedHost, batch: int, events: int, record: int) -> bytes:
         """What goes on the wire for one delivery (wsman_hosts.py makes envelopes instead)."""
         return self.payload.request(batch, events, h.index, record)
 
     # -- connections ---------------------------------------------------------------------------
 
-    async def _connect(self) -> _ReplyProtocol:
+    async def _connect(self) -> ReplyProtocol:
         assert self._loop is not None
         _, proto = await asyncio.wait_for(
-            self._loop.create_connection(_ReplyProtocol, *self._address), self.request_timeout_s
+            self._loop.create_connection(ReplyProtocol, *self._address), self.request_timeout_s
         )
         self.connections += 1
         return proto
@@ -273,14 +274,14 @@ class HostsEngine(EngineBase):
     # What `_open_host` does, for the message when some hosts could not.
     open_verb = "connect"
 
-    async def _open_host(self, h: _Host) -> None:
+    async def _open_host(self, h: SimulatedHost) -> None:
         """Before the clock: what one host sets up (here its connection)."""
         h.proto = await self._connect()
 
     async def _connect_all(self) -> None:
         """Every host opens its connection before the clock starts, a bounded number at a time."""
 
-        async def one(h: _Host) -> None:
+        async def one(h: SimulatedHost) -> None:
             try:
                 await self._open_host(h)
             except Exception as exc:  # counted; the host tries again at its first delivery
@@ -296,7 +297,7 @@ class HostsEngine(EngineBase):
             self.on_error(f"{self.connect_failures:,} of {len(self.hosts):,} hosts could not {self.open_verb} before"
                           f" the load ({classes}); each tries again at its first delivery")
 
-    async def _send(self, h: _Host, data: bytes, d: Delivery) -> int:
+    async def _send(self, h: SimulatedHost, data: bytes, d: Delivery) -> int:
         """Write one delivery on the host's connection (opened again if it was closed); its reply status."""
         loop = self._loop
         assert loop is not None
@@ -322,11 +323,11 @@ class HostsEngine(EngineBase):
             self._drop(h)
         return status
 
-    def _expire(self, proto: _ReplyProtocol) -> None:
+    def _expire(self, proto: ReplyProtocol) -> None:
         proto._fail(TimeoutError(f"no response within {self.request_timeout_s:g} s"))
 
     @staticmethod
-    def _drop(h: _Host) -> None:
+    def _drop(h: SimulatedHost) -> None:
         if h.proto is not None and h.proto.transport is not None:
             h.proto.transport.close()
         h.proto = None

@@ -48,8 +48,7 @@ from typing import Any
 
 import aiohttp
 
-from ..metrics import LoadSummary, WsmanFigures
-from ..model import BatchingObeyed, SubscriptionAsked
+from ..model import BatchingObeyed, LoadSummary, SubscriptionAsked, WsmanFigures
 from ..payload.hosts import HostPayload, host_seed
 from ..wording import plural
 from ..wsman import envelope, ns
@@ -59,7 +58,7 @@ from ..wsman.payload import WsmanPayload
 from . import errors
 from .aiohttp_sender import body_written
 from .arrivals import HostArrivals
-from .hosts import CONNECT_AT_ONCE, Delivery, HostsEngine, _Host
+from .hosts import CONNECT_AT_ONCE, Delivery, HostsEngine, SimulatedHost
 
 _HEADERS = {"Content-Type": ns.CONTENT_TYPE, "User-Agent": "wefperf (WS-Management push)"}
 
@@ -106,7 +105,7 @@ class _Written:
 
     __slots__ = ("engine", "host", "delivery", "events", "sent_at", "exhausted")
 
-    def __init__(self, engine: "WsmanHostsEngine", host: _Host, delivery: Delivery, events: int) -> None:
+    def __init__(self, engine: "WsmanHostsEngine", host: SimulatedHost, delivery: Delivery, events: int) -> None:
         self.engine, self.host, self.delivery, self.events = engine, host, delivery, events
         self.sent_at = 0.0
         self.exhausted = False  # failed after every retry the subscription's ConnectionRetry allows
@@ -178,7 +177,7 @@ class WsmanHostsEngine(HostsEngine):
 
     open_verb = "enumerate"
 
-    async def _open_host(self, h: _Host) -> None:
+    async def _open_host(self, h: SimulatedHost) -> None:
         """A session of its own (its certificate), then an Enumerate, tried again as `_subscribe` says."""
         st = self.states[h.index]
         st.session = aiohttp.ClientSession(
@@ -299,7 +298,7 @@ class WsmanHostsEngine(HostsEngine):
 
     # -- batching: the subscription decides --------------------------------------------------------
 
-    def _limits(self, h: _Host) -> tuple[int, float]:
+    def _limits(self, h: SimulatedHost) -> tuple[int, float]:
         b = self.states[h.index].batching
         return (b.max_items, b.max_latency_s) if b is not None else (self.width, self.latency_setting)
 
@@ -356,7 +355,7 @@ class WsmanHostsEngine(HostsEngine):
 
     # -- the load ----------------------------------------------------------------------------------
 
-    async def _transmit(self, h: _Host, d: Delivery) -> None:
+    async def _transmit(self, h: SimulatedHost, d: Delivery) -> None:
         """The delivery's envelopes one at a time, each counted on its own: sent once written,
         acknowledged by its Ack, or failed. The first failure ends the delivery: its events and
         those of the envelopes after it fail (these never sent), while the envelopes before it stay

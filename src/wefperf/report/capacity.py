@@ -5,14 +5,14 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, TextIO
 
-from ..capacity_run import CapacityReporter, CapacityResult, SearchPlan
-from ..thresholds import SPECS
+from ..capacity.runs import CapacityReporter, CapacityResult, SearchPlan
+from ..judge.thresholds import SPECS
 from .console import RULE
 
 if TYPE_CHECKING:
-    from ..capacity import Capacity, Step
+    from ..capacity.rates import Capacity, Step
+    from ..config.settings import Settings
     from ..model import RunResult, Verdict
-    from ..settings import Settings
 
 
 def bound(name: str, limit: float) -> str:

@@ -6,51 +6,16 @@ import sys
 import time
 from typing import TYPE_CHECKING, Callable, TextIO
 
-from ..exitcodes import ExitCode
 from ..load.shapes import RateCurve
-from ..model import LoadSummary, Percentiles, ProgressInfo
+from ..model import ExitCode, LoadSummary, Percentiles, ProgressInfo
+from ..runner.reporter import Reporter
 from ..wording import plural
 
 if TYPE_CHECKING:
-    from ..model import RunResult, ServerStats, Snapshot
-    from ..settings import Settings
+    from ..config.settings import Settings
+    from ..model import RunResult, ServerStats
 
 RULE = "=" * 70
-
-
-class Reporter:
-    """What the runner tells the user as it goes. The base class says nothing (the API's default).
-
-    A reporter with `live = True` is also handed a `Snapshot` of the recorder once a second during
-    the load, read by a task beside the senders; the hooks after `results` mark the load and the
-    waits after it, for a view that redraws (report/live.py). Plain reporters ignore them.
-    """
-
-    live = False
-
-    def banner(self, settings: "Settings", run_id: str) -> None: ...
-    def line(self, text: str = "") -> None: ...
-    def progress(self, info: ProgressInfo) -> None:
-        """A plain progress line, every PERF_TEST_PROGRESS_SECS of load, when there is no live view."""
-
-    def error(self, text: str) -> None: ...
-    def results(self, result: "RunResult") -> None: ...
-
-    def load_started(self) -> None: ...
-    def snapshot(self, snap: "Snapshot") -> None: ...
-    def load_ended(self) -> None: ...
-
-    def waiting(self, what: str, limit_s: float) -> None:
-        """A wait after the load begins: "count" (the server's count) or "s3" (the parquet files)."""
-
-    def count_waiting(self, counted: int, expected: int) -> None: ...
-
-    def s3_waiting(self, text: str) -> None:
-        """The verifier's line while it polls S3: printed as it is, unless a view shows it another way."""
-        self.line(text)
-
-    def close(self) -> None:
-        """Give the terminal back; called once the run is over, however it ended."""
 
 
 # A wait line that says the same as the last one is printed again only after this long.
@@ -157,22 +122,11 @@ def progress_line(info: ProgressInfo) -> str:
     adds: acknowledged, failed, requests in flight and the last second's p99."""
     remaining = f"{info.remaining_s:.0f}s" if info.remaining_s is not None else "unknown"
     p99 = f"{info.p99_ms:,.1f} ms" if info.p99_ms is not None else "-"
+    running = f" - Processes running: {info.processes_running} of {info.processes}" if info.processes_running is not None else ""
     return (
         f"  Progress: {info.events_sent:,} events sent - Current rate: {info.rate_eps:.1f} events/sec"
         f" - Remaining: {remaining} - Acknowledged: {info.events_acked:,} ({info.acked_rate_eps:.1f}/sec)"
-        f" - Failed: {info.events_failed:,} - In flight: {info.in_flight:,} - p99 (last second): {p99}"
-    )
-
-
-def progress_info(snap: "Snapshot", remaining_s: float | None = None) -> ProgressInfo:
-    """A plain progress line's figures from the live view's snapshot: the same counts, rates since the start."""
-    elapsed = max(snap.elapsed_s, 1e-9)
-    last = snap.last
-    return ProgressInfo(
-        events_sent=snap.events_sent, elapsed_s=snap.elapsed_s, rate_eps=snap.events_sent / elapsed,
-        remaining_s=remaining_s,
-        events_acked=snap.events_ok, acked_rate_eps=snap.events_ok / elapsed, events_failed=snap.events_failed,
-        in_flight=snap.in_flight, p99_ms=last.p99_ms if last is not None else None,
+        f" - Failed: {info.events_failed:,} - In flight: {info.in_flight:,} - p99 (last second): {p99}{running}"
     )
 
 
@@ -200,7 +154,7 @@ def restart_lines(server: "ServerStats") -> list[str]:
     """Each time the collector restarted (its counters fell), and how long it was out of reach."""
     if not server.restarts:
         return []
-    from ..restarts import describe
+    from ..observe.restarts import describe
 
     lines = ["", f"Collector restarted {plural(len(server.restarts), 'time')} during the run (its counters started"
                  " again from 0; the server's counts here are summed across):"]

@@ -652,7 +652,7 @@ def _labels(row: Mapping[str, Any]) -> str:
 
 
 def _restarts_part(server: Data) -> list[str]:
-    from ..restarts import describe
+    from ..observe.restarts import describe
 
     restarts = [r for r in server.get("restarts") or [] if isinstance(r, dict)]
     if not restarts:
@@ -727,7 +727,7 @@ def _settings_section(data: Data) -> list[str]:
     config = data.get("configuration")
     if not isinstance(config, dict):
         return []
-    from ..settings import ENV_NAMES
+    from ..config.settings import ENV_NAMES
 
     rows = [["profile", "PERF_TEST_PROFILE", data.get("profile") or "(none)"]]
     for key, value in config.items():

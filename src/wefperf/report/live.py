@@ -25,8 +25,8 @@ from ..wording import plural
 from .console import ConsoleReporter
 
 if TYPE_CHECKING:
+    from ..config.settings import Settings
     from ..model import RunResult, Snapshot
-    from ..settings import Settings
 
 BAR_WIDTH = 40
 # The server's rate is its count's change over the last few snapshots: the stats sampler and

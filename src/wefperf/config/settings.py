@@ -8,133 +8,32 @@ Precedence, highest first: command-line flag > environment > profile > default.
 
 from __future__ import annotations
 
-import os
-import re
-import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from .load.shapes import Stage, parse_stages
-from .settings_layers import alias_of, build_layered, environment_sources
-from .settings_mode import ModeConflict, choose_mode
-from .thresholds import parse_thresholds
-from .wsman.options import SubscriptionOptions, parse_options
-
-PROFILE_DIR = Path(__file__).parent / "profiles"
-# How a --processes parent tells its children which settings its user gave (Settings.given): the
-# children read every setting from the environment.
-GIVEN_ENV = "WEFPERF_GIVEN_SETTINGS"
-# A profile file's top-level keys; every setting goes in its [settings] table.
-PROFILE_KEYS = ("name", "title", "description", "settings", "stages", "thresholds")
-
-
-M = TypeVar("M", bound="S3Settings")
-
-
-class ConfigError(ValueError):
-    """A bad setting: the CLI prints the message as one line and exits 2."""
-
-
-# -- the rules, each written once ---------------------------------------------------------
-
-
-def check_url(value: str) -> str:
-    """An http(s) URL with a host and a valid port: what every endpoint setting must be."""
-    text = value.strip()
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"must be an http:// or https:// URL with a host (got {value!r})")
-    try:
-        _ = parts.port  # urlsplit checks the port only when asked
-    except ValueError:
-        raise ValueError(f"has an invalid port (got {value!r})") from None
-    return text
-
-
-def _check_url_or_empty(value: str) -> str:
-    return check_url(value) if value.strip() else ""
-
-
-def check_bucket(value: str) -> str:
-    """S3's length rule for bucket names, for the run, the verifier and the collector alike."""
-    text = value.strip()
-    if not 3 <= len(text) <= 63:
-        raise ValueError(f"must be 3 to 63 characters (got {value!r})")
-    return text
-
-
-def check_event_id(text: str) -> str:
-    """A Windows event ID: a whole number from 1 to 65535, returned as its digits."""
-    value = text.strip()
-    if not (value.isascii() and value.isdigit() and 0 < int(value) <= 65535):
-        raise ValueError(f"not a Windows event ID: expected a number from 1 to 65535 (got {text!r})")
-    return str(int(value))
-
-
-MAX_PROCESSES = 1024
-_RUN_ID = re.compile(r"[0-9a-z]{1,64}")
-
-
-def parse_segment(text: str) -> tuple[int, int]:
-    """`i/N` (0-based i, i < N) as (i, N); ValueError says what is wrong."""
-    index, sep, count = text.strip().partition("/")
-    if not sep or not (index.strip().isdigit() and count.strip().isdigit()):
-        raise ValueError(f"expected i/N with whole numbers, e.g. 0/4 (got {text!r})")
-    i, n = int(index), int(count)
-    if n < 1:
-        raise ValueError(f"the segment count N must be at least 1 (got {text!r})")
-    if i >= n:
-        raise ValueError(f"the segment index i must be below N (0-based: 0/{n} to {n - 1}/{n}; got {text!r})")
-    return i, n
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its affinity), not the machine's count."""
-    counter = getattr(os, "process_cpu_count", None)
-    if counter is not None:
-        return int(counter() or 1)
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # pragma: no cover - no affinity API (macOS)
-        return os.cpu_count() or 1
-
-# A Prometheus metric name, as the exposition format allows it.
-_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-
-HttpUrl = Annotated[str, AfterValidator(check_url)]
-OptionalHttpUrl = Annotated[str, AfterValidator(_check_url_or_empty)]
-BucketName = Annotated[str, AfterValidator(check_bucket)]
-
-
-def _check_subscription(value: str) -> str:
-    parse_options(value)
-    return value.strip()
-
-
-SubscriptionText = Annotated[str, AfterValidator(_check_subscription)]
-
-
-def base_url(url: str) -> str:
-    """scheme://host:port of a URL: where /health and /stats/throughput live."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-def _stage_from_table(item: Any) -> Any:
-    """A profile's `[[stages]]` table (duration_secs, target_eps) as a Stage."""
-    if isinstance(item, Mapping):
-        unknown = sorted(set(item) - {"duration_secs", "target_eps"})
-        if unknown or not {"duration_secs", "target_eps"} <= set(item):
-            raise ValueError("each [[stages]] table needs duration_secs and target_eps, nothing else")
-        text = f"{item['duration_secs']}:{item['target_eps']}"
-        return parse_stages(text)[0]
-    return item
-
+from ..judge.thresholds import parse_thresholds
+from ..load.shapes import Stage, parse_stages
+from ..wsman.options import SubscriptionOptions, parse_options
+from .layers import alias_of, environment_sources
+from .rules import (
+    MAX_PROCESSES,
+    METRIC_NAME,
+    RUN_ID,
+    BucketName,
+    HttpUrl,
+    OptionalHttpUrl,
+    SubscriptionText,
+    base_url,
+    check_event_id,
+    parse_segment,
+    stage_from_table,
+    usable_cores,
+)
 
 # -- the models ---------------------------------------------------------------------------
 
@@ -457,7 +356,7 @@ class Settings(S3Settings):
         if isinstance(v, str):
             return parse_stages(v) if v.strip() else []
         if isinstance(v, list):
-            return [_stage_from_table(item) for item in v]
+            return [stage_from_table(item) for item in v]
         return v
 
     @field_validator("thresholds", mode="before")
@@ -488,7 +387,7 @@ class Settings(S3Settings):
     @classmethod
     def _run_id(cls, v: Any) -> Any:
         text = "" if v is None else str(v).strip()
-        if text and not _RUN_ID.fullmatch(text):
+        if text and not RUN_ID.fullmatch(text):
             raise ValueError(f"must be 1 to 64 lowercase letters and digits, as the event marker allows (got {text!r})")
         return text
 
@@ -506,7 +405,7 @@ class Settings(S3Settings):
     @classmethod
     def _metric_name(cls, v: str) -> str:
         text = v.strip()
-        if not _METRIC_NAME.fullmatch(text):
+        if not METRIC_NAME.fullmatch(text):
             raise ValueError(f"not a Prometheus metric name (letters, digits, _ and :; got {v!r})")
         return text
 
@@ -659,217 +558,7 @@ DEFAULTS = Settings.model_construct()
 # Field name -> environment variable, from the aliases: for messages, -e and `wefperf profiles`.
 ENV_NAMES: dict[str, str] = {name: alias_of(name, field) for name, field in Settings.model_fields.items()}
 SECRET_FIELDS = frozenset(name for name, field in Settings.model_fields.items() if field.annotation is SecretStr)
-_FIELD_BY_ENV = {env: name for name, env in ENV_NAMES.items()}
 
 
 def env_name(field: str) -> str:
     return ENV_NAMES.get(field, field)
-
-
-def field_help(field: str, default: str | None = None) -> str:
-    """A flag's help: "meaning (env NAME, default X)"; a secret's default is never shown.
-
-    `default` replaces the shown default where a command treats "not set" its own way.
-    """
-    info = Settings.model_fields[field]
-    where = f"env {alias_of(field, info)}"
-    if field in SECRET_FIELDS:
-        return f"{info.description} ({where}; default not shown)"
-    # A default_factory (stages, thresholds) leaves `default` as pydantic's placeholder: build the value.
-    shown = show_default(info.get_default(call_default_factory=True)) if default is None else default
-    return f"{info.description} ({where}, default {shown})"
-
-
-def show_default(value: Any) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    if value == "":
-        return "empty"
-    if isinstance(value, (list, dict)) and not value:
-        return "none"
-    if isinstance(value, float) and value.is_integer():
-        return f"{int(value):,}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
-
-
-# -- profiles --------------------------------------------------------------------------------
-
-
-def builtin_profiles() -> list[str]:
-    return sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))
-
-
-def read_profile(name_or_path: str) -> dict[str, Any]:
-    """A profile's TOML as a dict: `name`, `title`, `description` and a `settings` table.
-
-    Anything else at the top level, or no [settings] table, is refused: a setting outside the
-    table would otherwise be ignored without a word and the run would use the defaults.
-    """
-    path = _profile_path(name_or_path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"--profile: {path} is not valid TOML: {exc}") from None
-    except OSError as exc:
-        raise ConfigError(f"--profile: cannot read {path}: {exc.strerror or exc}") from None
-    stray = sorted(set(data) - set(PROFILE_KEYS))
-    if stray:
-        where = " (settings go in the [settings] table)" if set(stray) & set(Settings.model_fields) else ""
-        raise ConfigError(
-            f"--profile: {path}: unknown top-level key(s) {', '.join(stray)}{where};"
-            f" allowed: {', '.join(PROFILE_KEYS)}"
-        )
-    if "settings" not in data:
-        raise ConfigError(f"--profile: {path}: no [settings] table (put target_eps = ... and the rest under [settings])")
-    settings = data["settings"]
-    if not isinstance(settings, dict):
-        raise ConfigError(f"--profile: {path}: [settings] must be a table")
-    for key in ("name", "title", "description"):
-        if key in data and not isinstance(data[key], str):
-            raise ConfigError(f"--profile: {path}: {key} must be a string")
-    unknown = sorted(set(settings) - set(Settings.model_fields))
-    if unknown:
-        raise ConfigError(f"--profile: {path}: unknown setting(s) {', '.join(unknown)}")
-    data.setdefault("name", path.stem)
-    return data
-
-
-def _profile_path(name_or_path: str) -> Path:
-    path = Path(name_or_path)
-    if not (path.suffix == ".toml" or "/" in name_or_path):
-        path = PROFILE_DIR / f"{name_or_path}.toml"
-        if not path.is_file():
-            raise ConfigError(
-                f"--profile: unknown profile {name_or_path!r} (built in: {', '.join(builtin_profiles())};"
-                " or give a path to a .toml file)"
-            )
-    if not path.is_file():
-        raise ConfigError(f"--profile: no such file {str(path)!r}")
-    return path
-
-
-# -- loading ---------------------------------------------------------------------------------
-
-
-def load_settings(
-    profile: str | None = None,
-    overrides: Mapping[str, Any] | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> Settings:
-    """Build Settings from flags, environment, profile and defaults, or raise ConfigError.
-
-    `overrides` are field names (None means "not given"); `environ` replaces os.environ when
-    given (for tests and embedding harnesses).
-    """
-    env = os.environ if environ is None else environ
-    overrides = indexed_job_segment(overrides, env)
-    layer: dict[str, Any] = {}
-    keys: dict[str, str] = {}  # field -> where the profile gave it, for messages
-    if profile:
-        prof = read_profile(profile)
-        path = _profile_path(profile)
-        layer = dict(prof["settings"])
-        keys = {name: f"{path}: [settings] {name}" for name in layer}
-        layer.setdefault("test_name", prof.get("title") or prof["name"])
-        for table, shown in (("stages", "[[stages]]"), ("thresholds", "[thresholds]")):
-            if table in prof:  # [[stages]] and [thresholds] sit beside [settings]
-                layer[table] = prof[table]
-                keys[table] = f"{path}: {shown}"
-    try:
-        overrides = choose_mode(overrides, env, layer, ENV_NAMES)
-    except ModeConflict as exc:
-        raise ConfigError(str(exc)) from None
-    flagged = {name for name, value in overrides.items() if value is not None}
-    upper = {key.upper() for key in env}
-
-    def from_profile(field: str) -> str | None:
-        """The profile's file and key when the profile gave the value (no flag or variable over it)."""
-        if field in flagged or env_name(field).upper() in upper:
-            return None
-        return keys.get(field)
-
-    settings = _load(Settings, overrides, environ, layer, source=from_profile)
-    settings._profile = profile or None
-    inherited = env.get(GIVEN_ENV)
-    if inherited is not None:  # a --processes child: what the parent's user gave
-        settings._given = frozenset(n for n in inherited.split(",") if n in Settings.model_fields)
-    else:
-        settings._given = frozenset(f for f in Settings.model_fields if f in flagged or env_name(f).upper() in upper)
-    return settings
-
-
-def indexed_job_segment(overrides: Mapping[str, Any] | None, environ: Mapping[str, str]) -> dict[str, Any]:
-    """A Kubernetes Indexed Job pod: JOB_COMPLETION_INDEX/PERF_TEST_SEGMENTS when no segment is given."""
-    flags = dict(overrides or {})
-    index = environ.get("JOB_COMPLETION_INDEX", "").strip()
-    count = str(flags.get("segments") or environ.get("PERF_TEST_SEGMENTS", "")).strip()
-    if flags.get("segment") or environ.get("PERF_TEST_SEGMENT", "").strip() or not index or not count or count == "0":
-        return flags
-    if not index.isdigit():
-        raise ConfigError(f"JOB_COMPLETION_INDEX: expected a whole number (got {index!r})")
-    if not count.isdigit():
-        raise ConfigError(f"PERF_TEST_SEGMENTS: expected a whole number (got {count!r})")
-    try:
-        parse_segment(f"{index}/{count}")
-    except ValueError as exc:
-        raise ConfigError(f"JOB_COMPLETION_INDEX / PERF_TEST_SEGMENTS: {exc}") from None
-    flags["segment"] = f"{int(index)}/{int(count)}"
-    return flags
-
-
-def load_s3_settings(
-    overrides: Mapping[str, Any] | None = None,
-    environ: Mapping[str, str] | None = None,
-    flag_names: Mapping[str, str] | None = None,
-) -> S3Settings:
-    """S3Settings for `verify` and `collector`: flags, then S3_* / AWS_* variables, then defaults.
-
-    `flag_names` (field -> flag) lets a message name the flag beside the variable.
-    """
-    return _load(S3Settings, overrides, environ, {}, flag_names)
-
-
-def _load(
-    model: type[M],
-    overrides: Mapping[str, Any] | None,
-    environ: Mapping[str, str] | None,
-    profile: Mapping[str, Any],
-    flag_names: Mapping[str, str] | None = None,
-    source: Callable[[str], str | None] | None = None,
-) -> M:
-    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
-    try:
-        return build_layered(model, flags, environ, profile)
-    except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, flag_names, source)) from None
-
-
-def describe_validation_error(
-    exc: ValidationError, flag_names: Mapping[str, str] | None = None,
-    source: Callable[[str], str | None] | None = None,
-) -> str:
-    """One clause per problem, each naming the setting by its environment variable, or by the
-    profile's file and key (`source`) when the profile gave the value."""
-    lines = []
-    for err in exc.errors():
-        loc = [str(p) for p in err.get("loc", ()) if p != "__root__"]
-        key = loc[0] if loc else ""
-        field = _FIELD_BY_ENV.get(key, key)
-        msg = err.get("msg", "invalid").removeprefix("Value error, ")
-        if err.get("type") == "extra_forbidden":
-            lines.append(f"{key}: unknown setting")
-            continue
-        if not field:
-            lines.append(msg)
-            continue
-        name = env_name(field)
-        if flag_names and field in flag_names:
-            name = f"{flag_names[field]} / {name}"
-        name = (source(field) if source is not None else None) or name
-        given = err.get("input")
-        if field not in SECRET_FIELDS and not isinstance(given, (dict, SecretStr)) and "got" not in msg:
-            msg = f"{msg} (got {given!r})"
-        lines.append(f"{name}: {msg}")
-    return "; ".join(lines)

@@ -7,14 +7,18 @@ must also send its events before the timeout, and the S3 check must pass when it
 
 from __future__ import annotations
 
-from .load.shapes import RateCurve
-from .model import ExitCode, LoadSummary, ServerStats
-from .model import S3Figures as S3Figures
-from .model import Verdict as Verdict
-from .settings import Settings
+from typing import TYPE_CHECKING
+
+from ..load.shapes import RateCurve
+from ..model import ExitCode, LoadSummary, ServerStats
+from ..model import S3Figures as S3Figures
+from ..model import Verdict as Verdict
+from ..wording import plural
 from .thresholds import Measures
 from .thresholds import judge as judge_thresholds
-from .wording import plural
+
+if TYPE_CHECKING:
+    from ..config.settings import Settings
 
 
 def judge(settings: Settings, load: LoadSummary, s3: S3Figures | bool | None, *,

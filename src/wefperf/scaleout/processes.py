@@ -24,15 +24,15 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from .exitcodes import ExitCode
+from ..config.loading import GIVEN_ENV
+from ..config.settings import ENV_NAMES, Settings
+from ..model import ExitCode, RunResult, Snapshot
+from ..payload import new_run_id
+from ..runner.preflight import check_s3
+from ..runner.reporter import Reporter, RunReporter, progress_info
+from ..runner.segments import shared_seed
 from .merge import MergedRun, rejudge
-from .model import RunResult, Snapshot
-from .payload import new_run_id
-from .preflight import check_s3
 from .progress_wire import merged_snapshot, snapshot_to_wire
-from .report.console import Reporter, progress_info, progress_line
-from .segments import shared_seed
-from .settings import ENV_NAMES, GIVEN_ENV, Settings
 from .shards import Shard, ShardError
 
 # Children print lines starting with this, then one JSON object (see ProgressPrinter).
@@ -87,7 +87,7 @@ class Child:
 
 
 async def run_processes(
-    settings: Settings, *, reporter: Reporter, stop: asyncio.Event, profile: str | None,
+    settings: Settings, *, reporter: RunReporter, stop: asyncio.Event, profile: str | None,
 ) -> tuple[RunResult, bool]:
     """Run the children and merge their results: (the merged result, interrupted), shown by the reporter.
 
@@ -102,9 +102,9 @@ async def run_processes(
     run_id = settings.run_id or new_run_id()
     seed = settings.seed or shared_seed(run_id)
     reporter.banner(settings, run_id)
-    from .runner import _unless_stopped, empty_result, refused_result
+    from ..runner.phases import empty_result, refused_result, unless_stopped
 
-    checked = await _unless_stopped(check_s3(settings), stop)
+    checked = await unless_stopped(check_s3(settings), stop)
     if checked is None:
         reporter.line("Interrupted while checking S3: nothing was sent")
         return empty_result(settings, profile, "checking S3"), True
@@ -151,7 +151,7 @@ async def run_processes(
         shards, problems = _collect(children)
         merged = _merged(settings, shards, profile)
     if merged is None:
-        from .runner import empty_result
+        from ..runner.phases import empty_result
 
         result = _with_problems(empty_result(settings, profile, "running the segment processes"), problems)
         reporter.results(result)
@@ -208,7 +208,7 @@ class _View:
     their snapshots merged into one, fed to the live view each second or printed as the plain
     progress line every PERF_TEST_PROGRESS_SECS, as a one-process run shows its own."""
 
-    def __init__(self, children: list[Child], reporter: Reporter, settings: Settings) -> None:
+    def __init__(self, children: list[Child], reporter: RunReporter, settings: Settings) -> None:
         self.children, self.reporter, self.settings = children, reporter, settings
         self._said: set[str] = set()
         self._started = False
@@ -242,8 +242,8 @@ class _View:
                 rep.snapshot(snap)
             else:
                 running = sum(1 for c in self.children if c.proc is not None and c.proc.returncode is None)
-                rep.line(progress_line(progress_info(snap, self._remaining(snap)))
-                         + f" - Processes running: {running} of {len(self.children)}")
+                rep.progress(replace(progress_info(snap, self._remaining(snap)),
+                                     processes_running=running, processes=len(self.children)))
 
     def end(self) -> None:
         """The load is over: the live view keeps its last state on the screen."""
@@ -261,7 +261,7 @@ class _View:
 
 def _collect(children: list[Child]) -> tuple[list[Shard], list[str]]:
     """The children's results that were written, and one line per child that failed or died."""
-    from .shards import _parse
+    from .shards import parse_shard
 
     shards: list[Shard] = []
     problems: list[str] = []
@@ -278,7 +278,7 @@ def _collect(children: list[Child]) -> tuple[list[Shard], list[str]]:
             problems.append(f"{child.name} exited {code} without results" + _tail(child))
             continue
         try:
-            shards.append(_parse(str(child.results), child.results.read_bytes()))
+            shards.append(parse_shard(str(child.results), child.results.read_bytes()))
         except ShardError as exc:
             problems.append(f"{child.name}: {exc}")
             continue
@@ -304,12 +304,12 @@ def _merged(settings: Settings, shards: list[Shard], profile: str | None) -> Mer
     return merged
 
 
-async def _after_load(settings: Settings, merged: MergedRun, problems: list[str], reporter: Reporter,
+async def _after_load(settings: Settings, merged: MergedRun, problems: list[str], reporter: RunReporter,
                       stop: asyncio.Event, interrupted: bool) -> RunResult:
     """What a one-process run does after its load, once for the whole run: wait until the server
     counted every segment's acknowledged events, check S3, read the count again; then judge."""
+    from ..runner.phases import FLUSH_MARGIN_S, unless_stopped
     from .recount import recount
-    from .runner import _FLUSH_MARGIN_S, _unless_stopped
 
     result = merged.result
     s3 = None
@@ -317,23 +317,23 @@ async def _after_load(settings: Settings, merged: MergedRun, problems: list[str]
         reporter.line("")
         reporter.line("Waiting for event processing to complete...")
         reporter.waiting("count", settings.processing_wait_secs)
-        await _unless_stopped(recount(settings, result.server, result.load.events_ok, reporter.count_waiting), stop)
+        await unless_stopped(recount(settings, result.server, result.load.events_ok, reporter.count_waiting), stop)
         result.stopped_in = "waiting for the server's count" if stop.is_set() else result.stopped_in
         if settings.verify_s3 and settings.segment:
             reporter.line("S3 verification: once for the whole run, after the segments are merged"
                           " (`wefperf merge --verify-s3`)")
         elif settings.verify_s3 and not problems and not stop.is_set():
+            from ..verify import verify_s3
             from .merge import verify_options
-            from .verify import verify_s3
 
-            wait = settings.flush_interval_secs * 2 + _FLUSH_MARGIN_S
+            wait = settings.flush_interval_secs * 2 + FLUSH_MARGIN_S
             reporter.line("Waiting for S3 parquet file flush (parquet files may take time to write)...")
             reporter.waiting("s3", wait)
-            s3 = await _unless_stopped(verify_s3(verify_options(merged, settings, wait),
+            s3 = await unless_stopped(verify_s3(verify_options(merged, settings, wait),
                                                  progress=reporter.s3_waiting), stop)
             result.stopped_in = "verifying S3" if stop.is_set() else result.stopped_in
             if s3 is not None:  # the count after the S3 wait, as a one-process run reads it again
-                await _unless_stopped(recount(settings, result.server, 0), stop)
+                await unless_stopped(recount(settings, result.server, 0), stop)
         if stop.is_set():
             # Ctrl-C while waiting: the load is complete, the checks after it are not.
             reporter.line("Interrupted while waiting: S3 verification skipped, writing partial results")
@@ -344,7 +344,7 @@ async def _after_load(settings: Settings, merged: MergedRun, problems: list[str]
 
 def _judged(settings: Settings) -> Settings:
     """The whole plan's settings, or within a segment its share of them (the run is judged at the merge)."""
-    from .segments import judged_alone
+    from ..runner.segments import judged_alone
 
     return judged_alone(settings).model_copy(update={"processes": "1"})
 

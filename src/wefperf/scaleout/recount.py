@@ -15,14 +15,15 @@ from collections.abc import Callable
 
 import aiohttp
 
-from .model import ServerStats
-from .observe import StatsSnapshot, stats_reader
-from .settings import Settings
+from ..config.settings import Settings
+from ..model import ServerStats
+from ..observe.counted import take_final, wait_for_processing
+from ..observe.stats import StatsSnapshot, stats_reader
 
 
 def observer_ssl(settings: Settings) -> ssl.SSLContext | bool:
     """The TLS context the run's observer (health, stats) used: over WS-Man https, its own client certificate."""
-    from .wsman.tls import collector_context, host_contexts
+    from ..wsman.tls import collector_context, host_contexts
 
     if settings.protocol != "wsman":
         return collector_context(verify=settings.tls_verify, ca_file=settings.tls_ca)
@@ -42,29 +43,19 @@ async def recount(settings: Settings, server: ServerStats, acked: int,
     The count only grows during a run, so a read below the one recorded (a Prometheus counter
     reset that a fresh reader cannot see) leaves the recorded figures alone.
     """
-    from .runner import _wait_for_processing
-
     if server.baseline_total is None:
         return False
     baseline = StatsSnapshot(server.baseline_total, dict(server.baseline_per_type))
     stats = stats_reader(settings.stats_format, settings.wef_stats_endpoint, settings.stats_metric)
     context = await asyncio.to_thread(observer_ssl, settings)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=4, ssl=context), trust_env=True) as obs:
-        final = await _wait_for_processing(obs, settings, stats, baseline, acked, on_poll)
+        final = await wait_for_processing(obs, settings, stats, baseline, acked, on_poll)
     if final is None:
         return False
     if server.final_total is not None and final.total < server.final_total:
         return False
     take_final(server, final, baseline if stats.per_type else None)
     return True
-
-
-def take_final(server: ServerStats, final: StatsSnapshot, baseline: StatsSnapshot | None) -> None:
-    """The server's figures after the load from one final read; per type when there is a typed baseline."""
-    server.final_total = final.total
-    server.final_per_type = dict(final.per_type)
-    if baseline is not None:
-        server.per_type_delta = final.delta(baseline)
 
 
 def short(server: ServerStats, acked: int) -> bool:

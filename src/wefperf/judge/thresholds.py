@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .model import Bound as Bound
-from .model import Judged as Judged
+from ..model import Bound as Bound
+from ..model import Judged as Judged
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from .settings import Settings
+from ..config.settings import Settings
 
 # A listing normally answers in milliseconds; the client's own connect timeout (5 s) and one retry
 # fit in this, so an endpoint that accepts and never answers costs this, not the whole run.
@@ -41,7 +41,7 @@ def s3_needs(settings: Settings) -> list[BucketNeed]:
     if settings.verify_s3 and not settings.segment:  # a segment's S3 check is its merge's
         needs.append(BucketNeed(settings.s3_bucket, "", "--verify-s3", "S3_BUCKET"))
     if settings.shard_results.startswith("s3://") and (settings.segment or settings.process_count > 1):
-        from .shards import split_s3
+        from ..scaleout.shards import split_s3
 
         bucket, prefix = split_s3(settings.shard_results)
         needs.append(BucketNeed(bucket, prefix, f"--shard-results {settings.shard_results}",
@@ -62,8 +62,8 @@ async def check_s3(settings: Settings, timeout_s: float = PREFLIGHT_TIMEOUT_S) -
 
 
 async def _check_bucket(settings: Settings, need: BucketNeed, timeout_s: float) -> str:
-    from .verify.model import VerifyOptions
-    from .verify.s3client import describe_error, open_client
+    from ..verify.model import VerifyOptions
+    from ..verify.s3client import describe_error, open_client
 
     opts = VerifyOptions(endpoint=settings.s3_endpoint, bucket=need.bucket, access_key=settings.access_key,
                          secret_key=settings.secret_key)

@@ -14,59 +14,57 @@ import ssl
 import time
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Callable, Coroutine, TypeVar
+from typing import TYPE_CHECKING, Any, Coroutine, TypeVar
 
 import aiohttp
 
-from .exitcodes import ExitCode
-from .limits import ensure_open_files_for_hosts
-from .load.arrivals import HostArrivals
-from .load.engine import LoadEngine, make_senders
-from .load.hosts import HostsEngine, build_hosts
-from .load.scheduler import Schedule
-from .load.wsman_hosts import WsmanHostsEngine
-from .metrics import LoadSummary, Recorder
-from .model import Deliveries, RunResult, S3Figures, SegmentInfo, ServerStats, ShardData
-from .observe import (
+from ..config.limits import ensure_open_files_for_hosts
+from ..config.settings import Settings
+from ..judge.thresholds import Measures
+from ..judge.thresholds import judge as judge_thresholds
+from ..judge.verdict import judge
+from ..load.arrivals import HostArrivals
+from ..load.engine import LoadEngine, make_senders
+from ..load.hosts import HostsEngine, build_hosts
+from ..load.scheduler import Schedule
+from ..load.wsman_hosts import WsmanHostsEngine
+from ..measure.recorder import Recorder
+from ..model import Deliveries, ExitCode, LoadSummary, RunResult, S3Figures, SegmentInfo, ServerStats, ShardData
+from ..observe.counted import final_read, take_final, wait_for_processing
+from ..observe.prometheus import MetricError
+from ..observe.restarts import RestartWatch, unseen_note
+from ..observe.stats import (
     PrometheusStats,
     ServerUnavailable,
-    StatsReader,
     StatsSampler,
     StatsSnapshot,
     stats_reader,
     try_read,
     wait_for_health,
 )
-from .payload import PayloadPool, build_pool, new_run_id
-from .payload.hosts import HostPayload
+from ..observe.tlsdiag import TlsSetup
+from ..payload import PayloadPool, build_pool, new_run_id
+from ..payload.hosts import HostPayload
+from ..wording import plural
+from ..wsman.certs import CertError
+from ..wsman.tls import collector_context, host_contexts
 from .preflight import check_s3
-from .prometheus import MetricError
-from .recount import take_final
-from .report.console import Reporter, progress_info
-from .restarts import RestartWatch, unseen_note
+from .reporter import Reporter, RunReporter, progress_info
 from .segments import check_start_at, judged_alone, shared_seed
-from .settings import Settings
-from .thresholds import Measures
-from .thresholds import judge as judge_thresholds
-from .tlsdiag import TlsSetup
-from .verdict import judge
-from .wording import plural
-from .wsman.certs import CertError
-from .wsman.tls import collector_context, host_contexts
 
 if TYPE_CHECKING:
-    from .verify import Numbering
+    from ..verify import Numbering
 
 T = TypeVar("T")
 
 # S3 files appear one flush interval after the last event; allow for upload time on top.
-_FLUSH_MARGIN_S = 15.0
+FLUSH_MARGIN_S = 15.0
 
 
 async def run_test(
     settings: Settings,
     *,
-    reporter: Reporter | None = None,
+    reporter: RunReporter | None = None,
     stop: asyncio.Event | None = None,
     profile: str | None = None,
     run_id: str | None = None,
@@ -78,7 +76,7 @@ async def run_test(
     `freeze_gc` freezes the cyclic GC's view of the process during the load: for the CLI only.
     `seed` fixes the payload (and the simulated hosts' arrivals) over PERF_TEST_SEED.
     """
-    rep = reporter or Reporter()
+    rep: RunReporter = reporter or Reporter()
     check_start_at(settings)
     run_id = run_id or settings.run_id or new_run_id()
     segment = settings.segment_of
@@ -145,7 +143,7 @@ async def run_test(
     connector = aiohttp.TCPConnector(limit=4, ssl=observer_ssl)
     async with aiohttp.ClientSession(connector=connector, trust_env=True) as obs:
         try:
-            waited = await _unless_stopped(
+            waited = await unless_stopped(
                 wait_for_health(obs, settings.health_url, settings.health_timeout_secs, settings.health_setting,
                                 TlsSetup(bool(settings.client_cert or settings.client_ca_cert),
                                          settings.protocol == "wsman")), stop
@@ -159,7 +157,7 @@ async def run_test(
         rep.line("WEF server is healthy")
         # A wrong S3 endpoint or bucket found now, not after the load (after the health check: in compose,
         # a healthy collector has found its bucket, so S3 is up).
-        checked = await _unless_stopped(check_s3(settings), stop)
+        checked = await unless_stopped(check_s3(settings), stop)
         if checked is None:
             return stopped_before_load("checking S3")
         if checked.problem:
@@ -169,7 +167,7 @@ async def run_test(
         for line in checked.checked:
             rep.line(line)
         try:
-            read = await _unless_stopped(try_read(obs, stats), stop)
+            read = await unless_stopped(try_read(obs, stats), stop)
         except MetricError as exc:
             # A wrong metric type or a URL without Prometheus text: no load, a configuration error.
             rep.error(f"wefperf: configuration error: {exc}")
@@ -302,8 +300,8 @@ async def run_test(
             rep.line("")
             rep.line("Waiting for event processing to complete...")
             rep.waiting("count", settings.processing_wait_secs)
-            final = await _unless_stopped(
-                _wait_for_processing(obs, settings, stats, baseline, load.events_ok, rep.count_waiting, sampler), stop
+            final = await unless_stopped(
+                wait_for_processing(obs, settings, stats, baseline, load.events_ok, rep.count_waiting, sampler), stop
             )
             stopped_in = "waiting for the server's count" if _is_set(stop) else None
             if settings.verify_s3 and segmented:
@@ -311,9 +309,9 @@ async def run_test(
                          " (`wefperf merge --verify-s3`, or the --processes parent)")
             elif settings.verify_s3 and not _is_set(stop):
                 rep.line("Waiting for S3 parquet file flush (parquet files may take time to write)...")
-                rep.waiting("s3", settings.flush_interval_secs * 2 + _FLUSH_MARGIN_S)
+                rep.waiting("s3", settings.flush_interval_secs * 2 + FLUSH_MARGIN_S)
                 numbering = _numbering(pool, engine, load)
-                s3 = await _unless_stopped(_verify(settings, pool.run_id, numbering, load, started_at, rep), stop)
+                s3 = await unless_stopped(_verify(settings, pool.run_id, numbering, load, started_at, rep), stop)
                 stopped_in = "verifying S3" if _is_set(stop) else None
             if _is_set(stop):
                 # Ctrl-C while waiting: the load is complete, the checks after it are not.
@@ -321,7 +319,7 @@ async def run_test(
                 load = replace(load, interrupted=True)
                 s3 = None
         if final is None or s3 is not None or load.interrupted:
-            final, final_note = await _final_read(obs, stats, sampler)
+            final, final_note = await final_read(obs, stats, sampler)
             if final is None and final_note and baseline is not None:
                 server.notes.append(final_note)
         if isinstance(stats, PrometheusStats) and stats.counter.resets:
@@ -369,7 +367,7 @@ def _is_set(stop: asyncio.Event | None) -> bool:
     return stop is not None and stop.is_set()
 
 
-async def _unless_stopped(work: Coroutine[Any, Any, T], stop: asyncio.Event | None) -> T | None:
+async def unless_stopped(work: Coroutine[Any, Any, T], stop: asyncio.Event | None) -> T | None:
     """Run a phase, but give it up (None) as soon as the user asks to stop."""
     if stop is None:
         return await work
@@ -410,7 +408,7 @@ async def _guard(settings: Settings, engine: LoadEngine | HostsEngine) -> None:
             return
 
 
-async def _feed(rep: Reporter, engine: LoadEngine | HostsEngine, every_s: float) -> None:
+async def _feed(rep: RunReporter, engine: LoadEngine | HostsEngine, every_s: float) -> None:
     """What the user sees during the load, read from the recorder beside the senders (never by them):
     a live view's snapshot once a second, else a plain progress line every `every_s` seconds.
 
@@ -438,48 +436,9 @@ async def _watch(stop: asyncio.Event, engine: LoadEngine | HostsEngine) -> None:
     engine.stop(interrupted=True)
 
 
-async def _final_read(
-    obs: aiohttp.ClientSession, stats: StatsReader, sampler: StatsSampler | None = None,
-) -> tuple[StatsSnapshot | None, str | None]:
-    """The last read of the server's count; any failure, a changed metric type included, is a note.
-
-    Through `sampler` when given, so a restart seen after the load is told to its watch too.
-    """
-    try:
-        return await (sampler.read_once() if sampler is not None else try_read(obs, stats))
-    except MetricError as exc:
-        return None, str(exc)
-
-
-async def _wait_for_processing(
-    obs: aiohttp.ClientSession, settings: Settings, stats: StatsReader, baseline: StatsSnapshot | None, acked: int,
-    on_poll: Callable[[int, int], None] | None = None, sampler: StatsSampler | None = None,
-) -> StatsSnapshot | None:
-    """Poll the stats until the server counted every acknowledged event, or the wait runs out.
-
-    A read that fails after good ones (a collector restarting) is tried again until the deadline.
-    """
-    deadline = time.monotonic() + settings.processing_wait_secs
-    final: StatsSnapshot | None = None
-    while True:
-        final, _ = await _final_read(obs, stats, sampler)
-        if baseline is not None and final is None and time.monotonic() < deadline:
-            # A counter appears with its first event: it may show up a little after the acks;
-            # a collector that went away may be on its way back.
-            await asyncio.sleep(min(settings.stats_interval_secs, 1.0))
-            continue
-        if baseline is None or final is None:
-            return final
-        if on_poll is not None:
-            on_poll(final.total - baseline.total, acked)
-        if final.total - baseline.total >= acked or time.monotonic() >= deadline:
-            return final
-        await asyncio.sleep(min(settings.stats_interval_secs, 1.0))
-
-
 def _numbering(pool: PayloadPool | HostPayload, engine: LoadEngine | HostsEngine, load: LoadSummary) -> Numbering:
     """Which events the run sent, numbered densely, with each one's type: what the S3 accounting needs."""
-    from .verify import Numbering
+    from ..verify import Numbering
 
     if isinstance(engine, HostsEngine):
         assert isinstance(pool, HostPayload)
@@ -489,11 +448,11 @@ def _numbering(pool: PayloadPool | HostPayload, engine: LoadEngine | HostsEngine
 
 
 async def _verify(
-    settings: Settings, run_id: str, numbering: Numbering, load: LoadSummary, started: datetime, rep: Reporter
+    settings: Settings, run_id: str, numbering: Numbering, load: LoadSummary, started: datetime, rep: RunReporter
 ) -> Any:
-    from .verify import VerifyOptions, run_dates, verify_s3
+    from ..verify import VerifyOptions, run_dates, verify_s3
 
-    wait_secs = settings.flush_interval_secs * 2 + _FLUSH_MARGIN_S
+    wait_secs = settings.flush_interval_secs * 2 + FLUSH_MARGIN_S
     options = VerifyOptions(
         endpoint=settings.s3_endpoint,
         bucket=settings.s3_bucket,
@@ -550,7 +509,7 @@ def _result(
     s3: Any,
     sender: str,
     unavailable: str | None,
-    rep: Reporter,
+    rep: RunReporter,
     *,
     stopped_in: str | None = None,
     show: bool = True,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .settings import S3Settings
+from ..config.settings import S3Settings
 
 _FROM_URL = "the bucket in the s3:// URL"  # what to check when a shard bucket is wrong
 SHARD_NAME = re.compile(r"segment-(\d+)-of-(\d+)\.json$")
@@ -44,7 +44,7 @@ def split_s3(url: str) -> tuple[str, str]:
 
 
 def _options(s3: S3Settings, bucket: str) -> Any:
-    from .verify.model import VerifyOptions
+    from ..verify.model import VerifyOptions
 
     return VerifyOptions(endpoint=s3.s3_endpoint, bucket=bucket, access_key=s3.access_key, secret_key=s3.secret_key)
 
@@ -61,7 +61,7 @@ async def store_shard(data: dict[str, Any], target: str, s3: S3Settings) -> str:
         tmp.write_bytes(body)
         tmp.replace(path)
         return str(path)
-    from .verify.s3client import S3Failure, describe_error, open_client
+    from ..verify.s3client import S3Failure, describe_error, open_client
 
     bucket, prefix = split_s3(target)
     full = f"{prefix}/{key}" if prefix else key
@@ -95,10 +95,10 @@ def _read_local(source: str, run_id: str | None) -> list[Shard]:
         files = sorted(p for p in path.rglob("segment-*-of-*.json") if SHARD_NAME.search(p.name))
         if run_id:
             files = [p for p in files if p.parent.name == run_id] or [p for p in files if _run_of(p) == run_id]
-        return [_parse(str(p), p.read_bytes()) for p in files]
+        return [parse_shard(str(p), p.read_bytes()) for p in files]
     if not path.exists():
         raise ShardError(f"{source}: no such file or folder")
-    return [_parse(source, path.read_bytes())]
+    return [parse_shard(source, path.read_bytes())]
 
 
 def _run_of(path: Path) -> str | None:
@@ -109,7 +109,7 @@ def _run_of(path: Path) -> str | None:
 
 
 async def _read_s3(source: str, s3: S3Settings, run_id: str | None) -> list[Shard]:
-    from .verify.s3client import describe_error, open_client
+    from ..verify.s3client import describe_error, open_client
 
     bucket, prefix = split_s3(source)
     base = f"{prefix}/results/" if prefix else "results/"
@@ -126,7 +126,7 @@ async def _read_s3(source: str, s3: S3Settings, run_id: str | None) -> list[Shar
             for key in sorted(keys):
                 reply = await client.get_object(Bucket=bucket, Key=key)
                 async with reply["Body"] as stream:
-                    found.append(_parse(f"s3://{bucket}/{key}", await stream.read()))
+                    found.append(parse_shard(f"s3://{bucket}/{key}", await stream.read()))
     except ShardError:
         raise
     except Exception as exc:
@@ -137,7 +137,7 @@ async def _read_s3(source: str, s3: S3Settings, run_id: str | None) -> list[Shar
     return found
 
 
-def _parse(source: str, raw: bytes) -> Shard:
+def parse_shard(source: str, raw: bytes) -> Shard:
     try:
         data = json.loads(raw)
     except ValueError as exc:

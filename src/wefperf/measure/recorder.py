@@ -28,26 +28,20 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-# The histograms' range and their text encoding live in hdr.py, the run's data types in model.py;
-# these names stay importable from here.
+from ..model import (
+    ERROR_SAMPLES_PER_CLASS,
+    BatchRanges,
+    ErrorClass,
+    LoadSummary,
+    Percentiles,
+    Second,
+    Snapshot,
+)
 from .hdr import HIGHEST_US as _HIGHEST_US
 from .hdr import LOWEST_US as _LOWEST_US
-from .hdr import decode as decode
-from .hdr import encode as encode
+from .hdr import encode
 from .hdr import histogram as _histogram
-from .hdr import merge_encoded as merge_encoded
-from .model import ERROR_SAMPLES_PER_CLASS as ERROR_SAMPLES_PER_CLASS
-from .model import PERCENTILES as PERCENTILES
-from .model import BatchRanges as BatchRanges
-from .model import ErrorClass as ErrorClass
-from .model import HostsFigures as HostsFigures
-from .model import LoadSummary as LoadSummary
-from .model import Percentiles as Percentiles
-from .model import Second as Second
-from .model import Snapshot as Snapshot
-from .model import WsmanFigures as WsmanFigures
-from .model import mean_of as mean_of
-from .restarts import ReachTracker
+from .reach import ReachTracker
 
 LATE_THRESHOLD_S = 0.010  # a batch sent more than 10 ms after its intended time is late
 # Raw samples wait in a small buffer and reach the histograms grouped by value, at each
@@ -152,7 +146,7 @@ class Recorder:
         self.errors: dict[str, ErrorClass] = {}
         self.failed_set = BatchSet()
         self.server_events = 0
-        self.reach = ReachTracker()  # when batches were refused or reset: a collector gone (restarts.py)
+        self.reach = ReachTracker()  # when batches were refused or reset: a collector gone (reach.py)
 
     def _row(self, when: float) -> Second:
         index = int(when - self.start)

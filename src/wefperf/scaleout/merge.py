@@ -20,8 +20,12 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .hdr import merge_encoded
-from .model import (
+from ..config.loading import describe_validation_error
+from ..config.rules import ConfigError
+from ..config.settings import Settings
+from ..judge.verdict import judge
+from ..measure.hdr import merge_encoded
+from ..model import (
     ERROR_SAMPLES_PER_CLASS,
     BatchingObeyed,
     ErrorClass,
@@ -35,9 +39,7 @@ from .model import (
     SubscriptionAsked,
     WsmanFigures,
 )
-from .settings import ConfigError, Settings, describe_validation_error
 from .shards import Shard, ShardError
-from .verdict import judge
 
 _MERGE_CLEARS = {"segment": "", "segments": 0, "shard_results": "", "processes": "1", "start_at": 0}
 
@@ -281,9 +283,9 @@ def merge_server(runs: Sequence[RunResult]) -> ServerStats:
 
 def verify_options(merged: MergedRun, s3_settings: Any, wait_secs: float) -> Any:
     """VerifyOptions for every segment's events at once: which sequence numbers were sent, by whom."""
-    from .payload import build_pool
-    from .payload.hosts import build_host_payload
-    from .verify import Numbering, VerifyOptions, run_dates
+    from ..payload import build_pool
+    from ..payload.hosts import build_host_payload
+    from ..verify import Numbering, VerifyOptions, run_dates
 
     settings, runs = merged.settings, merged.runs
     result = merged.result

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .model import Second, Snapshot
+from ..model import Second, Snapshot
 
 
 def snapshot_to_wire(snap: Snapshot) -> dict[str, Any]:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import time
 
-from .load.shapes import Stage
-from .model import SegmentInfo as SegmentInfo
-from .settings import ConfigError, Settings
+from ..config.rules import ConfigError
+from ..config.settings import Settings
+from ..load.shapes import Stage
+from ..model import SegmentInfo as SegmentInfo
 
 
 def shared_seed(run_id: str) -> int:

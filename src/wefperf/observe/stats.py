@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from .load import errors
-from .model import event_id_of as event_id_of
+from ..load import errors
+from ..model import event_id_of as event_id_of
 from .prometheus import CounterTotal, LabelSet, MetricAbsent, MetricError, absent_message, read_counter
 from .restarts import RestartWatch
 from .tlsdiag import TlsDiagnosis, TlsSetup, diagnose

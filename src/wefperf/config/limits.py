@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .settings import ConfigError
+from .rules import ConfigError
 
 # Files the process needs beside the hosts' sockets: stdio, the loop, the stats and S3 clients.
 MARGIN = 256

@@ -18,15 +18,15 @@ import math
 import socket
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
-from .capacity import Capacity, Step, best_achieved, search
-from .exitcodes import ExitCode
-from .load.shapes import Stage
-from .model import LoadSummary, RunResult, Verdict
-from .report.console import Reporter
-from .settings import ConfigError, Settings
-from .thresholds import SPECS, Judged
+from ..config.rules import ConfigError
+from ..config.settings import Settings
+from ..judge.thresholds import SPECS, Judged
+from ..load.shapes import Stage
+from ..model import ExitCode, LoadSummary, RunResult, Verdict
+from ..runner.reporter import Reporter
+from .rates import Capacity, Step, best_achieved, search
 
 DEFAULT_START_EPS = 1_000.0
 DEFAULT_STEP_SECS = 10.0
@@ -126,7 +126,7 @@ class CapacityResult:
         return ExitCode.PASSED
 
     def to_dict(self) -> dict[str, Any]:
-        from . import __version__
+        from ..model import installed_version
 
         return {
             "timestamp": self.timestamp,
@@ -141,14 +141,25 @@ class CapacityResult:
             },
             "error": self.error,
             "exit_code": int(self.exit_code),
-            "wefperf_version": __version__,
+            "wefperf_version": installed_version(),
             "host": socket.gethostname(),
             "profile": self.profile,
         }
 
 
+class SearchReporter(Protocol):
+    """What the search tells as it goes: the protocol the core speaks; report/capacity.py implements it."""
+
+    def started(self, settings: Settings, plan: SearchPlan, thresholds: dict[str, float]) -> None: ...
+    def step_started(self, number: int, rate: float, plan: SearchPlan) -> None: ...
+    def step_done(self, number: int, step: Step, verdict: Verdict) -> None: ...
+    def step_stopped(self, number: int, rate: float, result: RunResult) -> None: ...
+    def error(self, text: str) -> None: ...
+    def finished(self, result: CapacityResult) -> None: ...
+
+
 class CapacityReporter:
-    """What the search tells the user as it goes. The base class says nothing (the API's default)."""
+    """The search's reporter that says nothing (the API's default), to subclass."""
 
     def started(self, settings: Settings, plan: SearchPlan, thresholds: dict[str, float]) -> None: ...
     def step_started(self, number: int, rate: float, plan: SearchPlan) -> None: ...
@@ -161,7 +172,7 @@ class CapacityReporter:
 class _StepReporter(Reporter):
     """A step's own run says nothing but its errors (a failed batch, an unreachable server)."""
 
-    def __init__(self, outer: CapacityReporter) -> None:
+    def __init__(self, outer: SearchReporter) -> None:
         self.outer = outer
 
     def error(self, text: str) -> None:
@@ -254,7 +265,7 @@ async def find_capacity(
     settings: Settings,
     plan: SearchPlan | None = None,
     *,
-    reporter: CapacityReporter | None = None,
+    reporter: SearchReporter | None = None,
     stop: asyncio.Event | None = None,
     profile: str | None = None,
     freeze_gc: bool = False,
@@ -263,12 +274,12 @@ async def find_capacity(
 
     Raises ConfigError for a bad plan or a threshold no step can judge. `freeze_gc`: for the CLI only (see run_test).
     """
-    from .runner import run_test
+    from ..runner.phases import run_test
 
     plan = plan or SearchPlan()
     plan.check()
     check_settings(settings)
-    rep = reporter or CapacityReporter()
+    rep: SearchReporter = reporter or CapacityReporter()
     thresholds = dict(plan.step_settings(settings, plan.start_eps, 1).effective_thresholds())
     started = datetime.now(UTC).isoformat()
     rep.started(settings, plan, thresholds)

@@ -1,0 +1,1 @@
+"""The capacity search: the choice of rates (no I/O) and the runs that test each one."""

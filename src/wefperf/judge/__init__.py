@@ -1,0 +1,1 @@
+"""Judgement: the thresholds (parse, judge a run or a window) and the run's verdict."""

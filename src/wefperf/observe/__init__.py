@@ -1,0 +1,1 @@
+"""Watching the server under test: health, its count (JSON or Prometheus), restarts, TLS failures explained."""
