@@ -92,6 +92,7 @@ class OracleCollector(ThreadedApp):
     port: int = 0
     records: list[RequestRecord] = field(default_factory=list, repr=False)
     enumerates: int = 0
+    ends: int = 0  # the End each host sends after its EnumerateResponse
     heartbeats: int = 0
     identifier: str = field(default_factory=lambda: str(uuid.uuid4()).upper())
 
@@ -190,6 +191,10 @@ class OracleCollector(ThreadedApp):
 
     async def _enumerate(self, req: web.Request) -> web.Response:
         msg = request(decode(await req.read()), with_events=False)
+        if msg.action == ns.ACTION_END:
+            with self._lock:
+                self.ends += 1
+            return _soap(envelope.ack(msg.message_id))
         with self._lock:
             self.enumerates += 1
         spec = envelope.SubscriptionSpec(self.identifier, "uuid:" + self.identifier,
