@@ -91,7 +91,7 @@ async def test_a_flush_escapes_events_in_pieces_in_a_worker_thread(monkeypatch: 
 async def test_the_loop_stays_responsive_while_a_big_buffer_is_flushed() -> None:
     """A 1 ms timer on the loop, ticking while 30,000 events (about 50 MB of XML) become a file.
     Before the fix one call escaped the whole partition with the GIL held, and the loop stood still
-    for a sizeable share of the build (10-25 % of it on this repository's 2-core machine). The
+    for a sizeable share of the build (6-26 % of it on a 2-core machine, quiet or busy). The
     bound is a tenth of the build time: the build slows down with the machine's load, and so does
     any stall; pieces keep each hold near a millisecond, far under it, even with busy cores."""
     pool = build_pool(run_id="stall1", batch_size=1000, event_type="4624")
