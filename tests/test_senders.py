@@ -146,7 +146,7 @@ async def test_silent_server_times_out(kind: str) -> None:
     took = loop.time() - started
     assert (summary.batches_ok, summary.batches_failed) == (0, 2)
     assert summary.errors[errors.TIMEOUT].batches == 2
-    assert 0.3 <= took < 3, took
+    assert 0.3 <= took < 10, took  # the 0.3 s timeout, not the server's 30 s (room for a busy machine)
 
 
 def test_auto_picks_fast_for_http_and_aiohttp_for_https() -> None:

@@ -203,7 +203,7 @@ async def test_gives_up_at_the_deadline_and_reports_what_is_missing(
     res = await verify_s3(_opts(moto_endpoint, bucket, run_id=run, batch_size=bs, sent_batches=3,
                                 wait_secs=1.0, poll_interval_secs=0.3))
     elapsed = time.monotonic() - started
-    assert 1.0 <= elapsed < 6
+    assert 1.0 <= elapsed < 12  # its 1 s deadline and a last poll, on a busy machine: not an endless wait
     assert not res.passed and res.accounting is not None
     assert res.accounting.missing == 5 and res.accounting.missing_ranges == [(25, 29)]
 

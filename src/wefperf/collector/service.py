@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import logging
 import signal
 import sys
@@ -136,6 +137,9 @@ async def _serve_http(cfg: TargetConfig, client: object, target: S3Target) -> Ex
             await uploader.close(0)
             raise
     sink.start()
+    # Everything alive now (botocore's service models, aiohttp) lives as long as the process: out of
+    # the collector's way, so a full collection during the load does not walk it with the loop held.
+    gc.freeze()
     # Before the ready line: whoever waits for it may signal us at once.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

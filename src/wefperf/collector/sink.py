@@ -2,9 +2,10 @@
 
 A buffer per `event_type` partition holds references into request bodies (no per-event copy).
 It becomes a file when its flush interval passes, or before adding to it would make the file
-larger than the maximum size. Rows are built column-wise in a worker thread: orjson escapes all
-raw XML in one call, pyarrow's kernels extract the parsed fields and join the JSON, and pyarrow
-releases the GIL, so request handling keeps the event loop.
+larger than the maximum size. Rows are built column-wise in a worker thread, beside the request
+loop: orjson escapes the raw XML a piece at a time (each call holds the GIL, so each stays short),
+pyarrow's kernels, which release the GIL, extract the parsed fields, join the JSON and write the
+parquet, and the file's CRC32 is taken there too (upload.py), so request handling keeps the loop.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .parse import EventSlices
-from .upload import PendingFile, Uploader
+from .upload import PendingFile, Uploader, crc32_of
 
 log = logging.getLogger("wefperf.collector")
 
@@ -115,31 +116,41 @@ def _quoted(escaped_values: pa.Array) -> pa.Array:
     return pc.fill_null(pc.binary_join_element_wise('"', escaped_values, '"', ""), "null")
 
 
-def build_table(chunks: list[Chunk], event_id: int) -> pa.Table:
-    """The docs/contract.md rows for one partition's chunks."""
-    raws: list[str] = []
-    providers: list[str] = []
-    stamps: list[str] = []
-    hosts: list[str] = []
-    subs: list[str | None] = []
+# Events escaped per orjson call: each call holds the GIL, so it stays around a millisecond.
+ESCAPE_PIECE = 500
+
+
+def _escaped_pieces(chunks: list[Chunk]) -> pa.ChunkedArray:
+    """Each event's `raw_xml` as the inside of a JSON string literal, in chunk order.
+
+    Run in a worker thread beside the request loop, so no single call may hold the GIL for long:
+    the events are cut and escaped in pieces of ESCAPE_PIECE (a few hundred microseconds each);
+    the joining and splitting of the escaped text happen in pyarrow kernels, which release it.
+    """
+    rows: list[pa.Array] = []
     for chunk in chunks:
         body, ev = chunk.body, chunk.events
-        if body.isascii():
-            text = body.decode("ascii")
-            raws.extend([text[s:e] for s, e in zip(ev.starts, ev.ends)])
-        else:
-            raws.extend([body[s:e].decode("utf-8", "replace") for s, e in zip(ev.starts, ev.ends)])
-        n = len(ev)
-        providers.extend(ev.providers)
-        stamps.extend([chunk.received] * n)
-        hosts.extend([chunk.source_host] * n)
-        subs.extend([chunk.subscription_id] * n)
-    rows = len(raws)
-    # orjson escapes every event at once; `","` can only occur between two escaped strings.
-    listed = orjson.dumps(raws).decode()[2:-2]
-    escaped = pc.list_flatten(pc.split_pattern(pa.array([listed], pa.string()), '","'))
-    parsed: list[object] = ['","parsed":{"provider":', _json_string(pa.array(providers, pa.string())),
-                            ',"event_id":', str(event_id)]
+        for i in range(0, len(ev), ESCAPE_PIECE):
+            raws = [body[s:e].decode("utf-8", "replace")
+                    for s, e in zip(ev.starts[i : i + ESCAPE_PIECE], ev.ends[i : i + ESCAPE_PIECE])]
+            # orjson escapes the whole piece at once; `","` can only occur between two escaped strings.
+            listed = pa.py_buffer(orjson.dumps(raws))
+            offsets = pa.array([2, listed.size - 2], pa.int32()).buffers()[1]
+            rows.append(pa.Array.from_buffers(pa.string(), 1, [None, offsets, listed]))
+    return pc.list_flatten(pc.split_pattern(pa.chunked_array(rows, pa.string()), '","'))
+
+
+def _repeated(values: list[tuple[str | None, int]]) -> pa.ChunkedArray:
+    """A string column of runs (value, count), built without a Python object per row."""
+    return pa.chunked_array([pa.repeat(pa.scalar(v, pa.string()), n) for v, n in values if n], pa.string())
+
+
+def build_table(chunks: list[Chunk], event_id: int) -> pa.Table:
+    """The docs/contract.md rows for one partition's chunks."""
+    escaped = _escaped_pieces(chunks)
+    rows = len(escaped)
+    providers = pa.chunked_array([pa.array(c.events.providers, pa.string()) for c in chunks], pa.string())
+    parsed: list[object] = ['","parsed":{"provider":', _json_string(providers), ',"event_id":', str(event_id)]
     for name, pattern in _FIELDS_NUM.items():
         number = pc.cast(pc.cast(_extract(escaped, pattern), pa.uint64()), pa.string())
         parsed += [f',"{name}":', pc.fill_null(number, "null")]
@@ -148,10 +159,10 @@ def build_table(chunks: list[Chunk], event_id: int) -> pa.Table:
     event_data = pc.binary_join_element_wise('{"raw_xml":"', escaped, *parsed, "}}", "")
     return pa.Table.from_arrays(
         [
-            pa.array([event_id] * rows, pa.uint32()),
-            pa.array(stamps, pa.string()),
-            pa.array(hosts, pa.string()),
-            pa.array(subs, pa.string()),
+            pa.repeat(pa.scalar(event_id, pa.uint32()), rows),
+            _repeated([(c.received, len(c.events)) for c in chunks]),
+            _repeated([(c.source_host, len(c.events)) for c in chunks]),
+            _repeated([(c.subscription_id, len(c.events)) for c in chunks]),
             event_data,
         ],
         schema=SCHEMA,
@@ -178,6 +189,11 @@ def build_files(chunks: list[Chunk], event_id: int, max_bytes: int) -> list[tupl
             continue
         files.append((data, table.num_rows))
     return files
+
+
+def encode_partition(chunks: list[Chunk], event_id: int, max_bytes: int) -> list[tuple[bytes, int, str]]:
+    """build_files plus each file's CRC32: all of a flush's CPU work, done in one worker-thread call."""
+    return [(data, rows, crc32_of(data)) for data, rows in build_files(chunks, event_id, max_bytes)]
 
 
 # --- the sink -----------------------------------------------------------------------------------
@@ -272,7 +288,7 @@ class Sink:
         when = datetime.now(timezone.utc)
         loop = asyncio.get_running_loop()
         try:
-            files = await loop.run_in_executor(self._pool, build_files, part.chunks, event_id, self._max_bytes)
+            files = await loop.run_in_executor(self._pool, encode_partition, part.chunks, event_id, self._max_bytes)
         except Exception as exc:  # a bug or undecodable input must still be counted, not lost
             self.build_failures += 1
             self._uploader.record_drop(f"event_type={event_id}", part.events, f"parquet build failed: {exc!r}")
@@ -280,10 +296,10 @@ class Sink:
         finally:
             self._building_events -= part.events
         if part.estimate > 0:
-            seen = sum(len(data) for data, _ in files) / part.estimate
+            seen = sum(len(data) for data, _, _ in files) / part.estimate
             self._ratio[event_id] = min(1.0, max(seen * _RATIO_MARGIN, _RATIO_FLOOR))
-        for data, rows in files:
-            self._uploader.submit(PendingFile(self._namer.key(event_id, when), data, rows))
+        for data, rows, crc32 in files:
+            self._uploader.submit(PendingFile(self._namer.key(event_id, when), data, rows, crc32))
 
     async def _tick(self) -> None:
         step = max(0.05, min(0.5, self._interval / 5))
