@@ -23,11 +23,13 @@ demo: $(STAMP)
 # message), and offers MaxElements and MaxTime (docs/wsman.md); the output says what it offered and
 # what the hosts sent.
 DEMO_WSMAN_SUBSCRIPTION ?= MaxElements=100,MaxTime=10,ContentFormat=RenderedText
+# Each host enumerates again this often (a fleet's GPO Refresh; 3600 s by default, too long for 30 s).
+DEMO_WSMAN_REFRESH ?= 20
 demo-wsman: $(STAMP)
 	@d=$$(mktemp -d "$${TMPDIR:-/tmp}/wefperf-demo-wsman.XXXXXX") && \
 	$(BIN)/wefperf certs ca --out "$$d" >/dev/null && \
 	$(BIN)/wefperf run --profile wec-3k --duration-secs 30 --protocol wsman --embedded \
-	  --embedded-subscription "$(DEMO_WSMAN_SUBSCRIPTION)" \
+	  --embedded-subscription "$(DEMO_WSMAN_SUBSCRIPTION)" --refresh-secs $(DEMO_WSMAN_REFRESH) \
 	  --client-ca-cert "$$d/ca.crt" --client-ca-key "$$d/ca.key" --client-cert-cache "$$d/cache" \
 	  --results .demo-wsman-results.json; rc=$$?; rm -rf "$$d"; exit $$rc
 
