@@ -24,6 +24,7 @@ from conftest import TargetProcess
 from wefperf.payload.marker import find_markers
 from wefperf.report.console import ConsoleReporter, result_lines
 from wefperf.runner import phases as runner
+from wefperf.runner import settle
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +70,7 @@ def _restart_run(sig: int, wef_target: Callable[..., TargetProcess], s3_client: 
                  moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, *first_args: str) -> Restarted:
     # The S3 wait is twice the flush interval plus a margin for slow uploads: moto on 127.0.0.1
     # needs little, and a SIGKILL run waits all of it for events that are gone.
-    monkeypatch.setattr(runner, "FLUSH_MARGIN_S", 3.0)
+    monkeypatch.setattr(settle, "FLUSH_MARGIN_S", 3.0)
     first = wef_target("--flush-interval-secs", "1", *first_args)
     port = first.base.rsplit(":", 1)[1]
     settings = wefperf.load_settings(None, {

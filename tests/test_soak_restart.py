@@ -18,6 +18,7 @@ import wefperf
 from conftest import TargetProcess
 from test_restart_e2e import _Reporter
 from wefperf.runner import phases as runner
+from wefperf.runner import settle
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +30,7 @@ OUTAGE_GROWTH_BYTES = 8 * 1024 * 1024
 
 def test_soak_survives_a_collector_restart(wef_target: Callable[..., TargetProcess], s3_client: Any, bucket: str,
                                            moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runner, "FLUSH_MARGIN_S", 3.0)  # moto on 127.0.0.1 needs no 15 s margin
+    monkeypatch.setattr(settle, "FLUSH_MARGIN_S", 3.0)  # moto on 127.0.0.1 needs no 15 s margin
     first = wef_target("--flush-interval-secs", "1")
     port = first.base.rsplit(":", 1)[1]
     # The soak profile's own settings (batches of 1,000, the weighted mix, S3 verification), for

@@ -55,7 +55,7 @@ def handle_merge(args: argparse.Namespace) -> int:
 
 async def _merge(args: argparse.Namespace, s3: Any) -> int:
     from ..report.console import ConsoleReporter
-    from ..runner.phases import unless_stopped
+    from ..runner.beside import unless_stopped
     from ..scaleout.merge import merge, rejudge, verify_options
     from ..scaleout.recount import recount, short
     from ..scaleout.shards import ShardError, read_shards

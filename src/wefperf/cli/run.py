@@ -255,7 +255,7 @@ def stop_on_signals() -> asyncio.Event:
 
 def stopped_before_start(settings: Settings, profile: str | None, phase: str) -> RunResult:
     """The result of a run stopped before its first phase: nothing sent, and where it stopped."""
-    from ..runner.phases import empty_result
+    from ..runner.outcome import empty_result
 
     return empty_result(settings, profile, phase)
 

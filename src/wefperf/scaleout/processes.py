@@ -102,7 +102,8 @@ async def run_processes(
     run_id = settings.run_id or new_run_id()
     seed = settings.seed or shared_seed(run_id)
     reporter.banner(settings, run_id)
-    from ..runner.phases import empty_result, refused_result, unless_stopped
+    from ..runner.beside import unless_stopped
+    from ..runner.outcome import empty_result, refused_result
 
     checked = await unless_stopped(check_s3(settings), stop)
     if checked is None:
@@ -151,7 +152,7 @@ async def run_processes(
         shards, problems = _collect(children)
         merged = _merged(settings, shards, profile)
     if merged is None:
-        from ..runner.phases import empty_result
+        from ..runner.outcome import empty_result
 
         result = _with_problems(empty_result(settings, profile, "running the segment processes"), problems)
         reporter.results(result)
@@ -308,7 +309,8 @@ async def _after_load(settings: Settings, merged: MergedRun, problems: list[str]
                       stop: asyncio.Event, interrupted: bool) -> RunResult:
     """What a one-process run does after its load, once for the whole run: wait until the server
     counted every segment's acknowledged events, check S3, read the count again; then judge."""
-    from ..runner.phases import FLUSH_MARGIN_S, unless_stopped
+    from ..runner.beside import unless_stopped
+    from ..runner.settle import FLUSH_MARGIN_S
     from .recount import recount
 
     result = merged.result
