@@ -118,3 +118,45 @@ async def test_a_silent_reply_in_a_chain_times_out_that_batch_alone(sends: list[
     assert summary.failed_ranges == [(3, 3)]
     assert summary.errors[errors.TIMEOUT].batches == 1
     assert sends == [0, 4]  # the timeout ended the first chain; a new connection carried the rest
+
+
+async def test_a_large_request_goes_out_unjoined_and_arrives_byte_for_byte(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From WRITELINES_MIN bytes the parts go to writelines (no joined copy); the server must still get
+    exactly the joined body, the task's first request and the chained ones alike."""
+    from wefperf.load import fast_sender
+
+    big = 60  # events: a 4624 batch of 60 is about 100 KB
+    pool = build_pool(run_id="bigtest", batch_size=big, event_type="4624", total_events=big * 6)
+    unjoined: list[int] = []
+    original = fast_sender._buffers
+
+    def counting(token: bytes, parts: tuple[bytes, ...], length: int) -> bytes | list[bytes]:
+        out = original(token, parts, length)
+        unjoined.append(isinstance(out, list))
+        return out
+
+    monkeypatch.setattr(fast_sender, "_buffers", counting)
+    bodies: list[bytes] = []
+
+    async def events(request: web.Request) -> web.Response:
+        bodies.append(await request.read())
+        return web.Response(text="OK")
+
+    app = web.Application(client_max_size=16 * 1024 * 1024)
+    app.router.add_post(PATH, events)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        senders = make_senders("fast", f"http://127.0.0.1:{port}{PATH}", pool, 5.0, 1)
+        assert pool.variant(0).request_length >= fast_sender.WRITELINES_MIN  # framed for the fast sender
+        schedule = Schedule.for_run(target_eps=0, batch_size=big, total_events=big * 6, duration_s=0, timeout_s=30)
+        engine = LoadEngine(pool=pool, senders=senders, schedule=schedule, concurrency=1, drain_timeout_s=2)
+        summary = await asyncio.wait_for(engine.run(), 20)
+    finally:
+        await runner.cleanup()
+    assert summary.batches_ok == 6
+    assert unjoined == [True] * 6  # every request, the first and the chained five, went unjoined
+    assert bodies == [pool.body(b) for b in range(6)]

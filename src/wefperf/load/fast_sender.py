@@ -3,12 +3,12 @@
 Chosen for plain HTTP at high rates: aiohttp's per-request machinery costs more CPU than
 the server it measures (see docs/benchmarks.md). One keep-alive connection per sender.
 
-A request is one buffer, the pool's parts joined around the batch number. Handing the
-kernel the parts unjoined instead (`writelines`: uvloop writes the list with writev,
-straight from the pool's bytes) saves that copy in user space, but a 1,000-event batch
-is 2,001 pieces, half of them 10 bytes, more than one writev takes (1,024), and the
-kernel and the server spend more on that than the copy costs; `make bench` measures
-both ways (docs/benchmarks.md, section 5).
+A small request is one buffer, the pool's parts joined around the batch number. A large one
+(from WRITELINES_MIN) goes to the transport unjoined: `writelines` of the parts interleaved with
+the batch's token, which uvloop writes with writev straight from the pool's bytes, so the 1.6 MB
+body of a 1,000-event batch is never copied in user space. Measured with `make bench` (section 5
+and the capacity table, docs/benchmarks.md): that copy was most of what separated wefperf from wrk
+at 1,000-event batches; below a few kilobytes the one joined buffer is the cheaper way.
 
 Nothing keeps a request's buffer once the transport has it. A sender waiting for its reply
 while holding its 1.6 MB buffer made 16 senders' copies land in 16 different, cache-cold
@@ -51,6 +51,27 @@ from .errors import EarlyReply
 # Bytes per write while other senders may be due. Writing this much into a loopback
 # socket takes tens of microseconds, against several hundred for a whole 1.6 MB body.
 MAX_WRITE = 256 * 1024
+# From this length a request goes to the transport unjoined (writelines: uvloop's writev straight from
+# the pool's bytes), sparing the copy of the whole body in user space; below it one joined buffer is
+# cheaper (make bench, section 5).
+WRITELINES_MIN = 64 * 1024
+
+
+def _buffers(token: bytes, parts: tuple[bytes, ...], length: int) -> bytes | list[bytes]:
+    """A request as the transport takes it best: the parts interleaved with the batch's token, or joined."""
+    if length < WRITELINES_MIN:
+        return token.join(parts)
+    pieces = [token] * (2 * len(parts) - 1)
+    pieces[::2] = parts
+    return pieces
+
+
+def _write(transport: asyncio.WriteTransport, token: bytes, parts: tuple[bytes, ...], length: int) -> None:
+    request = _buffers(token, parts, length)
+    if isinstance(request, list):
+        transport.writelines(request)
+    else:
+        transport.write(request)
 
 
 class ReplyProtocol(asyncio.Protocol):
@@ -68,7 +89,7 @@ class ReplyProtocol(asyncio.Protocol):
         self.early = False  # the last reply came before its request was written whole
         # Set while a chain runs (see the module docstring): given a clean 2xx's status, the next
         # request's bytes to write at once, or None to end the chain.
-        self.chain: Callable[[int], bytes | None] | None = None
+        self.chain: Callable[[int], bytes | list[bytes] | None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, only alike.
@@ -109,8 +130,11 @@ class ReplyProtocol(asyncio.Protocol):
             except Exception as exc:  # the engine's bug: the sender's task raises it
                 self._fail(exc)
                 return
-            if following is not None:
-                transport.write(following)  # the waiter stays pending for the next reply
+            if following is not None:  # the waiter stays pending for the next reply
+                if isinstance(following, list):
+                    transport.writelines(following)
+                else:
+                    transport.write(following)
                 return
         waiter, self.waiter = self.waiter, None
         if waiter is not None and not waiter.done():
@@ -179,7 +203,7 @@ class FastChannel:
             if load.busy >= load.channels or variant.request_length <= self._max_write:
                 # No name keeps the buffer: once the kernel has it all, it is freed at once and the
                 # next request's copy reuses the same, cache-warm memory (see docs/benchmarks.md).
-                proto.transport.write(batch_token(batch).join(variant.framed_parts))
+                _write(proto.transport, batch_token(batch), variant.framed_parts, variant.request_length)
             else:
                 data = memoryview(batch_token(batch).join(variant.framed_parts))
                 whole = await self._write_slices(proto, data, waiter)
@@ -195,7 +219,7 @@ class FastChannel:
             self.close(discard=proto.early or not whole)
         return status
 
-    def _next_request(self, status: int) -> bytes | None:
+    def _next_request(self, status: int) -> bytes | list[bytes] | None:
         """In the reply's callback: the next batch's request, its reply due within the timeout."""
         after, loop, load = self._after, self._loop, self._load
         assert after is not None and loop is not None
@@ -205,7 +229,8 @@ class FastChannel:
         if batch is None:
             return None
         self.deadline = loop.time() + self._timeout
-        return batch_token(batch).join(self._pool.variant(batch).framed_parts)
+        variant = self._pool.variant(batch)
+        return _buffers(batch_token(batch), variant.framed_parts, variant.request_length)
 
     async def _write_slices(self, proto: ReplyProtocol, data: memoryview, waiter: asyncio.Future[int]) -> bool:
         """Write the request a slice at a time; False if it stopped short.
