@@ -8,7 +8,8 @@ against the batch that failed, and the sender's task did not wake once per reque
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from aiohttp import web
@@ -34,6 +35,27 @@ async def run_unlimited(url: str, batches: int, *, timeout_s: float = 5.0) -> Lo
     return await asyncio.wait_for(engine.run(), 20)
 
 
+@contextlib.asynccontextmanager
+async def recording_server(bodies: list[bytes]) -> AsyncIterator[str]:
+    """A server on 127.0.0.1 that keeps every request body it is sent; yields its events URL."""
+
+    async def events(request: web.Request) -> web.Response:
+        bodies.append(await request.read())
+        return web.Response(text="OK")
+
+    app = web.Application(client_max_size=16 * 1024 * 1024)
+    app.router.add_post(PATH, events)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}{PATH}"
+    finally:
+        await runner.cleanup()
+
+
 @pytest.fixture
 def sends(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The batch numbers the sender's task passed to FastChannel.send (a chain sends more than that)."""
@@ -50,22 +72,8 @@ def sends(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 async def test_a_chain_sends_every_batch_once_with_its_markers_and_few_task_wakeups(sends: list[int]) -> None:
     bodies: list[bytes] = []
-
-    async def events(request: web.Request) -> web.Response:
-        bodies.append(await request.read())
-        return web.Response(text="OK")
-
-    app = web.Application()
-    app.router.add_post(PATH, events)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        summary = await run_unlimited(f"http://127.0.0.1:{port}{PATH}", 50)
-    finally:
-        await runner.cleanup()
+    async with recording_server(bodies) as url:
+        summary = await run_unlimited(url, 50)
     assert (summary.batches_sent, summary.batches_ok, summary.batches_failed) == (50, 50, 0)
     assert summary.latency.count == summary.service.count == 50
     batches = []
@@ -137,26 +145,12 @@ async def test_a_large_request_goes_out_unjoined_and_arrives_byte_for_byte(monke
 
     monkeypatch.setattr(fast_sender, "_buffers", counting)
     bodies: list[bytes] = []
-
-    async def events(request: web.Request) -> web.Response:
-        bodies.append(await request.read())
-        return web.Response(text="OK")
-
-    app = web.Application(client_max_size=16 * 1024 * 1024)
-    app.router.add_post(PATH, events)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        senders = make_senders("fast", f"http://127.0.0.1:{port}{PATH}", pool, 5.0, 1)
+    async with recording_server(bodies) as url:
+        senders = make_senders("fast", url, pool, 5.0, 1)
         assert pool.variant(0).request_length >= fast_sender.WRITELINES_MIN  # framed for the fast sender
         schedule = Schedule.for_run(target_eps=0, batch_size=big, total_events=big * 6, duration_s=0, timeout_s=30)
         engine = LoadEngine(pool=pool, senders=senders, schedule=schedule, concurrency=1, drain_timeout_s=2)
         summary = await asyncio.wait_for(engine.run(), 20)
-    finally:
-        await runner.cleanup()
     assert summary.batches_ok == 6
     assert unjoined == [True] * 6  # every request, the first and the chained five, went unjoined
     assert bodies == [pool.body(b) for b in range(6)]
