@@ -66,8 +66,8 @@ def _buffers(token: bytes, parts: tuple[bytes, ...], length: int) -> bytes | lis
     return pieces
 
 
-def _write(transport: asyncio.WriteTransport, token: bytes, parts: tuple[bytes, ...], length: int) -> None:
-    request = _buffers(token, parts, length)
+def _put(transport: asyncio.WriteTransport, request: bytes | list[bytes]) -> None:
+    """Hand a request as `_buffers` made it to the transport: one buffer, or the unjoined pieces."""
     if isinstance(request, list):
         transport.writelines(request)
     else:
@@ -131,10 +131,7 @@ class ReplyProtocol(asyncio.Protocol):
                 self._fail(exc)
                 return
             if following is not None:  # the waiter stays pending for the next reply
-                if isinstance(following, list):
-                    transport.writelines(following)
-                else:
-                    transport.write(following)
+                _put(transport, following)
                 return
         waiter, self.waiter = self.waiter, None
         if waiter is not None and not waiter.done():
@@ -203,7 +200,7 @@ class FastChannel:
             if load.busy >= load.channels or variant.request_length <= self._max_write:
                 # No name keeps the buffer: once the kernel has it all, it is freed at once and the
                 # next request's copy reuses the same, cache-warm memory (see docs/benchmarks.md).
-                _write(proto.transport, batch_token(batch), variant.framed_parts, variant.request_length)
+                _put(proto.transport, _buffers(batch_token(batch), variant.framed_parts, variant.request_length))
             else:
                 data = memoryview(batch_token(batch).join(variant.framed_parts))
                 whole = await self._write_slices(proto, data, waiter)
