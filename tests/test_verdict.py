@@ -51,6 +51,19 @@ def test_interrupted_run_that_fell_behind_says_so_against_its_window() -> None:
     assert any("of the 120,000 due in the 6.0 s the run lasted" in r for r in verdict.reasons)
 
 
+def test_a_run_stopped_before_anything_fell_due_claims_no_share_of_its_target() -> None:
+    """A --processes run whose hosts could not subscribe merges to 0 events due in a 0 s window:
+    not "Target rate maintained: 100.0%", but no share at all, and the abort as the first reason."""
+    settings = load_settings(None, {"duration_secs": 2, "target_eps": 100}, environ={})
+    load = _load(0, elapsed=0.0, aborted="no host could subscribe", window_s=0.0, due_events=0)
+    verdict = judge(settings, load, None)
+    assert verdict.exit_code == ExitCode.FAILED and verdict.target_ratio is None
+    assert verdict.reasons[0] == "aborted: no host could subscribe"
+    # a run that ran its plan with nothing due (sparse arrivals) owed nothing, and held it
+    whole = judge(settings, _load(0, elapsed=2.0, window_s=2.0, due_events=0), None)
+    assert whole.target_ratio == 1.0
+
+
 def test_count_mode_timeout_fails_with_its_reason() -> None:
     settings = load_settings(None, {"total_events": 100_000, "timeout_secs": 2}, environ={})
     verdict = judge(settings, _load(10_000, elapsed=2.0, timed_out=True), None)

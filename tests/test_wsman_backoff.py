@@ -132,6 +132,28 @@ def test_a_short_run_against_a_collector_without_ws_man_ends_at_once_saying_why(
     assert "subscription manager URL?" in lines[0]
     data = json.loads(results.read_text())
     assert data["results"]["events_sent"] == 0 and data["verdict"]["exit_code"] == 1
+    assert "Target rate maintained" not in done.out and data["verdict"]["target_ratio"] is None
+
+
+def test_processes_against_a_collector_without_ws_man_claim_no_share_of_the_target(tmp_path: Path) -> None:
+    """Two processes whose hosts all fail to subscribe: the merged run had 0 events due in 0 s, which
+    is no rate at all, not "Target rate maintained: 100.0%"; the reason says whose figures it quotes."""
+    collector = FakeCollector().start()
+    try:
+        results = tmp_path / "r.json"
+        done = wefperf(
+            "run", "--protocol", "wsman", "--hosts", "10", "--target-eps", "100", "--duration-secs", "2", "--no-live",
+            "--processing-wait-secs", "0", "--processes", "2", "--results", str(results),
+            "--wef-endpoint", f"{collector.url}/wsman/SubscriptionManager/WEC", timeout=90,
+        )
+    finally:
+        collector.stop()
+    assert done.code == 1, done.out + done.err
+    assert "Target rate maintained" not in done.out
+    assert "no host could subscribe at " in done.out and "5 Enumerates by 5 hosts" in done.out
+    assert "(process 1 of 2; 2 of 2 processes stopped)" in done.out
+    data = json.loads(results.read_text())
+    assert data["results"]["events_sent"] == 0 and data["verdict"]["target_ratio"] is None
 
 
 @pytest.mark.slow

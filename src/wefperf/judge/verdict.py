@@ -107,6 +107,10 @@ def _achieved(settings: Settings, load: LoadSummary) -> tuple[float | None, str]
     # Simulated hosts deliver each event up to max-latency after it was due, so their count-mode
     # runs too are judged on the events due, not on a rate over a window that includes the wait.
     if (load.cut_short or settings.duration_mode or load.hosts is not None) and load.due_events is not None:
+        if load.due_events == 0 and load.cut_short:
+            # Stopped before anything fell due (no host could subscribe, say): there is no rate to judge,
+            # and 0 of 0 is not "100 % held". The reason the run stopped says what happened.
+            return None, ""
         if load.due_events == 0:  # sparse Poisson arrivals can give a short hosts run no event at all
             return 1.0, "no event was due in the plan, so none was owed"
         share = load.events_ok / load.due_events

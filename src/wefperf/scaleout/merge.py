@@ -158,8 +158,19 @@ def merge_load(runs: Sequence[RunResult]) -> LoadSummary:
         hosts=merge_hosts(hosts) if hosts else None,
         wsman=merge_wsman(wsman) if wsman else None,
         latency_acked=pct("latency_acked") if every("latency_acked") else None,
-        aborted=next((load.aborted for load in loads if load.aborted), None),
+        aborted=_aborted(loads),
     )
+
+
+def _aborted(loads: Sequence[LoadSummary]) -> str | None:
+    """The first segment's reason to stop, saying whose it is: its figures are that segment's, not the run's."""
+    stopped = [(i, load.aborted) for i, load in enumerate(loads) if load.aborted]
+    if not stopped:
+        return None
+    first, why = stopped[0]
+    if len(loads) == 1:
+        return why
+    return f"{why} (process {first + 1} of {len(loads)}; {len(stopped)} of {len(loads)} processes stopped)"
 
 
 def merge_errors(per_segment: Sequence[Mapping[str, ErrorClass]]) -> dict[str, ErrorClass]:
