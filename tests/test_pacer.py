@@ -158,6 +158,13 @@ class _StallingChannel:
 
     chains = False
 
+    @property
+    def connected(self) -> bool:
+        return self.inner.connected
+
+    async def connect(self) -> None:
+        await self.inner.connect()
+
     async def send(self, batch: int, after: Callable[[int], int | None] | None = None) -> int:
         self.owner.sends += 1
         if self.owner.sends == self.owner.stall_at:

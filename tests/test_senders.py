@@ -119,6 +119,11 @@ async def test_connection_refused(kind: str) -> None:
         summary = await send_batches(f"http://127.0.0.1:{port}{PATH}", kind, 6, concurrency=2)
     assert (summary.batches_ok, summary.batches_failed) == (0, 6)
     assert summary.errors[errors.CONNECTION_REFUSED].batches == 6
+    if kind == "fast":  # its connection opens before a batch counts as sent: none of them went out
+        assert (summary.batches_sent, summary.events_sent, summary.events_unsent) == (0, 0, 6 * BATCH)
+    else:  # aiohttp's pool opens connections inside the request: each counts as sent, then failed
+        assert (summary.batches_sent, summary.events_unsent) == (6, 0)
+    assert summary.error_ratio == 1.0 and summary.latency.count == 6  # each failure's latency runs to it
 
 
 @pytest.mark.parametrize("kind", KINDS)

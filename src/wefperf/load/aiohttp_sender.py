@@ -26,9 +26,15 @@ def body_written(tracker: aiohttp.UploadTracker) -> bool:
 
 class AiohttpChannel:
     chains = False  # one request per send: aiohttp's own machinery sits between reply and request
+    # aiohttp's pool opens connections inside `send`: a batch whose connection could not open
+    # counts as sent, then failed (docs/design.md, "Sent means written").
+    connected = True
 
     def __init__(self, owner: "AiohttpSenders") -> None:
         self._owner = owner
+
+    async def connect(self) -> None:
+        return None
 
     async def send(self, batch: int, after: Callable[[int], int | None] | None = None) -> int:
         o = self._owner

@@ -29,6 +29,13 @@ class Channel(Protocol):
     # True: `send` may chain further batches on its connection through `after` (fast_sender.py).
     chains: bool
 
+    # False while the channel has no open connection: `connect` first, so a batch whose connection
+    # cannot open is counted failed and never sent (no byte of it went out).
+    @property
+    def connected(self) -> bool: ...
+
+    async def connect(self) -> None: ...
+
     async def send(self, batch: int, after: Callable[[int], int | None] | None = None) -> int: ...
 
 
@@ -207,6 +214,8 @@ class LoadEngine(EngineBase):
                     sched.unclaim()  # stop() gave this slot up, or the run ended while it waited
                     return
             events = pool.events_in(batch)
+            if not channel.connected and not await self._connected(channel, batch, events, intended):
+                continue
             if unlimited:
                 sent = intended = now
             else:
@@ -232,6 +241,27 @@ class LoadEngine(EngineBase):
                 cls = errors.http_status(status)
                 if rec.failed(cur.batch, cur.events, cls, f"HTTP {status}", done, cur.intended) and self.on_error:
                     self.on_error(f"Batch {cur.batch} failed: HTTP {status}")
+
+    async def _connected(self, channel: Channel, batch: int, events: int, intended: float) -> bool:
+        """Open the channel's connection before the batch counts as sent; False: it could not, and
+        the batch failed unsent (its latency runs until the failure, as any failure's does)."""
+        rec = self.recorder
+        assert rec is not None
+        try:
+            await channel.connect()
+        except asyncio.CancelledError:
+            rec.failed(batch, events, "interrupted", "cancelled while connecting", self.clock(), intended)
+            rec.unsent(1, events)
+            raise
+        except Exception as exc:
+            cls = errors.classify(exc)
+            if rec.failed(batch, events, cls, errors.describe(exc), self.clock(), intended) and self.on_error:
+                self.on_error(f"Batch {batch} failed before it was sent: {cls}: {errors.describe(exc)}")
+            rec.unsent(1, events)
+            if self.schedule.unlimited:
+                await asyncio.sleep(_FAILURE_PAUSE_S)  # a dead server is not hammered
+            return False
+        return True
 
     def remaining_s(self, now: float, rate_eps: float) -> float | None:
         sched, rec = self.scheduler, self.recorder

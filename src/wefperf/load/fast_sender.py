@@ -178,6 +178,16 @@ class FastChannel:
         )
         return proto
 
+    @property
+    def connected(self) -> bool:
+        proto = self._proto
+        return proto is not None and not proto.closed
+
+    async def connect(self) -> None:
+        """Open the connection now, so the engine counts a batch sent only once it can go out."""
+        if not self.connected:
+            self._proto = await self._connect()
+
     async def send(self, batch: int, after: Callable[[int], int | None] | None = None) -> int:
         """Send `batch`; its reply's status. `after` (used when `chains`): called with each clean 2xx
         reply's status, it returns the next batch to send on this connection at once, or None; the
