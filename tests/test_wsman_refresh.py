@@ -173,3 +173,21 @@ def test_refresh_secs_from_flag_environment_and_profile(tmp_path: Path) -> None:
     profile = tmp_path / "p.toml"
     profile.write_text("[settings]\nrefresh_secs = 120\ntarget_eps = 10\n")
     assert load_settings(str(profile), {}, {}).refresh_secs == 120
+
+
+def test_a_refresh_that_shortens_the_heartbeat_interval_is_followed(tmp_path: Path) -> None:
+    """The first subscription asks a Heartbeat each hour, the refreshed one each 0.2 s: idle hosts
+    then beat about every 0.2 s. (Before: the heartbeat tick was fixed at the start, at 1 s, so no
+    two beats of a host came closer than about a second.)"""
+    with receiving(Receiver(max_time_s=30.0, later_heartbeat_s=0.2)) as rx:
+        done, data = _run(rx, tmp_path, "--target-eps", "1", "--duration-secs", "4", "--refresh-secs", "1",
+                          "--max-latency-secs", "2", hosts=2)
+    assert done.code in (0, 1), done.out + done.err
+    assert data["wsman"]["refreshes"] >= 2
+    beats: dict[str, list[float]] = defaultdict(list)
+    for machine, at in rx.heartbeats:
+        beats[machine].append(at)
+    assert len(beats) == 2, rx.heartbeats
+    for times in beats.values():
+        gaps = sorted(b - a for a, b in zip(times, times[1:]))
+        assert len(gaps) >= 3 and gaps[len(gaps) // 2] < 0.6, gaps  # the median gap: ~0.2 s, not >= 1 s

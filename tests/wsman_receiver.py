@@ -45,12 +45,15 @@ class Receiver:
     max_time_s: float = 30.0
     stale_bookmark: bool = False  # answer every Enumerate with the host's first bookmark, not its last
     later_max_elements: int | None = None  # offered from a host's second Enumerate on (a refresh) when set
+    heartbeat_s: float = 3600.0
+    later_heartbeat_s: float | None = None  # likewise, the Heartbeats interval
     port: int = 0
     messages: list[Message] = field(default_factory=list)
     deliveries: list[int] = field(default_factory=list)  # events per Events envelope
     delivered: list[tuple[str, float, int]] = field(default_factory=list)  # (machine, when, events) of each
     events: Counter[tuple[str, int]] = field(default_factory=Counter)  # (Computer, EventRecordID) -> copies
     bookmarks: dict[str, list[str]] = field(default_factory=dict)  # machine -> bookmarks in arrival order
+    heartbeats: list[tuple[str, float]] = field(default_factory=list)  # (machine, when) of each Heartbeat
 
     @property
     def url(self) -> str:
@@ -61,10 +64,12 @@ class Receiver:
 
     def _subscribe(self, mid: str, machine: str) -> str:
         notify = f"http://127.0.0.1:{self.port}{ns.SUBSCRIPTIONS_PATH}{IDENT}"
-        spec = envelope.SubscriptionSpec(IDENT, "uuid:V1", notify, max_time_s=self.max_time_s)
+        later = self.enumerates()[machine] > 1
+        beat = self.later_heartbeat_s if later and self.later_heartbeat_s is not None else self.heartbeat_s
+        spec = envelope.SubscriptionSpec(IDENT, "uuid:V1", notify, max_time_s=self.max_time_s, heartbeat_s=beat)
         text = envelope.enumerate_response(spec, relates_to=mid, machine=machine)
         offered = self.max_elements
-        if self.later_max_elements is not None and self.enumerates()[machine] > 1:
+        if self.later_max_elements is not None and later:
             offered = self.later_max_elements
         if offered is not None:
             text = text.replace("<w:MaxTime>", f"<w:MaxElements>{offered}</w:MaxElements><w:MaxTime>", 1)
@@ -102,6 +107,8 @@ def _app(rx: Receiver) -> web.Application:
     async def subscription(req: web.Request) -> web.Response:
         root, msg = _read(req, await req.read())
         rx.messages.append(msg)
+        if msg.action == ns.ACTION_HEARTBEAT:
+            rx.heartbeats.append((msg.machine, msg.at))
         if msg.action == ns.ACTION_EVENTS:
             events = root.findall(f"{_q('s', 'Body')}/{_q('w', 'Events')}/{_q('w', 'Event')}")
             rx.deliveries.append(len(events))

@@ -475,10 +475,10 @@ class WsmanHostsEngine(HostsEngine):
         return await self._wait_until(when)
 
     async def _heartbeats(self) -> None:
-        """A host idle past its subscription's Heartbeats interval sends a Heartbeat (and waits for its Ack)."""
-        tick = min([s.sub.heartbeat_s / 4 for s in self.states.values() if s.sub is not None] + [1.0])
+        """A host idle past its subscription's Heartbeats interval sends a Heartbeat (and waits for its Ack).
+        The tick follows the shortest interval held now: a refresh may bring a subscription with another."""
         while not self.stopping:
-            await asyncio.sleep(tick)
+            await asyncio.sleep(min([s.sub.heartbeat_s / 4 for s in self.states.values() if s.sub is not None] + [1.0]))
             now = self.clock()
             due = [i for i, s in self.states.items()
                    if s.sub is not None and not s.lock.locked() and now - s.last >= s.sub.heartbeat_s]
