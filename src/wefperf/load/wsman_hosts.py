@@ -253,14 +253,24 @@ class WsmanHostsEngine(HostsEngine):
         self._connect_errors[cls] += 1
 
     def _subscribed(self, host: int, sub: Subscription) -> None:
+        """Its first subscription, before the clock."""
+        self._answered()
+        self._hold(host, sub)
+        self.states[host].last = self.clock()  # idle from now on: the first heartbeat is one interval away
+        self.first_sub = self.first_sub or sub
+
+    def _hold(self, host: int, sub: Subscription) -> None:
+        """The host holds `sub` from an Enumerate's answer (its first, or a refresh's) and batches by it."""
         st = self.states[host]
+        if st.sub is None:  # it had none (never subscribed, or its subscription expired): one more host live
+            self.live += 1
         st.sub, st.gave_up = sub, ""
         self._obey(host)
-        st.last = self.clock()  # idle from now on: the first heartbeat is one interval away
-        self.first_sub = self.first_sub or sub
+
+    def _answered(self) -> None:
+        """An Enumerate was answered with a subscription, on a connection of its own."""
         self.enumerated += 1
         self.connections += 1
-        self.live += 1
 
     def _expired_subscription(self, st: _State, cls: str) -> None:
         """The host's delivery failed after the subscription's last ConnectionRetry: the subscription
@@ -549,18 +559,13 @@ class WsmanHostsEngine(HostsEngine):
                               " subscription (further failures are counted)")
             return
         self.refreshes += 1
-        self.enumerated += 1
-        self.connections += 1
+        self._answered()  # counted now, as the collector counted it, even if the run stops before it is held
         kept = bookmark_record(sub.bookmark)
         if kept is not None and kept < acked:
             self.bookmarks_behind += 1
         self.wsman.prepare(sub.content_format)  # once per format; a no-op after the first
-        async with st.lock:
-            if st.sub is None:  # it had none (it never subscribed, or its subscription expired): it holds one again
-                self.live += 1
-                st.gave_up = ""
-            st.sub = sub
-            self._obey(host)
+        async with st.lock:  # once the delivery in flight, if any, is done
+            self._hold(host, sub)
 
     async def _close_all(self) -> None:
         tasks = [t for t in (self._beat, self._refresher) if t is not None] + list(self._refreshing)
