@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench_sink import Nginx, SinkCount, proc_cpu_s, system_busy_s, wait_for_quiet
+from bench_sink import Nginx, PeakRss, SinkCount, proc_cpu_s, system_busy_s, wait_for_quiet
 
 HERE = Path(__file__).resolve().parent
 VENV_BIN = Path(sys.executable).parent
@@ -136,19 +136,22 @@ def measured(nginx: Nginx, workdir: Path, client: str, batch_size: int, cmd: lis
         busy0, t0 = system_busy_s(), time.monotonic()
         with out_path.open("wb") as out, (workdir / "client.err").open("wb") as err:
             proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err)
+            peak = PeakRss(proc.pid)
             try:
                 _, status, usage = os.wait4(proc.pid, 0)
             except BaseException:
                 proc.kill()
                 proc.wait()
                 raise
+            finally:
+                peak_mb = peak.stop()
         proc.returncode = os.waitstatus_to_exitcode(status)
         wall = time.monotonic() - t0
         busy = system_busy_s() - busy0
         ngx = sum(proc_cpu_s(p) for p in workers) - ngx0
         cpu = usage.ru_utime + usage.ru_stime
         run = Run(client, nginx.count(), batch_size, cpu, ngx, max(busy - cpu - ngx, 0.0), wall,
-                  peak_rss_mb=usage.ru_maxrss / 1024, exit_code=proc.returncode, attempts=attempt)
+                  peak_rss_mb=peak_mb, exit_code=proc.returncode, attempts=attempt)
         if run.other_cores <= NOISY_CORES or attempt == ATTEMPTS:
             return run, out_path.read_text(errors="replace")
         print(f"bench: {client}: other processes used {run.other_cores:.2f} cores, running it again", flush=True)

@@ -327,6 +327,9 @@ def _memory(rep: Report, plan: Plan, mem: list[Run]) -> None:
     add("## 3. Memory at 500,000 events/s\n")
     short = Stat.of([r.peak_rss_mb for r in by(mem, f"memory {plan.memory_short_secs:g}")])
     long = Stat.of([r.peak_rss_mb for r in by(mem, f"memory {plan.memory_long_secs:g}")])
+    add("Peak RSS is the wefperf process's own high-water mark (VmHWM, read every 10 ms until it exits). Not"
+        " `ru_maxrss`: on Linux a child's keeps the spawning process's high-water mark across exec, which once"
+        " reported this benchmark's own 207 MB as wefperf's.\n")
     add("| duration | peak RSS MB (wefperf process) | achieved events/s (nginx) |")
     add("|---:|---:|---:|")
     for secs, s in ((plan.memory_short_secs, short), (plan.memory_long_secs, long)):

@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -39,6 +40,42 @@ def system_busy_s() -> float:
     fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     idle = fields[3] + fields[4]
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def vm_hwm_kb(pid: int) -> int:
+    """The process's own peak RSS (VmHWM), in KiB; 0 once it has exited.
+
+    Not ru_maxrss: on Linux a child's maxrss keeps the high-water mark of the memory it had before
+    exec, the spawning process's (a 13 MB `python -c pass` reports 213 MB from a 200 MB parent), so
+    it measured the benchmark itself. VmHWM belongs to the memory the program has after exec.
+    """
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next((int(line.split()[1]) for line in f if line.startswith("VmHWM:")), 0)
+    except OSError:
+        return 0
+
+
+class PeakRss:
+    """VmHWM of a child, read every `every_s` until it exits: a high-water mark, so the last
+    reading is its peak but for what it may add in its last `every_s`."""
+
+    def __init__(self, pid: int, every_s: float = 0.01) -> None:
+        self.pid, self.every_s, self.peak_kb = pid, every_s, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            self.peak_kb = max(self.peak_kb, vm_hwm_kb(self.pid))
+            self._stop.wait(self.every_s)
+
+    def stop(self) -> float:
+        """The peak seen, in MiB (call once the child has exited)."""
+        self._stop.set()
+        self._thread.join()
+        return self.peak_kb / 1024
 
 
 def wait_for_quiet(max_wait_s: float, threshold_cores: float) -> float:
