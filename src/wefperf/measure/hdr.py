@@ -16,6 +16,17 @@ def histogram() -> HdrHistogram:
     return HdrHistogram(LOWEST_US, HIGHEST_US, DIGITS)
 
 
+def release(h: HdrHistogram) -> None:
+    """Let a histogram go now, not at the cyclic GC's next full pass.
+
+    hdrh's histogram and its encoder refer to each other, so a dropped one waits for a full
+    collection, which a load under gc.freeze() with few allocations a second may not run for
+    minutes: at 500k events/s each second's 57 KB histogram piled up (about 20 MB a minute of
+    peak RSS in `make bench`). Cutting the pair frees it on the spot; it must not be used after.
+    """
+    h.encoder = None
+
+
 def encode(h: HdrHistogram) -> str:
     """HDR's own compressed encoding as text: what a segment's results carry for the merge."""
     encoded: bytes = h.encode()

@@ -39,7 +39,7 @@ from ..model import (
 )
 from .hdr import HIGHEST_US as _HIGHEST_US
 from .hdr import LOWEST_US as _LOWEST_US
-from .hdr import encode
+from .hdr import encode, release
 from .hdr import histogram as _histogram
 from .reach import ReachTracker
 
@@ -176,8 +176,12 @@ class Recorder:
         # A new one rather than the library's reset(), which zeroes every bucket in Python; the
         # closed second's histogram is not written again, so the sliding window keeps it as it is.
         self._second = _histogram()
+        kept = None
         if self._window is not None:
-            self._window.append((self._judged_second(second), row.sent_events, row.failed_events))
+            if len(self._window) == self._window.maxlen:
+                release(self._window[0][0])  # the oldest second leaves the window with the append below
+            kept = self._judged_second(second)
+            self._window.append((kept, row.sent_events, row.failed_events))
         if second.get_total_count():
             # One pass over the counts for all three, about a millisecond once a second.
             p = second.get_percentile_to_value_dict([50.0, 90.0, 99.0])
@@ -185,6 +189,8 @@ class Recorder:
             row.max_ms = second.get_max_value() / 1000
             if self.second_hists is not None:
                 self.second_hists[row.t] = encode(second)
+        if second is not kept:
+            release(second)
         if lag:
             above = len(lag) - math.ceil(len(lag) * 0.99) + 1  # the p99 is the above-th largest
             row.lag_p99_ms = max(heapq.nlargest(above, lag)[-1], _LOWEST_US) / 1000
@@ -228,7 +234,9 @@ class Recorder:
             merged.add(hist)
             sent += s
             failed += f
-        return Window(len(self._window), Percentiles.of(merged), sent, failed)
+        judged = Percentiles.of(merged)
+        release(merged)
+        return Window(len(self._window), judged, sent, failed)
 
     def sent(self, events: int, intended: float, actual: float) -> None:
         # The row first: crossing into a new second closes the old one before this batch counts.
