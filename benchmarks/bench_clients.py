@@ -84,6 +84,10 @@ class Run:
     other_cpu_s: float
     wall_s: float
     peak_rss_mb: float = 0.0
+    # The RSS it held (median of 10 Hz VmRSS samples) 5-10 s into the run and in its last 5 s: growth
+    # with the run shows here, where the peak (above) also catches sub-second spikes.
+    rss_early_mb: float = 0.0
+    rss_late_mb: float = 0.0
     startup_cpu_s: float = 0.0  # set for wefperf: CPU of a one-batch run, taken out of cpu_us_per_request
     own: dict[str, float] = field(default_factory=dict)  # the client's own report
     exit_code: int = 0
@@ -151,7 +155,8 @@ def measured(nginx: Nginx, workdir: Path, client: str, batch_size: int, cmd: lis
         ngx = sum(proc_cpu_s(p) for p in workers) - ngx0
         cpu = usage.ru_utime + usage.ru_stime
         run = Run(client, nginx.count(), batch_size, cpu, ngx, max(busy - cpu - ngx, 0.0), wall,
-                  peak_rss_mb=peak_mb, exit_code=proc.returncode, attempts=attempt)
+                  peak_rss_mb=peak_mb, rss_early_mb=peak.held_mb(5.0, 10.0),
+                  rss_late_mb=peak.held_mb(max(wall - 5.0, 5.0), wall), exit_code=proc.returncode, attempts=attempt)
         if run.other_cores <= NOISY_CORES or attempt == ATTEMPTS:
             return run, out_path.read_text(errors="replace")
         print(f"bench: {client}: other processes used {run.other_cores:.2f} cores, running it again", flush=True)

@@ -42,8 +42,9 @@ def system_busy_s() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def vm_hwm_kb(pid: int) -> int:
-    """The process's own peak RSS (VmHWM), in KiB; 0 once it has exited.
+def vm_kb(pid: int, field: str = "VmHWM") -> int:
+    """A memory figure of the process's own from /proc (VmHWM: its peak RSS; VmRSS: now), in KiB;
+    0 once it has exited.
 
     Not ru_maxrss: on Linux a child's maxrss keeps the high-water mark of the memory it had before
     exec, the spawning process's (a 13 MB `python -c pass` reports 213 MB from a 200 MB parent), so
@@ -51,25 +52,39 @@ def vm_hwm_kb(pid: int) -> int:
     """
     try:
         with open(f"/proc/{pid}/status") as f:
-            return next((int(line.split()[1]) for line in f if line.startswith("VmHWM:")), 0)
+            return next((int(line.split()[1]) for line in f if line.startswith(field + ":")), 0)
     except OSError:
         return 0
 
 
 class PeakRss:
     """VmHWM of a child, read every `every_s` until it exits: a high-water mark, so the last
-    reading is its peak but for what it may add in its last `every_s`."""
+    reading is its peak but for what it may add in its last `every_s`. Its VmRSS each `sample_s`
+    beside it: the level it holds, which a peak lasting milliseconds does not show."""
 
-    def __init__(self, pid: int, every_s: float = 0.01) -> None:
-        self.pid, self.every_s, self.peak_kb = pid, every_s, 0
+    def __init__(self, pid: int, every_s: float = 0.01, sample_s: float = 0.1) -> None:
+        self.pid, self.every_s, self.sample_s, self.peak_kb = pid, every_s, sample_s, 0
+        self.samples_kb: list[tuple[float, int]] = []  # (seconds since the start, VmRSS)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
 
     def _watch(self) -> None:
+        t0 = next_sample = time.monotonic()
         while not self._stop.is_set():
-            self.peak_kb = max(self.peak_kb, vm_hwm_kb(self.pid))
+            self.peak_kb = max(self.peak_kb, vm_kb(self.pid))
+            now = time.monotonic()
+            if now >= next_sample:
+                rss = vm_kb(self.pid, "VmRSS")
+                if rss:
+                    self.samples_kb.append((now - t0, rss))
+                next_sample = now + self.sample_s
             self._stop.wait(self.every_s)
+
+    def held_mb(self, start_s: float, end_s: float) -> float:
+        """The median RSS sampled between `start_s` and `end_s` after the start; 0 without samples."""
+        inside = sorted(kb for t, kb in self.samples_kb if start_s <= t < end_s)
+        return inside[len(inside) // 2] / 1024 if inside else 0.0
 
     def stop(self) -> float:
         """The peak seen, in MiB (call once the child has exited)."""
