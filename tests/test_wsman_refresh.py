@@ -191,3 +191,20 @@ def test_a_refresh_that_shortens_the_heartbeat_interval_is_followed(tmp_path: Pa
     for times in beats.values():
         gaps = sorted(b - a for a, b in zip(times, times[1:]))
         assert len(gaps) >= 3 and gaps[len(gaps) // 2] < 0.6, gaps  # the median gap: ~0.2 s, not >= 1 s
+
+
+def test_refreshes_in_flight_at_the_stop_end_with_their_end_and_are_counted(tmp_path: Path) -> None:
+    """The collector takes 0.8 s to answer an End and hosts refresh every 0.5 s, so refreshes are in
+    flight when the run stops: each still ends with its End on its own connection and is counted.
+    (Before: they were cancelled at the stop, uncounted; on a busy CI machine 4 of 14 were.)"""
+    with receiving(Receiver(max_time_s=0.3, end_delay_s=0.8)) as rx:
+        done, data = _run(rx, tmp_path, "--target-eps", "20", "--duration-secs", "2", "--refresh-secs", "0.5",
+                          hosts=2)
+    assert done.code == 0, done.out + done.err
+    by_peer: dict[tuple[str, int], list[str]] = defaultdict(list)
+    for m in rx.messages:
+        by_peer[m.peer].append(m.action)
+    refresh_peers = [p for p, actions in by_peer.items() if actions == [ns.ACTION_ENUMERATE, ns.ACTION_END]]
+    w = data["wsman"]
+    assert w["refreshes"] >= 2 and w["refreshes"] == len(refresh_peers), (w, dict(by_peer))
+    assert w["enumerations"] == sum(rx.enumerates().values()) == 2 + w["refreshes"]

@@ -47,6 +47,7 @@ class Receiver:
     later_max_elements: int | None = None  # offered from a host's second Enumerate on (a refresh) when set
     heartbeat_s: float = 3600.0
     later_heartbeat_s: float | None = None  # likewise, the Heartbeats interval
+    end_delay_s: float = 0.0  # how long the answer to an End takes
     port: int = 0
     messages: list[Message] = field(default_factory=list)
     deliveries: list[int] = field(default_factory=list)  # events per Events envelope
@@ -99,6 +100,7 @@ def _app(rx: Receiver) -> web.Application:
         root, msg = _read(req, await req.read())
         rx.messages.append(msg)
         if msg.action == ns.ACTION_END:
+            await asyncio.sleep(rx.end_delay_s)
             return web.Response(status=204)  # as Microsoft's collector answers End
         mid = (root.findtext(f"{_q('s', 'Header')}/{_q('a', 'MessageID')}") or "").strip()
         return web.Response(body=envelope.encode(rx._subscribe(mid, msg.machine)),

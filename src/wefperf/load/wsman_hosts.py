@@ -568,10 +568,17 @@ class WsmanHostsEngine(HostsEngine):
             self._hold(host, sub)
 
     async def _close_all(self) -> None:
-        tasks = [t for t in (self._beat, self._refresher) if t is not None] + list(self._refreshing)
+        """No new heartbeat or refresh; a refresh in flight gets drain_timeout_s to end with its End
+        (cut off, the collector would hold an Enumerate without End, and the count would miss it)."""
+        tasks = [t for t in (self._beat, self._refresher) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._refreshing:
+            _, late = await asyncio.wait(set(self._refreshing), timeout=self.drain_timeout_s)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         for st in self.states.values():
             if st.session is not None:
                 await st.session.close()
