@@ -228,11 +228,7 @@ class LoadEngine(EngineBase):
                 rec.failed(cur.batch, cur.events, "interrupted", "cancelled while in flight", clock(), cur.intended)
                 raise
             except Exception as exc:  # every transport failure is counted, the run goes on
-                cls = errors.classify(exc)
-                if rec.failed(cur.batch, cur.events, cls, errors.describe(exc), clock(), cur.intended) and self.on_error:
-                    self.on_error(f"Batch {cur.batch} failed: {cls}: {errors.describe(exc)}")
-                if unlimited and cls in (errors.CONNECTION_REFUSED, errors.CONNECTION_RESET, errors.TIMEOUT):
-                    await asyncio.sleep(_FAILURE_PAUSE_S)
+                await self._transport_failed(cur.batch, cur.events, cur.intended, exc, unsent=False)
                 continue
             done = clock()
             if 200 <= status < 300:
@@ -254,14 +250,24 @@ class LoadEngine(EngineBase):
             rec.unsent(1, events)
             raise
         except Exception as exc:
-            cls = errors.classify(exc)
-            if rec.failed(batch, events, cls, errors.describe(exc), self.clock(), intended) and self.on_error:
-                self.on_error(f"Batch {batch} failed before it was sent: {cls}: {errors.describe(exc)}")
-            rec.unsent(1, events)
-            if self.schedule.unlimited:
-                await asyncio.sleep(_FAILURE_PAUSE_S)  # a dead server is not hammered
+            await self._transport_failed(batch, events, intended, exc, unsent=True)
             return False
         return True
+
+    async def _transport_failed(self, batch: int, events: int, intended: float, exc: Exception, *,
+                                unsent: bool) -> None:
+        """Count a batch that failed below HTTP; `unsent`: its connection never opened, so no byte went
+        out. At unlimited rate a connection-level failure pauses the sender: a dead server is not hammered."""
+        rec = self.recorder
+        assert rec is not None
+        cls, detail = errors.classify(exc), errors.describe(exc)
+        if rec.failed(batch, events, cls, detail, self.clock(), intended) and self.on_error:
+            self.on_error(f"Batch {batch} failed{' before it was sent' if unsent else ''}: {cls}: {detail}")
+        if unsent:
+            rec.unsent(1, events)
+        if self.schedule.unlimited and (unsent or cls in (errors.CONNECTION_REFUSED, errors.CONNECTION_RESET,
+                                                          errors.TIMEOUT)):
+            await asyncio.sleep(_FAILURE_PAUSE_S)
 
     def remaining_s(self, now: float, rate_eps: float) -> float | None:
         sched, rec = self.scheduler, self.recorder
