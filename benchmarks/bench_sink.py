@@ -42,7 +42,7 @@ def system_busy_s() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def vm_kb(pid: int, field: str = "VmHWM") -> int:
+def vm_kb(pid: int | str, field: str = "VmHWM") -> int:
     """A memory figure of the process's own from /proc (VmHWM: its peak RSS; VmRSS: now), in KiB;
     0 once it has exited.
 

@@ -22,6 +22,8 @@ from array import array
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
+from bench_sink import vm_kb
+
 RUN_ID = "b1e5c0de"
 SEED = 7
 
@@ -93,11 +95,7 @@ def store(endpoint: str, bucket: str, events: int, max_items: int, files: int) -
 
 def peak_rss_mb() -> int:
     """This process's peak RSS (VmHWM: unlike ru_maxrss, not carried over from the parent across exec)."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024)
-    return 0
+    return round(vm_kb("self") / 1024)
 
 
 def check(endpoint: str, bucket: str, events: int, max_items: int) -> dict[str, object]:
